@@ -1,0 +1,3 @@
+from cnnsheet.cli import main
+
+main()

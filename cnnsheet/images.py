@@ -1,0 +1,81 @@
+"""Any photo Pillow opens -> the small square uint8 RGB grid (H, W, 3) that the network sees.
+
+Steps: apply the EXIF orientation; convert to 8-bit RGB (transparency composited over white,
+16-bit grey scaled by 1/257); crop the centre square; resize with Pillow's Lanczos filter, which
+averages over every source pixel under it when shrinking. A photo already square at the input size
+passes through untouched. Pillow's decompression-bomb limit stays in force.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cnnsheet.errors import CnnsheetError
+
+RESAMPLE = Image.Resampling.LANCZOS
+WHITE = (255, 255, 255, 255)
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB, with transparent areas shown as white paper."""
+    has_alpha = image.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", image.size, WHITE), rgba).convert("RGB")
+    if image.mode in SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and values.max(initial=0) > 255):
+            values = values / 257.0  # 0-65535 -> 0-255
+        grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode in ("LAB", "HSV"):  # Pillow has no direct route from these to RGB
+        return image.convert("RGB") if image.mode == "HSV" else _lab_to_rgb(image)
+    return image.convert("RGB")
+
+
+def _lab_to_rgb(image: Image.Image) -> Image.Image:
+    from PIL import ImageCms
+
+    transform = ImageCms.buildTransform(
+        ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB"
+    )
+    return ImageCms.applyTransform(image, transform)
+
+
+def square_and_resize(image: Image.Image, size: int) -> Image.Image:
+    """Crop the centre square, then resize it to size x size (skipped when already that size)."""
+    width, height = image.size
+    side = min(width, height)
+    if (width, height) != (side, side):
+        left, top = (width - side) // 2, (height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    if side != size:
+        image = image.resize((size, size), RESAMPLE)
+    return image
+
+
+def load_photo(path, size: int) -> np.ndarray:
+    """Read a photo as uint8 (size, size, 3); every problem is a CnnsheetError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise CnnsheetError(f"{path}: no such file")
+    if path.is_dir():
+        raise CnnsheetError(f"{path}: is a folder, not a photo")
+    if path.stat().st_size == 0:
+        raise CnnsheetError(f"{path}: the file is empty")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            rgb = square_and_resize(to_rgb(image), size)
+    except Image.DecompressionBombError as error:
+        raise CnnsheetError(f"{path}: refused as a possible decompression bomb ({error})") from None
+    except UnidentifiedImageError:
+        raise CnnsheetError(f"{path}: not an image that Pillow can read") from None
+    except (OSError, ValueError, SyntaxError) as error:
+        raise CnnsheetError(f"{path}: damaged or truncated image ({error})") from None
+    return np.asarray(rgb, dtype=np.uint8)

@@ -1,0 +1,256 @@
+"""One unit per step of the maths: each layer's NumPy forward and backward side by side.
+
+Shape legend (used in the trailing comments throughout):
+    N  batch size               C  input channels        F  filters (output channels)
+    H, W    input height, width                 Ho, Wo  output height, width
+    k  kernel size   s  stride   p  zero padding   d  dilation   q  pool size   t  pool stride
+
+Everything is float64 and batched. `forward(x)` returns the output and a cache; `backward(dy,
+cache)` returns the gradient with respect to the input (None when `need_input_grad` is False,
+which saves the first layer's work in training) and a dict of parameter gradients. The
+conventions are PyTorch's, so that torch can check every number: conv weights (F, C, k, k),
+dense weights (out, in), flatten in (C, H, W) order, max-pool ties to the first maximum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from cnnsheet.errors import CnnsheetError
+
+
+def conv_output_size(n: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """floor((n + 2p - d(k-1) - 1) / s) + 1, or an error when the kernel does not fit."""
+    span = dilation * (kernel - 1) + 1
+    if span > n + 2 * padding:
+        spread = f" (dilation {dilation} spreads it over {span} pixels)" if dilation > 1 else ""
+        raise CnnsheetError(
+            f"kernel {kernel}{spread} is larger than the padded input {n + 2 * padding}"
+        )
+    return (n + 2 * padding - span) // stride + 1
+
+
+def sliding_windows(x: np.ndarray, kernel: int, stride: int, dilation: int, out_h: int, out_w: int):
+    """A read-only view (N, C, Ho, Wo, k, k) of every window of x (N, C, H, W); no copy."""
+    sn, sc, sh, sw = x.strides
+    return as_strided(
+        x,
+        shape=(*x.shape[:2], out_h, out_w, kernel, kernel),
+        strides=(sn, sc, sh * stride, sw * stride, sh * dilation, sw * dilation),
+        writeable=False,
+    )
+
+
+def window_slice(offset: int, stride: int, count: int) -> slice:
+    """The input rows (or columns) that kernel offset `offset` touches across `count` outputs."""
+    return slice(offset, offset + stride * (count - 1) + 1, stride)
+
+
+class Conv:
+    """2-D convolution (cross-correlation, as every framework computes it) with a bias per filter."""
+
+    kind = "conv"
+
+    def __init__(self, name, in_channels, filters, kernel, stride=1, padding=0, dilation=1):
+        self.name = name
+        self.in_channels, self.filters, self.kernel = in_channels, filters, kernel
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.weight = np.zeros((filters, in_channels, kernel, kernel))  # (F, C, k, k)
+        self.bias = np.zeros(filters)  # (F,)
+
+    def config(self) -> dict:
+        return {"type": "conv", "name": self.name, "filters": self.filters, "kernel": self.kernel,
+                "stride": self.stride, "padding": self.padding, "dilation": self.dilation}
+
+    def params(self) -> dict:
+        return {"weight": self.weight, "bias": self.bias}
+
+    def output_shape(self, shape: tuple) -> tuple:
+        C, H, W = shape
+        if C != self.in_channels:
+            raise CnnsheetError(f"expects {self.in_channels} channels, got {C}")
+        size = [conv_output_size(n, self.kernel, self.stride, self.padding, self.dilation)
+                for n in (H, W)]
+        return (self.filters, *size)
+
+    def forward(self, x):
+        N, C, H, W = x.shape
+        _, Ho, Wo = self.output_shape((C, H, W))
+        p = self.padding
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x  # (N, C, H+2p, W+2p)
+        windows = sliding_windows(xp, self.kernel, self.stride, self.dilation, Ho, Wo)
+        # windows (N, C, Ho, Wo, k, k) . weight (F, C, k, k): one BLAS product over (C, k, k)
+        y = np.einsum("nchwij,fcij->nfhw", windows, self.weight, optimize=True)
+        y += self.bias[:, None, None]
+        return np.ascontiguousarray(y), (windows, xp.shape)  # (N, F, Ho, Wo)
+
+    def backward(self, dy, cache, need_input_grad=True):
+        windows, padded_shape = cache
+        k, s, d, p = self.kernel, self.stride, self.dilation, self.padding
+        Ho, Wo = dy.shape[2:]
+        grads = {"weight": np.einsum("nfhw,nchwij->fcij", dy, windows, optimize=True),  # (F, C, k, k)
+                 "bias": dy.sum(axis=(0, 2, 3))}  # (F,)
+        if not need_input_grad:
+            return None, grads
+        dwindows = np.einsum("nfhw,fcij->ncijhw", dy, self.weight, optimize=True)
+        dxp = np.zeros(padded_shape)  # (N, C, H+2p, W+2p)
+        # Each input pixel collects from every window it fell in: k*k vectorised adds.
+        for i in range(k):
+            for j in range(k):
+                dxp[:, :, window_slice(i * d, s, Ho), window_slice(j * d, s, Wo)] += dwindows[:, :, i, j]
+        Hp, Wp = padded_shape[2:]
+        return dxp[:, :, p:Hp - p, p:Wp - p], grads
+
+
+class ReLU:
+    """max(0, x); the gradient at exactly 0 is 0, as in PyTorch."""
+
+    kind = "relu"
+
+    def __init__(self, name):
+        self.name = name
+
+    def config(self) -> dict:
+        return {"type": "relu", "name": self.name}
+
+    def params(self) -> dict:
+        return {}
+
+    def output_shape(self, shape: tuple) -> tuple:
+        return shape
+
+    def forward(self, x):
+        return np.maximum(x, 0.0), x > 0
+
+    def backward(self, dy, positive, need_input_grad=True):
+        return dy * positive, {}
+
+
+class MaxPool:
+    """Maximum over q x q windows every t pixels; a remainder that does not fill a window is dropped."""
+
+    kind = "maxpool"
+
+    def __init__(self, name, size, stride=None):
+        self.name = name
+        self.size = size
+        self.stride = stride or size
+
+    def config(self) -> dict:
+        return {"type": "maxpool", "name": self.name, "size": self.size, "stride": self.stride}
+
+    def params(self) -> dict:
+        return {}
+
+    def output_shape(self, shape: tuple) -> tuple:
+        C, H, W = shape
+        if self.size > min(H, W):
+            raise CnnsheetError(f"pool size {self.size} is larger than its {H}x{W} input")
+        return (C, (H - self.size) // self.stride + 1, (W - self.size) // self.stride + 1)
+
+    def dropped(self, shape: tuple) -> tuple[int, int]:
+        """How many trailing rows and columns of the input no window covers (PyTorch floors)."""
+        _, H, W = shape
+        _, Ho, Wo = self.output_shape(shape)
+        covered = lambda n_out: self.stride * (n_out - 1) + self.size
+        return H - covered(Ho), W - covered(Wo)
+
+    def offsets(self, Ho: int, Wo: int):
+        """(row slice, column slice) of every window position, in row-major order."""
+        q, t = self.size, self.stride
+        return [(window_slice(i, t, Ho), window_slice(j, t, Wo)) for i in range(q) for j in range(q)]
+
+    def forward(self, x):
+        N, C, H, W = x.shape
+        _, Ho, Wo = self.output_shape((C, H, W))
+        views = [x[:, :, rows, cols] for rows, cols in self.offsets(Ho, Wo)]  # q*q of (N, C, Ho, Wo)
+        y = views[0].copy()
+        for view in views[1:]:
+            np.maximum(y, view, out=y)
+        # The first maximum in row-major order wins a tie, as in PyTorch: one mask per offset.
+        taken = np.zeros(y.shape, dtype=bool)
+        winners = []
+        for view in views:
+            winner = (view == y) & ~taken
+            taken |= winner
+            winners.append(winner)
+        return y, (winners, x.shape)
+
+    def backward(self, dy, cache, need_input_grad=True):
+        winners, input_shape = cache
+        dx = np.zeros(input_shape)
+        for (rows, cols), winner in zip(self.offsets(*dy.shape[2:]), winners):
+            dx[:, :, rows, cols] += np.where(winner, dy, 0.0)
+        return dx, {}
+
+
+class Flatten:
+    """(N, C, H, W) -> (N, C*H*W) in row-major (C, H, W) order, as torch.flatten."""
+
+    kind = "flatten"
+
+    def __init__(self, name):
+        self.name = name
+
+    def config(self) -> dict:
+        return {"type": "flatten", "name": self.name}
+
+    def params(self) -> dict:
+        return {}
+
+    def output_shape(self, shape: tuple) -> tuple:
+        return (int(np.prod(shape)),)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1), x.shape
+
+    def backward(self, dy, input_shape, need_input_grad=True):
+        return dy.reshape(input_shape), {}
+
+
+class Dense:
+    """y = x W^T + b with W (units, inputs), as torch.nn.Linear."""
+
+    kind = "dense"
+
+    def __init__(self, name, inputs, units):
+        self.name = name
+        self.inputs, self.units = inputs, units
+        self.weight = np.zeros((units, inputs))  # (out, in)
+        self.bias = np.zeros(units)  # (out,)
+
+    def config(self) -> dict:
+        return {"type": "dense", "name": self.name, "units": self.units}
+
+    def params(self) -> dict:
+        return {"weight": self.weight, "bias": self.bias}
+
+    def output_shape(self, shape: tuple) -> tuple:
+        if shape != (self.inputs,):
+            raise CnnsheetError(f"expects {self.inputs} inputs, got shape {shape}")
+        return (self.units,)
+
+    def forward(self, x):
+        return x @ self.weight.T + self.bias, x  # (N, out)
+
+    def backward(self, dy, x, need_input_grad=True):
+        grads = {"weight": dy.T @ x, "bias": dy.sum(axis=0)}
+        return (dy @ self.weight if need_input_grad else None), grads  # (N, in)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """exp(z - max z) / sum: subtracting the maximum changes nothing but keeps exp from overflowing."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """-ln p[true class] for each sample (N,)."""
+    return -np.log(probabilities[np.arange(len(labels)), labels])
+
+
+def softmax_cross_entropy_backward(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Gradient of the mean loss with respect to the logits: (p - onehot) / N."""
+    onehot = np.eye(probabilities.shape[1])[labels]
+    return (probabilities - onehot) / len(labels)

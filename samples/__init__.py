@@ -1,0 +1,1 @@
+"""Sample photos and the default model, installed with cnnsheet (see README.md here)."""

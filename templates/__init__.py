@@ -1,0 +1,1 @@
+"""Explanation texts of the workbook, one TOML file per language, installed with cnnsheet."""

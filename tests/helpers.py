@@ -1,0 +1,33 @@
+"""Small builders shared by the tests."""
+
+import numpy as np
+
+from cnnsheet.model import Model
+
+
+def config(size=12, channels=3, blocks=(), hidden=(), classes=("a", "b", "c"), **extra):
+    """A model config: `blocks` is a list of dicts with conv keys and optional pool keys."""
+    layers = []
+    for number, block in enumerate(blocks, 1):
+        conv = {k: v for k, v in block.items() if not k.startswith("pool")}
+        layers += [{"type": "conv", "name": f"conv{number}", **conv}, {"type": "relu"}]
+        if block.get("pool"):
+            layers.append({"type": "maxpool", "size": block["pool"],
+                           "stride": block.get("pool_stride", block["pool"])})
+    layers.append({"type": "flatten"})
+    for number, units in enumerate(hidden, 1):
+        layers += [{"type": "dense", "name": f"hidden{number}", "units": units}, {"type": "relu"}]
+    layers.append({"type": "dense", "name": "logits", "units": len(classes)})
+    return {"format": "cnnsheet.model", "version": 1,
+            "input": {"size": size, "channels": channels, "mean": [0.5] * channels,
+                      "std": [0.25] * channels},
+            "layers": layers, "classes": list(classes), **extra}
+
+
+def small_model(seed=0, **kwargs) -> Model:
+    kwargs.setdefault("blocks", [{"filters": 2, "kernel": 3, "pool": 2}])
+    return Model(config(**kwargs)).init(seed)
+
+
+def random_pixels(rng, n, size):
+    return rng.integers(0, 256, size=(n, size, size, 3)).astype(np.uint8)

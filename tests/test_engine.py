@@ -1,0 +1,186 @@
+"""The NumPy engine against torch (float64) and against central finite differences."""
+
+import numpy as np
+import pytest
+import torch
+from helpers import config, random_pixels, small_model
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from torch_oracle import torch_forward, torch_params, torch_pass
+
+from cnnsheet.errors import CnnsheetError
+from cnnsheet.layers import conv_output_size
+from cnnsheet.model import Model
+
+TOLERANCE = {"rtol": 1e-10, "atol": 1e-12}
+
+block_strategy = st.fixed_dictionaries({
+    "filters": st.integers(1, 4), "kernel": st.integers(1, 4), "stride": st.integers(1, 3),
+    "padding": st.integers(0, 2), "dilation": st.integers(1, 2),
+    "pool": st.sampled_from([0, 1, 2, 3]), "pool_stride": st.integers(1, 3),
+})
+
+
+@st.composite
+def architectures(draw):
+    """A valid random model and a batch for it; integer values make exact ties in the pools."""
+    channels = draw(st.sampled_from([1, 3]))
+    blocks = draw(st.lists(block_strategy, min_size=1, max_size=3))
+    hidden = draw(st.lists(st.integers(1, 6), max_size=1))
+    classes = [f"class{i}" for i in range(draw(st.integers(2, 4)))]
+    size = draw(st.integers(6, 20))
+    try:
+        model = Model(config(size, channels, blocks, hidden, classes))
+    except CnnsheetError:
+        assume(False)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    batch = draw(st.integers(1, 3))
+    shape = (batch, model.channels, size, size)
+    if draw(st.booleans()):  # small integers: sums are exact in float64, so ties are real ties
+        x = rng.integers(-2, 3, size=shape).astype(float)
+        for array in model.params().values():
+            array[...] = rng.integers(-1, 2, size=array.shape)
+    else:
+        x = rng.normal(size=shape)
+        model.init(int(rng.integers(1000)))
+        for array in model.params().values():
+            array += rng.normal(scale=0.1, size=array.shape)
+    labels = rng.integers(0, len(classes), size=batch)
+    return model, x, labels
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(architectures())
+def test_every_tensor_and_gradient_matches_torch(case):
+    model, x, labels = case
+    trace, losses, grads = model.gradients(x, labels)
+    tensors, tensor_grads, param_grads = torch_pass(model, x, labels)
+    assert list(trace.tensors) == list(tensors)
+    for name, value in tensors.items():
+        np.testing.assert_allclose(trace.tensors[name], value, **TOLERANCE, err_msg=name)
+    assert set(grads.tensors) == set(tensor_grads)
+    for name, value in tensor_grads.items():
+        np.testing.assert_allclose(grads.tensors[name], value, **TOLERANCE, err_msg=f"d {name}")
+    assert set(grads.params) == set(param_grads)
+    for name, value in param_grads.items():
+        np.testing.assert_allclose(grads.params[name], value, **TOLERANCE, err_msg=f"d {name}")
+
+
+def test_pooling_ties_go_to_the_first_maximum_in_row_major_order():
+    model = Model(config(4, blocks=[{"filters": 1, "kernel": 1, "pool": 2}], classes=("a", "b")))
+    model.params()["conv1.weight"][...] = 1.0
+    x = np.zeros((1, 3, 4, 4))  # after the 1x1 conv, every window is all ties
+    x[0, 0, 2, 3] = x[0, 0, 3, 2] = 5.0  # a tie of two maxima in the last window
+    trace = model.forward(x)
+    dpool = np.ones((1, 1, 2, 2))
+    dx, _ = model.layers[2].backward(dpool, trace.caches["pool1"])
+    expected = np.zeros((4, 4))
+    expected[0, 0] = expected[0, 2] = expected[2, 0] = expected[2, 3] = 1.0
+    np.testing.assert_array_equal(dx[0, 0], expected)
+
+
+def test_gradients_match_central_finite_differences():
+    rng = np.random.default_rng(3)
+    model = small_model(seed=4, size=7, blocks=[{"filters": 2, "kernel": 3, "stride": 2,
+                                                 "padding": 1, "dilation": 1, "pool": 2}],
+                        hidden=[3])
+    x, labels = rng.normal(size=(2, 3, 7, 7)), np.array([1, 2])
+    _, _, grads = model.gradients(x, labels)
+
+    def mean_loss():
+        return model.loss(model.forward(x), labels).mean()
+
+    eps = 1e-6
+    for name, array in [*model.params().items(), ("input", x)]:
+        numeric = np.zeros_like(array)
+        for index in np.ndindex(array.shape):
+            saved = array[index]
+            array[index] = saved + eps
+            plus = mean_loss()
+            array[index] = saved - eps
+            minus = mean_loss()
+            array[index] = saved
+            numeric[index] = (plus - minus) / (2 * eps)
+        analytic = grads.tensors["input"] if name == "input" else grads.params[name]
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8, err_msg=name)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_saliency_is_the_gradient_of_one_logit_with_respect_to_the_pixels(channels):
+    model = small_model(seed=1, size=8, channels=channels, hidden=[4])
+    pixels = random_pixels(np.random.default_rng(0), 2, 8)
+    dpixels, heat = model.saliency(pixels, class_index=2)
+
+    p = torch.tensor(pixels.astype(float), requires_grad=True)
+    x = p.permute(0, 3, 1, 2) / 255.0  # (N, 3, H, W)
+    if channels == 1:
+        luma = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)[:, None, None]
+        x = (x * luma).sum(1, keepdim=True)
+    logits = torch_forward(model, (x - 0.5) / 0.25, torch_params(model, False))["logits"]
+    logits[:, 2].sum().backward()
+    expected = p.grad.numpy().transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(dpixels, expected, **TOLERANCE)
+    np.testing.assert_allclose(heat, np.abs(expected).max(axis=1), **TOLERANCE)
+
+
+def test_preprocess_normalises_each_channel():
+    model = small_model(size=4)
+    pixels = np.full((4, 4, 3), 255, dtype=np.uint8)
+    pixels[..., 1] = 0
+    x = model.preprocess(pixels)
+    assert x.shape == (1, 3, 4, 4)
+    np.testing.assert_allclose(x[0, :, 0, 0], [(1 - 0.5) / 0.25, (0 - 0.5) / 0.25, (1 - 0.5) / 0.25])
+
+
+@pytest.mark.parametrize("n, kernel, stride, padding, dilation, expected", [
+    (5, 3, 1, 0, 1, 3),    # the article's 5x5x3 input and 3x3x3 filter
+    (5, 3, 1, 1, 1, 5),    # ... with zero padding 1 the size is kept
+    (6, 3, 1, 0, 1, 4),    # 6x6 image, 3x3 kernel -> 4x4
+    (7, 3, 2, 0, 1, 3),    # stride 2
+    (8, 3, 2, 1, 1, 4),    # floor((8 + 2 - 3) / 2) + 1
+    (7, 3, 1, 0, 2, 3),    # dilation 2: a 3x3 kernel spans 5 pixels
+    (30, 5, 1, 0, 1, 26),  # the 30x30 input and 5x5 filters of the parameter-count example
+    (3, 3, 1, 0, 1, 1),
+])
+def test_output_size_formula(n, kernel, stride, padding, dilation, expected):
+    assert conv_output_size(n, kernel, stride, padding, dilation) == expected
+
+
+def test_a_kernel_that_does_not_fit_is_an_error_with_the_numbers():
+    with pytest.raises(CnnsheetError, match="kernel 3 .* spreads it over 5 pixels.* padded input 4"):
+        conv_output_size(4, 3, dilation=2)
+    with pytest.raises(CnnsheetError, match="conv1: kernel 7 is larger than the padded input 6"):
+        Model(config(6, blocks=[{"filters": 1, "kernel": 7}]))
+
+
+def test_one_output_pixel_is_27_products_plus_a_bias():
+    model = Model(config(5, blocks=[{"filters": 2, "kernel": 3}])).init(0)
+    x = np.random.default_rng(1).normal(size=(1, 3, 5, 5))
+    conv = model.forward(x).tensors["conv1"]
+    assert conv.shape == (1, 2, 3, 3)
+    w, b = model.params()["conv1.weight"], model.params()["conv1.bias"]
+    assert w[1].size == 27
+    np.testing.assert_allclose(conv[0, 1, 2, 1], np.sum(x[0, :, 2:5, 1:4] * w[1]) + b[1], rtol=1e-12)
+    padded = Model(config(5, blocks=[{"filters": 2, "kernel": 3, "padding": 1}]))
+    assert padded.shapes[1] == (2, 5, 5)
+
+
+def test_parameter_counts_of_the_articles_example():
+    classes = [f"c{i}" for i in range(200)]
+    model = Model(config(30, channels=1, classes=classes,
+                         blocks=[{"filters": 10, "kernel": 5, "pool": 2}]))
+    rows = {row.name: row for row in model.summary()}
+    assert rows["conv1"].output_shape == (10, 26, 26) and rows["conv1"].parameters == 260
+    assert rows["pool1"].output_shape == (10, 13, 13)
+    assert rows["flatten"].output_shape == (1690,)
+    assert rows["logits"].parameters == 338_200
+    assert model.parameter_count == 338_460
+
+
+def test_a_pool_that_does_not_tile_its_input_is_floored_and_says_so():
+    model = Model(config(7, blocks=[{"filters": 1, "kernel": 2, "pool": 2}]))  # 6x6 -> fine
+    assert all(row.note == "" for row in model.summary())
+    model = Model(config(8, blocks=[{"filters": 1, "kernel": 2, "pool": 2}]))  # 7x7 -> 3x3
+    pool = {row.name: row for row in model.summary()}["pool1"]
+    assert pool.output_shape == (1, 3, 3)
+    assert "dropped" in pool.note and "7x7" in pool.note

@@ -1,0 +1,124 @@
+"""Photo input: every Pillow mode to 8-bit RGB, orientation, crop, resize, and named errors."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnsheet.errors import CnnsheetError
+from cnnsheet.images import load_photo
+
+
+def save(image, path, **kwargs):
+    image.save(path, **kwargs)
+    return path
+
+
+def test_an_image_at_the_input_size_passes_through_unchanged(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, size=(28, 28, 3), dtype=np.uint8)
+    path = save(Image.fromarray(pixels), tmp_path / "p.png")
+    out = load_photo(path, 28)
+    assert out.dtype == np.uint8 and out.shape == (28, 28, 3)
+    np.testing.assert_array_equal(out, pixels)
+
+
+def test_the_centre_square_is_kept(tmp_path):
+    pixels = np.zeros((10, 30, 3), dtype=np.uint8)
+    pixels[:, 10:20] = 200  # the centre square of a wide image
+    pixels[:, :10, 0] = 255  # red on the left, cropped away
+    out = load_photo(save(Image.fromarray(pixels), tmp_path / "wide.png"), 10)
+    np.testing.assert_array_equal(out, np.full((10, 10, 3), 200))
+
+
+def test_resizing_averages_a_large_photo_down(tmp_path):
+    pixels = np.zeros((280, 280, 3), dtype=np.uint8)
+    pixels[:140] = 255  # top half white
+    out = load_photo(save(Image.fromarray(pixels), tmp_path / "big.png"), 28)
+    assert out.shape == (28, 28, 3)
+    # Lanczos rings by a level or two next to a hard edge
+    assert out[:12].min() >= 250 and out[16:].max() <= 5
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    pixels = np.zeros((4, 4, 3), dtype=np.uint8)
+    pixels[0, :] = 255  # a white top row
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    out = load_photo(save(image, tmp_path / "o.png", exif=exif), 4)
+    assert out[:, -1].min() == 255 and out[:, 0].max() == 0  # the top row is now the right column
+
+
+def rgba_with_transparent_corner():
+    pixels = np.zeros((4, 4, 4), dtype=np.uint8)
+    pixels[..., 3] = 255
+    pixels[0, 0, 3] = 0  # fully transparent black pixel -> white paper
+    return Image.fromarray(pixels, "RGBA")
+
+
+def palette_with_transparency():
+    image = Image.new("P", (4, 4), 1)
+    image.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    image.putpixel((0, 0), 0)
+    image.info["transparency"] = 0
+    return image
+
+
+@pytest.mark.parametrize("make, fmt, corner, centre", [
+    (rgba_with_transparent_corner, "PNG", (255, 255, 255), (0, 0, 0)),
+    (lambda: rgba_with_transparent_corner().convert("LA"), "PNG", (255, 255, 255), (0, 0, 0)),
+    (palette_with_transparency, "PNG", (255, 255, 255), (0, 0, 255)),
+    (lambda: Image.new("L", (4, 4), 77), "PNG", (77, 77, 77), (77, 77, 77)),
+    (lambda: Image.new("1", (4, 4), 1), "PNG", (255, 255, 255), (255, 255, 255)),
+    (lambda: Image.new("I;16", (4, 4), 65535), "PNG", (255, 255, 255), (255, 255, 255)),
+    (lambda: Image.new("I;16", (4, 4), 257 * 100), "PNG", (100, 100, 100), (100, 100, 100)),
+    (lambda: Image.new("I", (4, 4), 257 * 10), "TIFF", (10, 10, 10), (10, 10, 10)),
+    (lambda: Image.new("F", (4, 4), 12.4), "TIFF", (12, 12, 12), (12, 12, 12)),
+    (lambda: Image.new("CMYK", (4, 4), (0, 255, 255, 0)), "TIFF", (255, 0, 0), (255, 0, 0)),
+    (lambda: Image.new("RGB", (4, 4), (10, 20, 30)), "BMP", (10, 20, 30), (10, 20, 30)),
+])
+def test_every_mode_becomes_8_bit_rgb(tmp_path, make, fmt, corner, centre):
+    path = save(make(), tmp_path / f"m.{fmt.lower()}", format=fmt)
+    out = load_photo(path, 4)
+    assert out.dtype == np.uint8 and out.shape == (4, 4, 3)
+    assert tuple(out[0, 0]) == corner and tuple(out[2, 2]) == centre
+
+
+def test_a_lossy_jpeg_photo_reads(tmp_path):
+    image = Image.new("RGB", (64, 48), (200, 30, 30))
+    out = load_photo(save(image, tmp_path / "p.jpg", quality=90), 16)
+    assert abs(int(out[8, 8, 0]) - 200) < 6 and out[8, 8, 1] < 40
+
+
+def written(path, data):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda p: p / "absent.jpg", "no such file"),
+    (lambda p: p, "is a folder, not a photo"),
+    (lambda p: written(p / "empty.jpg", b""), "the file is empty"),
+    (lambda p: written(p / "notes.jpg", b"not a photo"), "not an image that Pillow can read"),
+])
+def test_bad_paths_are_named(tmp_path, setup, message):
+    path = setup(tmp_path)
+    with pytest.raises(CnnsheetError, match=message) as error:
+        load_photo(path, 8)
+    assert str(error.value).startswith(str(path))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_truncated_image_is_named(tmp_path, fmt):
+    noise = np.random.default_rng(0).integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    path = save(Image.fromarray(noise), tmp_path / f"t.{fmt.lower()}", format=fmt)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CnnsheetError, match="damaged or truncated"):
+        load_photo(path, 8)
+
+
+def test_pillows_decompression_bomb_limit_is_kept(tmp_path, monkeypatch):
+    path = save(Image.new("L", (100, 100)), tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10,000 pixels is over twice the limit
+    with pytest.raises(CnnsheetError, match="decompression bomb"):
+        load_photo(path, 8)
