@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import time
 from pathlib import Path
 
 import click
 
-from cnnsheet import __version__
+from cnnsheet import __version__, shapes
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.images import load_photo
 from cnnsheet.model import load_model
 from cnnsheet.resources import default_model_path
+from cnnsheet.train import (
+    Architecture,
+    BatchEnd,
+    Dataset,
+    EpochEnd,
+    Hyperparameters,
+    fit,
+    new_model,
+    read_folder,
+    split,
+)
+
+DEFAULT_SAMPLES = 12000
 
 
 def user_errors(command):
@@ -76,3 +91,128 @@ def predict(image, model, label, as_json):
     if true_index is not None:
         p_true = probabilities[true_index]
         click.echo(f"loss with true class {label!r}: -ln({p_true:.4f}) = {result['loss']:.4f}")
+
+
+def architecture_options(command):
+    """The shape of a network, shared by `train` and `explain --untrained`."""
+    default = Architecture()
+    options = [
+        click.option("--size", type=click.IntRange(4, 512), default=default.size, show_default=True,
+                     help="Input width and height in pixels."),
+        click.option("--filters", type=click.IntRange(1, 64), default=default.filters,
+                     show_default=True, help="Filters per conv layer."),
+        click.option("--kernel", type=click.IntRange(1, 15), default=default.kernel,
+                     show_default=True, help="Kernel width and height."),
+        click.option("--stride", type=click.IntRange(1, 8), default=default.stride,
+                     show_default=True, help="Conv stride."),
+        click.option("--padding", type=click.IntRange(0, 8), default=default.padding,
+                     show_default=True, help="Zero padding around each conv input."),
+        click.option("--dilation", type=click.IntRange(1, 8), default=default.dilation,
+                     show_default=True, help="Conv dilation (1: an ordinary kernel)."),
+        click.option("--pool", type=click.IntRange(1, 8), default=default.pool, show_default=True,
+                     help="Max-pool size and stride (1: no pooling)."),
+        click.option("--blocks", type=click.IntRange(1, 3), default=default.blocks,
+                     show_default=True, help="Number of conv -> ReLU -> pool blocks."),
+        click.option("--hidden", type=click.IntRange(0, 512), default=default.hidden,
+                     show_default=True, help="Units of a hidden dense layer (0: none)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def architecture_from(options: dict) -> Architecture:
+    keys = Architecture.__dataclass_fields__
+    return Architecture(**{key: options.pop(key) for key in list(options) if key in keys})
+
+
+def writable_output(path: Path) -> Path:
+    """Fail before any work when the output cannot be written."""
+    parent = path.parent
+    if path.is_dir():
+        raise CnnsheetError(f"-o {path}: is a folder")
+    if not parent.is_dir():
+        raise CnnsheetError(f"-o {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise CnnsheetError(f"-o {path}: the folder {parent} is not writable")
+    return path
+
+
+@main.command()
+@click.argument("data_dir", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("model.npz"),
+              show_default=True, help="Where to write the model file.")
+@architecture_options
+@click.option("--epochs", type=click.IntRange(1, 1000), default=Hyperparameters.epochs,
+              show_default=True, help="Passes over the training pictures.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=Hyperparameters.batch_size,
+              show_default=True, help="Pictures per gradient step.")
+@click.option("--lr", "learning_rate", type=click.FloatRange(0, min_open=True),
+              default=Hyperparameters.learning_rate, show_default=True,
+              help="Learning rate at the start (it decays to 0 along a cosine).")
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True),
+              default=Hyperparameters.momentum, show_default=True, help="SGD momentum.")
+@click.option("--weight-decay", type=click.FloatRange(0), default=Hyperparameters.weight_decay,
+              show_default=True, help="L2 penalty on the weights.")
+@click.option("--val-split", "validation_split", type=click.FloatRange(0, 1, max_open=True),
+              default=Hyperparameters.validation_split, show_default=True,
+              help="Fraction of the pictures held out for validation.")
+@click.option("--seed", type=click.IntRange(0), default=Hyperparameters.seed, show_default=True,
+              help="Seed of the shuffling, the initial weights and the synthetic shapes.")
+@click.option("--samples", type=click.IntRange(30), default=DEFAULT_SAMPLES, show_default=True,
+              help="How many synthetic shapes to draw (without DATA_DIR).")
+@click.option("--flips/--no-flips", default=None,
+              help="Also train on pictures turned by 90 degrees and mirrored. "
+                   "[default: on for the shapes, off for a folder]")
+@user_errors
+def train(data_dir, output, samples, **options):
+    """Train a model on DATA_DIR (one sub-folder of photos per class) or, without it, on
+    synthetic circles, squares and triangles. Writes the model file atomically."""
+    architecture = architecture_from(options)
+    architecture.check()
+    writable_output(output)
+    if options["flips"] is None:
+        options["flips"] = data_dir is None
+    hp = Hyperparameters(**options)
+    started = time.perf_counter()
+    if data_dir is None:
+        click.echo(f"drawing {samples} synthetic shapes ({', '.join(shapes.CLASSES)}) ...")
+        pixels, labels = shapes.generate(samples, architecture.size, hp.seed)
+        dataset = Dataset(pixels, labels, list(shapes.CLASSES), [])
+    else:
+        dataset = read_folder(data_dir, architecture.size)
+        for _path, reason in dataset.skipped:
+            click.echo(f"warning: skipped {reason}", err=True)
+    training, validation = split(dataset, hp.validation_split, hp.seed)
+    model = new_model(architecture, dataset.classes, training[0], hp.seed)
+    click.echo(f"training on {len(training[1])} pictures, validating on {len(validation[1])}; "
+               f"{model.parameter_count:,} parameters")
+    last = None
+    try:
+        events = fit(model, training, validation, hp)
+        for event in events:
+            bar = click.progressbar(length=event.batches, label=f"epoch {event.epoch}/{hp.epochs}",
+                                    item_show_func=lambda loss: loss and f"loss {loss:.3f}")
+            with bar:
+                while isinstance(event, BatchEnd):
+                    bar.update(1, f"{event.running_loss:.3f}")
+                    event = next(events)
+            last = event
+            click.echo(epoch_line(event))
+        model.save(output)
+    except KeyboardInterrupt:
+        raise click.ClickException(f"interrupted: {output} was not written") from None
+    seconds = time.perf_counter() - started
+    accuracy = last.validation_accuracy if last.validation_accuracy is not None else last.train_accuracy
+    which = "validation" if last.validation_accuracy is not None else "training"
+    skipped = f", {len(dataset.skipped)} unreadable file(s) skipped" if dataset.skipped else ""
+    click.echo(f"wrote {output}: {accuracy:.1%} {which} accuracy, {len(dataset.labels)} pictures, "
+               f"{hp.epochs} epochs, {seconds:.1f} s{skipped}")
+
+
+def epoch_line(event: EpochEnd) -> str:
+    line = (f"epoch {event.epoch}/{event.epochs}: train loss {event.train_loss:.3f}, "
+            f"accuracy {event.train_accuracy:.1%}")
+    if event.validation_loss is not None:
+        line += f"; validation loss {event.validation_loss:.3f}, accuracy {event.validation_accuracy:.1%}"
+    return line

@@ -1,0 +1,86 @@
+"""Training the default model end to end: this engine against the same loop in torch on the CPU.
+
+Same data (the synthetic shapes, drawn once), architecture, epochs, batch size, optimiser (SGD with
+momentum and weight decay, cosine learning rate) and float64 in both. Prints seconds for drawing
+the shapes, for each training loop, the end-to-end time of `cnnsheet train`, and the ratio
+engine / torch last.
+
+    python benchmarks/train.py
+"""
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cnnsheet import shapes
+from cnnsheet.cli import DEFAULT_SAMPLES
+from cnnsheet.train import Architecture, Dataset, Hyperparameters, evaluate, fit, new_model, split
+
+
+def torch_training(model, train, hp: Hyperparameters) -> None:
+    """The loop of cnnsheet.train.fit, written in torch, on a copy of the initial weights."""
+    rng = np.random.default_rng(np.random.SeedSequence([hp.seed, 2]))
+    params = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in model.params().items()}
+    decay = [p for k, p in params.items() if k.endswith(".weight")]
+    rest = [p for k, p in params.items() if not k.endswith(".weight")]
+    optimiser = torch.optim.SGD([{"params": decay, "weight_decay": hp.weight_decay},
+                                 {"params": rest, "weight_decay": 0.0}],
+                                lr=hp.learning_rate, momentum=hp.momentum)
+    pixels, labels = train
+    conv, pool = model.layers[0], model.layers[2]
+    for epoch in range(1, hp.epochs + 1):
+        for group in optimiser.param_groups:
+            group["lr"] = hp.learning_rate * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / hp.epochs))
+        order = rng.permutation(len(labels))
+        for start in range(0, len(labels), hp.batch_size):
+            chosen = order[start:start + hp.batch_size]
+            x = torch.from_numpy(model.preprocess(pixels[chosen]))
+            if hp.flips:
+                x = torch.from_numpy(np.ascontiguousarray(
+                    np.rot90(x.numpy(), k=int(rng.integers(4)), axes=(2, 3))))
+                if rng.random() < 0.5:
+                    x = x.flip(-1)
+            h = F.relu(F.conv2d(x, params["conv1.weight"], params["conv1.bias"], conv.stride))
+            h = torch.flatten(F.max_pool2d(h, pool.size, pool.stride), 1)
+            h = F.relu(F.linear(h, params["hidden.weight"], params["hidden.bias"]))
+            logits = F.linear(h, params["dense.weight"], params["dense.bias"])
+            loss = F.cross_entropy(logits, torch.from_numpy(labels[chosen]))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+
+
+def main():
+    architecture, hp = Architecture(), Hyperparameters(flips=True)
+    start = time.perf_counter()
+    pixels, labels = shapes.generate(DEFAULT_SAMPLES, architecture.size, hp.seed)
+    drawing = time.perf_counter() - start
+    train, validation = split(Dataset(pixels, labels, shapes.CLASSES, []), hp.validation_split, hp.seed)
+
+    model = new_model(architecture, shapes.CLASSES, train[0], hp.seed)
+    reference_model = new_model(architecture, shapes.CLASSES, train[0], hp.seed)
+    start = time.perf_counter()
+    no_validation = (validation[0][:0], validation[1][:0])  # the torch loop validates nothing either
+    for _ in fit(model, train, no_validation, hp):
+        pass
+    engine = time.perf_counter() - start
+
+    start = time.perf_counter()
+    torch_training(reference_model, train, hp)
+    reference = time.perf_counter() - start
+
+    _, accuracy = evaluate(model, *validation)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {DEFAULT_SAMPLES} shapes, "
+          f"{hp.epochs} epochs, batch {hp.batch_size}, float64")
+    print(f"drawing the shapes:            {drawing:6.1f} s")
+    print(f"engine training:               {engine:6.1f} s, validation accuracy {accuracy:.1%}")
+    print(f"torch training:                {reference:6.1f} s")
+    print(f"cnnsheet train end to end:     {drawing + engine:6.1f} s (goal: under 60 s)")
+    print(f"ratio engine/torch: {engine / reference:.2f}")
+
+
+if __name__ == "__main__":
+    main()

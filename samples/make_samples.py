@@ -1,0 +1,75 @@
+"""Remake the sample pictures of this folder (run from the repository root).
+
+    python samples/make_samples.py SKIMAGE_DATA_DIR
+
+The drawn shapes are rendered here: marker strokes with a wobbling hand on lit, grainy paper,
+framed off-centre in a landscape picture as a phone photo would be. The photographs are
+scikit-image's public-domain and CC0 sample photos (see README.md), shrunk and saved as JPEG.
+"""
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+HERE = Path(__file__).resolve().parent
+WIDTH, HEIGHT = 640, 480
+PHOTOS = {"cat.jpg": "chelsea.png", "coffee.jpg": "coffee.png", "astronaut.jpg": "astronaut.png"}
+
+
+def paper(rng) -> Image.Image:
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    light = 235 - 25 * (x / WIDTH) * (y / HEIGHT) - 10 * (y / HEIGHT)
+    grain = rng.normal(0, 3, size=(HEIGHT, WIDTH))
+    tint = np.array([1.0, 0.99, 0.95])
+    pixels = (light + grain)[..., None] * tint
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def wobbly(points, rng, steps=40, bulge=6.0):
+    """A closed path through `points`: each stroke bows a little and shakes a little, as by hand."""
+    path = []
+    for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]):
+        length = math.hypot(x1 - x0, y1 - y0)
+        nx, ny = (y0 - y1) / length, (x1 - x0) / length  # the stroke's normal
+        bow = rng.normal(0, bulge)
+        for t in np.linspace(0, 1, steps, endpoint=False):
+            off = bow * math.sin(math.pi * t) + rng.normal(0, 0.6)
+            path.append((x0 + (x1 - x0) * t + nx * off, y0 + (y1 - y0) * t + ny * off))
+    path.append(path[0])
+    return path
+
+
+def drawing(kind: str, seed: int, ink=(25, 35, 90)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    image = paper(rng)
+    pen = ImageDraw.Draw(image)
+    cx, cy, r = WIDTH * 0.52, HEIGHT * 0.5, HEIGHT * 0.33
+    if kind == "circle":
+        points = [(cx + r * math.cos(a), cy + 0.95 * r * math.sin(a))
+                  for a in np.linspace(0, 2 * math.pi, 60, endpoint=False)]
+        path = wobbly(points, rng, steps=2, bulge=0.8)
+    else:
+        corners = 4 if kind == "square" else 3
+        turn = 0.3 if kind == "square" else -math.pi / 2
+        points = [(cx + r * math.cos(turn + 2 * math.pi * i / corners),
+                   cy + r * math.sin(turn + 2 * math.pi * i / corners)) for i in range(corners)]
+        path = wobbly(points, rng)
+    pen.line(path, fill=ink, width=14, joint="curve")
+    return image.filter(ImageFilter.GaussianBlur(1.2))
+
+
+def main(skimage_data: Path) -> None:
+    for seed, kind in enumerate(["circle", "square", "triangle"]):
+        drawing(kind, seed).save(HERE / f"drawn-{kind}.jpg", quality=85)
+    for name, source in PHOTOS.items():
+        with Image.open(skimage_data / source) as photo:
+            photo = photo.convert("RGB")
+            photo.thumbnail((320, 320), Image.Resampling.LANCZOS)
+            photo.save(HERE / name, quality=85)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
