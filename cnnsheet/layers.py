@@ -103,6 +103,21 @@ class Conv:
         return dxp[:, :, p:Hp - p, p:Wp - p], grads
 
 
+    @staticmethod
+    def formula(windows: list[str], kernels: list[str], bias: str) -> str:
+        """One output cell: SUMPRODUCT(window, kernel) for every input channel, plus the bias."""
+        return "=" + "+".join(f"SUMPRODUCT({w},{k})" for w, k in zip(windows, kernels)) + f"+{bias}"
+
+    def receptive_field(self, out_row: int, out_col: int) -> tuple[int, int]:
+        """Top-left input element (in unpadded coordinates, so maybe negative) read by an output."""
+        return out_row * self.stride - self.padding, out_col * self.stride - self.padding
+
+    @property
+    def span(self) -> int:
+        """Pixels covered by the kernel along one side: a dilated kernel has holes between taps."""
+        return self.dilation * (self.kernel - 1) + 1
+
+
 class ReLU:
     """max(0, x); the gradient at exactly 0 is 0, as in PyTorch."""
 
@@ -125,6 +140,10 @@ class ReLU:
 
     def backward(self, dy, positive, need_input_grad=True):
         return dy * positive, {}
+
+    @staticmethod
+    def formula(ref: str) -> str:
+        return f"=MAX(0,{ref})"
 
 
 class MaxPool:
@@ -184,6 +203,10 @@ class MaxPool:
             dx[:, :, rows, cols] += np.where(winner, dy, 0.0)
         return dx, {}
 
+    @staticmethod
+    def formula(window: str) -> str:
+        return f"=MAX({window})"
+
 
 class Flatten:
     """(N, C, H, W) -> (N, C*H*W) in row-major (C, H, W) order, as torch.flatten."""
@@ -207,6 +230,10 @@ class Flatten:
 
     def backward(self, dy, input_shape, need_input_grad=True):
         return dy.reshape(input_shape), {}
+
+    @staticmethod
+    def formula(ref: str) -> str:
+        return f"={ref}"
 
 
 class Dense:
@@ -238,6 +265,11 @@ class Dense:
         grads = {"weight": dy.T @ x, "bias": dy.sum(axis=0)}
         return (dy @ self.weight if need_input_grad else None), grads  # (N, in)
 
+    @staticmethod
+    def formula(inputs: str, weights: str, bias: str) -> str:
+        """One output: the inputs times this output's weights, summed, plus its bias."""
+        return f"=SUMPRODUCT({inputs},{weights})+{bias}"
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """exp(z - max z) / sum: subtracting the maximum changes nothing but keeps exp from overflowing."""
@@ -245,9 +277,31 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
+def exp_formula(logit: str, logits: str) -> str:
+    return f"=EXP({logit}-MAX({logits}))"
+
+
+def normalise_formula(exp: str, exps: str) -> str:
+    return f"={exp}/SUM({exps})"
+
+
 def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """-ln p[true class] for each sample (N,)."""
     return -np.log(probabilities[np.arange(len(labels)), labels])
+
+
+def onehot_formula(class_name: str, true_class: str) -> str:
+    """1 for the true class; EXACT, because = ignores case and two classes may differ only by it."""
+    return f"=IF(EXACT({class_name},{true_class}),1,0)"
+
+
+def true_probability_formula(onehot: str, probabilities: str) -> str:
+    """p of the true class, picked out by the one-hot column."""
+    return f"=SUMPRODUCT({onehot},{probabilities})"
+
+
+def cross_entropy_formula(p_true: str) -> str:
+    return f"=-LN({p_true})"
 
 
 def softmax_cross_entropy_backward(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:

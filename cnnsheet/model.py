@@ -29,6 +29,7 @@ from cnnsheet.layers import (
 )
 
 FORMAT, VERSION = "cnnsheet.model", 1
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as Pillow's mode "L": grey from R, G, B
 SPATIAL_KINDS = ("conv", "relu", "maxpool")
 PREFIX = {"conv": "conv", "relu": "relu", "maxpool": "pool", "flatten": "flatten", "dense": "dense"}
 INTEGER_KEYS = {  # key: (smallest allowed value, default or None when required)
@@ -243,10 +244,17 @@ class Model:
         pixels = np.asarray(pixels, dtype=np.float64)
         if pixels.ndim == 3:
             pixels = pixels[None]
-        if self.channels == 1:  # ITU-R 601-2 luma, the weights Pillow uses for mode "L"
-            pixels = pixels @ np.array([0.299, 0.587, 0.114])[:, None]
+        if self.channels == 1:
+            pixels = pixels @ np.array(LUMA)[:, None]
         x = pixels.transpose(0, 3, 1, 2) / 255.0  # (N, C, H, W)
         return (x - self.mean[:, None, None]) / self.std[:, None, None]
+
+    def input_formula(self, channel: int, pixels: list[str], mean: str, std: str) -> str:
+        """The spreadsheet twin of `preprocess` for one cell; `pixels` are its R, G, B cells."""
+        if self.channels == 1:
+            luma = "+".join(f"{w}*{p}" for w, p in zip(LUMA, pixels))
+            return f"=(({luma})/255-{mean})/{std}"
+        return f"=({pixels[channel]}/255-{mean})/{std}"
 
     def forward(self, x: np.ndarray) -> Trace:
         """Run the network on x (N, C, H, W); every intermediate tensor is kept by name."""
@@ -291,7 +299,7 @@ class Model:
         dx = self.backward(trace, seed).tensors["input"]  # (N, C, H, W)
         dpixels = dx / (255.0 * self.std[:, None, None])
         if self.channels == 1:  # back through the luma weights to R, G and B
-            dpixels = dpixels * np.array([0.299, 0.587, 0.114])[:, None, None]
+            dpixels = dpixels * np.array(LUMA)[:, None, None]
         return dpixels, np.abs(dpixels).max(axis=1)
 
     def predict(self, pixels: np.ndarray) -> Trace:

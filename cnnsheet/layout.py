@@ -1,0 +1,129 @@
+"""Where things land in the workbook: plain data and small pure functions, no openpyxl objects.
+
+Rows and columns are 1-based, as in a spreadsheet. A `Block` is one 2-D slice of a tensor (one
+channel or feature map) on one sheet; a `Vector` is a 1-D tensor laid down a column or along a row.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from openpyxl.utils import get_column_letter
+
+from cnnsheet.errors import CnnsheetError
+
+MAX_ROWS, MAX_COLUMNS, MAX_FORMULA = 1_048_576, 16_384, 8_192  # Excel's limits
+_PLAIN_SHEET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CELL_LIKE = re.compile(r"^([A-Za-z]{1,3}[0-9]+|[Rr][0-9]*([Cc][0-9]*)?|[Cc][0-9]*)$")
+
+
+def a1(row: int, col: int) -> str:
+    """(3, 2) -> 'B3'."""
+    if not (1 <= row <= MAX_ROWS and 1 <= col <= MAX_COLUMNS):
+        raise CnnsheetError(f"the workbook would need cell row {row}, column {col}: beyond "
+                            f"Excel's {MAX_ROWS:,} rows and {MAX_COLUMNS:,} columns")
+    return f"{get_column_letter(col)}{row}"
+
+
+def area(top: int, left: int, bottom: int, right: int) -> str:
+    """(3, 2, 5, 4) -> 'B3:D5'; a single cell stays 'B3'."""
+    first, last = a1(top, left), a1(bottom, right)
+    return first if first == last else f"{first}:{last}"
+
+
+def absolute(ref: str) -> str:
+    """'B3:D5' -> '$B$3:$D$5', for defined names."""
+    return re.sub(r"([A-Z]+)([0-9]+)", r"$\1$\2", ref)
+
+
+def quote_sheet(sheet: str) -> str:
+    """A sheet name as a formula writes it: quoted unless it is a plain word."""
+    if _PLAIN_SHEET.match(sheet) and not _CELL_LIKE.match(sheet):
+        return sheet
+    return "'" + sheet.replace("'", "''") + "'"
+
+
+def on(sheet: str, ref: str) -> str:
+    """'Conv1', 'B3' -> 'Conv1!B3'."""
+    return f"{quote_sheet(sheet)}!{ref}"
+
+
+def valid_name(name: str) -> bool:
+    """A defined name both Excel and LibreOffice accept: a word that is no cell reference."""
+    return bool(_PLAIN_SHEET.match(name)) and not _CELL_LIKE.match(name) and len(name) <= 255
+
+
+@dataclass(frozen=True)
+class Block:
+    """One channel of a tensor: its data starts at (top, left); `border` zero cells surround it."""
+
+    sheet: str
+    top: int
+    left: int
+    height: int
+    width: int
+    border: int = 0
+    label: str = ""
+
+    def cell(self, i: int, j: int) -> tuple[int, int]:
+        """Row and column of element (i, j); -border <= i < height + border reaches the zeros."""
+        return self.top + i, self.left + j
+
+    def ref(self, i: int, j: int) -> str:
+        return a1(*self.cell(i, j))
+
+    def window(self, i: int, j: int, height: int, width: int) -> str:
+        """The area of `height` x `width` elements whose top-left is element (i, j)."""
+        top, left = self.cell(i, j)
+        return area(top, left, top + height - 1, left + width - 1)
+
+    @property
+    def data(self) -> str:
+        return self.window(0, 0, self.height, self.width)
+
+    @property
+    def outer(self) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) including the zero border."""
+        b = self.border
+        return (self.top - b, self.left - b, self.top + self.height - 1 + b,
+                self.left + self.width - 1 + b)
+
+
+def grid(sheet: str, count: int, height: int, width: int, top: int, left: int, per_row: int,
+         border: int = 0, labels=None, gap: int = 1) -> list[Block]:
+    """`count` blocks in rows of `per_row`, each with a label row above and `gap` cells between."""
+    step_down, step_across = height + 2 * border + 1 + gap, width + 2 * border + gap
+    blocks = []
+    for index in range(count):
+        row, col = divmod(index, per_row)
+        blocks.append(Block(sheet, top + 1 + border + row * step_down,
+                            left + border + col * step_across, height, width, border,
+                            labels[index] if labels else ""))
+    return blocks
+
+
+def blocks_per_row(count: int, width: int, border: int = 0, target_columns: int = 120) -> int:
+    """How many blocks side by side keep a sheet about `target_columns` wide (at least one)."""
+    return max(1, min(count, target_columns // (width + 2 * border + 1)))
+
+
+@dataclass(frozen=True)
+class Vector:
+    """A 1-D tensor down a column (`across` False) or along a row, starting at (top, left)."""
+
+    sheet: str
+    top: int
+    left: int
+    length: int
+    across: bool = False
+
+    def cell(self, index: int) -> tuple[int, int]:
+        return (self.top, self.left + index) if self.across else (self.top + index, self.left)
+
+    def ref(self, index: int) -> str:
+        return a1(*self.cell(index))
+
+    @property
+    def data(self) -> str:
+        return area(*self.cell(0), *self.cell(self.length - 1))

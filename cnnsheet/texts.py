@@ -1,0 +1,66 @@
+"""The explanation texts of the workbook: templates/<lang>.toml, optionally overridden by a teacher."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from cnnsheet.errors import CnnsheetError
+from cnnsheet.resources import templates_dir
+
+LANGUAGES = ("en", "zh")
+
+
+def _read(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise CnnsheetError(f"{path}: not valid TOML ({error})") from None
+    except OSError as error:
+        raise CnnsheetError(f"{path}: cannot be read ({error.strerror})") from None
+
+
+class Texts:
+    """Texts of one language; a teacher's file replaces any key it defines."""
+
+    def __init__(self, lang: str = "en", folder=None):
+        if lang not in LANGUAGES:
+            raise CnnsheetError(f"--lang {lang!r}: choose one of {', '.join(LANGUAGES)}")
+        self.lang = lang
+        self.sources = {}  # (section, key) -> file, to name it in errors
+        builtin = templates_dir() / f"{lang}.toml"
+        self.table = self._merge({}, _read(builtin), builtin)
+        if folder is not None:
+            folder = Path(folder)
+            if not folder.is_dir():
+                raise CnnsheetError(f"--templates {folder}: no such folder")
+            own = folder / f"{lang}.toml"
+            if not own.is_file():
+                raise CnnsheetError(f"--templates {folder}: there is no {lang}.toml in it")
+            self.table = self._merge(self.table, _read(own), own)
+
+    def _merge(self, table: dict, new: dict, path: Path) -> dict:
+        for section, entries in new.items():
+            if not isinstance(entries, dict):
+                raise CnnsheetError(f"{path}: [{section}] must be a table of texts")
+            for key, text in entries.items():
+                if not isinstance(text, str):
+                    raise CnnsheetError(f"{path}: [{section}] {key} must be text")
+                table.setdefault(section, {})[key] = text
+                self.sources[section, key] = path
+        return table
+
+    def __call__(self, section: str, key: str, **values) -> str:
+        """One text with its {placeholders} filled."""
+        text = self.table.get(section, {}).get(key)
+        if text is None:
+            raise CnnsheetError(f"no text [{section}] {key} in the {self.lang} templates")
+        try:
+            return text.strip().format(**values)
+        except (KeyError, IndexError, ValueError) as error:
+            path = self.sources.get((section, key), "templates")
+            raise CnnsheetError(f"{path}: [{section}] {key} has an unknown placeholder {error}") from None
+
+    def lines(self, section: str, key: str, **values) -> list[str]:
+        return [line for line in self(section, key, **values).splitlines() if line.strip()]

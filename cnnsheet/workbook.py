@@ -1,0 +1,594 @@
+"""The walkthrough workbook: one sheet per tensor of the forward pass, every number a live formula.
+
+`build_walkthrough` lays each tensor out as blocks (see layout.py), writes the formula of every
+cell with the layer's own formula function (see layers.py), and records what the engine says that
+cell must evaluate to, so that a spreadsheet program's results can be checked cell by cell.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from openpyxl import Workbook
+from openpyxl.chart import BarChart, Reference
+from openpyxl.drawing.image import Image as SheetImage
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.hyperlink import Hyperlink
+from PIL import Image
+
+from cnnsheet import style
+from cnnsheet.errors import CnnsheetError
+from cnnsheet.layers import (
+    Conv, Dense, Flatten, MaxPool, ReLU, cross_entropy_formula, exp_formula, normalise_formula,
+    onehot_formula, true_probability_formula,
+)
+from cnnsheet.layout import (
+    MAX_FORMULA, Block, Vector, a1, absolute, area, blocks_per_row, grid, on, valid_name,
+)
+from cnnsheet.model import Model
+from cnnsheet.texts import Texts
+
+OVERVIEW = "Overview"
+LEFT = 2  # tensors start in column B; column A is a margin
+
+
+@dataclass
+class Walkthrough:
+    workbook: Workbook
+    expected: dict = field(default_factory=dict)  # (sheet, row, col) -> number or text
+    names: dict = field(default_factory=dict)  # defined name -> "Sheet!$A$1"
+
+
+@dataclass
+class Step:
+    """One row of the overview's table: a sheet and what it holds."""
+
+    sheet: str
+    layer: str
+    shape: tuple
+    size_formula: str | None = None  # live arithmetic of the output height
+    size_rule: str = ""
+    params_formula: str | None = None
+    params: int = 0
+    note: str = ""
+
+
+def channel_names(count: int, first_layer: bool) -> list[str]:
+    if first_layer:
+        return ["R", "G", "B"] if count == 3 else ["grey"]
+    return [f"c{c + 1}" for c in range(count)]
+
+
+class _Builder:
+    def __init__(self, model: Model, pixels: np.ndarray, texts: Texts, true_index: int,
+                 photo: Image.Image | None, photo_name: str):
+        self.model, self.pixels, self.texts = model, pixels, texts
+        self.true_index, self.photo, self.photo_name = true_index, photo, photo_name
+        self.trace = model.predict(pixels)
+        self.result = Walkthrough(Workbook())
+        self.steps: list[Step] = []
+        self.counts: dict[str, int] = {}
+
+    # ---- cells ------------------------------------------------------------------------------
+    def formula(self, ws, row, col, text, expected, font=style.NUMBER, fmt=None):
+        if len(text) > MAX_FORMULA:
+            raise CnnsheetError(f"a formula on sheet {ws.title} would be {len(text):,} characters "
+                                f"long; Excel allows {MAX_FORMULA:,}")
+        cell = ws.cell(row, col, text)
+        cell.font = font
+        if fmt:
+            cell.number_format = fmt
+        value = expected.item() if isinstance(expected, np.generic) else expected
+        self.result.expected[ws.title, row, col] = value
+        return cell
+
+    @staticmethod
+    def text(ws, row, col, value, font=None):
+        """User text (class names) stays text, even when it starts with '=' or '@'."""
+        cell = ws.cell(row, col)
+        cell.value = value
+        cell.data_type = "s"
+        if font:
+            cell.font = font
+        return cell
+
+    def name(self, name: str, sheet: str, ref: str) -> str:
+        if not valid_name(name):
+            raise CnnsheetError(f"internal: {name!r} is not a valid defined name")
+        target = on(sheet, absolute(ref))
+        self.result.workbook.defined_names[name] = DefinedName(name, attr_text=target)
+        self.result.names[name] = target
+        return name
+
+    def sheet(self, kind: str, section: str, body_keys=("body",), **values):
+        """A new sheet with its title, the link back, and the explanation; returns (ws, first free row)."""
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        title = kind if kind in ("Image", "Input", "Flatten", "Softmax", "Loss") else f"{kind}{self.counts[kind]}"
+        ws = self.result.workbook.create_sheet(title)
+        ws.cell(1, 1, self.texts(section, "title", **values)).font = style.TITLE
+        link = ws.cell(2, 1, self.texts("labels", "back"))
+        link.hyperlink = Hyperlink(ref="A2", location=f"'{OVERVIEW}'!A1")
+        link.font = style.LINK
+        row = 3
+        for key in body_keys:
+            for line in self.texts.lines(section, key, **values):
+                ws.cell(row, 1, line)
+                row += 1
+        ws.freeze_panes = "A3"
+        ws.page_setup.orientation = "landscape"
+        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        return ws, row + 1
+
+    @staticmethod
+    def square_cells(ws, top: int, bottom: int, right: int, size=style.TENSOR_CELL):
+        from openpyxl.utils import get_column_letter
+
+        width, height = size
+        for col in range(1, right + 2):
+            ws.column_dimensions[get_column_letter(col)].width = width
+        for row in range(top, bottom + 1):
+            ws.row_dimensions[row].height = height
+        ws.sheet_view.zoomScale = style.zoom_to_fit(right + 1, width)
+
+    def blocks(self, ws, top: int, values: np.ndarray, labels, border: int = 0) -> list[Block]:
+        """Lay out a (C, H, W) tensor as labelled blocks with their zero borders drawn."""
+        C, H, W = values.shape
+        per_row = blocks_per_row(C, W, border)
+        blocks = grid(ws.title, C, H, W, top, LEFT, per_row, border, labels)
+        for block in blocks:
+            ws.cell(block.top - border - 1, block.left - border, block.label).font = style.HEADING
+            if border:
+                top_, left_, bottom_, right_ = block.outer
+                for row in range(top_, bottom_ + 1):
+                    for col in range(left_, right_ + 1):
+                        inside = block.top <= row < block.top + H and block.left <= col < block.left + W
+                        if not inside:
+                            cell = ws.cell(row, col, 0)
+                            cell.fill, cell.font = style.ZERO_FILL, style.ZERO_FONT
+        last = blocks[-1].outer
+        self.square_cells(ws, top, last[2], max(b.outer[3] for b in blocks))
+        return blocks
+
+    def tensor(self, ws, blocks: list[Block], values: np.ndarray, formula_of, scale=None):
+        """Write every element of a (C, H, W) tensor: formula_of(c, i, j) gives its formula."""
+        fmt = style.number_format(values)
+        for c, block in enumerate(blocks):
+            for i in range(block.height):
+                for j in range(block.width):
+                    self.formula(ws, *block.cell(i, j), formula_of(c, i, j), values[c, i, j], fmt=fmt)
+        ranges = " ".join(block.data for block in blocks)
+        ws.conditional_formatting.add(ranges, scale or style.scale_for(values))
+
+    def border_for(self, index: int) -> int:
+        """Zero padding to draw around a tensor: that of the conv which reads it next, if any."""
+        layers = self.model.layers
+        return layers[index].padding if index < len(layers) and isinstance(layers[index], Conv) else 0
+
+    # ---- sheets -----------------------------------------------------------------------------
+    def build(self) -> Walkthrough:
+        overview = self.result.workbook.active
+        overview.title = OVERVIEW
+        blocks = self.image_sheet()
+        blocks, sheet = self.input_sheet(blocks)
+        vector = None
+        layers = self.model.layers
+        for index, layer in enumerate(layers):
+            border = self.border_for(index + 1)
+            values = self.trace.tensors[layer.name][0]
+            if isinstance(layer, Conv):
+                kernels = self.filters_sheet(layer, first=index == 0)
+                blocks, sheet = self.conv_sheet(layer, values, blocks, sheet, kernels, border)
+            elif isinstance(layer, ReLU) and vector is None:
+                blocks, sheet = self.relu_sheet(layer, values, blocks, sheet, border)
+            elif isinstance(layer, MaxPool):
+                blocks, sheet = self.pool_sheet(layer, values, blocks, sheet, border)
+            elif isinstance(layer, Flatten):
+                vector = self.flatten_sheet(values, blocks, sheet)
+            elif isinstance(layer, Dense):
+                relu_next = index + 1 < len(layers) and isinstance(layers[index + 1], ReLU)
+                vector = self.dense_sheet(layer, vector, relu_next, last=index == len(layers) - 1)
+        probabilities = self.softmax_sheet(vector)
+        self.loss_sheet(probabilities)
+        self.overview_sheet(overview)
+        return self.result
+
+    def image_sheet(self) -> list[Block]:
+        size = self.model.input_size
+        ws, top = self.sheet("Image", "image", size=size)
+        pixels = self.pixels.transpose(2, 0, 1)  # (3, H, W)
+        blocks = self.blocks(ws, top, pixels, ["R", "G", "B"])
+        for channel, block in zip("RGB", blocks):
+            for i in range(size):
+                for j in range(size):
+                    cell = ws.cell(*block.cell(i, j), int(self.pixels[i, j, "RGB".index(channel)]))
+                    cell.font, cell.number_format = style.PIXEL, "0"
+            ws.conditional_formatting.add(block.data, style.channel_scale(channel))
+            self.name(f"image_{channel}", ws.title, block.data)
+        self.square_cells(ws, top, blocks[-1].top + size, blocks[-1].left + size, style.PIXEL_CELL)
+        self.steps.append(Step(ws.title, self.texts("overview", "image_row"), (3, size, size)))
+        return blocks
+
+    def input_sheet(self, image_blocks):
+        model = self.model
+        names = channel_names(model.channels, True)
+        border = self.border_for(0)
+        keys = ("body", "body_padding") if border else ("body",)
+        ws, top = self.sheet("Input", "input", keys, padding=border)
+        # a small table of the normalisation constants, named mean_R, std_R, ...
+        ws.cell(top, LEFT, self.texts("labels", "mean")).font = style.HEADING
+        ws.cell(top + 1, LEFT, self.texts("labels", "std")).font = style.HEADING
+        for c, channel in enumerate(names):
+            col = LEFT + 1 + c
+            ws.cell(top - 1, col, channel).font = style.HEADING
+            ws.cell(top, col, float(model.mean[c])).number_format = "0.0000"
+            ws.cell(top + 1, col, float(model.std[c])).number_format = "0.0000"
+            self.name(f"mean_{channel}", ws.title, a1(top, col))
+            self.name(f"std_{channel}", ws.title, a1(top + 1, col))
+        values = self.trace.tensors["input"][0]
+        blocks = self.blocks(ws, top + 3, values, names, border)
+
+        def formula(c, i, j):
+            pixels = [on("Image", block.ref(i, j)) for block in image_blocks]
+            return model.input_formula(c, pixels, f"mean_{names[c]}", f"std_{names[c]}")
+
+        self.tensor(ws, blocks, values, formula)
+        self.steps.append(Step(ws.title, self.texts("overview", "input_row"), values.shape))
+        return blocks, ws.title
+
+    def filters_sheet(self, layer: Conv, first: bool) -> list[list[str]]:
+        """Weights as numbers, one row of kernels per filter; returns the kernel names [f][c]."""
+        F, C, k = layer.filters, layer.in_channels, layer.kernel
+        span, d = layer.span, layer.dilation
+        keys = ("body", "body_dilation") if d > 1 else ("body",)
+        per_filter = C * k * k + 1
+        ws, top = self.sheet("Filters", "filters", keys, layer=layer.name, filters=F, channels=C,
+                             kernel=k, weights=per_filter, total=F * per_filter, dilation=d, span=span)
+        prefix = f"conv{self.counts['Filters']}"
+        names = channel_names(C, first)
+        fmt = style.number_format(layer.weight)
+        kernel_names, ranges = [], []
+        for f in range(F):
+            band = top + f * (span + 2)
+            ws.cell(band, LEFT, self.texts("labels", "filter", number=f + 1)).font = style.HEADING
+            row_names = []
+            for c in range(C):
+                block = Block(ws.title, band + 1, LEFT + c * (span + 1), span, span)
+                ws.cell(band, block.left + (1 if c == 0 else 0), names[c] if c else
+                        f"{self.texts('labels', 'filter', number=f + 1)}: {names[c]}").font = style.HEADING
+                for i in range(span):
+                    for j in range(span):
+                        tap = i % d == 0 and j % d == 0
+                        value = float(layer.weight[f, c, i // d, j // d]) if tap else 0
+                        cell = ws.cell(*block.cell(i, j), value)
+                        cell.number_format, cell.font = fmt, style.NUMBER
+                        if not tap:
+                            cell.fill, cell.font = style.ZERO_FILL, style.ZERO_FONT
+                row_names.append(self.name(f"{prefix}_f{f + 1}_{names[c]}", ws.title, block.data))
+                ranges.append(block.data)
+            bias_col = LEFT + C * (span + 1)
+            ws.cell(band, bias_col, self.texts("labels", "bias")).font = style.HEADING
+            bias = ws.cell(band + 1, bias_col, float(layer.bias[f]))
+            bias.number_format, bias.font = fmt, style.NUMBER
+            ranges.append(a1(band + 1, bias_col))
+            self.name(f"{prefix}_f{f + 1}_bias", ws.title, a1(band + 1, bias_col))
+            kernel_names.append(row_names)
+        everything = np.concatenate([layer.weight.ravel(), layer.bias])
+        ws.conditional_formatting.add(" ".join(ranges), style.diverging(everything))
+        self.square_cells(ws, top, top + F * (span + 2), LEFT + C * (span + 1))
+        self.steps.append(Step(ws.title, layer.name, layer.weight.shape,
+                               params_formula=f"={F}*{C}*{k}*{k}+{F}",
+                               params=layer.weight.size + layer.bias.size))
+        return kernel_names
+
+    def conv_sheet(self, layer: Conv, values, in_blocks, in_sheet, kernels, border):
+        F, Ho, Wo = values.shape
+        in_h = in_blocks[0].height
+        k, s, p, d = layer.kernel, layer.stride, layer.padding, layer.dilation
+        ws, top = self.sheet("Conv", "conv", layer=layer.name, filters=F, out_h=Ho, out_w=Wo,
+                             stride=s, kernel=k, products=layer.in_channels * k * k, in_h=in_h,
+                             padding=p, dilation=d)
+        labels = [self.texts("labels", "filter", number=f + 1) for f in range(F)]
+        blocks = self.blocks(ws, top, values, labels, border)
+        prefix = f"conv{self.counts['Conv']}"
+
+        def formula(f, i, j):
+            r0, c0 = layer.receptive_field(i, j)
+            windows = [on(in_sheet, block.window(r0, c0, layer.span, layer.span)) for block in in_blocks]
+            return Conv.formula(windows, kernels[f], f"{prefix}_f{f + 1}_bias")
+
+        self.tensor(ws, blocks, values, formula)
+        self.steps.append(Step(ws.title, layer.name, values.shape,
+                               size_formula=f"=INT(({in_h}+2*{p}-{d}*({k}-1)-1)/{s})+1",
+                               size_rule=f"floor(({in_h} + 2x{p} - {d}x({k}-1) - 1) / {s}) + 1"))
+        return blocks, ws.title
+
+    def relu_sheet(self, layer: ReLU, values, in_blocks, in_sheet, border):
+        ws, top = self.sheet("ReLU", "relu", layer=in_sheet)
+        blocks = self.blocks(ws, top, values, [b.label for b in in_blocks], border)
+        self.tensor(ws, blocks, values,
+                    lambda c, i, j: ReLU.formula(on(in_sheet, in_blocks[c].ref(i, j))))
+        self.steps.append(Step(ws.title, layer.name, values.shape))
+        return blocks, ws.title
+
+    def pool_sheet(self, layer: MaxPool, values, in_blocks, in_sheet, border):
+        C, H, W = in_blocks and (len(in_blocks), in_blocks[0].height, in_blocks[0].width)
+        rows, cols = layer.dropped((C, H, W))
+        keys = ("body", "body_dropped") if rows or cols else ("body",)
+        q, t = layer.size, layer.stride
+        ws, top = self.sheet("Pool", "pool", keys, layer=in_sheet, size=q, stride=t,
+                             factor=round(H * W / (values.shape[1] * values.shape[2]), 1),
+                             rows=rows, cols=cols)
+        blocks = self.blocks(ws, top, values, [b.label for b in in_blocks], border)
+        self.tensor(ws, blocks, values,
+                    lambda c, i, j: MaxPool.formula(on(in_sheet, in_blocks[c].window(i * t, j * t, q, q))))
+        note = self.texts("pool", "body_dropped", rows=rows, cols=cols) if rows or cols else ""
+        self.steps.append(Step(ws.title, layer.name, values.shape,
+                               size_formula=f"=INT(({H}-{q})/{t})+1",
+                               size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note))
+        return blocks, ws.title
+
+    def flatten_sheet(self, values, in_blocks, in_sheet) -> Vector:
+        C, H, W = len(in_blocks), in_blocks[0].height, in_blocks[0].width
+        count = C * H * W
+        ws, top = self.sheet("Flatten", "flatten", count=count, channels=C, height=H, width=W)
+        headers = ["index", "map", "row", "column", "value"]
+        for col, key in enumerate(headers, LEFT):
+            ws.cell(top, col, self.texts("labels", key)).font = style.HEADING
+        vector = Vector(ws.title, top + 1, LEFT + 4, count)
+        fmt = style.number_format(values)
+        for n in range(count):
+            c, rest = divmod(n, H * W)
+            i, j = divmod(rest, W)
+            row = top + 1 + n
+            for col, label in enumerate((n + 1, in_blocks[c].label, i + 1, j + 1), LEFT):
+                ws.cell(row, col, label)
+            self.formula(ws, row, LEFT + 4, Flatten.formula(on(in_sheet, in_blocks[c].ref(i, j))),
+                         values[n], fmt=fmt)
+        ws.conditional_formatting.add(vector.data, style.scale_for(values))
+        self.name("flatten", ws.title, vector.data)
+        ws.freeze_panes = a1(top + 1, LEFT)
+        for col, width in zip("ABCDEF", (3, 8, 10, 6, 8, 10)):
+            ws.column_dimensions[col].width = width
+        self.steps.append(Step(ws.title, "flatten", (count,), size_formula=f"={C}*{H}*{W}",
+                               size_rule=f"{C} x {H} x {W}"))
+        return vector
+
+    def dense_sheet(self, layer: Dense, source: Vector, relu_next: bool, last: bool) -> Vector:
+        m, n = layer.units, layer.inputs
+        keys = ("body",) + (("body_relu",) if relu_next else ()) + (("body_logits",) if last else ())
+        ws, top = self.sheet("Dense", "dense", keys, layer=layer.name, units=m, inputs=n,
+                             weights=m * n)
+        prefix = f"dense{self.counts['Dense']}"
+        bias_row, out_row, relu_row = top + 1, top + 2, top + 3
+        data_top = top + 5
+        in_col, first = LEFT + 1, LEFT + 2
+        outputs = self.trace.tensors[layer.name][0]
+        for row, key in ((bias_row, "bias"), (out_row, "output"), (data_top - 1, "input")):
+            ws.cell(row, LEFT, self.texts("labels", key)).font = style.HEADING
+        # the input column: references to the vector this layer reads
+        inputs_values = self.trace.tensors[self._previous_name(layer)][0]
+        fmt_in = style.number_format(inputs_values)
+        ws.cell(data_top - 1, in_col, self.texts("labels", "input")).font = style.HEADING
+        for i in range(n):
+            ws.cell(data_top + i, LEFT, i + 1)
+            self.formula(ws, data_top + i, in_col, Flatten.formula(on(source.sheet, source.ref(i))),
+                         inputs_values[i], fmt=fmt_in)
+        inputs = self.name(f"{prefix}_in", ws.title, area(data_top, in_col, data_top + n - 1, in_col))
+        fmt_w, fmt_out = style.number_format(layer.weight), style.number_format(outputs)
+        for j in range(m):
+            col = first + j
+            header = self.model.classes[j] if last else self.texts("labels", "unit", number=j + 1)
+            self.text(ws, top, col, header, style.HEADING)
+            bias = ws.cell(bias_row, col, float(layer.bias[j]))
+            bias.number_format, bias.font = fmt_w, style.NUMBER
+            for i in range(n):
+                cell = ws.cell(data_top + i, col, float(layer.weight[j, i]))
+                cell.number_format, cell.font = fmt_w, style.NUMBER
+            weights = self.name(f"{prefix}_w{j + 1}", ws.title, area(data_top, col, data_top + n - 1, col))
+            bias_name = self.name(f"{prefix}_b{j + 1}", ws.title, a1(bias_row, col))
+            self.formula(ws, out_row, col, Dense.formula(inputs, weights, bias_name), outputs[j],
+                         font=style.HEADING, fmt=fmt_out)
+        out = Vector(ws.title, out_row, first, m, across=True)
+        ws.conditional_formatting.add(area(data_top, first, data_top + n - 1, first + m - 1),
+                                      style.diverging(layer.weight))
+        ws.conditional_formatting.add(out.data, style.diverging(outputs))
+        if relu_next:
+            ws.cell(relu_row, LEFT, self.texts("labels", "relu")).font = style.HEADING
+            after = np.maximum(outputs, 0)
+            for j in range(m):
+                self.formula(ws, relu_row, first + j, ReLU.formula(out.ref(j)), after[j],
+                             fmt=fmt_out)
+            out = Vector(ws.title, relu_row, first, m, across=True)
+            ws.conditional_formatting.add(out.data, style.sequential(after))
+        if last:
+            self.name("logits", ws.title, out.data)
+        ws.freeze_panes = a1(data_top, first)
+        ws.column_dimensions["A"].width = 3
+        ws.column_dimensions["B"].width = 8
+        ws.column_dimensions["C"].width = 9
+        from openpyxl.utils import get_column_letter
+
+        for j in range(m):
+            ws.column_dimensions[get_column_letter(first + j)].width = 10 if last else 7
+        self.steps.append(Step(ws.title, layer.name, (m,), params_formula=f"={m}*{n}+{m}",
+                               params=m * n + m))
+        return out
+
+    def _previous_name(self, layer) -> str:
+        names = list(self.trace.tensors)
+        return names[names.index(layer.name) - 1]
+
+    def softmax_sheet(self, logits: Vector) -> Vector:
+        classes = self.model.classes
+        K = len(classes)
+        ws, top = self.sheet("Softmax", "softmax")
+        headers = ["class", "logit", "exp", "probability"]
+        for col, key in enumerate(headers, LEFT):
+            ws.cell(top, col, self.texts("labels", key)).font = style.HEADING
+        first = top + 1
+        z = self.trace.logits[0]
+        exps = np.exp(z - z.max())
+        p = self.trace.probabilities[0]
+        exp_range = area(first, LEFT + 2, first + K - 1, LEFT + 2)
+        for k, name in enumerate(classes):
+            row = first + k
+            self.text(ws, row, LEFT, name)
+            self.formula(ws, row, LEFT + 1, Flatten.formula(on(logits.sheet, logits.ref(k))), z[k],
+                         fmt="0.000")
+            self.formula(ws, row, LEFT + 2, exp_formula(a1(row, LEFT + 1), "logits"), exps[k],
+                         fmt="0.0000")
+            self.formula(ws, row, LEFT + 3, normalise_formula(a1(row, LEFT + 2), exp_range), p[k],
+                         fmt="0.0000")
+        ws.cell(first + K, LEFT + 1, self.texts("labels", "sum")).font = style.HEADING
+        self.formula(ws, first + K, LEFT + 2, f"=SUM({exp_range})", exps.sum(), fmt="0.0000")
+        self.formula(ws, first + K, LEFT + 3, f"=SUM({area(first, LEFT + 3, first + K - 1, LEFT + 3)})",
+                     p.sum(), fmt="0.0000")
+        names = Vector(ws.title, first, LEFT, K)
+        probabilities = Vector(ws.title, first, LEFT + 3, K)
+        self.name("class_names", ws.title, names.data)
+        self.name("probabilities", ws.title, probabilities.data)
+        ws.conditional_formatting.add(probabilities.data, style.sequential(np.ones(1)))
+        for col, width in zip("ABCDE", (3, 16, 12, 12, 14)):
+            ws.column_dimensions[col].width = width
+        chart = BarChart()
+        chart.title = self.texts("labels", "probability")
+        chart.y_axis.scaling.min, chart.y_axis.scaling.max = 0, 1
+        chart.legend = None
+        chart.add_data(Reference(ws, min_col=LEFT + 3, min_row=first, max_row=first + K - 1))
+        chart.set_categories(Reference(ws, min_col=LEFT, min_row=first, max_row=first + K - 1))
+        chart.height, chart.width = 7, 12
+        ws.add_chart(chart, a1(first + K + 2, LEFT))
+        self.steps.append(Step(ws.title, "softmax", (K,)))
+        return probabilities
+
+    def loss_sheet(self, probabilities: Vector):
+        classes = self.model.classes
+        K = len(classes)
+        ws, top = self.sheet("Loss", "loss")
+        ws.cell(top, LEFT, self.texts("labels", "true_class")).font = style.HEADING
+        choice = self.text(ws, top, LEFT + 1, classes[self.true_index], style.HEADING)
+        choice.fill = style.INPUT_FILL
+        self.name("true_class", ws.title, a1(top, LEFT + 1))
+        drop_down = DataValidation(type="list", formula1="class_names", allow_blank=False)
+        ws.add_data_validation(drop_down)
+        drop_down.add(choice)
+        header = top + 2
+        for col, key in enumerate(["class", "probability", "onehot"], LEFT):
+            ws.cell(header, col, self.texts("labels", key)).font = style.HEADING
+        p = self.trace.probabilities[0]
+        for k, name in enumerate(classes):
+            row = header + 1 + k
+            self.text(ws, row, LEFT, name)
+            self.formula(ws, row, LEFT + 1, Flatten.formula(on(probabilities.sheet, probabilities.ref(k))),
+                         p[k], fmt="0.0000")
+            self.formula(ws, row, LEFT + 2, onehot_formula(a1(row, LEFT), "true_class"),
+                         float(k == self.true_index), fmt="0")
+        onehot = area(header + 1, LEFT + 2, header + K, LEFT + 2)
+        self.name("onehot", ws.title, onehot)
+        p_row, loss_row = header + K + 2, header + K + 3
+        ws.cell(p_row, LEFT, self.texts("labels", "p_true")).font = style.HEADING
+        ws.cell(loss_row, LEFT, self.texts("labels", "loss")).font = style.HEADING
+        self.formula(ws, p_row, LEFT + 1, true_probability_formula("onehot", "probabilities"),
+                     p[self.true_index], fmt="0.0000")
+        self.formula(ws, loss_row, LEFT + 1, cross_entropy_formula(a1(p_row, LEFT + 1)),
+                     -np.log(p[self.true_index]), font=style.TITLE, fmt="0.0000")
+        self.name("loss", ws.title, a1(loss_row, LEFT + 1))
+        for col, width in zip("ABCD", (3, 24, 14, 10)):
+            ws.column_dimensions[col].width = width
+        self.steps.append(Step(ws.title, "cross-entropy", (1,)))
+
+    def overview_sheet(self, ws):
+        t = self.texts
+        ws.cell(1, 1, t("overview", "title", photo=self.photo_name or t("overview", "photo"))).font = style.TITLE
+        row = 3
+        for line in t.lines("overview", "body"):
+            ws.cell(row, 1, line)
+            row += 1
+        row += 1
+        # the prediction, live
+        p = self.trace.probabilities[0]
+        predicted = self.model.classes[int(p.argmax())]
+        summary = [
+            ("predicted", "=INDEX(class_names,MATCH(MAX(probabilities),probabilities,0))", predicted, None),
+            ("probability", "=MAX(probabilities)", p.max(), "0.0%"),
+            ("true_class", "=true_class", self.model.classes[self.true_index], None),
+            ("loss", "=loss", -np.log(p[self.true_index]), "0.0000"),
+        ]
+        for key, text, expected, fmt in summary:
+            ws.cell(row, 1, t("overview", key)).font = style.HEADING
+            self.formula(ws, row, 2, text, expected, font=style.HEADING, fmt=fmt)
+            row += 1
+        row += 1
+        headers = ["table_step", "table_layer", "table_shape", "table_size", "table_size_rule",
+                   "table_params", "table_note"]
+        for col, key in enumerate(headers, 1):
+            ws.cell(row, col, t("overview", key)).font = style.HEADING
+        first = row + 1
+        for step in self.steps:
+            row += 1
+            link = ws.cell(row, 1, step.sheet)
+            link.hyperlink = Hyperlink(ref=a1(row, 1), location=f"'{step.sheet}'!A1")
+            link.font = style.LINK
+            ws.cell(row, 2, step.layer)
+            ws.cell(row, 3, " x ".join(str(n) for n in step.shape))
+            if step.size_formula:
+                self.formula(ws, row, 4, step.size_formula, step.shape[1] if len(step.shape) == 3
+                             else step.shape[0], font=None)
+                ws.cell(row, 5, step.size_rule)
+            if step.params_formula:
+                self.formula(ws, row, 6, step.params_formula, step.params, font=None)
+            ws.cell(row, 7, step.note)
+        row += 1
+        ws.cell(row, 5, t("overview", "total")).font = style.HEADING
+        total = sum(s.params for s in self.steps)
+        self.formula(ws, row, 6, f"=SUM({area(first, 6, row - 1, 6)})", total, font=style.HEADING)
+        for col, width in zip("ABCDEFG", (14, 16, 14, 12, 34, 12, 40)):
+            ws.column_dimensions[col].width = width
+        ws.page_setup.orientation = "landscape"
+        self._pictures(ws, anchor_col="I")
+
+    def _pictures(self, ws, anchor_col: str):
+        size = self.model.input_size
+        view = Image.fromarray(self.pixels).resize((224, 224), Image.Resampling.NEAREST)
+        pictures = [(view, t) for t in [self.texts("overview", "network_view", size=size)]]
+        if self.photo is not None:
+            photo = self.photo.copy()
+            photo.thumbnail((224, 224))
+            pictures.insert(0, (photo, self.texts("overview", "photo")))
+        row = 3
+        for picture, caption in pictures:
+            buffer = io.BytesIO()
+            picture.save(buffer, format="PNG")
+            ws.cell(row, ord(anchor_col) - 64, caption).font = style.HEADING
+            ws.add_image(SheetImage(buffer), f"{anchor_col}{row + 1}")
+            row += 14
+
+
+def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = None,
+                      true_index: int | None = None, photo: Image.Image | None = None,
+                      photo_name: str = "") -> Walkthrough:
+    """The workbook for one photo's uint8 pixels (H, W, 3) and what every formula must give."""
+    texts = texts or Texts("en")
+    if true_index is None:
+        true_index = int(model.predict(pixels).probabilities[0].argmax())
+    return _Builder(model, pixels, texts, true_index, photo, photo_name).build()
+
+
+def save_atomically(workbook: Workbook, path) -> None:
+    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        workbook.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
