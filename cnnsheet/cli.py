@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 
 import click
+import numpy as np
 
 from cnnsheet import __version__, shapes
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.images import load_photo
-from cnnsheet.model import load_model
-from cnnsheet.resources import default_model_path
+from cnnsheet.images import load_image, load_photo, square_and_resize
+from cnnsheet.model import Model, load_model
+from cnnsheet.resources import default_model_path, default_photo_path
+from cnnsheet.texts import LANGUAGES, Texts
 from cnnsheet.train import (
     Architecture,
     BatchEnd,
@@ -26,6 +28,7 @@ from cnnsheet.train import (
     read_folder,
     split,
 )
+from cnnsheet.workbook import build_walkthrough, save_atomically
 
 DEFAULT_SAMPLES = 12000
 
@@ -216,3 +219,48 @@ def epoch_line(event: EpochEnd) -> str:
     if event.validation_loss is not None:
         line += f"; validation loss {event.validation_loss:.3f}, accuracy {event.validation_accuracy:.1%}"
     return line
+
+
+@main.command()
+@click.argument("photo", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("walkthrough.xlsx"),
+              show_default=True, help="Where to write the workbook.")
+@MODEL_OPTION
+@click.option("--label", default=None,
+              help="The true class shown on the Loss sheet. [default: the predicted class]")
+@click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True,
+              help="Language of the explanations.")
+@click.option("--templates", type=click.Path(path_type=Path), default=None,
+              help="A folder with your own en.toml / zh.toml explanation texts.")
+@click.option("--untrained", is_flag=True,
+              help="Explain a randomly initialised network shaped by the options below.")
+@architecture_options
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Seed of the random weights (with --untrained).")
+@click.pass_context
+@user_errors
+def explain(ctx, photo, output, model, label, lang, templates, untrained, seed, **options):
+    """Write a workbook that walks through one pass of the network on PHOTO, every number a live
+    formula. Without PHOTO it uses a bundled drawing; without --model, the bundled shapes model."""
+    shaped = [f"--{key}" for key in options
+              if ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT]
+    if untrained and model:
+        raise CnnsheetError("--untrained and --model exclude each other")
+    if shaped and not untrained:
+        raise CnnsheetError(f"{', '.join(shaped)} shape(s) an untrained network: add --untrained")
+    if untrained:
+        network = Model(architecture_from(options).config(shapes.CLASSES)).init(seed)
+    else:
+        network = load_model(model or default_model_path())
+    true_index = class_index(network, label)
+    texts = Texts(lang, templates)
+    writable_output(output)
+    photo = photo or default_photo_path()
+    image = load_image(photo)
+    pixels = np.asarray(square_and_resize(image, network.input_size), dtype=np.uint8)
+    walkthrough = build_walkthrough(network, pixels, texts, true_index, image, photo.name)
+    save_atomically(walkthrough.workbook, output)
+    probabilities = network.predict(pixels).probabilities[0]
+    best = int(probabilities.argmax())
+    click.echo(f"wrote {output}: {photo.name} -> {network.classes[best]} ({probabilities[best]:.1%}); "
+               f"{len(walkthrough.workbook.sheetnames)} sheets, {len(walkthrough.expected):,} formulas")

@@ -60,6 +60,11 @@ def square_and_resize(image: Image.Image, size: int) -> Image.Image:
 
 def load_photo(path, size: int) -> np.ndarray:
     """Read a photo as uint8 (size, size, 3); every problem is a CnnsheetError naming the file."""
+    return np.asarray(square_and_resize(load_image(path), size), dtype=np.uint8)
+
+
+def load_image(path) -> Image.Image:
+    """Read a photo as an upright 8-bit RGB Pillow image of any size."""
     path = Path(path)
     if not path.exists():
         raise CnnsheetError(f"{path}: no such file")
@@ -71,11 +76,11 @@ def load_photo(path, size: int) -> np.ndarray:
         with Image.open(path) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
-            rgb = square_and_resize(to_rgb(image), size)
+            rgb = to_rgb(image)
     except Image.DecompressionBombError as error:
         raise CnnsheetError(f"{path}: refused as a possible decompression bomb ({error})") from None
     except UnidentifiedImageError:
         raise CnnsheetError(f"{path}: not an image that Pillow can read") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise CnnsheetError(f"{path}: damaged or truncated image ({error})") from None
-    return np.asarray(rgb, dtype=np.uint8)
+    return rgb

@@ -60,7 +60,7 @@ class Hyperparameters:
     batch_size: int = 32
     learning_rate: float = 0.02
     momentum: float = 0.9
-    weight_decay: float = 1e-4
+    weight_decay: float = 3e-3
     validation_split: float = 0.1
     seed: int = 0
     flips: bool = False  # also show pictures turned by 90 degrees and mirrored (shapes, not faces)

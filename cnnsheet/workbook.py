@@ -25,11 +25,29 @@ from PIL import Image
 from cnnsheet import style
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.layers import (
-    Conv, Dense, Flatten, MaxPool, ReLU, cross_entropy_formula, exp_formula, normalise_formula,
-    onehot_formula, true_probability_formula,
+    Conv,
+    Dense,
+    Flatten,
+    MaxPool,
+    ReLU,
+    cross_entropy_formula,
+    exp_formula,
+    normalise_formula,
+    onehot_formula,
+    true_probability_formula,
 )
 from cnnsheet.layout import (
-    MAX_FORMULA, Block, Vector, a1, absolute, area, blocks_per_row, grid, on, valid_name,
+    MAX_FORMULA,
+    MAX_ROWS,
+    Block,
+    Vector,
+    a1,
+    absolute,
+    area,
+    blocks_per_row,
+    grid,
+    on,
+    valid_name,
 )
 from cnnsheet.model import Model
 from cnnsheet.texts import Texts
@@ -74,29 +92,37 @@ class _Builder:
         self.result = Walkthrough(Workbook())
         self.steps: list[Step] = []
         self.counts: dict[str, int] = {}
+        self.styles: set[str] = set()
 
     # ---- cells ------------------------------------------------------------------------------
-    def formula(self, ws, row, col, text, expected, font=style.NUMBER, fmt=None):
+    def styled(self, cell, kind: str = "number", fmt: str = "General"):
+        name = f"cnnsheet {kind} {fmt}"
+        if name not in self.styles:
+            self.result.workbook.add_named_style(style.named_style(name, kind, fmt))
+            self.styles.add(name)
+        cell.style = name
+        return cell
+
+    def number(self, ws, row, col, value, kind="number", fmt="General"):
+        return self.styled(ws.cell(row, col, value), kind, fmt)
+
+    def formula(self, ws, row, col, text, expected, kind="number", fmt="General"):
         if len(text) > MAX_FORMULA:
             raise CnnsheetError(f"a formula on sheet {ws.title} would be {len(text):,} characters "
                                 f"long; Excel allows {MAX_FORMULA:,}")
-        cell = ws.cell(row, col, text)
-        cell.font = font
-        if fmt:
-            cell.number_format = fmt
         value = expected.item() if isinstance(expected, np.generic) else expected
         self.result.expected[ws.title, row, col] = value
-        return cell
+        return self.styled(ws.cell(row, col, text), kind, fmt)
 
-    @staticmethod
-    def text(ws, row, col, value, font=None):
+    def text(self, ws, row, col, value, kind=None):
         """User text (class names) stays text, even when it starts with '=' or '@'."""
         cell = ws.cell(row, col)
         cell.value = value
         cell.data_type = "s"
-        if font:
-            cell.font = font
-        return cell
+        return self.styled(cell, kind) if kind else cell
+
+    def label(self, ws, row, col, value):
+        return self.styled(ws.cell(row, col, value), "heading")
 
     def name(self, name: str, sheet: str, ref: str) -> str:
         if not valid_name(name):
@@ -109,7 +135,8 @@ class _Builder:
     def sheet(self, kind: str, section: str, body_keys=("body",), **values):
         """A new sheet with its title, the link back, and the explanation; returns (ws, first free row)."""
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        title = kind if kind in ("Image", "Input", "Flatten", "Softmax", "Loss") else f"{kind}{self.counts[kind]}"
+        single = kind in ("Image", "Input", "Flatten", "Softmax", "Loss")
+        title = kind if single else f"{kind}{self.counts[kind]}"
         ws = self.result.workbook.create_sheet(title)
         ws.cell(1, 1, self.texts(section, "title", **values)).font = style.TITLE
         link = ws.cell(2, 1, self.texts("labels", "back"))
@@ -143,15 +170,14 @@ class _Builder:
         per_row = blocks_per_row(C, W, border)
         blocks = grid(ws.title, C, H, W, top, LEFT, per_row, border, labels)
         for block in blocks:
-            ws.cell(block.top - border - 1, block.left - border, block.label).font = style.HEADING
+            self.label(ws, block.top - border - 1, block.left - border, block.label)
             if border:
                 top_, left_, bottom_, right_ = block.outer
                 for row in range(top_, bottom_ + 1):
                     for col in range(left_, right_ + 1):
                         inside = block.top <= row < block.top + H and block.left <= col < block.left + W
                         if not inside:
-                            cell = ws.cell(row, col, 0)
-                            cell.fill, cell.font = style.ZERO_FILL, style.ZERO_FONT
+                            self.number(ws, row, col, 0, "zero", "0")
         last = blocks[-1].outer
         self.square_cells(ws, top, last[2], max(b.outer[3] for b in blocks))
         return blocks
@@ -207,8 +233,8 @@ class _Builder:
         for channel, block in zip("RGB", blocks):
             for i in range(size):
                 for j in range(size):
-                    cell = ws.cell(*block.cell(i, j), int(self.pixels[i, j, "RGB".index(channel)]))
-                    cell.font, cell.number_format = style.PIXEL, "0"
+                    self.number(ws, *block.cell(i, j), int(self.pixels[i, j, "RGB".index(channel)]),
+                                "pixel", "0")
             ws.conditional_formatting.add(block.data, style.channel_scale(channel))
             self.name(f"image_{channel}", ws.title, block.data)
         self.square_cells(ws, top, blocks[-1].top + size, blocks[-1].left + size, style.PIXEL_CELL)
@@ -222,13 +248,13 @@ class _Builder:
         keys = ("body", "body_padding") if border else ("body",)
         ws, top = self.sheet("Input", "input", keys, padding=border)
         # a small table of the normalisation constants, named mean_R, std_R, ...
-        ws.cell(top, LEFT, self.texts("labels", "mean")).font = style.HEADING
-        ws.cell(top + 1, LEFT, self.texts("labels", "std")).font = style.HEADING
+        self.label(ws, top, LEFT, self.texts("labels", "mean"))
+        self.label(ws, top + 1, LEFT, self.texts("labels", "std"))
         for c, channel in enumerate(names):
             col = LEFT + 1 + c
-            ws.cell(top - 1, col, channel).font = style.HEADING
-            ws.cell(top, col, float(model.mean[c])).number_format = "0.0000"
-            ws.cell(top + 1, col, float(model.std[c])).number_format = "0.0000"
+            self.label(ws, top - 1, col, channel)
+            self.number(ws, top, col, float(model.mean[c]), fmt="0.0000")
+            self.number(ws, top + 1, col, float(model.std[c]), fmt="0.0000")
             self.name(f"mean_{channel}", ws.title, a1(top, col))
             self.name(f"std_{channel}", ws.title, a1(top + 1, col))
         values = self.trace.tensors["input"][0]
@@ -256,26 +282,23 @@ class _Builder:
         kernel_names, ranges = [], []
         for f in range(F):
             band = top + f * (span + 2)
-            ws.cell(band, LEFT, self.texts("labels", "filter", number=f + 1)).font = style.HEADING
             row_names = []
             for c in range(C):
                 block = Block(ws.title, band + 1, LEFT + c * (span + 1), span, span)
-                ws.cell(band, block.left + (1 if c == 0 else 0), names[c] if c else
-                        f"{self.texts('labels', 'filter', number=f + 1)}: {names[c]}").font = style.HEADING
+                filter_name = self.texts("labels", "filter", number=f + 1)
+                self.label(ws, band, block.left, f"{filter_name}: {names[c]}" if c == 0 else names[c])
                 for i in range(span):
                     for j in range(span):
-                        tap = i % d == 0 and j % d == 0
-                        value = float(layer.weight[f, c, i // d, j // d]) if tap else 0
-                        cell = ws.cell(*block.cell(i, j), value)
-                        cell.number_format, cell.font = fmt, style.NUMBER
-                        if not tap:
-                            cell.fill, cell.font = style.ZERO_FILL, style.ZERO_FONT
+                        if i % d == 0 and j % d == 0:
+                            self.number(ws, *block.cell(i, j), float(layer.weight[f, c, i // d, j // d]),
+                                        fmt=fmt)
+                        else:  # the hole of a dilated kernel
+                            self.number(ws, *block.cell(i, j), 0, "zero", "0")
                 row_names.append(self.name(f"{prefix}_f{f + 1}_{names[c]}", ws.title, block.data))
                 ranges.append(block.data)
             bias_col = LEFT + C * (span + 1)
-            ws.cell(band, bias_col, self.texts("labels", "bias")).font = style.HEADING
-            bias = ws.cell(band + 1, bias_col, float(layer.bias[f]))
-            bias.number_format, bias.font = fmt, style.NUMBER
+            self.label(ws, band, bias_col, self.texts("labels", "bias"))
+            self.number(ws, band + 1, bias_col, float(layer.bias[f]), fmt=fmt)
             ranges.append(a1(band + 1, bias_col))
             self.name(f"{prefix}_f{f + 1}_bias", ws.title, a1(band + 1, bias_col))
             kernel_names.append(row_names)
@@ -340,7 +363,7 @@ class _Builder:
         ws, top = self.sheet("Flatten", "flatten", count=count, channels=C, height=H, width=W)
         headers = ["index", "map", "row", "column", "value"]
         for col, key in enumerate(headers, LEFT):
-            ws.cell(top, col, self.texts("labels", key)).font = style.HEADING
+            self.label(ws, top, col, self.texts("labels", key))
         vector = Vector(ws.title, top + 1, LEFT + 4, count)
         fmt = style.number_format(values)
         for n in range(count):
@@ -370,12 +393,12 @@ class _Builder:
         data_top = top + 5
         in_col, first = LEFT + 1, LEFT + 2
         outputs = self.trace.tensors[layer.name][0]
-        for row, key in ((bias_row, "bias"), (out_row, "output"), (data_top - 1, "input")):
-            ws.cell(row, LEFT, self.texts("labels", key)).font = style.HEADING
+        for row, key in ((bias_row, "bias"), (out_row, "output"), (data_top - 1, "index")):
+            self.label(ws, row, LEFT, self.texts("labels", key))
         # the input column: references to the vector this layer reads
         inputs_values = self.trace.tensors[self._previous_name(layer)][0]
         fmt_in = style.number_format(inputs_values)
-        ws.cell(data_top - 1, in_col, self.texts("labels", "input")).font = style.HEADING
+        self.label(ws, data_top - 1, in_col, self.texts("labels", "input"))
         for i in range(n):
             ws.cell(data_top + i, LEFT, i + 1)
             self.formula(ws, data_top + i, in_col, Flatten.formula(on(source.sheet, source.ref(i))),
@@ -385,22 +408,20 @@ class _Builder:
         for j in range(m):
             col = first + j
             header = self.model.classes[j] if last else self.texts("labels", "unit", number=j + 1)
-            self.text(ws, top, col, header, style.HEADING)
-            bias = ws.cell(bias_row, col, float(layer.bias[j]))
-            bias.number_format, bias.font = fmt_w, style.NUMBER
+            self.text(ws, top, col, header, "heading")
+            self.number(ws, bias_row, col, float(layer.bias[j]), fmt=fmt_w)
             for i in range(n):
-                cell = ws.cell(data_top + i, col, float(layer.weight[j, i]))
-                cell.number_format, cell.font = fmt_w, style.NUMBER
+                self.number(ws, data_top + i, col, float(layer.weight[j, i]), fmt=fmt_w)
             weights = self.name(f"{prefix}_w{j + 1}", ws.title, area(data_top, col, data_top + n - 1, col))
             bias_name = self.name(f"{prefix}_b{j + 1}", ws.title, a1(bias_row, col))
             self.formula(ws, out_row, col, Dense.formula(inputs, weights, bias_name), outputs[j],
-                         font=style.HEADING, fmt=fmt_out)
+                         kind="heading", fmt=fmt_out)
         out = Vector(ws.title, out_row, first, m, across=True)
         ws.conditional_formatting.add(area(data_top, first, data_top + n - 1, first + m - 1),
                                       style.diverging(layer.weight))
         ws.conditional_formatting.add(out.data, style.diverging(outputs))
         if relu_next:
-            ws.cell(relu_row, LEFT, self.texts("labels", "relu")).font = style.HEADING
+            self.label(ws, relu_row, LEFT, self.texts("labels", "relu"))
             after = np.maximum(outputs, 0)
             for j in range(m):
                 self.formula(ws, relu_row, first + j, ReLU.formula(out.ref(j)), after[j],
@@ -431,7 +452,7 @@ class _Builder:
         ws, top = self.sheet("Softmax", "softmax")
         headers = ["class", "logit", "exp", "probability"]
         for col, key in enumerate(headers, LEFT):
-            ws.cell(top, col, self.texts("labels", key)).font = style.HEADING
+            self.label(ws, top, col, self.texts("labels", key))
         first = top + 1
         z = self.trace.logits[0]
         exps = np.exp(z - z.max())
@@ -441,25 +462,26 @@ class _Builder:
             row = first + k
             self.text(ws, row, LEFT, name)
             self.formula(ws, row, LEFT + 1, Flatten.formula(on(logits.sheet, logits.ref(k))), z[k],
-                         fmt="0.000")
+                         kind="value", fmt="0.000")
             self.formula(ws, row, LEFT + 2, exp_formula(a1(row, LEFT + 1), "logits"), exps[k],
-                         fmt="0.0000")
+                         kind="value", fmt="0.0000")
             self.formula(ws, row, LEFT + 3, normalise_formula(a1(row, LEFT + 2), exp_range), p[k],
-                         fmt="0.0000")
-        ws.cell(first + K, LEFT + 1, self.texts("labels", "sum")).font = style.HEADING
-        self.formula(ws, first + K, LEFT + 2, f"=SUM({exp_range})", exps.sum(), fmt="0.0000")
+                         kind="value", fmt="0.0000")
+        self.label(ws, first + K, LEFT + 1, self.texts("labels", "sum"))
+        self.formula(ws, first + K, LEFT + 2, f"=SUM({exp_range})", exps.sum(), kind="value", fmt="0.0000")
         self.formula(ws, first + K, LEFT + 3, f"=SUM({area(first, LEFT + 3, first + K - 1, LEFT + 3)})",
-                     p.sum(), fmt="0.0000")
+                     p.sum(), kind="value", fmt="0.0000")
         names = Vector(ws.title, first, LEFT, K)
         probabilities = Vector(ws.title, first, LEFT + 3, K)
         self.name("class_names", ws.title, names.data)
         self.name("probabilities", ws.title, probabilities.data)
         ws.conditional_formatting.add(probabilities.data, style.sequential(np.ones(1)))
-        for col, width in zip("ABCDE", (3, 16, 12, 12, 14)):
+        for col, width in zip("ABCDE", (3, 18, 14, 18, 16)):
             ws.column_dimensions[col].width = width
         chart = BarChart()
         chart.title = self.texts("labels", "probability")
         chart.y_axis.scaling.min, chart.y_axis.scaling.max = 0, 1
+        chart.y_axis.majorUnit, chart.y_axis.number_format = 0.25, "0%"
         chart.legend = None
         chart.add_data(Reference(ws, min_col=LEFT + 3, min_row=first, max_row=first + K - 1))
         chart.set_categories(Reference(ws, min_col=LEFT, min_row=first, max_row=first + K - 1))
@@ -472,33 +494,32 @@ class _Builder:
         classes = self.model.classes
         K = len(classes)
         ws, top = self.sheet("Loss", "loss")
-        ws.cell(top, LEFT, self.texts("labels", "true_class")).font = style.HEADING
-        choice = self.text(ws, top, LEFT + 1, classes[self.true_index], style.HEADING)
-        choice.fill = style.INPUT_FILL
+        self.label(ws, top, LEFT, self.texts("labels", "true_class"))
+        choice = self.text(ws, top, LEFT + 1, classes[self.true_index], "input")
         self.name("true_class", ws.title, a1(top, LEFT + 1))
         drop_down = DataValidation(type="list", formula1="class_names", allow_blank=False)
         ws.add_data_validation(drop_down)
         drop_down.add(choice)
         header = top + 2
         for col, key in enumerate(["class", "probability", "onehot"], LEFT):
-            ws.cell(header, col, self.texts("labels", key)).font = style.HEADING
+            self.label(ws, header, col, self.texts("labels", key))
         p = self.trace.probabilities[0]
         for k, name in enumerate(classes):
             row = header + 1 + k
             self.text(ws, row, LEFT, name)
             self.formula(ws, row, LEFT + 1, Flatten.formula(on(probabilities.sheet, probabilities.ref(k))),
-                         p[k], fmt="0.0000")
+                         p[k], kind="value", fmt="0.0000")
             self.formula(ws, row, LEFT + 2, onehot_formula(a1(row, LEFT), "true_class"),
-                         float(k == self.true_index), fmt="0")
+                         float(k == self.true_index), kind="value", fmt="0")
         onehot = area(header + 1, LEFT + 2, header + K, LEFT + 2)
         self.name("onehot", ws.title, onehot)
         p_row, loss_row = header + K + 2, header + K + 3
-        ws.cell(p_row, LEFT, self.texts("labels", "p_true")).font = style.HEADING
-        ws.cell(loss_row, LEFT, self.texts("labels", "loss")).font = style.HEADING
+        self.label(ws, p_row, LEFT, self.texts("labels", "p_true"))
+        self.label(ws, loss_row, LEFT, self.texts("labels", "loss"))
         self.formula(ws, p_row, LEFT + 1, true_probability_formula("onehot", "probabilities"),
-                     p[self.true_index], fmt="0.0000")
+                     p[self.true_index], kind="value", fmt="0.0000")
         self.formula(ws, loss_row, LEFT + 1, cross_entropy_formula(a1(p_row, LEFT + 1)),
-                     -np.log(p[self.true_index]), font=style.TITLE, fmt="0.0000")
+                     -np.log(p[self.true_index]), kind="big")
         self.name("loss", ws.title, a1(loss_row, LEFT + 1))
         for col, width in zip("ABCD", (3, 24, 14, 10)):
             ws.column_dimensions[col].width = width
@@ -506,7 +527,8 @@ class _Builder:
 
     def overview_sheet(self, ws):
         t = self.texts
-        ws.cell(1, 1, t("overview", "title", photo=self.photo_name or t("overview", "photo"))).font = style.TITLE
+        photo = self.photo_name or t("overview", "photo")
+        ws.cell(1, 1, t("overview", "title", photo=photo)).font = style.TITLE
         row = 3
         for line in t.lines("overview", "body"):
             ws.cell(row, 1, line)
@@ -519,17 +541,17 @@ class _Builder:
             ("predicted", "=INDEX(class_names,MATCH(MAX(probabilities),probabilities,0))", predicted, None),
             ("probability", "=MAX(probabilities)", p.max(), "0.0%"),
             ("true_class", "=true_class", self.model.classes[self.true_index], None),
-            ("loss", "=loss", -np.log(p[self.true_index]), "0.0000"),
+            ("loss", "=loss", -np.log(p[self.true_index]), None),
         ]
         for key, text, expected, fmt in summary:
-            ws.cell(row, 1, t("overview", key)).font = style.HEADING
-            self.formula(ws, row, 2, text, expected, font=style.HEADING, fmt=fmt)
+            self.label(ws, row, 1, t("overview", key))
+            self.formula(ws, row, 2, text, expected, kind="heading", fmt=fmt or "General")
             row += 1
         row += 1
         headers = ["table_step", "table_layer", "table_shape", "table_size", "table_size_rule",
                    "table_params", "table_note"]
         for col, key in enumerate(headers, 1):
-            ws.cell(row, col, t("overview", key)).font = style.HEADING
+            self.label(ws, row, col, t("overview", key))
         first = row + 1
         for step in self.steps:
             row += 1
@@ -540,19 +562,21 @@ class _Builder:
             ws.cell(row, 3, " x ".join(str(n) for n in step.shape))
             if step.size_formula:
                 self.formula(ws, row, 4, step.size_formula, step.shape[1] if len(step.shape) == 3
-                             else step.shape[0], font=None)
+                             else step.shape[0], kind="heading")
                 ws.cell(row, 5, step.size_rule)
             if step.params_formula:
-                self.formula(ws, row, 6, step.params_formula, step.params, font=None)
+                self.formula(ws, row, 6, step.params_formula, step.params, kind="heading")
             ws.cell(row, 7, step.note)
         row += 1
-        ws.cell(row, 5, t("overview", "total")).font = style.HEADING
+        self.label(ws, row, 5, t("overview", "total"))
         total = sum(s.params for s in self.steps)
-        self.formula(ws, row, 6, f"=SUM({area(first, 6, row - 1, 6)})", total, font=style.HEADING)
-        for col, width in zip("ABCDEFG", (14, 16, 14, 12, 34, 12, 40)):
+        self.formula(ws, row, 6, f"=SUM({area(first, 6, row - 1, 6)})", total, kind="big")
+        for col, width in zip("ABCDEFG", (14, 16, 14, 14, 36, 12, 30)):
             ws.column_dimensions[col].width = width
         ws.page_setup.orientation = "landscape"
-        self._pictures(ws, anchor_col="I")
+        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        self._pictures(ws, anchor_col="H")
 
     def _pictures(self, ws, anchor_col: str):
         size = self.model.input_size
@@ -566,9 +590,25 @@ class _Builder:
         for picture, caption in pictures:
             buffer = io.BytesIO()
             picture.save(buffer, format="PNG")
-            ws.cell(row, ord(anchor_col) - 64, caption).font = style.HEADING
+            self.label(ws, row, ord(anchor_col) - 64, caption)
             ws.add_image(SheetImage(buffer), f"{anchor_col}{row + 1}")
             row += 14
+
+
+MAX_FORMULAS = 2_000_000  # far beyond this, Excel and LibreOffice take minutes to open a file
+
+
+def check_size(model: Model) -> None:
+    """Refuse, before any work, a network whose workbook breaks Excel's limits or any patience."""
+    shapes = model.shapes  # (C, H, W) of the input, then one per layer
+    longest = max(int(np.prod(shape)) for shape in shapes if len(shape) == 1)
+    if longest + 20 > MAX_ROWS:
+        raise CnnsheetError(f"the flattened vector has {longest:,} values, one row each; Excel "
+                            f"allows {MAX_ROWS:,} rows: use a smaller input, more pooling or stride")
+    formulas = sum(int(np.prod(shape)) for shape in shapes)
+    if formulas > MAX_FORMULAS:
+        raise CnnsheetError(f"the workbook would hold about {formulas:,} formulas (more than "
+                            f"{MAX_FORMULAS:,}): use a smaller input size, more pooling or stride")
 
 
 def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = None,
@@ -576,6 +616,7 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
                       photo_name: str = "") -> Walkthrough:
     """The workbook for one photo's uint8 pixels (H, W, 3) and what every formula must give."""
     texts = texts or Texts("en")
+    check_size(model)
     if true_index is None:
         true_index = int(model.predict(pixels).probabilities[0].argmax())
     return _Builder(model, pixels, texts, true_index, photo, photo_name).build()

@@ -2,7 +2,8 @@
 
     python samples/make_samples.py SKIMAGE_DATA_DIR
 
-The drawn shapes are rendered here: marker strokes with a wobbling hand on lit, grainy paper,
+The drawn shapes are rendered here: marker (or, for the triangle, pencil) strokes with a wobbling
+hand on lit, grainy paper,
 framed off-centre in a landscape picture as a phone photo would be. The photographs are
 scikit-image's public-domain and CC0 sample photos (see README.md), shrunk and saved as JPEG.
 """
@@ -62,8 +63,9 @@ def drawing(kind: str, seed: int, ink=(25, 35, 90)) -> Image.Image:
 
 
 def main(skimage_data: Path) -> None:
-    for seed, kind in enumerate(["circle", "square", "triangle"]):
-        drawing(kind, seed).save(HERE / f"drawn-{kind}.jpg", quality=85)
+    marker, pencil = (25, 35, 90), (130, 130, 140)
+    for seed, (kind, ink) in enumerate([("circle", marker), ("square", marker), ("triangle", pencil)]):
+        drawing(kind, seed, ink).save(HERE / f"drawn-{kind}.jpg", quality=85)
     for name, source in PHOTOS.items():
         with Image.open(skimage_data / source) as photo:
             photo = photo.convert("RGB")

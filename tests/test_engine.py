@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 from helpers import config, random_pixels, small_model
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings
+from strategies import architectures
 from torch_oracle import torch_forward, torch_params, torch_pass
 
 from cnnsheet.errors import CnnsheetError
@@ -13,41 +13,6 @@ from cnnsheet.layers import conv_output_size
 from cnnsheet.model import Model
 
 TOLERANCE = {"rtol": 1e-10, "atol": 1e-12}
-
-block_strategy = st.fixed_dictionaries({
-    "filters": st.integers(1, 4), "kernel": st.integers(1, 4), "stride": st.integers(1, 3),
-    "padding": st.integers(0, 2), "dilation": st.integers(1, 2),
-    "pool": st.sampled_from([0, 1, 2, 3]), "pool_stride": st.integers(1, 3),
-})
-
-
-@st.composite
-def architectures(draw):
-    """A valid random model and a batch for it; integer values make exact ties in the pools."""
-    channels = draw(st.sampled_from([1, 3]))
-    blocks = draw(st.lists(block_strategy, min_size=1, max_size=3))
-    hidden = draw(st.lists(st.integers(1, 6), max_size=1))
-    classes = [f"class{i}" for i in range(draw(st.integers(2, 4)))]
-    size = draw(st.integers(6, 20))
-    try:
-        model = Model(config(size, channels, blocks, hidden, classes))
-    except CnnsheetError:
-        assume(False)
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    batch = draw(st.integers(1, 3))
-    shape = (batch, model.channels, size, size)
-    if draw(st.booleans()):  # small integers: sums are exact in float64, so ties are real ties
-        x = rng.integers(-2, 3, size=shape).astype(float)
-        for array in model.params().values():
-            array[...] = rng.integers(-1, 2, size=array.shape)
-    else:
-        x = rng.normal(size=shape)
-        model.init(int(rng.integers(1000)))
-        for array in model.params().values():
-            array += rng.normal(scale=0.1, size=array.shape)
-    labels = rng.integers(0, len(classes), size=batch)
-    return model, x, labels
-
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(architectures())

@@ -1,0 +1,95 @@
+"""Building the walkthrough workbook: cnnsheet against bare openpyxl, and LibreOffice's recalculation.
+
+For the default walkthrough and a large one (input 128x128, 8 filters, two conv blocks,
+untrained): formula count; seconds to build and save the workbook; seconds bare openpyxl takes to
+write the same formula strings and numbers with no styling; file size; peak Python memory while
+building; and LibreOffice's time to load, recalculate every formula and save (start-up
+included). The ratio cnnsheet / bare openpyxl of the default walkthrough is the last line.
+
+    python benchmarks/export.py
+"""
+
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from openpyxl import Workbook
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from libreoffice import convert, make_profile  # noqa: E402
+
+from cnnsheet import shapes  # noqa: E402
+from cnnsheet.images import load_photo  # noqa: E402
+from cnnsheet.model import Model, load_model  # noqa: E402
+from cnnsheet.resources import default_model_path, default_photo_path  # noqa: E402
+from cnnsheet.train import Architecture  # noqa: E402
+from cnnsheet.workbook import build_walkthrough, save_atomically  # noqa: E402
+
+
+def cnnsheet_export(model, pixels, path):
+    walkthrough = build_walkthrough(model, pixels)
+    save_atomically(walkthrough.workbook, path)
+    return walkthrough
+
+
+def bare_export(cells_by_sheet, path):
+    """The same values and formula strings, one plain cell at a time, nothing else."""
+    book = Workbook(write_only=False)
+    book.remove(book.active)
+    for title, cells in cells_by_sheet.items():
+        ws = book.create_sheet(title)
+        for row, col, value in cells:
+            ws.cell(row, col, value)
+    book.save(path)
+
+
+def measure(label, model, pixels, folder: Path, profile: Path):
+    ours, bare = folder / f"{label}.xlsx", folder / f"{label}-bare.xlsx"
+    start = time.perf_counter()
+    walkthrough = cnnsheet_export(model, pixels, ours)
+    build = time.perf_counter() - start
+    cells = {ws.title: [(c.row, c.column, c.value) for row in ws.iter_rows() for c in row
+                        if c.value is not None]
+             for ws in walkthrough.workbook.worksheets}
+    start = time.perf_counter()
+    bare_export(cells, bare)
+    reference = time.perf_counter() - start
+
+    tracemalloc.start()
+    cnnsheet_export(model, pixels, folder / f"{label}-again.xlsx")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+
+    start = time.perf_counter()
+    convert([ours], folder / "calc", profile)
+    recalculation = time.perf_counter() - start
+    print(f"{label}: {len(walkthrough.expected):,} formulas in {len(cells)} sheets")
+    print(f"  cnnsheet build + save:      {build:7.2f} s")
+    print(f"  bare openpyxl, same cells:  {reference:7.2f} s")
+    print(f"  file size:                  {ours.stat().st_size / 1e6:7.2f} MB")
+    print(f"  peak Python memory:         {peak / 1e6:7.1f} MB")
+    print(f"  LibreOffice load + recalculate + save: {recalculation:.2f} s")
+    return build / reference
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        profile = make_profile(folder / "profile")
+        large = Model(Architecture(size=128, filters=8, blocks=2).config(shapes.CLASSES)).init(0)
+        large_pixels = load_photo(default_photo_path(), 128)
+        model = load_model(default_model_path())
+        pixels = load_photo(default_photo_path(), model.input_size)
+        # warm up LibreOffice's profile once, so that both cases pay the same start-up
+        cnnsheet_export(model, pixels, folder / "warm.xlsx")
+        convert([folder / "warm.xlsx"], folder / "warm", profile)
+        large_ratio = measure("large (128x128, two conv blocks)", large, large_pixels, folder, profile)
+        ratio = measure("default walkthrough", model, pixels, folder, profile)
+        print(f"large: ratio cnnsheet/bare openpyxl: {large_ratio:.2f}")
+        print(f"ratio cnnsheet/bare openpyxl: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

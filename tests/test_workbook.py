@@ -1,0 +1,183 @@
+"""The walkthrough workbook, recalculated by LibreOffice Calc and compared with the engine."""
+
+import numpy as np
+import openpyxl
+import pytest
+from click.testing import CliRunner
+from helpers import small_model
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from libreoffice import compare, convert
+from openpyxl.utils.cell import range_boundaries
+from strategies import models
+
+from cnnsheet.cli import main
+from cnnsheet.images import load_photo
+from cnnsheet.model import load_model
+from cnnsheet.resources import default_model_path, default_photo_path
+from cnnsheet.texts import Texts
+from cnnsheet.workbook import build_walkthrough, save_atomically
+
+
+def default_case():
+    model = load_model(default_model_path())
+    return model, load_photo(default_photo_path(), model.input_size)
+
+
+def top_left(walkthrough, name):
+    """(sheet, row, col) of the first cell a defined name points at."""
+    sheet, ref = walkthrough.names[name].rsplit("!", 1)
+    left, top, _, _ = range_boundaries(ref.replace("$", ""))
+    return sheet.strip("'"), top, left
+
+
+def test_the_default_walkthrough_from_the_cli_matches_the_engine(tmp_path, calc_profile):
+    out = tmp_path / "walkthrough.xlsx"
+    result = CliRunner().invoke(main, ["explain", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    model, pixels = default_case()
+    expected = build_walkthrough(model, pixels).expected
+    [recalculated] = convert([out], tmp_path / "calc", calc_profile)
+    assert compare(out, recalculated, expected) > 12_000
+
+
+@st.composite
+def cases(draw):
+    model = draw(models(sizes=(5, 14), tricky_names=True))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    model.init(seed % 1000)
+    for array in model.params().values():
+        array += rng.normal(scale=0.2, size=array.shape)
+    if draw(st.booleans()):  # dark, flat pictures: many exact ties in the pools after ReLU
+        pixels = rng.integers(0, 3, size=(model.input_size, model.input_size, 3)).astype(np.uint8)
+    else:
+        pixels = rng.integers(0, 256, size=(model.input_size, model.input_size, 3)).astype(np.uint8)
+    return model, pixels, int(rng.integers(len(model.classes)))
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.filter_too_much,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(st.lists(cases(), min_size=5, max_size=5))
+def test_random_architectures_match_the_engine_cell_by_cell(tmp_path_factory, calc_profile, batch):
+    folder = tmp_path_factory.mktemp("random")
+    paths, walkthroughs = [], []
+    for number, (model, pixels, true_index) in enumerate(batch):
+        walkthrough = build_walkthrough(model, pixels, true_index=true_index)
+        path = folder / f"case{number}.xlsx"
+        save_atomically(walkthrough.workbook, path)
+        paths.append(path)
+        walkthroughs.append(walkthrough)
+    for path, recalculated, walkthrough in zip(paths, convert(paths, folder / "calc", calc_profile),
+                                               walkthroughs):
+        compare(path, recalculated, walkthrough.expected)
+
+
+def test_the_workbook_is_live(tmp_path, calc_profile):
+    """Change pixels, a conv weight, a dense weight and the true class; Calc follows the engine."""
+    model, pixels = default_case()
+    walkthrough = build_walkthrough(model, pixels)
+    original = tmp_path / "original.xlsx"
+    save_atomically(walkthrough.workbook, original)
+
+    book = openpyxl.load_workbook(original)
+    changed_pixels = pixels.copy()
+    for channel, (i, j, value) in zip("RGB", [(3, 4, 0), (10, 10, 255), (20, 5, 17)]):
+        sheet, row, col = top_left(walkthrough, f"image_{channel}")
+        book[sheet].cell(row + i, col + j).value = value
+        changed_pixels[i, j, "RGB".index(channel)] = value
+    sheet, row, col = top_left(walkthrough, "conv1_f1_R")
+    book[sheet].cell(row + 1, col + 2).value = 0.5
+    sheet, row, col = top_left(walkthrough, "dense1_w1")
+    book[sheet].cell(row + 7, col).value = -0.3
+    sheet, row, col = top_left(walkthrough, "true_class")
+    book[sheet].cell(row, col).value = "square"
+    changed = tmp_path / "changed.xlsx"
+    book.save(changed)
+
+    model.params()["conv1.weight"][0, 0, 1, 2] = 0.5
+    model.params()["hidden.weight"][0, 7] = -0.3
+    expected = build_walkthrough(model, changed_pixels, true_index=1).expected
+    assert expected != walkthrough.expected
+    [recalculated] = convert([changed], tmp_path / "calc", calc_profile)
+    compare(changed, recalculated, expected)
+
+
+def test_class_names_stay_text(tmp_path):
+    model = small_model(size=8, classes=("=1+1", "@SUM(A1)", "+3"))
+    pixels = np.zeros((8, 8, 3), dtype=np.uint8)
+    walkthrough = build_walkthrough(model, pixels)
+    path = tmp_path / "names.xlsx"
+    save_atomically(walkthrough.workbook, path)
+    book = openpyxl.load_workbook(path)
+    softmax = book["Softmax"]
+    names = [cell.value for row in softmax.iter_rows() for cell in row
+             if cell.value in ("=1+1", "@SUM(A1)", "+3")]
+    assert sorted(names) == ["+3", "=1+1", "@SUM(A1)"]
+    assert all(cell.data_type == "s" for row in softmax.iter_rows() for cell in row
+               if cell.value in ("=1+1", "@SUM(A1)", "+3"))
+
+
+def test_defined_names_of_the_contract_exist():
+    model, pixels = default_case()
+    names = build_walkthrough(model, pixels).names
+    for name in ["image_R", "image_G", "image_B", "logits", "probabilities", "loss", "true_class",
+                 "conv1_f1_R", "conv1_f8_B", "conv1_f1_bias", "flatten"]:
+        assert name in names, name
+    assert names["logits"].startswith("Dense2!") and names["probabilities"].startswith("Softmax!")
+
+
+def test_chinese_and_a_teachers_own_texts(tmp_path):
+    model, pixels = default_case()
+    book = build_walkthrough(model, pixels, Texts("zh")).workbook
+    assert "卷积" in book["Conv1"]["A1"].value
+    own = tmp_path / "texts"
+    own.mkdir()
+    (own / "en.toml").write_text('[conv]\ntitle = "Sliding {filters} magnifying glasses"\n')
+    book = build_walkthrough(model, pixels, Texts("en", own)).workbook
+    assert book["Conv1"]["A1"].value == "Sliding 8 magnifying glasses"
+    assert book["Pool1"]["A1"].value.startswith("Step 6")  # everything else is built in
+    (own / "en.toml").write_text('[conv]\ntitle = "Sliding {glasses}"\n')
+    with pytest.raises(Exception, match="unknown placeholder 'glasses'"):
+        build_walkthrough(model, pixels, Texts("en", own))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope.jpg"], "nope.jpg: no such file"),
+    (["--model", "nope.npz"], "nope.npz: no such model file"),
+    (["--label", "hexagon"], "--label 'hexagon' is not a class"),
+    (["-o", "missing/w.xlsx"], "the folder missing does not exist"),
+    (["--filters", "3"], "add --untrained"),
+    (["--untrained", "--size", "400", "--pool", "1"], "Excel allows 1,048,576 rows"),
+    (["--untrained", "--size", "8", "--kernel", "9"], "kernel 9 is larger than the padded input 8"),
+    (["--templates", "nowhere"], "--templates nowhere: no such folder"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["explain", *args])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_explain_with_no_arguments_writes_walkthrough_xlsx(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["explain"])
+    assert result.exit_code == 0, result.output
+    assert "drawn-triangle.jpg -> triangle" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["walkthrough.xlsx"]
+    book = openpyxl.load_workbook(tmp_path / "walkthrough.xlsx")
+    assert book.sheetnames[:4] == ["Overview", "Image", "Input", "Filters1"]
+
+
+def test_a_failed_save_leaves_nothing(tmp_path, monkeypatch):
+    def broken(self, path):
+        open(path, "wb").write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("openpyxl.Workbook.save", broken)
+    model, pixels = default_case()
+    with pytest.raises(OSError):
+        save_atomically(build_walkthrough(model, pixels).workbook, tmp_path / "w.xlsx")
+    assert list(tmp_path.iterdir()) == []
