@@ -6,6 +6,7 @@ channel or feature map) on one sheet; a `Vector` is a 1-D tensor laid down a col
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ def absolute(ref: str) -> str:
     return re.sub(r"([A-Z]+)([0-9]+)", r"$\1$\2", ref)
 
 
+@functools.lru_cache(maxsize=256)
 def quote_sheet(sheet: str) -> str:
     """A sheet name as a formula writes it: quoted unless it is a plain word."""
     if _PLAIN_SHEET.match(sheet) and not _CELL_LIKE.match(sheet):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from copy import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,15 +93,17 @@ class _Builder:
         self.result = Walkthrough(Workbook())
         self.steps: list[Step] = []
         self.counts: dict[str, int] = {}
-        self.styles: set[str] = set()
+        self.styles: dict = {}  # named style -> the style array openpyxl gave its first cell
 
     # ---- cells ------------------------------------------------------------------------------
     def styled(self, cell, kind: str = "number", fmt: str = "General"):
         name = f"cnnsheet {kind} {fmt}"
         if name not in self.styles:
             self.result.workbook.add_named_style(style.named_style(name, kind, fmt))
-            self.styles.add(name)
-        cell.style = name
+            cell.style = name
+            self.styles[name] = cell._style
+        else:  # what `cell.style = name` does, without looking the name up again (measured: 2x)
+            cell._style = copy(self.styles[name])
         return cell
 
     def number(self, ws, row, col, value, kind="number", fmt="General"):
@@ -541,7 +544,7 @@ class _Builder:
             ("predicted", "=INDEX(class_names,MATCH(MAX(probabilities),probabilities,0))", predicted, None),
             ("probability", "=MAX(probabilities)", p.max(), "0.0%"),
             ("true_class", "=true_class", self.model.classes[self.true_index], None),
-            ("loss", "=loss", -np.log(p[self.true_index]), None),
+            ("loss", "=loss", -np.log(p[self.true_index]), "0.0000"),
         ]
         for key, text, expected, fmt in summary:
             self.label(ws, row, 1, t("overview", key))
