@@ -13,11 +13,13 @@ import tempfile
 from copy import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
 from openpyxl.drawing.image import Image as SheetImage
+from openpyxl.utils import get_column_letter
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.hyperlink import Hyperlink
@@ -50,10 +52,11 @@ from cnnsheet.layout import (
     on,
     valid_name,
 )
-from cnnsheet.model import Model
+from cnnsheet.model import Model, Trace
 from cnnsheet.texts import Texts
 
 OVERVIEW = "Overview"
+SINGLE_SHEETS = ("Image", "Input", "Flatten", "Softmax", "Loss", "dLogits", "Step", "Saliency")
 LEFT = 2  # tensors start in column B; column A is a margin
 
 
@@ -78,6 +81,39 @@ class Step:
     note: str = ""
 
 
+@dataclass
+class Pass:
+    """One forward pass through the layers: its engine values, and how its sheets and names are
+    called. The first pass has the model's weights as numbers; the pass after the gradient step
+    has `step(layer, key, index)`, the formula of each new weight."""
+
+    trace: Trace
+    params: dict
+    sheet_prefix: str = ""
+    name_prefix: str = ""
+    step: Callable | None = None
+
+
+@dataclass(frozen=True)
+class DenseGeometry:
+    """Where a dense sheet puts things: bias, output and ReLU rows; inputs and weights below."""
+
+    sheet: str
+    bias_row: int
+    out_row: int
+    relu_row: int
+    data_top: int
+    in_col: int
+    first: int  # the column of the first output's weights
+
+    def input_column(self, n: int) -> str:
+        return area(self.data_top, self.in_col, self.data_top + n - 1, self.in_col)
+
+    def weight_row(self, i: int, m: int) -> str:
+        """The weights that input i meets, one per output: row i of W transposed."""
+        return area(self.data_top + i, self.first, self.data_top + i, self.first + m - 1)
+
+
 def channel_names(count: int, first_layer: bool) -> list[str]:
     if first_layer:
         return ["R", "G", "B"] if count == 3 else ["grey"]
@@ -86,13 +122,19 @@ def channel_names(count: int, first_layer: bool) -> list[str]:
 
 class _Builder:
     def __init__(self, model: Model, pixels: np.ndarray, texts: Texts, true_index: int,
-                 photo: Image.Image | None, photo_name: str):
+                 photo: Image.Image | None, photo_name: str, with_backward: bool):
         self.model, self.pixels, self.texts = model, pixels, texts
         self.true_index, self.photo, self.photo_name = true_index, photo, photo_name
         self.trace = model.predict(pixels)
+        self.first = Pass(self.trace, model.params())
+        self.with_backward = with_backward
         self.result = Walkthrough(Workbook())
         self.steps: list[Step] = []
         self.counts: dict[str, int] = {}
+        self.at: dict = {}  # tensor name -> (blocks or Vector, sheet) in the first pass
+        self.param_at: dict = {}  # (layer, "weight" or "bias", index) -> "Sheet!B3"
+        self.kernels: dict = {}  # conv layer -> [filter][channel] Block on its Filters sheet
+        self.dense_at: dict = {}  # dense layer -> DenseGeometry
         self.styles: dict = {}  # named style -> the style array openpyxl gave its first cell
 
     # ---- cells ------------------------------------------------------------------------------
@@ -135,13 +177,20 @@ class _Builder:
         self.result.names[name] = target
         return name
 
-    def sheet(self, kind: str, section: str, body_keys=("body",), **values):
-        """A new sheet with its title, the link back, and the explanation; returns (ws, first free row)."""
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        single = kind in ("Image", "Input", "Flatten", "Softmax", "Loss")
-        title = kind if single else f"{kind}{self.counts[kind]}"
+    def sheet(self, kind: str, section: str, body_keys=("body",), fp: Pass | None = None, **values):
+        """A new sheet with its title, the link back, and the explanation; returns (ws, first free row).
+
+        Sheets of the pass after the gradient step are called New...; they say so in one line."""
+        prefix = fp.sheet_prefix if fp else ""
+        self.counts[prefix + kind] = self.counts.get(prefix + kind, 0) + 1
+        single = kind in SINGLE_SHEETS
+        title = prefix + (kind if single else f"{kind}{self.counts[prefix + kind]}")
         ws = self.result.workbook.create_sheet(title)
-        ws.cell(1, 1, self.texts(section, "title", **values)).font = style.TITLE
+        heading = self.texts(section, "title", **values)
+        if prefix:
+            heading = self.texts("step", "after_title", title=heading)
+            body_keys, section, values = ("after_body",), "step", {"sheet": title[len(prefix):]}
+        ws.cell(1, 1, heading).font = style.TITLE
         link = ws.cell(2, 1, self.texts("labels", "back"))
         link.hyperlink = Hyperlink(ref="A2", location=f"'{OVERVIEW}'!A1")
         link.font = style.LINK
@@ -158,8 +207,6 @@ class _Builder:
 
     @staticmethod
     def square_cells(ws, top: int, bottom: int, right: int, size=style.TENSOR_CELL):
-        from openpyxl.utils import get_column_letter
-
         width, height = size
         for col in range(1, right + 2):
             ws.column_dimensions[get_column_letter(col)].width = width
@@ -200,31 +247,20 @@ class _Builder:
         layers = self.model.layers
         return layers[index].padding if index < len(layers) and isinstance(layers[index], Conv) else 0
 
+    def step(self, fp: Pass, sheet: str, layer: str, shape: tuple, **details):
+        """A row of the overview's table (the first pass's sheets describe the network)."""
+        if fp is self.first:
+            self.steps.append(Step(sheet, layer, shape, **details))
+
     # ---- sheets -----------------------------------------------------------------------------
     def build(self) -> Walkthrough:
         overview = self.result.workbook.active
         overview.title = OVERVIEW
-        blocks = self.image_sheet()
-        blocks, sheet = self.input_sheet(blocks)
-        vector = None
-        layers = self.model.layers
-        for index, layer in enumerate(layers):
-            border = self.border_for(index + 1)
-            values = self.trace.tensors[layer.name][0]
-            if isinstance(layer, Conv):
-                kernels = self.filters_sheet(layer, first=index == 0)
-                blocks, sheet = self.conv_sheet(layer, values, blocks, sheet, kernels, border)
-            elif isinstance(layer, ReLU) and vector is None:
-                blocks, sheet = self.relu_sheet(layer, values, blocks, sheet, border)
-            elif isinstance(layer, MaxPool):
-                blocks, sheet = self.pool_sheet(layer, values, blocks, sheet, border)
-            elif isinstance(layer, Flatten):
-                vector = self.flatten_sheet(values, blocks, sheet)
-            elif isinstance(layer, Dense):
-                relu_next = index + 1 < len(layers) and isinstance(layers[index + 1], ReLU)
-                vector = self.dense_sheet(layer, vector, relu_next, last=index == len(layers) - 1)
-        probabilities = self.softmax_sheet(vector)
+        self.input_sheet(self.image_sheet())
+        probabilities = self.softmax_sheet(self.first, self.forward(self.first))
         self.loss_sheet(probabilities)
+        if self.with_backward:
+            self.backward_sheets(probabilities)
         self.overview_sheet(overview)
         return self.result
 
@@ -269,23 +305,57 @@ class _Builder:
 
         self.tensor(ws, blocks, values, formula)
         self.steps.append(Step(ws.title, self.texts("overview", "input_row"), values.shape))
-        return blocks, ws.title
+        self.at["input"] = (blocks, ws.title)
 
-    def filters_sheet(self, layer: Conv, first: bool) -> list[list[str]]:
-        """Weights as numbers, one row of kernels per filter; returns the kernel names [f][c]."""
+    def forward(self, fp: Pass) -> Vector:
+        """The sheets of one pass from the input to the logits; returns where the logits are."""
+        blocks, sheet = self.at["input"]
+        vector = None
+        layers = self.model.layers
+        for index, layer in enumerate(layers):
+            border = self.border_for(index + 1)
+            values = fp.trace.tensors[layer.name][0]
+            if isinstance(layer, Conv):
+                self.filters_sheet(fp, layer, first=index == 0)
+                blocks, sheet = self.conv_sheet(fp, layer, values, blocks, sheet, border)
+            elif isinstance(layer, ReLU) and vector is None:
+                blocks, sheet = self.relu_sheet(fp, layer, values, blocks, sheet, border)
+            elif isinstance(layer, MaxPool):
+                blocks, sheet = self.pool_sheet(fp, layer, values, blocks, sheet, border)
+            elif isinstance(layer, Flatten):
+                vector = self.flatten_sheet(fp, values, blocks, sheet)
+            elif isinstance(layer, Dense):
+                relu_next = index + 1 < len(layers) and isinstance(layers[index + 1], ReLU)
+                vector = self.dense_sheet(fp, layer, vector, relu_next, last=index == len(layers) - 1)
+            if fp is self.first:
+                self.at[layer.name] = (vector, sheet) if vector is not None else (blocks, sheet)
+        return vector
+
+    def param(self, fp: Pass, ws, row, col, layer, key: str, index: tuple, fmt: str):
+        """A weight or bias: a number in the first pass, `old - learning_rate * gradient` after."""
+        value = fp.params[f"{layer.name}.{key}"][index]
+        if fp.step is None:
+            self.number(ws, row, col, float(value), fmt=fmt)
+            self.param_at[layer.name, key, index] = on(ws.title, a1(row, col))
+        else:
+            self.formula(ws, row, col, fp.step(layer, key, index), value, fmt=fmt)
+
+    def filters_sheet(self, fp: Pass, layer: Conv, first: bool):
+        """Weights, one row of kernels per filter (spread with zeros when dilated), and biases."""
         F, C, k = layer.filters, layer.in_channels, layer.kernel
         span, d = layer.span, layer.dilation
         keys = ("body", "body_dilation") if d > 1 else ("body",)
         per_filter = C * k * k + 1
-        ws, top = self.sheet("Filters", "filters", keys, layer=layer.name, filters=F, channels=C,
+        ws, top = self.sheet("Filters", "filters", keys, fp, layer=layer.name, filters=F, channels=C,
                              kernel=k, weights=per_filter, total=F * per_filter, dilation=d, span=span)
-        prefix = f"conv{self.counts['Filters']}"
+        prefix = f"{fp.name_prefix}conv{self.counts[fp.sheet_prefix + 'Filters']}"
         names = channel_names(C, first)
-        fmt = style.number_format(layer.weight)
-        kernel_names, ranges = [], []
+        weights = fp.params[f"{layer.name}.weight"]
+        fmt = style.number_format(weights)
+        ranges, kernels = [], []
         for f in range(F):
             band = top + f * (span + 2)
-            row_names = []
+            row_blocks = []
             for c in range(C):
                 block = Block(ws.title, band + 1, LEFT + c * (span + 1), span, span)
                 filter_name = self.texts("labels", "filter", number=f + 1)
@@ -293,79 +363,80 @@ class _Builder:
                 for i in range(span):
                     for j in range(span):
                         if i % d == 0 and j % d == 0:
-                            self.number(ws, *block.cell(i, j), float(layer.weight[f, c, i // d, j // d]),
-                                        fmt=fmt)
+                            tap = (f, c, i // d, j // d)
+                            self.param(fp, ws, *block.cell(i, j), layer, "weight", tap, fmt)
                         else:  # the hole of a dilated kernel
                             self.number(ws, *block.cell(i, j), 0, "zero", "0")
-                row_names.append(self.name(f"{prefix}_f{f + 1}_{names[c]}", ws.title, block.data))
+                self.name(f"{prefix}_f{f + 1}_{names[c]}", ws.title, block.data)
                 ranges.append(block.data)
+                row_blocks.append(block)
             bias_col = LEFT + C * (span + 1)
             self.label(ws, band, bias_col, self.texts("labels", "bias"))
-            self.number(ws, band + 1, bias_col, float(layer.bias[f]), fmt=fmt)
+            self.param(fp, ws, band + 1, bias_col, layer, "bias", (f,), fmt)
             ranges.append(a1(band + 1, bias_col))
             self.name(f"{prefix}_f{f + 1}_bias", ws.title, a1(band + 1, bias_col))
-            kernel_names.append(row_names)
-        everything = np.concatenate([layer.weight.ravel(), layer.bias])
+            kernels.append(row_blocks)
+        if fp is self.first:
+            self.kernels[layer.name] = kernels
+        everything = np.concatenate([weights.ravel(), fp.params[f"{layer.name}.bias"]])
         ws.conditional_formatting.add(" ".join(ranges), style.diverging(everything))
         self.square_cells(ws, top, top + F * (span + 2), LEFT + C * (span + 1))
-        self.steps.append(Step(ws.title, layer.name, layer.weight.shape,
-                               params_formula=f"={F}*{C}*{k}*{k}+{F}",
-                               params=layer.weight.size + layer.bias.size))
-        return kernel_names
+        self.step(fp, ws.title, layer.name, layer.weight.shape, params_formula=f"={F}*{C}*{k}*{k}+{F}",
+                  params=layer.weight.size + layer.bias.size)
 
-    def conv_sheet(self, layer: Conv, values, in_blocks, in_sheet, kernels, border):
+    def conv_sheet(self, fp: Pass, layer: Conv, values, in_blocks, in_sheet, border):
         F, Ho, Wo = values.shape
         in_h = in_blocks[0].height
         k, s, p, d = layer.kernel, layer.stride, layer.padding, layer.dilation
-        ws, top = self.sheet("Conv", "conv", layer=layer.name, filters=F, out_h=Ho, out_w=Wo,
+        ws, top = self.sheet("Conv", "conv", fp=fp, layer=layer.name, filters=F, out_h=Ho, out_w=Wo,
                              stride=s, kernel=k, products=layer.in_channels * k * k, in_h=in_h,
                              padding=p, dilation=d)
         labels = [self.texts("labels", "filter", number=f + 1) for f in range(F)]
         blocks = self.blocks(ws, top, values, labels, border)
-        prefix = f"conv{self.counts['Conv']}"
+        prefix = f"{fp.name_prefix}conv{self.counts[fp.sheet_prefix + 'Conv']}"
+        names = channel_names(layer.in_channels, in_sheet == "Input")
 
         def formula(f, i, j):
             r0, c0 = layer.receptive_field(i, j)
             windows = [on(in_sheet, block.window(r0, c0, layer.span, layer.span)) for block in in_blocks]
-            return Conv.formula(windows, kernels[f], f"{prefix}_f{f + 1}_bias")
+            kernels = [f"{prefix}_f{f + 1}_{name}" for name in names]
+            return Conv.formula(windows, kernels, f"{prefix}_f{f + 1}_bias")
 
         self.tensor(ws, blocks, values, formula)
-        self.steps.append(Step(ws.title, layer.name, values.shape,
-                               size_formula=f"=INT(({in_h}+2*{p}-{d}*({k}-1)-1)/{s})+1",
-                               size_rule=f"floor(({in_h} + 2x{p} - {d}x({k}-1) - 1) / {s}) + 1"))
+        self.step(fp, ws.title, layer.name, values.shape,
+                  size_formula=f"=INT(({in_h}+2*{p}-{d}*({k}-1)-1)/{s})+1",
+                  size_rule=f"floor(({in_h} + 2x{p} - {d}x({k}-1) - 1) / {s}) + 1")
         return blocks, ws.title
 
-    def relu_sheet(self, layer: ReLU, values, in_blocks, in_sheet, border):
-        ws, top = self.sheet("ReLU", "relu", layer=in_sheet)
+    def relu_sheet(self, fp: Pass, layer: ReLU, values, in_blocks, in_sheet, border):
+        ws, top = self.sheet("ReLU", "relu", fp=fp, layer=in_sheet)
         blocks = self.blocks(ws, top, values, [b.label for b in in_blocks], border)
         self.tensor(ws, blocks, values,
                     lambda c, i, j: ReLU.formula(on(in_sheet, in_blocks[c].ref(i, j))))
-        self.steps.append(Step(ws.title, layer.name, values.shape))
+        self.step(fp, ws.title, layer.name, values.shape)
         return blocks, ws.title
 
-    def pool_sheet(self, layer: MaxPool, values, in_blocks, in_sheet, border):
-        C, H, W = in_blocks and (len(in_blocks), in_blocks[0].height, in_blocks[0].width)
+    def pool_sheet(self, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet, border):
+        C, H, W = len(in_blocks), in_blocks[0].height, in_blocks[0].width
         rows, cols = layer.dropped((C, H, W))
         keys = ("body", "body_dropped") if rows or cols else ("body",)
         q, t = layer.size, layer.stride
-        ws, top = self.sheet("Pool", "pool", keys, layer=in_sheet, size=q, stride=t,
+        ws, top = self.sheet("Pool", "pool", keys, fp, layer=in_sheet, size=q, stride=t,
                              factor=round(H * W / (values.shape[1] * values.shape[2]), 1),
                              rows=rows, cols=cols)
         blocks = self.blocks(ws, top, values, [b.label for b in in_blocks], border)
         self.tensor(ws, blocks, values,
                     lambda c, i, j: MaxPool.formula(on(in_sheet, in_blocks[c].window(i * t, j * t, q, q))))
         note = self.texts("pool", "body_dropped", rows=rows, cols=cols) if rows or cols else ""
-        self.steps.append(Step(ws.title, layer.name, values.shape,
-                               size_formula=f"=INT(({H}-{q})/{t})+1",
-                               size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note))
+        self.step(fp, ws.title, layer.name, values.shape, size_formula=f"=INT(({H}-{q})/{t})+1",
+                  size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note)
         return blocks, ws.title
 
-    def flatten_sheet(self, values, in_blocks, in_sheet) -> Vector:
+    def flatten_sheet(self, fp: Pass, values, in_blocks, in_sheet) -> Vector:
         C, H, W = len(in_blocks), in_blocks[0].height, in_blocks[0].width
         count = C * H * W
-        ws, top = self.sheet("Flatten", "flatten", count=count, channels=C, height=H, width=W)
-        headers = ["index", "map", "row", "column", "value"]
-        for col, key in enumerate(headers, LEFT):
+        ws, top = self.sheet("Flatten", "flatten", fp=fp, count=count, channels=C, height=H, width=W)
+        for col, key in enumerate(["index", "map", "row", "column", "value"], LEFT):
             self.label(ws, top, col, self.texts("labels", key))
         vector = Vector(ws.title, top + 1, LEFT + 4, count)
         fmt = style.number_format(values)
@@ -378,106 +449,104 @@ class _Builder:
             self.formula(ws, row, LEFT + 4, Flatten.formula(on(in_sheet, in_blocks[c].ref(i, j))),
                          values[n], fmt=fmt)
         ws.conditional_formatting.add(vector.data, style.scale_for(values))
-        self.name("flatten", ws.title, vector.data)
+        self.name(f"{fp.name_prefix}flatten", ws.title, vector.data)
         ws.freeze_panes = a1(top + 1, LEFT)
         for col, width in zip("ABCDEF", (3, 8, 10, 6, 8, 10)):
             ws.column_dimensions[col].width = width
-        self.steps.append(Step(ws.title, "flatten", (count,), size_formula=f"={C}*{H}*{W}",
-                               size_rule=f"{C} x {H} x {W}"))
+        self.step(fp, ws.title, "flatten", (count,), size_formula=f"={C}*{H}*{W}",
+                  size_rule=f"{C} x {H} x {W}")
         return vector
 
-    def dense_sheet(self, layer: Dense, source: Vector, relu_next: bool, last: bool) -> Vector:
+    def dense_sheet(self, fp: Pass, layer: Dense, source: Vector, relu_next: bool, last: bool) -> Vector:
+        """Inputs down column C, one column of weights per output, the outputs in a row on top."""
         m, n = layer.units, layer.inputs
         keys = ("body",) + (("body_relu",) if relu_next else ()) + (("body_logits",) if last else ())
-        ws, top = self.sheet("Dense", "dense", keys, layer=layer.name, units=m, inputs=n,
+        ws, top = self.sheet("Dense", "dense", keys, fp, layer=layer.name, units=m, inputs=n,
                              weights=m * n)
-        prefix = f"dense{self.counts['Dense']}"
-        bias_row, out_row, relu_row = top + 1, top + 2, top + 3
-        data_top = top + 5
-        in_col, first = LEFT + 1, LEFT + 2
-        outputs = self.trace.tensors[layer.name][0]
-        for row, key in ((bias_row, "bias"), (out_row, "output"), (data_top - 1, "index")):
+        prefix = f"{fp.name_prefix}dense{self.counts[fp.sheet_prefix + 'Dense']}"
+        geometry = DenseGeometry(ws.title, top + 1, top + 2, top + 3, top + 5, LEFT + 1, LEFT + 2)
+        g = geometry
+        outputs = fp.trace.tensors[layer.name][0]
+        for row, key in ((g.bias_row, "bias"), (g.out_row, "output"), (g.data_top - 1, "index")):
             self.label(ws, row, LEFT, self.texts("labels", key))
-        # the input column: references to the vector this layer reads
-        inputs_values = self.trace.tensors[self._previous_name(layer)][0]
+        inputs_values = fp.trace.tensors[self.previous_name(layer)][0]
         fmt_in = style.number_format(inputs_values)
-        self.label(ws, data_top - 1, in_col, self.texts("labels", "input"))
+        self.label(ws, g.data_top - 1, g.in_col, self.texts("labels", "input"))
         for i in range(n):
-            ws.cell(data_top + i, LEFT, i + 1)
-            self.formula(ws, data_top + i, in_col, Flatten.formula(on(source.sheet, source.ref(i))),
+            ws.cell(g.data_top + i, LEFT, i + 1)
+            self.formula(ws, g.data_top + i, g.in_col, Flatten.formula(on(source.sheet, source.ref(i))),
                          inputs_values[i], fmt=fmt_in)
-        inputs = self.name(f"{prefix}_in", ws.title, area(data_top, in_col, data_top + n - 1, in_col))
-        fmt_w, fmt_out = style.number_format(layer.weight), style.number_format(outputs)
+        inputs = self.name(f"{prefix}_in", ws.title, g.input_column(n))
+        weights_now = fp.params[f"{layer.name}.weight"]
+        fmt_w, fmt_out = style.number_format(weights_now), style.number_format(outputs)
         for j in range(m):
-            col = first + j
+            col = g.first + j
             header = self.model.classes[j] if last else self.texts("labels", "unit", number=j + 1)
             self.text(ws, top, col, header, "heading")
-            self.number(ws, bias_row, col, float(layer.bias[j]), fmt=fmt_w)
+            self.param(fp, ws, g.bias_row, col, layer, "bias", (j,), fmt_w)
             for i in range(n):
-                self.number(ws, data_top + i, col, float(layer.weight[j, i]), fmt=fmt_w)
-            weights = self.name(f"{prefix}_w{j + 1}", ws.title, area(data_top, col, data_top + n - 1, col))
-            bias_name = self.name(f"{prefix}_b{j + 1}", ws.title, a1(bias_row, col))
-            self.formula(ws, out_row, col, Dense.formula(inputs, weights, bias_name), outputs[j],
+                self.param(fp, ws, g.data_top + i, col, layer, "weight", (j, i), fmt_w)
+            column = area(g.data_top, col, g.data_top + n - 1, col)
+            weights = self.name(f"{prefix}_w{j + 1}", ws.title, column)
+            bias_name = self.name(f"{prefix}_b{j + 1}", ws.title, a1(g.bias_row, col))
+            self.formula(ws, g.out_row, col, Dense.formula(inputs, weights, bias_name), outputs[j],
                          kind="heading", fmt=fmt_out)
-        out = Vector(ws.title, out_row, first, m, across=True)
-        ws.conditional_formatting.add(area(data_top, first, data_top + n - 1, first + m - 1),
-                                      style.diverging(layer.weight))
+        out = Vector(ws.title, g.out_row, g.first, m, across=True)
+        ws.conditional_formatting.add(area(g.data_top, g.first, g.data_top + n - 1, g.first + m - 1),
+                                      style.diverging(weights_now))
         ws.conditional_formatting.add(out.data, style.diverging(outputs))
         if relu_next:
-            self.label(ws, relu_row, LEFT, self.texts("labels", "relu"))
+            self.label(ws, g.relu_row, LEFT, self.texts("labels", "relu"))
             after = np.maximum(outputs, 0)
             for j in range(m):
-                self.formula(ws, relu_row, first + j, ReLU.formula(out.ref(j)), after[j],
-                             fmt=fmt_out)
-            out = Vector(ws.title, relu_row, first, m, across=True)
+                self.formula(ws, g.relu_row, g.first + j, ReLU.formula(out.ref(j)), after[j], fmt=fmt_out)
+            out = Vector(ws.title, g.relu_row, g.first, m, across=True)
             ws.conditional_formatting.add(out.data, style.sequential(after))
         if last:
-            self.name("logits", ws.title, out.data)
-        ws.freeze_panes = a1(data_top, first)
-        ws.column_dimensions["A"].width = 3
-        ws.column_dimensions["B"].width = 8
-        ws.column_dimensions["C"].width = 9
-        from openpyxl.utils import get_column_letter
-
+            self.name(f"{fp.name_prefix}logits", ws.title, out.data)
+        if fp is self.first:
+            self.dense_at[layer.name] = geometry
+        ws.freeze_panes = a1(g.data_top, g.first)
+        for col, width in zip("ABC", (3, 8, 9)):
+            ws.column_dimensions[col].width = width
         for j in range(m):
-            ws.column_dimensions[get_column_letter(first + j)].width = 10 if last else 7
-        self.steps.append(Step(ws.title, layer.name, (m,), params_formula=f"={m}*{n}+{m}",
-                               params=m * n + m))
+            ws.column_dimensions[get_column_letter(g.first + j)].width = 10 if last else 7
+        self.step(fp, ws.title, layer.name, (m,), params_formula=f"={m}*{n}+{m}", params=m * n + m)
         return out
 
-    def _previous_name(self, layer) -> str:
+    def previous_name(self, layer) -> str:
+        """The tensor a layer reads: the output of the layer before it, or the input."""
         names = list(self.trace.tensors)
         return names[names.index(layer.name) - 1]
 
-    def softmax_sheet(self, logits: Vector) -> Vector:
+    def softmax_sheet(self, fp: Pass, logits: Vector) -> Vector:
         classes = self.model.classes
         K = len(classes)
-        ws, top = self.sheet("Softmax", "softmax")
-        headers = ["class", "logit", "exp", "probability"]
-        for col, key in enumerate(headers, LEFT):
+        ws, top = self.sheet("Softmax", "softmax", fp=fp)
+        for col, key in enumerate(["class", "logit", "exp", "probability"], LEFT):
             self.label(ws, top, col, self.texts("labels", key))
         first = top + 1
-        z = self.trace.logits[0]
+        z = fp.trace.logits[0]
         exps = np.exp(z - z.max())
-        p = self.trace.probabilities[0]
+        p = fp.trace.probabilities[0]
         exp_range = area(first, LEFT + 2, first + K - 1, LEFT + 2)
         for k, name in enumerate(classes):
             row = first + k
             self.text(ws, row, LEFT, name)
             self.formula(ws, row, LEFT + 1, Flatten.formula(on(logits.sheet, logits.ref(k))), z[k],
                          kind="value", fmt="0.000")
-            self.formula(ws, row, LEFT + 2, exp_formula(a1(row, LEFT + 1), "logits"), exps[k],
-                         kind="value", fmt="0.0000")
+            self.formula(ws, row, LEFT + 2, exp_formula(a1(row, LEFT + 1), f"{fp.name_prefix}logits"),
+                         exps[k], kind="value", fmt="0.0000")
             self.formula(ws, row, LEFT + 3, normalise_formula(a1(row, LEFT + 2), exp_range), p[k],
                          kind="value", fmt="0.0000")
         self.label(ws, first + K, LEFT + 1, self.texts("labels", "sum"))
         self.formula(ws, first + K, LEFT + 2, f"=SUM({exp_range})", exps.sum(), kind="value", fmt="0.0000")
         self.formula(ws, first + K, LEFT + 3, f"=SUM({area(first, LEFT + 3, first + K - 1, LEFT + 3)})",
                      p.sum(), kind="value", fmt="0.0000")
-        names = Vector(ws.title, first, LEFT, K)
         probabilities = Vector(ws.title, first, LEFT + 3, K)
-        self.name("class_names", ws.title, names.data)
-        self.name("probabilities", ws.title, probabilities.data)
+        if fp is self.first:
+            self.name("class_names", ws.title, Vector(ws.title, first, LEFT, K).data)
+        self.name(f"{fp.name_prefix}probabilities", ws.title, probabilities.data)
         ws.conditional_formatting.add(probabilities.data, style.sequential(np.ones(1)))
         for col, width in zip("ABCDE", (3, 18, 14, 18, 16)):
             ws.column_dimensions[col].width = width
@@ -490,7 +559,7 @@ class _Builder:
         chart.set_categories(Reference(ws, min_col=LEFT, min_row=first, max_row=first + K - 1))
         chart.height, chart.width = 7, 12
         ws.add_chart(chart, a1(first + K + 2, LEFT))
-        self.steps.append(Step(ws.title, "softmax", (K,)))
+        self.step(fp, ws.title, "softmax", (K,))
         return probabilities
 
     def loss_sheet(self, probabilities: Vector):
@@ -616,13 +685,13 @@ def check_size(model: Model) -> None:
 
 def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = None,
                       true_index: int | None = None, photo: Image.Image | None = None,
-                      photo_name: str = "") -> Walkthrough:
+                      photo_name: str = "", with_backward: bool = False) -> Walkthrough:
     """The workbook for one photo's uint8 pixels (H, W, 3) and what every formula must give."""
     texts = texts or Texts("en")
     check_size(model)
     if true_index is None:
         true_index = int(model.predict(pixels).probabilities[0].argmax())
-    return _Builder(model, pixels, texts, true_index, photo, photo_name).build()
+    return _Builder(model, pixels, texts, true_index, photo, photo_name, with_backward).build()
 
 
 def save_atomically(workbook: Workbook, path) -> None:
