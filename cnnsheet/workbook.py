@@ -26,6 +26,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from PIL import Image
 
 from cnnsheet import style
+from cnnsheet.backsheets import BackwardSheets
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.layers import (
     Conv,
@@ -120,7 +121,7 @@ def channel_names(count: int, first_layer: bool) -> list[str]:
     return [f"c{c + 1}" for c in range(count)]
 
 
-class _Builder:
+class _Builder(BackwardSheets):
     def __init__(self, model: Model, pixels: np.ndarray, texts: Texts, true_index: int,
                  photo: Image.Image | None, photo_name: str, with_backward: bool):
         self.model, self.pixels, self.texts = model, pixels, texts
@@ -177,14 +178,15 @@ class _Builder:
         self.result.names[name] = target
         return name
 
-    def sheet(self, kind: str, section: str, body_keys=("body",), fp: Pass | None = None, **values):
+    def sheet(self, kind: str, section: str, body_keys=("body",), fp: Pass | None = None,
+              title: str | None = None, **values):
         """A new sheet with its title, the link back, and the explanation; returns (ws, first free row).
 
         Sheets of the pass after the gradient step are called New...; they say so in one line."""
         prefix = fp.sheet_prefix if fp else ""
         self.counts[prefix + kind] = self.counts.get(prefix + kind, 0) + 1
         single = kind in SINGLE_SHEETS
-        title = prefix + (kind if single else f"{kind}{self.counts[prefix + kind]}")
+        title = title or prefix + (kind if single else f"{kind}{self.counts[prefix + kind]}")
         ws = self.result.workbook.create_sheet(title)
         heading = self.texts(section, "title", **values)
         if prefix:
@@ -195,8 +197,9 @@ class _Builder:
         link.hyperlink = Hyperlink(ref="A2", location=f"'{OVERVIEW}'!A1")
         link.font = style.LINK
         row = 3
-        for key in body_keys:
-            for line in self.texts.lines(section, key, **values):
+        for key in body_keys:  # a key, or a (section, key) pair from another section
+            where, key = key if isinstance(key, tuple) else (section, key)
+            for line in self.texts.lines(where, key, **values):
                 ws.cell(row, 1, line)
                 row += 1
         ws.freeze_panes = "A3"
