@@ -232,6 +232,8 @@ def epoch_line(event: EpochEnd) -> str:
               help="Language of the explanations.")
 @click.option("--templates", type=click.Path(path_type=Path), default=None,
               help="A folder with your own en.toml / zh.toml explanation texts.")
+@click.option("--forward-only", is_flag=True,
+              help="Leave out the backward pass, the gradient-descent step and the saliency map.")
 @click.option("--untrained", is_flag=True,
               help="Explain a randomly initialised network shaped by the options below.")
 @architecture_options
@@ -239,7 +241,7 @@ def epoch_line(event: EpochEnd) -> str:
               help="Seed of the random weights (with --untrained).")
 @click.pass_context
 @user_errors
-def explain(ctx, photo, output, model, label, lang, templates, untrained, seed, **options):
+def explain(ctx, photo, output, model, label, lang, templates, forward_only, untrained, seed, **options):
     """Write a workbook that walks through one pass of the network on PHOTO, every number a live
     formula. Without PHOTO it uses a bundled drawing; without --model, the bundled shapes model."""
     shaped = [f"--{key}" for key in options
@@ -258,7 +260,8 @@ def explain(ctx, photo, output, model, label, lang, templates, untrained, seed, 
     photo = photo or default_photo_path()
     image = load_image(photo)
     pixels = np.asarray(square_and_resize(image, network.input_size), dtype=np.uint8)
-    walkthrough = build_walkthrough(network, pixels, texts, true_index, image, photo.name)
+    walkthrough = build_walkthrough(network, pixels, texts, true_index, image, photo.name,
+                                    with_backward=not forward_only)
     save_atomically(walkthrough.workbook, output)
     probabilities = network.predict(pixels).probabilities[0]
     best = int(probabilities.argmax())

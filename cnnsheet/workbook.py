@@ -26,7 +26,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from PIL import Image
 
 from cnnsheet import style
-from cnnsheet.backsheets import BackwardSheets
+from cnnsheet.backsheets import DEFAULT_LEARNING_RATE, BackwardSheets
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.layers import (
     Conv,
@@ -618,6 +618,10 @@ class _Builder(BackwardSheets):
             ("true_class", "=true_class", self.model.classes[self.true_index], None),
             ("loss", "=loss", -np.log(p[self.true_index]), "0.0000"),
         ]
+        if self.with_backward:
+            summary += [("learning_rate", "=learning_rate", self.learning_rate, "0.000"),
+                        ("loss_after_step", "=loss_after_step", self.loss_after, "0.0000"),
+                        ("saliency_class", "=saliency_class", self.model.classes[self.saliency_index], None)]
         for key, text, expected, fmt in summary:
             self.label(ws, row, 1, t("overview", key))
             self.formula(ws, row, 2, text, expected, kind="heading", fmt=fmt or "General")
@@ -688,13 +692,17 @@ def check_size(model: Model) -> None:
 
 def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = None,
                       true_index: int | None = None, photo: Image.Image | None = None,
-                      photo_name: str = "", with_backward: bool = False) -> Walkthrough:
+                      photo_name: str = "", with_backward: bool = False,
+                      learning_rate: float | None = None, saliency_index: int | None = None) -> Walkthrough:
     """The workbook for one photo's uint8 pixels (H, W, 3) and what every formula must give."""
     texts = texts or Texts("en")
     check_size(model)
     if true_index is None:
         true_index = int(model.predict(pixels).probabilities[0].argmax())
-    return _Builder(model, pixels, texts, true_index, photo, photo_name, with_backward).build()
+    builder = _Builder(model, pixels, texts, true_index, photo, photo_name, with_backward)
+    builder.learning_rate = DEFAULT_LEARNING_RATE if learning_rate is None else learning_rate
+    builder.saliency_index = saliency_index
+    return builder.build()
 
 
 def save_atomically(workbook: Workbook, path) -> None:
