@@ -194,7 +194,8 @@ class BackwardSheets:
         for c, block in enumerate(blocks):
             for y in range(block.height):
                 for x in range(block.width):
-                    terms = [f"IF({self.wins(layer, in_blocks[c], in_sheet, out_blocks[c], out_sheet, y, x, w)},1,0)"
+                    pool = (in_blocks[c], in_sheet, out_blocks[c], out_sheet)
+                    terms = [f"IF({self.wins(layer, *pool, y, x, w)},1,0)"
                              for w in self.windows_of(layer, y, x, out_blocks[c])]
                     if terms:
                         self.formula(ws, *block.cell(y, x), "=" + "+".join(terms), wins[c, y, x], fmt="0")
@@ -246,7 +247,8 @@ class BackwardSheets:
                         self.number(ws, *block.cell(y, x), 0, "zero", "0")
                         continue
                     if overlapping:
-                        terms = [f"IF({self.wins(layer, in_blocks[c], in_sheet, out_blocks[c], out_sheet, y, x, w)},"
+                        pool = (in_blocks[c], in_sheet, out_blocks[c], out_sheet)
+                        terms = [f"IF({self.wins(layer, *pool, y, x, w)},"
                                  f"{on(grad_sheet, grad_blocks[c].ref(*w))},0)" for w in windows]
                         formula = "=" + "+".join(terms)
                     else:
@@ -332,8 +334,8 @@ class BackwardSheets:
             band = top + f * (span + 2)
             for c in range(C):
                 block = Block(ws.title, band + 1, LEFT + c * (span + 1), span, span)
-                self.label(ws, band, block.left,
-                           f"{self.texts('labels', 'filter', number=f + 1)}: {names[c]}" if c == 0 else names[c])
+                filter_name = self.texts("labels", "filter", number=f + 1)
+                self.label(ws, band, block.left, f"{filter_name}: {names[c]}" if c == 0 else names[c])
                 for i in range(span):
                     for j in range(span):
                         if i % d or j % d:
@@ -394,7 +396,8 @@ class BackwardSheets:
                     if yp > Hd + span - 2 or xp > Wd + span - 2:  # no window reached this cell
                         self.number(ws, *block.cell(y, x), 0, "zero", "0")
                         continue
-                    terms = [f"SUMPRODUCT({on(spread_sheet, spread_blocks[f].window(yp - span + 1, xp - span + 1, span, span))},"
+                    top_left = (yp - span + 1, xp - span + 1)  # the window of the zero-framed map
+                    terms = [f"SUMPRODUCT({on(spread_sheet, spread_blocks[f].window(*top_left, span, span))},"
                              f"{on(rot_sheet, rot_blocks[f * C + c].data)})" for f in range(F)]
                     self.formula(ws, *block.cell(y, x), "=" + "+".join(terms), values[c, y, x], fmt=fmt)
         ws.conditional_formatting.add(" ".join(b.data for b in blocks), style.diverging(values))
@@ -415,7 +418,8 @@ class BackwardSheets:
         new_trace = self.model_with(stepped).forward(self.trace.tensors["input"])
 
         def new_weight(layer, key, index):
-            return f"={self.param_at[layer.name, key, index]}-learning_rate*{self.grad_at[layer.name, key, index]}"
+            where = (layer.name, key, index)
+            return f"={self.param_at[where]}-learning_rate*{self.grad_at[where]}"
 
         after = Pass(new_trace, stepped, "New", "new_", new_weight)
         probabilities = self.softmax_sheet(after, self.forward(after))
@@ -425,7 +429,8 @@ class BackwardSheets:
         rows = [("loss", "=loss", loss_before),
                 ("loss_after_step", f"=-LN(SUMPRODUCT(onehot,{on(probabilities.sheet, probabilities.data)}))",
                  loss_after),
-                ("loss_change", f"={a1(top + 3, LEFT + 1)}-{a1(top + 2, LEFT + 1)}", loss_after - loss_before)]
+                ("loss_change", f"={a1(top + 3, LEFT + 1)}-{a1(top + 2, LEFT + 1)}",
+                 loss_after - loss_before)]
         for offset, (key, formula, value) in enumerate(rows, 2):
             self.label(ws, top + offset, LEFT, self.texts("labels", key))
             self.formula(ws, top + offset, LEFT + 1, formula, value, kind="big", fmt="0.000000")
@@ -467,10 +472,10 @@ class BackwardSheets:
         dinput_blocks, dinput_sheet = self.chain("s", seed, grads, with_params=False, to_input=True)
         dpixels, heat = model.saliency(self.pixels, chosen)
         pixel_blocks, pixel_sheet = self.pixel_gradients(dinput_blocks, dinput_sheet, dpixels[0])
-        heat_top = top + K + 5
-        self.label(ws, heat_top - 1, LEFT, self.texts("labels", "saliency"))
+        heat_top, heat_left = top + 1, LEFT + 3  # right of the class table
+        self.label(ws, heat_top - 1, heat_left, self.texts("labels", "saliency"))
         size = model.input_size
-        heat_block = Block(ws.title, heat_top, LEFT, size, size)
+        heat_block = Block(ws.title, heat_top, heat_left, size, size)
         fmt = style.number_format(heat[0])
         for i in range(size):
             for j in range(size):
@@ -478,8 +483,9 @@ class BackwardSheets:
                 self.formula(ws, *heat_block.cell(i, j), f"=MAX({cells})", heat[0, i, j], fmt=fmt)
         self.name("saliency", ws.title, heat_block.data)
         ws.conditional_formatting.add(heat_block.data, style.sequential(heat[0]))
-        self.square_cells(ws, heat_top, heat_top + size, LEFT + size, style.PIXEL_CELL)
-        ws.column_dimensions["B"].width = 22
+        self.square_cells(ws, heat_top, heat_top + size, heat_left + size)
+        for col, width in zip("ABCD", (3, 30, 16, 3)):
+            ws.column_dimensions[col].width = width
         self.steps.append(self.backward_step(ws.title, "saliency", (size, size)))
 
     def pixel_gradients(self, dinput_blocks, dinput_sheet, dpixels: np.ndarray):

@@ -650,7 +650,7 @@ class _Builder(BackwardSheets):
         self.label(ws, row, 5, t("overview", "total"))
         total = sum(s.params for s in self.steps)
         self.formula(ws, row, 6, f"=SUM({area(first, 6, row - 1, 6)})", total, kind="big")
-        for col, width in zip("ABCDEFG", (14, 16, 14, 14, 36, 12, 30)):
+        for col, width in zip("ABCDEFG", (20, 16, 14, 14, 36, 12, 30)):
             ws.column_dimensions[col].width = width
         ws.page_setup.orientation = "landscape"
         ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
