@@ -4,7 +4,7 @@ import numpy as np
 import openpyxl
 import pytest
 from click.testing import CliRunner
-from helpers import small_model
+from helpers import config, small_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from libreoffice import compare, convert
@@ -13,7 +13,7 @@ from strategies import models
 
 from cnnsheet.cli import main
 from cnnsheet.images import load_photo
-from cnnsheet.model import load_model
+from cnnsheet.model import Model, load_model
 from cnnsheet.resources import default_model_path, default_photo_path
 from cnnsheet.texts import Texts
 from cnnsheet.workbook import build_walkthrough, save_atomically
@@ -106,6 +106,24 @@ def test_the_workbook_is_live(tmp_path, calc_profile):
     assert expected != walkthrough.expected
     [recalculated] = convert([changed], tmp_path / "calc", calc_profile)
     compare(changed, recalculated, expected)
+
+
+def test_a_hard_architecture_matches_the_engine(tmp_path, calc_profile):
+    """Every feature at once, whatever hypothesis draws: stride 2 with padding (the spread map),
+    dilation (kernels with holes), an overlapping pool, a second conv block (the full
+    convolution to its input), a hidden layer, grey input, and flat pixels that tie in the pools."""
+    model = Model(config(13, channels=1, hidden=[4], classes=("a", "b", "c"), blocks=[
+        {"filters": 2, "kernel": 3, "stride": 2, "padding": 1, "dilation": 2, "pool": 2, "pool_stride": 1},
+        {"filters": 2, "kernel": 2, "stride": 1, "padding": 1, "dilation": 1},
+    ])).init(3)
+    pixels = np.zeros((13, 13, 3), dtype=np.uint8)
+    pixels[3:9, 4:8] = 200
+    walkthrough = build_walkthrough(model, pixels, true_index=1, with_backward=True)
+    assert {"dSpread1", "Rotated2", "dPool1", "sInput"} <= set(walkthrough.workbook.sheetnames)
+    path = tmp_path / "hard.xlsx"
+    save_atomically(walkthrough.workbook, path)
+    [recalculated] = convert([path], tmp_path / "calc", calc_profile)
+    assert compare(path, recalculated, walkthrough.expected) > 1000
 
 
 def test_one_step_of_gradient_descent_lowers_the_loss_of_the_default_walkthrough():
