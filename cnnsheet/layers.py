@@ -80,17 +80,19 @@ class Conv:
         p = self.padding
         xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x  # (N, C, H+2p, W+2p)
         windows = sliding_windows(xp, self.kernel, self.stride, self.dilation, Ho, Wo)
-        # windows (N, C, Ho, Wo, k, k) . weight (F, C, k, k): one BLAS product over (C, k, k)
-        y = np.einsum("nchwij,fcij->nfhw", windows, self.weight, optimize=True)
-        y += self.bias[:, None, None]
-        return np.ascontiguousarray(y), (windows, xp.shape)  # (N, F, Ho, Wo)
+        # im2col, one row per weight: (C*k*k, N*Ho*Wo), kept for the weight gradient
+        cols = np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3)).reshape(C * self.kernel ** 2, -1)
+        y = (self.weight.reshape(self.filters, -1) @ cols).reshape(self.filters, N, Ho, Wo)
+        y += self.bias[:, None, None, None]
+        return np.ascontiguousarray(y.transpose(1, 0, 2, 3)), (cols, xp.shape)  # (N, F, Ho, Wo)
 
     def backward(self, dy, cache, need_input_grad=True):
-        windows, padded_shape = cache
+        cols, padded_shape = cache
         k, s, d, p = self.kernel, self.stride, self.dilation, self.padding
-        Ho, Wo = dy.shape[2:]
-        grads = {"weight": np.einsum("nfhw,nchwij->fcij", dy, windows, optimize=True),  # (F, C, k, k)
-                 "bias": dy.sum(axis=(0, 2, 3))}  # (F,)
+        F, Ho, Wo = dy.shape[1:]
+        dy_rows = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(F, -1)  # (F, N*Ho*Wo)
+        grads = {"weight": (dy_rows @ cols.T).reshape(self.weight.shape),  # (F, C, k, k)
+                 "bias": dy_rows.sum(axis=1)}  # (F,)
         if not need_input_grad:
             return None, grads
         dwindows = np.einsum("nfhw,fcij->ncijhw", dy, self.weight, optimize=True)
@@ -101,7 +103,6 @@ class Conv:
                 dxp[:, :, window_slice(i * d, s, Ho), window_slice(j * d, s, Wo)] += dwindows[:, :, i, j]
         Hp, Wp = padded_shape[2:]
         return dxp[:, :, p:Hp - p, p:Wp - p], grads
-
 
     @staticmethod
     def formula(windows: list[str], kernels: list[str], bias: str) -> str:
@@ -199,6 +200,14 @@ class MaxPool:
     def backward(self, dy, cache, need_input_grad=True):
         winners, input_shape = cache
         dx = np.zeros(input_shape)
+        q, t = self.size, self.stride
+        if t >= q:  # disjoint windows: write each offset's share straight into a view of dx
+            N, C, Ho, Wo = dy.shape
+            sn, sc, sh, sw = dx.strides
+            tiles = as_strided(dx, (N, C, Ho, q, Wo, q), (sn, sc, sh * t, sh, sw * t, sw))
+            for offset, winner in enumerate(winners):
+                np.multiply(winner, dy, out=tiles[:, :, :, offset // q, :, offset % q])
+            return dx, {}
         for (rows, cols), winner in zip(self.offsets(*dy.shape[2:]), winners):
             dx[:, :, rows, cols] += np.where(winner, dy, 0.0)
         return dx, {}
