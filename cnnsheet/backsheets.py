@@ -320,41 +320,29 @@ class BackwardSheets:
         spread_blocks, spread_sheet = spread
         previous = self.previous_name(layer)
         in_blocks, in_sheet = self.at[previous]
-        F, C = layer.filters, layer.in_channels
-        d, p, span = layer.dilation, layer.padding, layer.span
+        d, p = layer.dilation, layer.padding
         Hd, Wd = spread_blocks[0].height, spread_blocks[0].width
         dw, db = grads.params[f"{layer.name}.weight"], grads.params[f"{layer.name}.bias"]
         filters_sheet = self.kernels[layer.name][0][0].sheet
         ws, top = self.gradient_sheet(tag, filters_sheet, "dfilters", layer=layer.name, height=Hd,
                                       width=Wd)
         fmt = style.number_format(dw)
-        names = [b.label.split(": ")[-1] for b in self.kernels[layer.name][0]]
-        ranges = []
-        for f in range(F):
-            band = top + f * (span + 2)
-            for c in range(C):
-                block = Block(ws.title, band + 1, LEFT + c * (span + 1), span, span)
-                filter_name = self.texts("labels", "filter", number=f + 1)
-                self.label(ws, band, block.left, f"{filter_name}: {names[c]}" if c == 0 else names[c])
-                for i in range(span):
-                    for j in range(span):
-                        if i % d or j % d:
-                            self.number(ws, *block.cell(i, j), 0, "zero", "0")
-                            continue
-                        window = on(in_sheet, in_blocks[c].window(i - p, j - p, Hd, Wd))
-                        self.formula(ws, *block.cell(i, j),
-                                     f"=SUMPRODUCT({window},{on(spread_sheet, spread_blocks[f].data)})",
-                                     dw[f, c, i // d, j // d], fmt=fmt)
-                        self.record(tag, layer, "weight", (f, c, i // d, j // d), ws.title, *block.cell(i, j))
-                ranges.append(block.data)
-            bias_col = LEFT + C * (span + 1)
-            self.label(ws, band, bias_col, self.texts("labels", "db"))
-            self.formula(ws, band + 1, bias_col, f"=SUM({on(grad_sheet, grad_blocks[f].data)})", db[f],
+
+        def weight_gradient(row, col, tap):
+            f, c, a, b = tap
+            window = on(in_sheet, in_blocks[c].window(a * d - p, b * d - p, Hd, Wd))
+            self.formula(ws, row, col, f"=SUMPRODUCT({window},{on(spread_sheet, spread_blocks[f].data)})",
+                         dw[tap], fmt=fmt)
+            self.record(tag, layer, "weight", tap, ws.title, row, col)
+
+        def bias_gradient(row, col, f):
+            self.formula(ws, row, col, f"=SUM({on(grad_sheet, grad_blocks[f].data)})", db[f],
                          fmt=style.number_format(db))
-            self.record(tag, layer, "bias", (f,), ws.title, band + 1, bias_col)
-            ranges.append(a1(band + 1, bias_col))
+            self.record(tag, layer, "bias", (f,), ws.title, row, col)
+
+        kernels, bias_cells = self.filter_bands(ws, top, layer, weight_gradient, bias_gradient)
+        ranges = [b.data for row_blocks in kernels for b in row_blocks] + bias_cells
         ws.conditional_formatting.add(" ".join(ranges), style.diverging(np.concatenate([dw.ravel(), db])))
-        self.square_cells(ws, top, top + F * (span + 2), LEFT + C * (span + 1))
         self.steps.append(self.backward_step(ws.title, layer.name, dw.shape))
 
     def rotated_kernels(self, layer: Conv):
@@ -368,7 +356,7 @@ class BackwardSheets:
         d = layer.dilation
         spread[:, ::d, ::d] = layer.weight.reshape(F * C, layer.kernel, layer.kernel)
         turned = spread[:, ::-1, ::-1]
-        labels = [f"{self.texts('labels', 'filter', number=f + 1)}: {kernels[f][c].label or c}"
+        labels = [f"{self.texts('labels', 'filter', number=f + 1)}: {kernels[f][c].label}"
                   for f in range(F) for c in range(C)]
         ws, top = self.sheet("Rotated", "rotated", title=f"Rotated{number}", layer=layer.name)
         blocks = self.blocks(ws, top, turned, labels)

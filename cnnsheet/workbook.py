@@ -319,7 +319,7 @@ class _Builder(BackwardSheets):
             border = self.border_for(index + 1)
             values = fp.trace.tensors[layer.name][0]
             if isinstance(layer, Conv):
-                self.filters_sheet(fp, layer, first=index == 0)
+                self.filters_sheet(fp, layer)
                 blocks, sheet = self.conv_sheet(fp, layer, values, blocks, sheet, border)
             elif isinstance(layer, ReLU) and vector is None:
                 blocks, sheet = self.relu_sheet(fp, layer, values, blocks, sheet, border)
@@ -343,7 +343,37 @@ class _Builder(BackwardSheets):
         else:
             self.formula(ws, row, col, fp.step(layer, key, index), value, fmt=fmt)
 
-    def filters_sheet(self, fp: Pass, layer: Conv, first: bool):
+    def filter_bands(self, ws, top: int, layer: Conv, write_tap, write_bias):
+        """The layout of a Filters sheet (or of its gradients): one band per filter holding a
+        kernel per input channel, spread with zero holes when dilated, and the bias on the right.
+        write_tap(row, col, (f, c, a, b)) and write_bias(row, col, f) fill the cells; returns the
+        kernel blocks [f][c] and the bias cells."""
+        F, C, span, d = layer.filters, layer.in_channels, layer.span, layer.dilation
+        names = channel_names(C, layer is self.model.layers[0])
+        kernels, bias_cells = [], []
+        for f in range(F):
+            band = top + f * (span + 2)
+            row_blocks = []
+            for c in range(C):
+                block = Block(ws.title, band + 1, LEFT + c * (span + 1), span, span, label=names[c])
+                filter_name = self.texts("labels", "filter", number=f + 1)
+                self.label(ws, band, block.left, f"{filter_name}: {names[c]}" if c == 0 else names[c])
+                for i in range(span):
+                    for j in range(span):
+                        if i % d == 0 and j % d == 0:
+                            write_tap(*block.cell(i, j), (f, c, i // d, j // d))
+                        else:  # the hole of a dilated kernel
+                            self.number(ws, *block.cell(i, j), 0, "zero", "0")
+                row_blocks.append(block)
+            bias_col = LEFT + C * (span + 1)
+            self.label(ws, band, bias_col, self.texts("labels", "bias"))
+            write_bias(band + 1, bias_col, f)
+            bias_cells.append(a1(band + 1, bias_col))
+            kernels.append(row_blocks)
+        self.square_cells(ws, top, top + F * (span + 2), LEFT + C * (span + 1))
+        return kernels, bias_cells
+
+    def filters_sheet(self, fp: Pass, layer: Conv):
         """Weights, one row of kernels per filter (spread with zeros when dilated), and biases."""
         F, C, k = layer.filters, layer.in_channels, layer.kernel
         span, d = layer.span, layer.dilation
@@ -351,39 +381,22 @@ class _Builder(BackwardSheets):
         per_filter = C * k * k + 1
         ws, top = self.sheet("Filters", "filters", keys, fp, layer=layer.name, filters=F, channels=C,
                              kernel=k, weights=per_filter, total=F * per_filter, dilation=d, span=span)
-        prefix = f"{fp.name_prefix}conv{self.counts[fp.sheet_prefix + 'Filters']}"
-        names = channel_names(C, first)
         weights = fp.params[f"{layer.name}.weight"]
         fmt = style.number_format(weights)
-        ranges, kernels = [], []
-        for f in range(F):
-            band = top + f * (span + 2)
-            row_blocks = []
-            for c in range(C):
-                block = Block(ws.title, band + 1, LEFT + c * (span + 1), span, span)
-                filter_name = self.texts("labels", "filter", number=f + 1)
-                self.label(ws, band, block.left, f"{filter_name}: {names[c]}" if c == 0 else names[c])
-                for i in range(span):
-                    for j in range(span):
-                        if i % d == 0 and j % d == 0:
-                            tap = (f, c, i // d, j // d)
-                            self.param(fp, ws, *block.cell(i, j), layer, "weight", tap, fmt)
-                        else:  # the hole of a dilated kernel
-                            self.number(ws, *block.cell(i, j), 0, "zero", "0")
-                self.name(f"{prefix}_f{f + 1}_{names[c]}", ws.title, block.data)
-                ranges.append(block.data)
-                row_blocks.append(block)
-            bias_col = LEFT + C * (span + 1)
-            self.label(ws, band, bias_col, self.texts("labels", "bias"))
-            self.param(fp, ws, band + 1, bias_col, layer, "bias", (f,), fmt)
-            ranges.append(a1(band + 1, bias_col))
-            self.name(f"{prefix}_f{f + 1}_bias", ws.title, a1(band + 1, bias_col))
-            kernels.append(row_blocks)
+        kernels, bias_cells = self.filter_bands(
+            ws, top, layer,
+            lambda row, col, tap: self.param(fp, ws, row, col, layer, "weight", tap, fmt),
+            lambda row, col, f: self.param(fp, ws, row, col, layer, "bias", (f,), fmt))
+        prefix = f"{fp.name_prefix}conv{self.counts[fp.sheet_prefix + 'Filters']}"
+        for f, (row_blocks, bias) in enumerate(zip(kernels, bias_cells)):
+            for block in row_blocks:
+                self.name(f"{prefix}_f{f + 1}_{block.label}", ws.title, block.data)
+            self.name(f"{prefix}_f{f + 1}_bias", ws.title, bias)
+        ranges = [b.data for row_blocks in kernels for b in row_blocks] + bias_cells
         if fp is self.first:
             self.kernels[layer.name] = kernels
         everything = np.concatenate([weights.ravel(), fp.params[f"{layer.name}.bias"]])
         ws.conditional_formatting.add(" ".join(ranges), style.diverging(everything))
-        self.square_cells(ws, top, top + F * (span + 2), LEFT + C * (span + 1))
         self.step(fp, ws.title, layer.name, layer.weight.shape, params_formula=f"={F}*{C}*{k}*{k}+{F}",
                   params=layer.weight.size + layer.bias.size)
 
