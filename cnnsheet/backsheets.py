@@ -439,8 +439,6 @@ class BackwardSheets:
         """Which pixels, changed a little, would change one class's score the most."""
         model, trace = self.model, self.trace
         K = len(model.classes)
-        if self.saliency_index is None:
-            self.saliency_index = int(trace.probabilities[0].argmax())
         chosen = self.saliency_index
         ws, top = self.sheet("Saliency", "saliency", size=model.input_size)
         self.label(ws, top, LEFT, self.texts("labels", "saliency_class"))

@@ -123,12 +123,14 @@ def channel_names(count: int, first_layer: bool) -> list[str]:
 
 class _Builder(BackwardSheets):
     def __init__(self, model: Model, pixels: np.ndarray, texts: Texts, true_index: int,
-                 photo: Image.Image | None, photo_name: str, with_backward: bool):
+                 photo: Image.Image | None, photo_name: str, with_backward: bool,
+                 learning_rate: float, saliency_index: int):
         self.model, self.pixels, self.texts = model, pixels, texts
         self.true_index, self.photo, self.photo_name = true_index, photo, photo_name
         self.trace = model.predict(pixels)
         self.first = Pass(self.trace, model.params())
         self.with_backward = with_backward
+        self.learning_rate, self.saliency_index = learning_rate, saliency_index
         self.result = Walkthrough(Workbook())
         self.steps: list[Step] = []
         self.counts: dict[str, int] = {}
@@ -712,16 +714,19 @@ def check_size(model: Model, with_backward: bool) -> None:
 def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = None,
                       true_index: int | None = None, photo: Image.Image | None = None,
                       photo_name: str = "", with_backward: bool = False,
-                      learning_rate: float | None = None, saliency_index: int | None = None) -> Walkthrough:
-    """The workbook for one photo's uint8 pixels (H, W, 3) and what every formula must give."""
+                      learning_rate: float = DEFAULT_LEARNING_RATE,
+                      saliency_index: int | None = None) -> Walkthrough:
+    """The workbook for one photo's uint8 pixels (H, W, 3) and what every formula must give.
+
+    The true class (Loss sheet) and the class of the saliency map default to the predicted one;
+    `with_backward` adds the gradients, the gradient-descent step and the saliency map."""
     texts = texts or Texts("en")
     check_size(model, with_backward)
-    if true_index is None:
-        true_index = int(model.predict(pixels).probabilities[0].argmax())
-    builder = _Builder(model, pixels, texts, true_index, photo, photo_name, with_backward)
-    builder.learning_rate = DEFAULT_LEARNING_RATE if learning_rate is None else learning_rate
-    builder.saliency_index = saliency_index
-    return builder.build()
+    predicted = int(model.predict(pixels).probabilities[0].argmax())
+    true_index = predicted if true_index is None else true_index
+    saliency_index = predicted if saliency_index is None else saliency_index
+    return _Builder(model, pixels, texts, true_index, photo, photo_name, with_backward,
+                    learning_rate, saliency_index).build()
 
 
 def save_atomically(workbook: Workbook, path) -> None:
