@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cnnsheet.errors import CnnsheetError
+from cnnsheet.files import write_atomically
 from cnnsheet.layers import (
     Conv,
     Dense,
@@ -308,17 +307,14 @@ class Model:
     # ---- the model file ---------------------------------------------------------------------
     def save(self, path) -> None:
         """Write the model atomically: a temporary file in the same folder, then a rename."""
-        path = Path(path)
         arrays = {"config": np.array(json.dumps(self.config))}
         arrays.update(self.params())
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "wb") as handle:
+
+        def write(tmp):
+            with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+
+        write_atomically(path, write)
 
 
 def load_model(path) -> Model:

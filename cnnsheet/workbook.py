@@ -8,11 +8,8 @@ cell must evaluate to, so that a spreadsheet program's results can be checked ce
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from copy import copy
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -28,6 +25,7 @@ from PIL import Image
 from cnnsheet import style
 from cnnsheet.backsheets import DEFAULT_LEARNING_RATE, BackwardSheets
 from cnnsheet.errors import CnnsheetError
+from cnnsheet.files import write_atomically
 from cnnsheet.layers import (
     Conv,
     Dense,
@@ -731,12 +729,4 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
 
 def save_atomically(workbook: Workbook, path) -> None:
     """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        workbook.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, workbook.save)

@@ -171,3 +171,14 @@ def test_config_problems_are_caught_before_any_array_is_read():
     cfg["input"]["std"] = [1, 0, 1]
     with pytest.raises(CnnsheetError, match="std must be positive"):
         Model(cfg)
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        small_model().save(tmp_path / "m.npz")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644
