@@ -13,9 +13,8 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from cnnsheet import style
 from cnnsheet.layers import Conv, Dense, Flatten, MaxPool, ReLU, onehot_formula
-from cnnsheet.layout import Block, Vector, a1, area, on
+from cnnsheet.layout import LEFT, Block, Vector, a1, area, on
 
-LEFT = 2
 DEFAULT_LEARNING_RATE = 0.01  # the default walkthrough: loss 0.053 -> 0.014
 
 

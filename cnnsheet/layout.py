@@ -15,6 +15,7 @@ from openpyxl.utils import get_column_letter
 from cnnsheet.errors import CnnsheetError
 
 MAX_ROWS, MAX_COLUMNS, MAX_FORMULA = 1_048_576, 16_384, 8_192  # Excel's limits
+LEFT = 2  # tensors and tables start in column B; column A is a margin
 _PLAIN_SHEET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CELL_LIKE = re.compile(r"^([A-Za-z]{1,3}[0-9]+|[Rr][0-9]*([Cc][0-9]*)?|[Cc][0-9]*)$")
 

@@ -39,6 +39,7 @@ from cnnsheet.layers import (
     true_probability_formula,
 )
 from cnnsheet.layout import (
+    LEFT,
     MAX_FORMULA,
     MAX_ROWS,
     Block,
@@ -56,7 +57,6 @@ from cnnsheet.texts import Texts
 
 OVERVIEW = "Overview"
 SINGLE_SHEETS = ("Image", "Input", "Flatten", "Softmax", "Loss", "dLogits", "Step", "Saliency")
-LEFT = 2  # tensors start in column B; column A is a margin
 
 
 @dataclass
