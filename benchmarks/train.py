@@ -16,8 +16,16 @@ import torch
 import torch.nn.functional as F
 
 from cnnsheet import shapes
-from cnnsheet.cli import DEFAULT_SAMPLES
-from cnnsheet.train import Architecture, Dataset, Hyperparameters, evaluate, fit, new_model, split
+from cnnsheet.train import (
+    DEFAULT_SAMPLES,
+    Architecture,
+    Dataset,
+    Hyperparameters,
+    evaluate,
+    fit,
+    new_model,
+    split,
+)
 
 
 def torch_training(model, train, hp: Hyperparameters) -> None:

@@ -18,6 +18,7 @@ from cnnsheet.model import Model, load_model
 from cnnsheet.resources import default_model_path, default_photo_path
 from cnnsheet.texts import LANGUAGES, Texts
 from cnnsheet.train import (
+    DEFAULT_SAMPLES,
     Architecture,
     BatchEnd,
     Dataset,
@@ -29,8 +30,6 @@ from cnnsheet.train import (
     split,
 )
 from cnnsheet.workbook import build_walkthrough, save_atomically
-
-DEFAULT_SAMPLES = 12000
 
 
 def user_errors(command):
@@ -258,7 +257,7 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     texts = Texts(lang, templates)
     writable_output(output)
     photo = photo or default_photo_path()
-    image = load_image(photo)
+    image = load_image(photo)  # the whole photo, for the overview
     pixels = np.asarray(square_and_resize(image, network.input_size), dtype=np.uint8)
     walkthrough = build_walkthrough(network, pixels, texts, true_index, image, photo.name,
                                     with_backward=not forward_only)

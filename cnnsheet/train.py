@@ -16,6 +16,8 @@ from cnnsheet.images import load_photo
 from cnnsheet.memory import keep_freed_memory
 from cnnsheet.model import FORMAT, VERSION, Model
 
+DEFAULT_SAMPLES = 12000  # synthetic shapes drawn when no folder is given
+
 
 @dataclass(frozen=True)
 class Architecture:
