@@ -119,9 +119,7 @@ class BackwardSheets:
         self.label(ws, dz_row, LEFT, self.texts("labels", "dz"))
         for j in range(m):
             col = first + j
-            last = layer is self.model.layers[-1]
-            header = self.model.classes[j] if last else self.texts("labels", "unit", number=j + 1)
-            self.text(ws, top, col, header, "heading")
+            self.text(ws, top, col, self.output_name(layer, j), "heading")
             upstream = on(incoming.sheet, incoming.ref(j))
             if relu_after:
                 formula = f"=IF({on(g.sheet, a1(g.out_row, g.first + j))}>0,{upstream},0)"
@@ -135,7 +133,7 @@ class BackwardSheets:
             self.label(ws, db_row, LEFT, self.texts("labels", "db"))
             self.label(ws, data_top - 1, in_col, self.texts("labels", "input"))
             inputs = self.trace.tensors[previous][0]
-            fmt_w = style.number_format(dw)
+            fmt_w, fmt_in = style.number_format(dw), style.number_format(inputs)
             for j in range(m):
                 col = first + j
                 self.formula(ws, db_row, col, f"={a1(dz_row, col)}", db[j], fmt=fmt_w)
@@ -144,7 +142,7 @@ class BackwardSheets:
                 row = data_top + i
                 ws.cell(row, LEFT, i + 1)
                 self.formula(ws, row, in_col, f"={on(g.sheet, a1(g.data_top + i, g.in_col))}", inputs[i],
-                             fmt=style.number_format(inputs))
+                             fmt=fmt_in)
                 for j in range(m):
                     col = first + j
                     self.formula(ws, row, col, f"={a1(dz_row, col)}*{a1(row, in_col)}", dw[j, i], fmt=fmt_w)
@@ -152,11 +150,11 @@ class BackwardSheets:
             ws.conditional_formatting.add(area(data_top, first, data_top + n - 1, first + m - 1),
                                           style.diverging(dw))
         dx = grads.tensors[previous][0]
+        fmt_dx = style.number_format(dx)
         self.label(ws, data_top - 1, dx_col, self.texts("labels", "dinput"))
         for i in range(n):
             self.formula(ws, data_top + i, dx_col,
-                         f"=SUMPRODUCT({on(g.sheet, g.weight_row(i, m))},{dz_range})", dx[i],
-                         fmt=style.number_format(dx))
+                         f"=SUMPRODUCT({on(g.sheet, g.weight_row(i, m))},{dz_range})", dx[i], fmt=fmt_dx)
         out = Vector(ws.title, data_top, dx_col, n)
         ws.conditional_formatting.add(out.data, style.diverging(dx))
         ws.freeze_panes = a1(data_top, first)
@@ -190,17 +188,14 @@ class BackwardSheets:
                               self.trace.caches[layer.name])[0][0]
         ws, top = self.sheet("Mask", "mask", size=layer.size, sheet=in_sheet)
         blocks = self.blocks(ws, top, wins, [b.label for b in in_blocks])
-        for c, block in enumerate(blocks):
-            for y in range(block.height):
-                for x in range(block.width):
-                    pool = (in_blocks[c], in_sheet, out_blocks[c], out_sheet)
-                    terms = [f"IF({self.wins(layer, *pool, y, x, w)},1,0)"
-                             for w in self.windows_of(layer, y, x, out_blocks[c])]
-                    if terms:
-                        self.formula(ws, *block.cell(y, x), "=" + "+".join(terms), wins[c, y, x], fmt="0")
-                    else:
-                        self.number(ws, *block.cell(y, x), 0, "zero", "0")
-        ws.conditional_formatting.add(" ".join(b.data for b in blocks), style.sequential(np.ones(1)))
+
+        def formula(c, y, x):
+            pool = (in_blocks[c], in_sheet, out_blocks[c], out_sheet)
+            terms = [f"IF({self.wins(layer, *pool, y, x, w)},1,0)"
+                     for w in self.windows_of(layer, y, x, out_blocks[c])]
+            return "=" + "+".join(terms) if terms else None
+
+        self.tensor(ws, blocks, wins, formula, style.sequential(np.ones(1)), fmt="0")
         self.steps.append(self.backward_step(ws.title, layer.name, wins.shape))
         self.masks[layer.name] = (blocks, ws.title)
         return self.masks[layer.name]
@@ -237,25 +232,19 @@ class BackwardSheets:
         values = grads.tensors[previous][0]
         ws, top = self.gradient_sheet(tag, in_sheet, "dpool", size=layer.size)
         blocks = self.blocks(ws, top, values, [b.label for b in in_blocks])
-        overlapping = layer.stride < layer.size
-        for c, block in enumerate(blocks):
-            for y in range(block.height):
-                for x in range(block.width):
-                    windows = self.windows_of(layer, y, x, out_blocks[c])
-                    if not windows:
-                        self.number(ws, *block.cell(y, x), 0, "zero", "0")
-                        continue
-                    if overlapping:
-                        pool = (in_blocks[c], in_sheet, out_blocks[c], out_sheet)
-                        terms = [f"IF({self.wins(layer, *pool, y, x, w)},"
-                                 f"{on(grad_sheet, grad_blocks[c].ref(*w))},0)" for w in windows]
-                        formula = "=" + "+".join(terms)
-                    else:
-                        formula = (f"={on(mask_sheet, mask_blocks[c].ref(y, x))}"
-                                   f"*{on(grad_sheet, grad_blocks[c].ref(*windows[0]))}")
-                    self.formula(ws, *block.cell(y, x), formula, values[c, y, x],
-                                 fmt=style.number_format(values))
-        ws.conditional_formatting.add(" ".join(b.data for b in blocks), style.diverging(values))
+
+        def formula(c, y, x):
+            windows = self.windows_of(layer, y, x, out_blocks[c])
+            if not windows:  # the floored remainder: no window read this cell
+                return None
+            if layer.stride >= layer.size:  # disjoint windows: the mask picks the winner
+                return (f"={on(mask_sheet, mask_blocks[c].ref(y, x))}"
+                        f"*{on(grad_sheet, grad_blocks[c].ref(*windows[0]))}")
+            pool = (in_blocks[c], in_sheet, out_blocks[c], out_sheet)
+            return "=" + "+".join(f"IF({self.wins(layer, *pool, y, x, w)},"
+                                  f"{on(grad_sheet, grad_blocks[c].ref(*w))},0)" for w in windows)
+
+        self.tensor(ws, blocks, values, formula, style.diverging(values))
         self.steps.append(self.backward_step(ws.title, previous, values.shape))
         return blocks, ws.title
 
@@ -282,17 +271,12 @@ class BackwardSheets:
         number = self.at[layer.name][1][len("Conv"):]
         ws, top = self.sheet("Spread", "spread", title=f"{tag}Spread{number}", stride=s,
                              sheet=grad_sheet)
-        blocks = self.blocks(ws, top, np.zeros((F, Hd, Wd)), [b.label for b in grad_blocks], border)
-        for f, block in enumerate(blocks):
-            for i in range(Hd):
-                for j in range(Wd):
-                    if i % s == 0 and j % s == 0:
-                        ref = on(grad_sheet, grad_blocks[f].ref(i // s, j // s))
-                        self.formula(ws, *block.cell(i, j), f"={ref}", dz[f, i // s, j // s],
-                                     fmt=style.number_format(dz))
-                    else:
-                        self.number(ws, *block.cell(i, j), 0, "zero", "0")
-        ws.conditional_formatting.add(" ".join(b.data for b in blocks), style.diverging(dz))
+        spread = np.zeros((F, Hd, Wd))
+        spread[:, ::s, ::s] = dz
+        blocks = self.blocks(ws, top, spread, [b.label for b in grad_blocks], border)
+        self.tensor(ws, blocks, spread, lambda f, i, j: (
+            f"={on(grad_sheet, grad_blocks[f].ref(i // s, j // s))}" if i % s == 0 and j % s == 0 else None),
+            style.diverging(dz), fmt=style.number_format(dz))
         self.steps.append(self.backward_step(ws.title, layer.name, (F, Hd, Wd)))
         return blocks, ws.title
 
@@ -375,19 +359,17 @@ class BackwardSheets:
         Hd, Wd = spread_blocks[0].height, spread_blocks[0].width
         ws, top = self.gradient_sheet(tag, in_sheet, "dinput", layer=layer.name, span=span)
         blocks = self.blocks(ws, top, values, [b.label for b in in_blocks])
-        fmt = style.number_format(values)
-        for c, block in enumerate(blocks):
-            for y in range(block.height):
-                for x in range(block.width):
-                    yp, xp = y + p, x + p  # in the padded input
-                    if yp > Hd + span - 2 or xp > Wd + span - 2:  # no window reached this cell
-                        self.number(ws, *block.cell(y, x), 0, "zero", "0")
-                        continue
-                    top_left = (yp - span + 1, xp - span + 1)  # the window of the zero-framed map
-                    terms = [f"SUMPRODUCT({on(spread_sheet, spread_blocks[f].window(*top_left, span, span))},"
-                             f"{on(rot_sheet, rot_blocks[f * C + c].data)})" for f in range(F)]
-                    self.formula(ws, *block.cell(y, x), "=" + "+".join(terms), values[c, y, x], fmt=fmt)
-        ws.conditional_formatting.add(" ".join(b.data for b in blocks), style.diverging(values))
+
+        def formula(c, y, x):
+            yp, xp = y + p, x + p  # in the padded input
+            if yp > Hd + span - 2 or xp > Wd + span - 2:  # no window reached this cell
+                return None
+            top_left = (yp - span + 1, xp - span + 1)  # the window of the zero-framed map
+            return "=" + "+".join(
+                f"SUMPRODUCT({on(spread_sheet, spread_blocks[f].window(*top_left, span, span))},"
+                f"{on(rot_sheet, rot_blocks[f * C + c].data)})" for f in range(F))
+
+        self.tensor(ws, blocks, values, formula, style.diverging(values))
         self.steps.append(self.backward_step(ws.title, previous, values.shape))
         return blocks, ws.title
 

@@ -14,6 +14,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from cnnsheet.model import LUMA
+
 CLASSES = ["circle", "square", "triangle"]
 SUPERSAMPLE = 4
 
@@ -22,7 +24,7 @@ def _contrasting_colours(rng) -> tuple[tuple, tuple]:
     """Paper and ink colours whose brightness differs by at least 70 levels out of 255."""
     while True:
         paper, ink = rng.integers(0, 256, size=(2, 3))
-        luma = np.array([0.299, 0.587, 0.114])
+        luma = np.array(LUMA)
         if abs(paper @ luma - ink @ luma) >= 70:
             return tuple(int(v) for v in paper), tuple(int(v) for v in ink)
 

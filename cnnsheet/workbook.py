@@ -235,13 +235,18 @@ class _Builder(BackwardSheets):
         self.square_cells(ws, top, last[2], max(b.outer[3] for b in blocks))
         return blocks
 
-    def tensor(self, ws, blocks: list[Block], values: np.ndarray, formula_of, scale=None):
-        """Write every element of a (C, H, W) tensor: formula_of(c, i, j) gives its formula."""
-        fmt = style.number_format(values)
+    def tensor(self, ws, blocks: list[Block], values: np.ndarray, formula_of, scale=None, fmt=None):
+        """Write every element of a (C, H, W) tensor: formula_of(c, i, j) gives its formula, or
+        None for a cell that is 0 whatever the inputs (written as a grey constant)."""
+        fmt = fmt or style.number_format(values)
         for c, block in enumerate(blocks):
             for i in range(block.height):
                 for j in range(block.width):
-                    self.formula(ws, *block.cell(i, j), formula_of(c, i, j), values[c, i, j], fmt=fmt)
+                    formula = formula_of(c, i, j)
+                    if formula is None:
+                        self.number(ws, *block.cell(i, j), 0, "zero", "0")
+                    else:
+                        self.formula(ws, *block.cell(i, j), formula, values[c, i, j], fmt=fmt)
         ranges = " ".join(block.data for block in blocks)
         ws.conditional_formatting.add(ranges, scale or style.scale_for(values))
 
@@ -497,8 +502,7 @@ class _Builder(BackwardSheets):
         fmt_w, fmt_out = style.number_format(weights_now), style.number_format(outputs)
         for j in range(m):
             col = g.first + j
-            header = self.model.classes[j] if last else self.texts("labels", "unit", number=j + 1)
-            self.text(ws, top, col, header, "heading")
+            self.text(ws, top, col, self.output_name(layer, j), "heading")
             self.param(fp, ws, g.bias_row, col, layer, "bias", (j,), fmt_w)
             for i in range(n):
                 self.param(fp, ws, g.data_top + i, col, layer, "weight", (j, i), fmt_w)
@@ -529,6 +533,12 @@ class _Builder(BackwardSheets):
             ws.column_dimensions[get_column_letter(g.first + j)].width = 10 if last else 7
         self.step(fp, ws.title, layer.name, (m,), params_formula=f"={m}*{n}+{m}", params=m * n + m)
         return out
+
+    def output_name(self, layer: Dense, j: int) -> str:
+        """A dense output's column heading: the class name for the last layer, else 'unit j'."""
+        if layer is self.model.layers[-1]:
+            return self.model.classes[j]
+        return self.texts("labels", "unit", number=j + 1)
 
     def previous_name(self, layer) -> str:
         """The tensor a layer reads: the output of the layer before it, or the input."""
