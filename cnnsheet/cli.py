@@ -29,7 +29,7 @@ from cnnsheet.train import (
     read_folder,
     split,
 )
-from cnnsheet.workbook import build_walkthrough, save_atomically
+from cnnsheet.workbook import build_walkthrough
 
 
 def user_errors(command):
@@ -261,8 +261,8 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     pixels = np.asarray(square_and_resize(image, network.input_size), dtype=np.uint8)
     walkthrough = build_walkthrough(network, pixels, texts, true_index, image, photo.name,
                                     with_backward=not forward_only)
-    save_atomically(walkthrough.workbook, output)
+    walkthrough.save(output)
     probabilities = network.predict(pixels).probabilities[0]
     best = int(probabilities.argmax())
     click.echo(f"wrote {output}: {photo.name} -> {network.classes[best]} ({probabilities[best]:.1%}); "
-               f"{len(walkthrough.workbook.sheetnames)} sheets, {len(walkthrough.expected):,} formulas")
+               f"{len(walkthrough.sheetnames)} sheets, {len(walkthrough.expected):,} formulas")

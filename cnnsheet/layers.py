@@ -299,9 +299,9 @@ def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return -np.log(probabilities[np.arange(len(labels)), labels])
 
 
-def onehot_formula(class_name: str, true_class: str) -> str:
-    """1 for the true class; EXACT, because = ignores case and two classes may differ only by it."""
-    return f"=IF(EXACT({class_name},{true_class}),1,0)"
+def onehot_formula(class_name: str, chosen: str) -> str:
+    """1 for the chosen class; EXACT, because = ignores case and two classes may differ only by it."""
+    return f"=IF(EXACT({class_name},{chosen}),1,0)"
 
 
 def true_probability_formula(onehot: str, probabilities: str) -> str:

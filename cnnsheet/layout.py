@@ -17,6 +17,7 @@ from cnnsheet.errors import CnnsheetError
 MAX_ROWS, MAX_COLUMNS, MAX_FORMULA = 1_048_576, 16_384, 8_192  # Excel's limits
 LEFT = 2  # tensors and tables start in column B; column A is a margin
 _PLAIN_SHEET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _CELL_LIKE = re.compile(r"^([A-Za-z]{1,3}[0-9]+|[Rr][0-9]*([Cc][0-9]*)?|[Cc][0-9]*)$")
 
 
@@ -53,8 +54,11 @@ def on(sheet: str, ref: str) -> str:
 
 
 def valid_name(name: str) -> bool:
-    """A defined name both Excel and LibreOffice accept: a word that is no cell reference."""
-    return bool(_PLAIN_SHEET.match(name)) and not _CELL_LIKE.match(name) and len(name) <= 255
+    """A defined name that Excel, LibreOffice, Gnumeric and Google Sheets all accept: letters,
+    digits and underscores, beginning with a letter, no cell reference in A1 or R1C1 form, and not
+    beginning with "true" or "false" (Google Sheets refuses those)."""
+    return (bool(_NAME.match(name)) and not _CELL_LIKE.match(name) and len(name) <= 255
+            and not name.lower().startswith(("true", "false")))
 
 
 @dataclass(frozen=True)

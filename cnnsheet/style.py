@@ -3,38 +3,39 @@
 from __future__ import annotations
 
 import numpy as np
-from openpyxl.formatting.rule import ColorScaleRule
-from openpyxl.styles import Alignment, Font, NamedStyle, PatternFill
+
+from cnnsheet.plan import Scale
 
 BLUE, WHITE, RED = "2166AC", "FFFFFF", "B2182B"
 SEQUENTIAL = "E6550D"  # white -> orange for values that cannot be negative
 CHANNEL_COLOURS = {"R": "FF0000", "G": "00B000", "B": "0000FF", "grey": "FFFFFF"}
+LINK_COLOUR = "0563C1"
+INPUT_FILL = "FFF2CC"  # cells a student is invited to change
+ZERO_FILL = "D9D9D9"
 
-TITLE = Font(bold=True, size=14)
-HEADING = Font(bold=True)
-LINK = Font(color="0563C1", underline="single")
-NUMBER = Font(size=8)
-PIXEL = Font(size=8, color="808080")  # readable on black and on full colour alike
-ZERO_FILL = PatternFill("solid", fgColor="D9D9D9")
-ZERO_FONT = Font(size=8, color="7F7F7F")
-INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")  # cells a student is invited to change
-CENTRE = Alignment(horizontal="center", vertical="center")
+# Fonts are named, so that no reader depends on a fallback: Calibri is Excel's own (LibreOffice
+# substitutes the metric-compatible Carlito); Microsoft YaHei ships with Windows and with Office
+# for macOS, and LibreOffice falls back to any installed Chinese font for it.
+FONTS = {"en": "Calibri", "zh": "Microsoft YaHei"}
 
-# Cell looks by kind; a workbook registers each (kind, number format) once as a named style,
-# which is far cheaper for openpyxl than styling every cell on its own.
+# Cell looks by kind: font size, bold, font colour, fill, centred. A style key is (kind, number
+# format); the writer registers each key once.
 KINDS = {
-    "number": {"font": NUMBER, "alignment": CENTRE},
-    "value": {"font": Font(size=10), "alignment": CENTRE},
-    "pixel": {"font": PIXEL, "alignment": CENTRE},
-    "zero": {"font": ZERO_FONT, "fill": ZERO_FILL, "alignment": CENTRE},
-    "heading": {"font": HEADING},
-    "input": {"font": HEADING, "fill": INPUT_FILL},
-    "big": {"font": TITLE},
+    "plain": {"size": 11},
+    "number": {"size": 8, "centre": True},
+    "value": {"size": 10, "centre": True},
+    "pixel": {"size": 8, "color": "808080", "centre": True},  # readable on black and on colour
+    "zero": {"size": 8, "color": "7F7F7F", "fill": ZERO_FILL, "centre": True},
+    "heading": {"size": 11, "bold": True},
+    "input": {"size": 11, "bold": True, "fill": INPUT_FILL},
+    "big": {"size": 14, "bold": True},
+    "title": {"size": 14, "bold": True},
+    "link": {"size": 11, "color": LINK_COLOUR, "underline": True},
 }
 
 
-def named_style(name: str, kind: str, number_format: str) -> NamedStyle:
-    return NamedStyle(name=name, number_format=number_format, **KINDS[kind])
+def key(kind: str = "number", fmt: str = "General") -> tuple[str, str]:
+    return kind, fmt
 
 
 # Square cells, (column width in characters, row height in points), sized by rendering a sheet
@@ -64,28 +65,14 @@ def number_format(values: np.ndarray) -> str:
     return "0.000"
 
 
-def diverging(values: np.ndarray) -> ColorScaleRule:
-    """Blue below zero, white at zero, red above; full colour from the 99th percentile of |value|,
-    so that one outlier does not wash out every other cell."""
-    bound = float(np.percentile(np.abs(values), 99)) if np.size(values) else 0.0
-    bound = bound if bound > 0 else 1.0
-    return ColorScaleRule(start_type="num", start_value=-bound, start_color=BLUE,
-                          mid_type="num", mid_value=0, mid_color=WHITE,
-                          end_type="num", end_value=bound, end_color=RED)
+def scale_for(values: np.ndarray) -> Scale:
+    """Orange for tensors that cannot be negative, blue-white-red for the others."""
+    return Scale("sequential") if np.min(values, initial=0) >= 0 else Scale("diverging")
 
 
-def sequential(values: np.ndarray) -> ColorScaleRule:
-    """White at zero to orange at the 99th percentile."""
-    top = float(np.percentile(values, 99)) if np.size(values) else 0.0
-    return ColorScaleRule(start_type="num", start_value=0, start_color=WHITE,
-                          end_type="num", end_value=top if top > 0 else 1.0, end_color=SEQUENTIAL)
+DIVERGING, SEQUENTIAL_SCALE, PROBABILITY = Scale("diverging"), Scale("sequential"), Scale("fixed")
 
 
-def channel_scale(channel: str) -> ColorScaleRule:
+def channel_scale(channel: str) -> Scale:
     """0 black to 255 in the channel's own colour, so the zoomed-out grid looks like the photo."""
-    return ColorScaleRule(start_type="num", start_value=0, start_color="000000",
-                          end_type="num", end_value=255, end_color=CHANNEL_COLOURS[channel])
-
-
-def scale_for(values: np.ndarray) -> ColorScaleRule:
-    return sequential(values) if np.min(values, initial=0) >= 0 else diverging(values)
+    return Scale("channel", channel=channel)

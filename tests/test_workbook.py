@@ -16,7 +16,7 @@ from cnnsheet.images import load_photo
 from cnnsheet.model import Model, load_model
 from cnnsheet.resources import default_model_path, default_photo_path
 from cnnsheet.texts import Texts
-from cnnsheet.workbook import build_walkthrough, save_atomically
+from cnnsheet.workbook import build_walkthrough
 
 
 def default_case():
@@ -64,10 +64,10 @@ def test_random_architectures_match_the_engine_cell_by_cell(tmp_path_factory, ca
     padding, dilation, overlapping pools, one to three conv blocks, hidden layers, pooling ties."""
     folder = tmp_path_factory.mktemp("random")
     paths, walkthroughs = [], []
-    for number, (model, pixels, true_index) in enumerate(batch):
-        walkthrough = build_walkthrough(model, pixels, true_index=true_index, with_backward=True)
+    for number, (model, pixels, target_index) in enumerate(batch):
+        walkthrough = build_walkthrough(model, pixels, target_index=target_index, with_backward=True)
         path = folder / f"case{number}.xlsx"
-        save_atomically(walkthrough.workbook, path)
+        walkthrough.save(path)
         paths.append(path)
         walkthroughs.append(walkthrough)
     for path, recalculated, walkthrough in zip(paths, convert(paths, folder / "calc", calc_profile),
@@ -81,7 +81,7 @@ def test_the_workbook_is_live(tmp_path, calc_profile):
     model, pixels = default_case()
     walkthrough = build_walkthrough(model, pixels, with_backward=True)
     original = tmp_path / "original.xlsx"
-    save_atomically(walkthrough.workbook, original)
+    walkthrough.save(original)
 
     book = openpyxl.load_workbook(original)
     changed_pixels = pixels.copy()
@@ -93,7 +93,7 @@ def test_the_workbook_is_live(tmp_path, calc_profile):
     book[sheet].cell(row + 1, col + 2).value = 0.5
     sheet, row, col = top_left(walkthrough, "dense1_w1")
     book[sheet].cell(row + 7, col).value = -0.3
-    for name, value in (("true_class", "square"), ("learning_rate", 0.2), ("saliency_class", "circle")):
+    for name, value in (("target_class", "square"), ("learning_rate", 0.2), ("saliency_class", "circle")):
         sheet, row, col = top_left(walkthrough, name)
         book[sheet].cell(row, col).value = value
     changed = tmp_path / "changed.xlsx"
@@ -101,7 +101,7 @@ def test_the_workbook_is_live(tmp_path, calc_profile):
 
     model.params()["conv1.weight"][0, 0, 1, 2] = 0.5
     model.params()["hidden.weight"][0, 7] = -0.3
-    expected = build_walkthrough(model, changed_pixels, true_index=1, with_backward=True,
+    expected = build_walkthrough(model, changed_pixels, target_index=1, with_backward=True,
                                  learning_rate=0.2, saliency_index=0).expected
     assert expected != walkthrough.expected
     [recalculated] = convert([changed], tmp_path / "calc", calc_profile)
@@ -118,10 +118,10 @@ def test_a_hard_architecture_matches_the_engine(tmp_path, calc_profile):
     ])).init(3)
     pixels = np.zeros((13, 13, 3), dtype=np.uint8)
     pixels[3:9, 4:8] = 200
-    walkthrough = build_walkthrough(model, pixels, true_index=1, with_backward=True)
-    assert {"dSpread1", "Rotated2", "dPool1", "sInput"} <= set(walkthrough.workbook.sheetnames)
+    walkthrough = build_walkthrough(model, pixels, target_index=1, with_backward=True)
+    assert {"dSpread1", "Rotated2", "dPool1", "sInput"} <= set(walkthrough.sheetnames)
     path = tmp_path / "hard.xlsx"
-    save_atomically(walkthrough.workbook, path)
+    walkthrough.save(path)
     [recalculated] = convert([path], tmp_path / "calc", calc_profile)
     assert compare(path, recalculated, walkthrough.expected) > 1000
 
@@ -139,7 +139,7 @@ def test_class_names_stay_text(tmp_path):
     pixels = np.zeros((8, 8, 3), dtype=np.uint8)
     walkthrough = build_walkthrough(model, pixels)
     path = tmp_path / "names.xlsx"
-    save_atomically(walkthrough.workbook, path)
+    walkthrough.save(path)
     book = openpyxl.load_workbook(path)
     softmax = book["Softmax"]
     names = [cell.value for row in softmax.iter_rows() for cell in row
@@ -152,7 +152,7 @@ def test_class_names_stay_text(tmp_path):
 def test_defined_names_of_the_contract_exist():
     model, pixels = default_case()
     names = build_walkthrough(model, pixels, with_backward=True).names
-    for name in ["image_R", "image_G", "image_B", "logits", "probabilities", "loss", "true_class",
+    for name in ["image_R", "image_G", "image_B", "logits", "probabilities", "loss", "target_class",
                  "conv1_f1_R", "conv1_f8_B", "conv1_f1_bias", "flatten", "learning_rate",
                  "loss_after_step", "saliency_class", "saliency", "dlogits"]:
         assert name in names, name
@@ -161,14 +161,14 @@ def test_defined_names_of_the_contract_exist():
 
 def test_chinese_and_a_teachers_own_texts(tmp_path):
     model, pixels = default_case()
-    book = build_walkthrough(model, pixels, Texts("zh")).workbook
-    assert "卷积" in book["Conv1"]["A1"].value
+    plan = build_walkthrough(model, pixels, Texts("zh")).plan
+    assert "卷积" in plan["Conv1"].cells[1, 1][1]
     own = tmp_path / "texts"
     own.mkdir()
     (own / "en.toml").write_text('[conv]\ntitle = "Sliding {filters} magnifying glasses"\n')
-    book = build_walkthrough(model, pixels, Texts("en", own)).workbook
-    assert book["Conv1"]["A1"].value == "Sliding 8 magnifying glasses"
-    assert book["Pool1"]["A1"].value.startswith("Step 6")  # everything else is built in
+    plan = build_walkthrough(model, pixels, Texts("en", own)).plan
+    assert plan["Conv1"].cells[1, 1][1] == "Sliding 8 magnifying glasses"
+    assert plan["Pool1"].cells[1, 1][1].startswith("Step 6")  # everything else is built in
     (own / "en.toml").write_text('[conv]\ntitle = "Sliding {glasses}"\n')
     with pytest.raises(Exception, match="unknown placeholder 'glasses'"):
         build_walkthrough(model, pixels, Texts("en", own))
@@ -211,8 +211,8 @@ def test_a_failed_save_leaves_nothing(tmp_path, monkeypatch):
         open(path, "wb").write(b"half")
         raise OSError("disk full")
 
-    monkeypatch.setattr("openpyxl.Workbook.save", broken)
+    monkeypatch.setattr("cnnsheet.writer._write", lambda plan, path: broken(None, path))
     model, pixels = default_case()
     with pytest.raises(OSError):
-        save_atomically(build_walkthrough(model, pixels).workbook, tmp_path / "w.xlsx")
+        build_walkthrough(model, pixels).save(tmp_path / "w.xlsx")
     assert list(tmp_path.iterdir()) == []

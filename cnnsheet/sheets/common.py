@@ -1,0 +1,227 @@
+"""What every sheet of the walkthrough shares: the book being planned and its small helpers.
+
+The forward, backward, step and saliency sheets all call these; none of them inherits another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from cnnsheet import style
+from cnnsheet.layers import Conv
+from cnnsheet.layout import LEFT, Block, a1, area, blocks_per_row, grid, on
+from cnnsheet.model import Model, Trace
+from cnnsheet.plan import Scale, SheetPlan, WorkbookPlan
+from cnnsheet.texts import Texts
+
+OVERVIEW = "Overview"
+SINGLE_SHEETS = ("Image", "Input", "Flatten", "Softmax", "Loss", "dLogits", "Step", "Saliency")
+
+
+@dataclass
+class Step:
+    """One row of the overview's table: a sheet and what it holds."""
+
+    sheet: str
+    layer: str
+    shape: tuple
+    size_formula: str | None = None  # live arithmetic of the output height
+    size_rule: str = ""
+    params_formula: str | None = None
+    params: int = 0
+    note: str = ""
+
+
+@dataclass
+class Pass:
+    """One forward pass through the layers: its engine values, and how its sheets and names are
+    called. The first pass has the model's weights as numbers; the pass after the gradient step
+    has `step(layer, key, index)`, the formula of each new weight."""
+
+    trace: Trace
+    params: dict
+    sheet_prefix: str = ""
+    name_prefix: str = ""
+    step: Callable | None = None
+
+
+@dataclass(frozen=True)
+class DenseGeometry:
+    """Where a dense sheet puts things: bias, output and ReLU rows; inputs and weights below."""
+
+    sheet: str
+    bias_row: int
+    out_row: int
+    relu_row: int
+    data_top: int
+    in_col: int
+    first: int  # the column of the first output's weights
+
+    def input_column(self, n: int) -> str:
+        return area(self.data_top, self.in_col, self.data_top + n - 1, self.in_col)
+
+    def weight_row(self, i: int, m: int) -> str:
+        """The weights that input i meets, one per output: row i of W transposed."""
+        return area(self.data_top + i, self.first, self.data_top + i, self.first + m - 1)
+
+
+def channel_names(count: int, first_layer: bool) -> list[str]:
+    if first_layer:
+        return ["R", "G", "B"] if count == 3 else ["grey"]
+    return [f"c{c + 1}" for c in range(count)]
+
+
+@dataclass
+class Book:
+    """The walkthrough being planned: the model and photo, the plan, and where things landed."""
+
+    model: Model
+    pixels: np.ndarray
+    texts: Texts
+    target_index: int
+    learning_rate: float
+    saliency_index: int
+    plan: WorkbookPlan = field(default_factory=WorkbookPlan)
+    steps: list = field(default_factory=list)  # rows of the overview's table
+    counts: dict = field(default_factory=dict)  # sheet kind -> how many so far
+    at: dict = field(default_factory=dict)  # tensor name -> (blocks or Vector, sheet), first pass
+    param_at: dict = field(default_factory=dict)  # (layer, "weight"/"bias", index) -> "Sheet!B3"
+    grad_at: dict = field(default_factory=dict)  # the same for d loss / d parameter
+    kernels: dict = field(default_factory=dict)  # conv layer -> [filter][channel] kernel Blocks
+    dense_at: dict = field(default_factory=dict)  # dense layer -> DenseGeometry
+    masks: dict = field(default_factory=dict)  # pool layer -> (blocks, sheet) of its Mask sheet
+    rotated: dict = field(default_factory=dict)  # conv layer -> (blocks, sheet) of Rotated kernels
+    loss_after: float = 0.0
+
+    def __post_init__(self):
+        self.trace = self.model.predict(self.pixels)
+        self.first = Pass(self.trace, self.model.params())
+        self.plan.lang = self.texts.lang
+
+    # ---- sheets ------------------------------------------------------------------------------
+    def sheet(self, kind: str, section: str, body_keys=("body",), fp: Pass | None = None,
+              title: str | None = None, **values) -> tuple[SheetPlan, int]:
+        """A new sheet with its title, the link back, and the explanation; returns (sheet, first
+        free row). Sheets of the pass after the gradient step are called New...; they say so."""
+        prefix = fp.sheet_prefix if fp else ""
+        self.counts[prefix + kind] = self.counts.get(prefix + kind, 0) + 1
+        single = kind in SINGLE_SHEETS
+        title = title or prefix + (kind if single else f"{kind}{self.counts[prefix + kind]}")
+        ws = self.plan.sheet(title)
+        heading = self.texts(section, "title", **values)
+        if prefix:
+            heading = self.texts("step", "after_title", title=heading)
+            body_keys, section, values = ("after_body",), "step", {"sheet": title[len(prefix):]}
+        ws.text(1, 1, heading, style.key("title"))
+        ws.link(2, 1, self.texts("labels", "back"), OVERVIEW)
+        row = 3
+        for key in body_keys:  # a key, or a (section, key) pair from another section
+            where, key = key if isinstance(key, tuple) else (section, key)
+            for line in self.texts.lines(where, key, **values):
+                ws.text(row, 1, line)
+                row += 1
+        ws.freeze = "A3"
+        return ws, row + 1
+
+    def name(self, name: str, sheet: SheetPlan | str, ref: str) -> str:
+        return self.plan.name(name, sheet if isinstance(sheet, str) else sheet.title, ref)
+
+    @staticmethod
+    def square_cells(ws: SheetPlan, top: int, bottom: int, right: int, size=style.TENSOR_CELL):
+        width, height = size
+        for col in range(1, right + 2):
+            ws.widths[col] = width
+        for row in range(top, bottom + 1):
+            ws.heights[row] = height
+        ws.zoom = style.zoom_to_fit(right + 1, width)
+
+    def blocks(self, ws: SheetPlan, top: int, values: np.ndarray, labels, border: int = 0) -> list[Block]:
+        """Lay out a (C, H, W) tensor as labelled blocks with their zero borders drawn."""
+        C, H, W = values.shape
+        per_row = blocks_per_row(C, W, border)
+        blocks = grid(ws.title, C, H, W, top, LEFT, per_row, border, labels)
+        zero = style.key("zero", "0")
+        for block in blocks:
+            ws.label(block.top - border - 1, block.left - border, block.label)
+            if border:
+                top_, left_, bottom_, right_ = block.outer
+                for row in range(top_, bottom_ + 1):
+                    for col in range(left_, right_ + 1):
+                        inside = block.top <= row < block.top + H and block.left <= col < block.left + W
+                        if not inside:
+                            ws.number(row, col, 0, zero)
+        last = blocks[-1].outer
+        self.square_cells(ws, top, last[2], max(b.outer[3] for b in blocks))
+        return blocks
+
+    @staticmethod
+    def tensor(ws: SheetPlan, blocks: list[Block], values: np.ndarray, formula_of, scale: Scale,
+               fmt: str | None = None):
+        """Every element of a (C, H, W) tensor: formula_of(c, i, j) gives its formula, or None
+        for a cell that is 0 whatever the inputs (written as a grey constant)."""
+        look = style.key("number", fmt or style.number_format(values))
+        zero = style.key("zero", "0")
+        for c, block in enumerate(blocks):
+            for i in range(block.height):
+                for j in range(block.width):
+                    formula = formula_of(c, i, j)
+                    if formula is None:
+                        ws.number(*block.cell(i, j), 0, zero)
+                    else:
+                        ws.formula(*block.cell(i, j), formula, values[c, i, j], look)
+        ws.scale([block.data for block in blocks], scale)
+
+    def border_for(self, index: int) -> int:
+        """Zero padding to draw around a tensor: that of the conv which reads it next, if any."""
+        layers = self.model.layers
+        return layers[index].padding if index < len(layers) and isinstance(layers[index], Conv) else 0
+
+    def param(self, fp: Pass, ws: SheetPlan, row, col, layer, key: str, index: tuple, fmt: str):
+        """A weight or bias: a number in the first pass, `old - learning_rate * gradient` after."""
+        value = fp.params[f"{layer.name}.{key}"][index]
+        if fp.step is None:
+            ws.number(row, col, value, style.key("number", fmt))
+            self.param_at[layer.name, key, index] = on(ws.title, a1(row, col))
+        else:
+            ws.formula(row, col, fp.step(layer, key, index), value, style.key("number", fmt))
+
+    def overview_row(self, sheet: str, layer: str, shape: tuple, **details):
+        """A row of the overview's table."""
+        self.steps.append(Step(sheet, layer, shape, **details))
+
+    def step(self, fp: Pass, sheet: str, layer: str, shape: tuple, **details):
+        """A row of the overview's table for a forward sheet of the first pass only (the first
+        pass's sheets describe the network)."""
+        if fp is self.first:
+            self.overview_row(sheet, layer, shape, **details)
+
+    def previous_name(self, layer) -> str:
+        """The tensor a layer reads: the output of the layer before it, or the input."""
+        names = list(self.trace.tensors)
+        return names[names.index(layer.name) - 1]
+
+    def output_name(self, layer, j: int) -> str:
+        """A dense output's column heading: the class name for the last layer, else 'unit j'."""
+        if layer is self.model.layers[-1]:
+            return self.model.classes[j]
+        return self.texts("labels", "unit", number=j + 1)
+
+    def gradient_sheet(self, tag: str, forward_sheet: str, section: str, keys=("body",), **values):
+        """A sheet for the gradient of a forward sheet's tensor: dConv1 for Conv1, or sConv1 in the
+        saliency pass, whose title and first line say that it starts from a class score."""
+        if tag == "s":
+            keys = (("gradients", "saliency_body"), *keys)
+        ws, top = self.sheet(tag + forward_sheet, section, keys, title=tag + forward_sheet,
+                             sheet=forward_sheet, **values)
+        if tag == "s":
+            heading = ws.cells[1, 1][1]
+            ws.text(1, 1, self.texts("gradients", "saliency_title", title=heading), style.key("title"))
+        return ws, top
+
+    def record(self, tag: str, layer, key: str, index: tuple, sheet: str, row: int, col: int):
+        """Remember where d loss / d parameter landed, for the gradient step."""
+        if tag == "d":
+            self.grad_at[layer.name, key, index] = on(sheet, a1(row, col))

@@ -1,0 +1,210 @@
+"""The convolution, forward and back: its kernels (Filters), its output (Conv), and the gradients
+of its kernels (dFilters), of its input (through Spread and Rotated)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnsheet import style
+from cnnsheet.layers import Conv
+from cnnsheet.layout import LEFT, Block, a1, on
+from cnnsheet.sheets.common import Book, Pass, channel_names
+
+
+def filter_bands(book: Book, ws, top: int, layer: Conv, write_tap, write_bias):
+    """The layout of a Filters sheet (or of its gradients): one band per filter holding a kernel
+    per input channel, spread with zero holes when dilated, and the bias on the right.
+    write_tap(row, col, (f, c, a, b)) and write_bias(row, col, f) fill the cells; returns the
+    kernel blocks [f][c] and the bias cells."""
+    F, C, span, d = layer.filters, layer.in_channels, layer.span, layer.dilation
+    names = channel_names(C, layer is book.model.layers[0])
+    zero = style.key("zero", "0")
+    kernels, bias_cells = [], []
+    for f in range(F):
+        band = top + f * (span + 2)
+        row_blocks = []
+        for c in range(C):
+            block = Block(ws.title, band + 1, LEFT + c * (span + 1), span, span, label=names[c])
+            filter_name = book.texts("labels", "filter", number=f + 1)
+            ws.label(band, block.left, f"{filter_name}: {names[c]}" if c == 0 else names[c])
+            for i in range(span):
+                for j in range(span):
+                    if i % d == 0 and j % d == 0:
+                        write_tap(*block.cell(i, j), (f, c, i // d, j // d))
+                    else:  # the hole of a dilated kernel
+                        ws.number(*block.cell(i, j), 0, zero)
+            row_blocks.append(block)
+        bias_col = LEFT + C * (span + 1)
+        ws.label(band, bias_col, book.texts("labels", "bias"))
+        write_bias(band + 1, bias_col, f)
+        bias_cells.append(a1(band + 1, bias_col))
+        kernels.append(row_blocks)
+    book.square_cells(ws, top, top + F * (span + 2), LEFT + C * (span + 1))
+    return kernels, bias_cells
+
+
+def filters_sheet(book: Book, fp: Pass, layer: Conv):
+    """Weights, one row of kernels per filter (spread with zeros when dilated), and biases."""
+    F, C, k = layer.filters, layer.in_channels, layer.kernel
+    span, d = layer.span, layer.dilation
+    keys = ("body", "body_dilation") if d > 1 else ("body",)
+    per_filter = C * k * k + 1
+    ws, top = book.sheet("Filters", "filters", keys, fp, layer=layer.name, filters=F, channels=C,
+                         kernel=k, weights=per_filter, total=F * per_filter, dilation=d, span=span)
+    fmt = style.number_format(fp.params[f"{layer.name}.weight"])
+    kernels, bias_cells = filter_bands(
+        book, ws, top, layer,
+        lambda row, col, tap: book.param(fp, ws, row, col, layer, "weight", tap, fmt),
+        lambda row, col, f: book.param(fp, ws, row, col, layer, "bias", (f,), fmt))
+    prefix = f"{fp.name_prefix}conv{book.counts[fp.sheet_prefix + 'Filters']}"
+    for f, (row_blocks, bias) in enumerate(zip(kernels, bias_cells)):
+        for block in row_blocks:
+            book.name(f"{prefix}_f{f + 1}_{block.label}", ws, block.data)
+        book.name(f"{prefix}_f{f + 1}_bias", ws, bias)
+    if fp is book.first:
+        book.kernels[layer.name] = kernels
+    ws.scale([b.data for row_blocks in kernels for b in row_blocks] + bias_cells, style.DIVERGING)
+    book.step(fp, ws.title, layer.name, layer.weight.shape, params_formula=f"={F}*{C}*{k}*{k}+{F}",
+              params=layer.weight.size + layer.bias.size)
+
+
+def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, border):
+    """Each output cell: one SUMPRODUCT of a window and a kernel per input channel, plus the bias."""
+    F, Ho, Wo = values.shape
+    in_h = in_blocks[0].height
+    k, s, p, d = layer.kernel, layer.stride, layer.padding, layer.dilation
+    ws, top = book.sheet("Conv", "conv", fp=fp, layer=layer.name, filters=F, out_h=Ho, out_w=Wo,
+                         stride=s, kernel=k, products=layer.in_channels * k * k, in_h=in_h,
+                         padding=p, dilation=d)
+    labels = [book.texts("labels", "filter", number=f + 1) for f in range(F)]
+    blocks = book.blocks(ws, top, values, labels, border)
+    prefix = f"{fp.name_prefix}conv{book.counts[fp.sheet_prefix + 'Conv']}"
+    names = channel_names(layer.in_channels, in_sheet == "Input")
+
+    def formula(f, i, j):
+        r0, c0 = layer.receptive_field(i, j)
+        windows = [on(in_sheet, block.window(r0, c0, layer.span, layer.span)) for block in in_blocks]
+        kernels = [f"{prefix}_f{f + 1}_{name}" for name in names]
+        return Conv.formula(windows, kernels, f"{prefix}_f{f + 1}_bias")
+
+    book.tensor(ws, blocks, values, formula, style.DIVERGING)
+    book.step(fp, ws.title, layer.name, values.shape,
+              size_formula=f"=INT(({in_h}+2*{p}-{d}*({k}-1)-1)/{s})+1",
+              size_rule=f"floor(({in_h} + 2x{p} - {d}x({k}-1) - 1) / {s}) + 1")
+    return blocks, ws.title
+
+
+# ---- backward --------------------------------------------------------------------------------
+def conv_backward(book: Book, tag: str, layer: Conv, incoming, grads, with_params: bool,
+                  need_input: bool):
+    """db = sum of dZ; dW = input windows x dZ; d input = dZ (spread) fully convolved with the
+    kernels turned by 180 degrees."""
+    dz = grads.tensors[layer.name][0]
+    grad_blocks, _ = incoming
+    bordered = grad_blocks[0].border >= layer.span - 1 or not need_input
+    if layer.stride > 1 or not bordered:
+        spread_map = spread(book, tag, layer, incoming, dz, layer.span - 1 if need_input else 0)
+    else:
+        spread_map = incoming
+    if with_params:
+        weight_gradients(book, tag, layer, grads, incoming, spread_map)
+    if need_input:
+        return input_gradient(book, tag, layer, grads, spread_map)
+    return None
+
+
+def spread(book: Book, tag: str, layer: Conv, incoming, dz: np.ndarray, border: int):
+    """dZ with stride - 1 zeros between its cells: the map that a strided conv's gradient slides
+    over (the transposed convolution), framed by zeros for the full convolution."""
+    grad_blocks, grad_sheet = incoming
+    F, Ho, Wo = dz.shape
+    s = layer.stride
+    Hd, Wd = (Ho - 1) * s + 1, (Wo - 1) * s + 1
+    number = book.at[layer.name][1][len("Conv"):]
+    ws, top = book.sheet("Spread", "spread", title=f"{tag}Spread{number}", stride=s, sheet=grad_sheet)
+    values = np.zeros((F, Hd, Wd))
+    values[:, ::s, ::s] = dz
+    blocks = book.blocks(ws, top, values, [b.label for b in grad_blocks], border)
+    book.tensor(ws, blocks, values, lambda f, i, j: (
+        f"={on(grad_sheet, grad_blocks[f].ref(i // s, j // s))}" if i % s == 0 and j % s == 0 else None),
+        style.DIVERGING, fmt=style.number_format(dz))
+    book.overview_row(ws.title, layer.name, (F, Hd, Wd))
+    return blocks, ws.title
+
+
+def weight_gradients(book: Book, tag: str, layer: Conv, grads, incoming, spread_map):
+    """dW of each tap: SUMPRODUCT of the input window it met and the (spread) gradient map."""
+    grad_blocks, grad_sheet = incoming
+    spread_blocks, spread_sheet = spread_map
+    in_blocks, in_sheet = book.at[book.previous_name(layer)]
+    d, p = layer.dilation, layer.padding
+    Hd, Wd = spread_blocks[0].height, spread_blocks[0].width
+    dw, db = grads.params[f"{layer.name}.weight"], grads.params[f"{layer.name}.bias"]
+    filters_sheet = book.kernels[layer.name][0][0].sheet
+    ws, top = book.gradient_sheet(tag, filters_sheet, "dfilters", layer=layer.name, height=Hd, width=Wd)
+    look_w = style.key("number", style.number_format(dw))
+    look_b = style.key("number", style.number_format(db))
+
+    def weight_gradient(row, col, tap):
+        f, c, a, b = tap
+        window = on(in_sheet, in_blocks[c].window(a * d - p, b * d - p, Hd, Wd))
+        ws.formula(row, col, f"=SUMPRODUCT({window},{on(spread_sheet, spread_blocks[f].data)})",
+                   dw[tap], look_w)
+        book.record(tag, layer, "weight", tap, ws.title, row, col)
+
+    def bias_gradient(row, col, f):
+        ws.formula(row, col, f"=SUM({on(grad_sheet, grad_blocks[f].data)})", db[f], look_b)
+        book.record(tag, layer, "bias", (f,), ws.title, row, col)
+
+    kernels, bias_cells = filter_bands(book, ws, top, layer, weight_gradient, bias_gradient)
+    ws.scale([b.data for row_blocks in kernels for b in row_blocks] + bias_cells, style.DIVERGING)
+    book.overview_row(ws.title, layer.name, dw.shape)
+
+
+def rotated_kernels(book: Book, layer: Conv):
+    """Each kernel turned by 180 degrees (spread when dilated), read live from its Filters sheet."""
+    if layer.name in book.rotated:
+        return book.rotated[layer.name]
+    F, C, span, d = layer.filters, layer.in_channels, layer.span, layer.dilation
+    kernels = book.kernels[layer.name]
+    number = book.at[layer.name][1][len("Conv"):]
+    spread_kernels = np.zeros((F * C, span, span))
+    spread_kernels[:, ::d, ::d] = layer.weight.reshape(F * C, layer.kernel, layer.kernel)
+    turned = spread_kernels[:, ::-1, ::-1]
+    labels = [f"{book.texts('labels', 'filter', number=f + 1)}: {kernels[f][c].label}"
+              for f in range(F) for c in range(C)]
+    ws, top = book.sheet("Rotated", "rotated", title=f"Rotated{number}", layer=layer.name)
+    blocks = book.blocks(ws, top, turned, labels)
+    book.tensor(ws, blocks, turned, lambda n, u, v: (
+        f"={on(kernels[n // C][n % C].sheet, kernels[n // C][n % C].ref(span - 1 - u, span - 1 - v))}"),
+        style.DIVERGING)
+    book.overview_row(ws.title, layer.name, (F, C, span, span))
+    book.rotated[layer.name] = (blocks, ws.title)
+    return book.rotated[layer.name]
+
+
+def input_gradient(book: Book, tag: str, layer: Conv, grads, spread_map):
+    """d input: the zero-framed gradient map convolved with the turned kernels, summed over filters."""
+    spread_blocks, spread_sheet = spread_map
+    rot_blocks, rot_sheet = rotated_kernels(book, layer)
+    previous = book.previous_name(layer)
+    in_blocks, in_sheet = book.at[previous]
+    values = grads.tensors[previous][0]
+    F, C, span, p = layer.filters, layer.in_channels, layer.span, layer.padding
+    Hd, Wd = spread_blocks[0].height, spread_blocks[0].width
+    ws, top = book.gradient_sheet(tag, in_sheet, "dinput", layer=layer.name, span=span)
+    blocks = book.blocks(ws, top, values, [b.label for b in in_blocks])
+
+    def formula(c, y, x):
+        yp, xp = y + p, x + p  # in the padded input
+        if yp > Hd + span - 2 or xp > Wd + span - 2:  # no window reached this cell
+            return None
+        top_left = (yp - span + 1, xp - span + 1)  # the window of the zero-framed map
+        return "=" + "+".join(
+            f"SUMPRODUCT({on(spread_sheet, spread_blocks[f].window(*top_left, span, span))},"
+            f"{on(rot_sheet, rot_blocks[f * C + c].data)})" for f in range(F))
+
+    book.tensor(ws, blocks, values, formula, style.DIVERGING)
+    book.overview_row(ws.title, previous, values.shape)
+    return blocks, ws.title
+

@@ -1,0 +1,122 @@
+"""The dense layer, forward and back: SUMPRODUCT of the inputs and a column of weights plus a
+bias; then dz, dW = dz x input, db = dz, and the gradient sent back, W^T dz."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnsheet import style
+from cnnsheet.layers import Dense, Flatten, ReLU
+from cnnsheet.layout import LEFT, Vector, a1, area, on
+from cnnsheet.sheets.common import Book, DenseGeometry, Pass
+
+
+def dense_sheet(book: Book, fp: Pass, layer: Dense, source: Vector, relu_next: bool, last: bool) -> Vector:
+    """Inputs down column C, one column of weights per output, the outputs in a row on top."""
+    m, n = layer.units, layer.inputs
+    keys = ("body",) + (("body_relu",) if relu_next else ()) + (("body_logits",) if last else ())
+    ws, top = book.sheet("Dense", "dense", keys, fp, layer=layer.name, units=m, inputs=n, weights=m * n)
+    prefix = f"{fp.name_prefix}dense{book.counts[fp.sheet_prefix + 'Dense']}"
+    g = DenseGeometry(ws.title, top + 1, top + 2, top + 3, top + 5, LEFT + 1, LEFT + 2)
+    outputs = fp.trace.tensors[layer.name][0]
+    for row, key in ((g.bias_row, "bias"), (g.out_row, "output"), (g.data_top - 1, "index")):
+        ws.label(row, LEFT, book.texts("labels", key))
+    inputs_values = fp.trace.tensors[book.previous_name(layer)][0]
+    look_in = style.key("number", style.number_format(inputs_values))
+    ws.label(g.data_top - 1, g.in_col, book.texts("labels", "input"))
+    for i in range(n):
+        ws.number(g.data_top + i, LEFT, i + 1, style.key("plain"))
+        ws.formula(g.data_top + i, g.in_col, Flatten.formula(on(source.sheet, source.ref(i))),
+                   inputs_values[i], look_in)
+    inputs = book.name(f"{prefix}_in", ws, g.input_column(n))
+    weights_now = fp.params[f"{layer.name}.weight"]
+    fmt_w = style.number_format(weights_now)
+    look_out = style.key("heading", style.number_format(outputs))
+    for j in range(m):
+        col = g.first + j
+        ws.label(top, col, book.output_name(layer, j))
+        book.param(fp, ws, g.bias_row, col, layer, "bias", (j,), fmt_w)
+        for i in range(n):
+            book.param(fp, ws, g.data_top + i, col, layer, "weight", (j, i), fmt_w)
+        weights = book.name(f"{prefix}_w{j + 1}", ws, area(g.data_top, col, g.data_top + n - 1, col))
+        bias_name = book.name(f"{prefix}_b{j + 1}", ws, a1(g.bias_row, col))
+        ws.formula(g.out_row, col, Dense.formula(inputs, weights, bias_name), outputs[j], look_out)
+    out = Vector(ws.title, g.out_row, g.first, m, across=True)
+    ws.scale(area(g.data_top, g.first, g.data_top + n - 1, g.first + m - 1), style.DIVERGING)
+    ws.scale(out.data, style.DIVERGING)
+    if relu_next:
+        ws.label(g.relu_row, LEFT, book.texts("labels", "relu"))
+        after = np.maximum(outputs, 0)
+        look = style.key("number", style.number_format(outputs))
+        for j in range(m):
+            ws.formula(g.relu_row, g.first + j, ReLU.formula(out.ref(j)), after[j], look)
+        out = Vector(ws.title, g.relu_row, g.first, m, across=True)
+        ws.scale(out.data, style.SEQUENTIAL_SCALE)
+    if last:
+        book.name(f"{fp.name_prefix}logits", ws, out.data)
+    if fp is book.first:
+        book.dense_at[layer.name] = g
+    ws.freeze = a1(g.data_top, g.first)
+    ws.width("ABC", (3, 8, 9))
+    for j in range(m):
+        ws.widths[g.first + j] = 10 if last else 7
+    book.step(fp, ws.title, layer.name, (m,), params_formula=f"={m}*{n}+{m}", params=m * n + m)
+    return out
+
+
+def dense_backward(book: Book, tag: str, layer: Dense, incoming: Vector, grads, relu_after: bool,
+                   with_params: bool) -> Vector:
+    """dz (through the ReLU if one follows), dW = dz x input, db = dz, d input = W^T dz."""
+    g = book.dense_at[layer.name]
+    m, n = layer.units, layer.inputs
+    keys = ("body",) + (("body_relu",) if relu_after else ()) + (("body_params",) if with_params else ())
+    ws, top = book.gradient_sheet(tag, g.sheet, "ddense", keys, layer=layer.name, units=m, inputs=n)
+    dz_row, db_row, data_top = top + 1, top + 2, top + 4
+    in_col, first, dx_col = LEFT + 1, LEFT + 2, LEFT + 3 + m
+    dz = grads.tensors[layer.name][0]
+    previous = book.previous_name(layer)
+    look_dz = style.key("heading", style.number_format(dz))
+    ws.label(dz_row, LEFT, book.texts("labels", "dz"))
+    for j in range(m):
+        col = first + j
+        ws.label(top, col, book.output_name(layer, j))
+        upstream = on(incoming.sheet, incoming.ref(j))
+        if relu_after:
+            formula = f"=IF({on(g.sheet, a1(g.out_row, g.first + j))}>0,{upstream},0)"
+        else:
+            formula = f"={upstream}"
+        ws.formula(dz_row, col, formula, dz[j], look_dz)
+    dz_range = area(dz_row, first, dz_row, first + m - 1)
+    ws.scale(dz_range, style.DIVERGING)
+    if with_params:
+        dw, db = grads.params[f"{layer.name}.weight"], grads.params[f"{layer.name}.bias"]
+        ws.label(db_row, LEFT, book.texts("labels", "db"))
+        ws.label(data_top - 1, in_col, book.texts("labels", "input"))
+        inputs = book.trace.tensors[previous][0]
+        look_w = style.key("number", style.number_format(dw))
+        look_in = style.key("number", style.number_format(inputs))
+        for j in range(m):
+            col = first + j
+            ws.formula(db_row, col, f"={a1(dz_row, col)}", db[j], look_w)
+            book.record(tag, layer, "bias", (j,), ws.title, db_row, col)
+        for i in range(n):
+            row = data_top + i
+            ws.number(row, LEFT, i + 1, style.key("plain"))
+            ws.formula(row, in_col, f"={on(g.sheet, a1(g.data_top + i, g.in_col))}", inputs[i], look_in)
+            for j in range(m):
+                col = first + j
+                ws.formula(row, col, f"={a1(dz_row, col)}*{a1(row, in_col)}", dw[j, i], look_w)
+                book.record(tag, layer, "weight", (j, i), ws.title, row, col)
+        ws.scale(area(data_top, first, data_top + n - 1, first + m - 1), style.DIVERGING)
+    dx = grads.tensors[previous][0]
+    look_dx = style.key("number", style.number_format(dx))
+    ws.label(data_top - 1, dx_col, book.texts("labels", "dinput"))
+    for i in range(n):
+        ws.formula(data_top + i, dx_col, f"=SUMPRODUCT({on(g.sheet, g.weight_row(i, m))},{dz_range})",
+                   dx[i], look_dx)
+    out = Vector(ws.title, data_top, dx_col, n)
+    ws.scale(out.data, style.DIVERGING)
+    ws.freeze = a1(data_top, first)
+    ws.width("ABC", (3, 8, 9))
+    book.overview_row(ws.title, layer.name, (n,))
+    return out

@@ -1,0 +1,78 @@
+"""The photo as numbers: its pixels (Image), what the network sees (Input), and, at the end of
+the saliency pass, the gradient of a class score with respect to each pixel (sImage)."""
+
+from __future__ import annotations
+
+from cnnsheet import style
+from cnnsheet.layout import LEFT, a1, on
+from cnnsheet.model import LUMA
+from cnnsheet.plan import Scale
+from cnnsheet.sheets.common import Book, channel_names
+
+
+def image_sheet(book: Book):
+    size = book.model.input_size
+    ws, top = book.sheet("Image", "image", size=size)
+    pixels = book.pixels.transpose(2, 0, 1)  # (3, H, W)
+    blocks = book.blocks(ws, top, pixels, ["R", "G", "B"])
+    look = style.key("pixel", "0")
+    for c, (channel, block) in enumerate(zip("RGB", blocks)):
+        for i in range(size):
+            for j in range(size):
+                ws.number(*block.cell(i, j), int(pixels[c, i, j]), look)
+        ws.scale(block.data, style.channel_scale(channel))
+        book.name(f"image_{channel}", ws, block.data)
+    book.square_cells(ws, top, blocks[-1].top + size, blocks[-1].left + size, style.PIXEL_CELL)
+    book.overview_row(ws.title, book.texts("overview", "image_row"), (3, size, size))
+    return blocks
+
+
+def input_sheet(book: Book, image_blocks):
+    model = book.model
+    names = channel_names(model.channels, True)
+    border = book.border_for(0)
+    keys = ("body", "body_padding") if border else ("body",)
+    ws, top = book.sheet("Input", "input", keys, padding=border)
+    # a small table of the normalisation constants, named mean_R, std_R, ...
+    ws.label(top, LEFT, book.texts("labels", "mean"))
+    ws.label(top + 1, LEFT, book.texts("labels", "std"))
+    look = style.key("number", "0.0000")
+    for c, channel in enumerate(names):
+        col = LEFT + 1 + c
+        ws.label(top - 1, col, channel)
+        ws.number(top, col, model.mean[c], look)
+        ws.number(top + 1, col, model.std[c], look)
+        book.name(f"mean_{channel}", ws, a1(top, col))
+        book.name(f"std_{channel}", ws, a1(top + 1, col))
+    values = book.trace.tensors["input"][0]
+    blocks = book.blocks(ws, top + 3, values, names, border)
+
+    def formula(c, i, j):
+        pixels = [on("Image", block.ref(i, j)) for block in image_blocks]
+        return model.input_formula(c, pixels, f"mean_{names[c]}", f"std_{names[c]}")
+
+    # a black pixel reads (0 - mean) / std: below zero whenever the mean is above it
+    book.tensor(ws, blocks, values, formula, input_scale(model))
+    book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape)
+    book.at["input"] = (blocks, ws.title)
+
+
+def input_scale(model) -> Scale:
+    return style.DIVERGING if (model.mean > 0).any() else style.SEQUENTIAL_SCALE
+
+
+def pixel_gradients(book: Book, dinput_blocks, dinput_sheet, dpixels):
+    """From the scaled input back to the 0-255 pixels: divide by 255 x std (and by the luma
+    weights when the network sees grey)."""
+    names = channel_names(book.model.channels, True)
+    ws, top = book.gradient_sheet("s", "Image", "simage")
+    blocks = book.blocks(ws, top, dpixels, ["R", "G", "B"])
+
+    def formula(c, i, j):
+        if book.model.channels == 1:
+            return f"={LUMA[c]}*{on(dinput_sheet, dinput_blocks[0].ref(i, j))}/(255*std_{names[0]})"
+        return f"={on(dinput_sheet, dinput_blocks[c].ref(i, j))}/(255*std_{names[c]})"
+
+    book.tensor(ws, blocks, dpixels, formula, style.DIVERGING)
+    book.overview_row(ws.title, "pixels", dpixels.shape)
+    return blocks, ws.title

@@ -1,0 +1,154 @@
+"""The passes through the network, sheet after sheet: forward from the input to the scores,
+backward from the loss (tag "d", with the gradients of every weight) or from one class's score
+(tag "s", down to the pixels), one step of gradient descent, and the saliency map.
+
+Sheets are named after the tensor whose gradient they hold: dConv1 is d loss / d Conv1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnsheet import style
+from cnnsheet.layers import Conv, Dense, Flatten, MaxPool, ReLU, onehot_formula
+from cnnsheet.layout import LEFT, Block, Vector, a1, on
+from cnnsheet.model import Model
+from cnnsheet.sheets import conv, dense, flatten, image, output, pool, relu
+from cnnsheet.sheets.common import Book, Pass
+
+DEFAULT_LEARNING_RATE = 0.01  # the default walkthrough: loss 0.053 -> 0.014
+
+
+def forward(book: Book, fp: Pass) -> Vector:
+    """The sheets of one pass from the input to the logits; returns where the logits are."""
+    blocks, sheet = book.at["input"]
+    scale = image.input_scale(book.model)  # what the values can be: pools and flatten keep it
+    vector = None
+    layers = book.model.layers
+    for index, layer in enumerate(layers):
+        border = book.border_for(index + 1)
+        values = fp.trace.tensors[layer.name][0]
+        if isinstance(layer, Conv):
+            conv.filters_sheet(book, fp, layer)
+            blocks, sheet = conv.conv_sheet(book, fp, layer, values, blocks, sheet, border)
+            scale = style.DIVERGING
+        elif isinstance(layer, ReLU) and vector is None:
+            blocks, sheet = relu.relu_sheet(book, fp, layer, values, blocks, sheet, border)
+            scale = style.SEQUENTIAL_SCALE
+        elif isinstance(layer, MaxPool):
+            blocks, sheet = pool.pool_sheet(book, fp, layer, values, blocks, sheet, border, scale)
+        elif isinstance(layer, Flatten):
+            vector = flatten.flatten_sheet(book, fp, values, blocks, sheet, scale)
+        elif isinstance(layer, Dense):
+            relu_next = index + 1 < len(layers) and isinstance(layers[index + 1], ReLU)
+            vector = dense.dense_sheet(book, fp, layer, vector, relu_next, last=index == len(layers) - 1)
+        if fp is book.first:
+            book.at[layer.name] = (vector, sheet) if vector is not None else (blocks, sheet)
+    return vector
+
+
+def backward(book: Book, probabilities: Vector):
+    """Gradients from the loss, the gradient-descent step, and the saliency map."""
+    model, trace = book.model, book.trace
+    K = len(model.classes)
+    dlogits = trace.probabilities[0] - np.eye(K)[book.target_index]
+    grads = model.backward(trace, dlogits[None])
+    seed = output.dlogits_sheet(book, probabilities, dlogits)
+    chain(book, "d", seed, grads, with_params=True, to_input=False)
+    gradient_step(book, grads)
+    saliency_sheets(book)
+
+
+def chain(book: Book, tag: str, seed: Vector, grads, with_params: bool, to_input: bool):
+    """Backpropagate from `seed` (gradient of the logits) through every layer."""
+    layers = book.model.layers
+    flat = next(i for i, layer in enumerate(layers) if isinstance(layer, Flatten))
+    incoming = seed
+    for index in range(len(layers) - 1, -1, -1):
+        layer = layers[index]
+        if isinstance(layer, Dense):
+            relu_after = index + 1 < len(layers) and isinstance(layers[index + 1], ReLU)
+            incoming = dense.dense_backward(book, tag, layer, incoming, grads, relu_after, with_params)
+        elif isinstance(layer, Flatten):
+            incoming = flatten.unflatten(book, tag, layer, incoming, grads)
+        elif isinstance(layer, MaxPool):
+            incoming = pool.pool_backward(book, tag, layer, incoming, grads)
+        elif isinstance(layer, ReLU) and index < flat:
+            below = layers[index - 1] if index else None
+            needs_border = (isinstance(below, Conv) and below.stride == 1
+                            and (index - 1 > 0 or to_input))
+            border = below.span - 1 if needs_border else 0
+            incoming = relu.relu_backward(book, tag, layer, incoming, grads, border)
+        elif isinstance(layer, Conv):
+            incoming = conv.conv_backward(book, tag, layer, incoming, grads, with_params,
+                                          need_input=index > 0 or to_input)
+    return incoming
+
+
+def gradient_step(book: Book, grads):
+    """learning_rate, the stepped weights, a forward pass through them, and the loss after."""
+    ws, top = book.sheet("Step", "step")
+    rate = book.learning_rate
+    ws.label(top, LEFT, book.texts("labels", "learning_rate"))
+    ws.number(top, LEFT + 1, rate, style.key("input", "0.000"))
+    book.name("learning_rate", ws, a1(top, LEFT + 1))
+    model = book.model
+    stepped = {name: value - rate * grads.params[name] for name, value in model.params().items()}
+    after_model = Model(model.config)
+    after_model.set_params(stepped)
+    new_trace = after_model.forward(book.trace.tensors["input"])
+
+    def new_weight(layer, key, index):
+        where = (layer.name, key, index)
+        return f"={book.param_at[where]}-learning_rate*{book.grad_at[where]}"
+
+    after = Pass(new_trace, stepped, "New", "new_", new_weight)
+    probabilities = output.softmax_sheet(book, after, forward(book, after))
+    target = book.target_index
+    loss_before = -np.log(book.trace.probabilities[0][target])
+    loss_after = book.loss_after = -np.log(new_trace.probabilities[0][target])
+    rows = [("loss", "=loss", loss_before),
+            ("loss_after_step", f"=-LN(SUMPRODUCT(onehot,{on(probabilities.sheet, probabilities.data)}))",
+             loss_after),
+            ("loss_change", f"={a1(top + 3, LEFT + 1)}-{a1(top + 2, LEFT + 1)}", loss_after - loss_before)]
+    for offset, (key, formula, value) in enumerate(rows, 2):
+        ws.label(top + offset, LEFT, book.texts("labels", key))
+        ws.formula(top + offset, LEFT + 1, formula, value, style.key("big", "0.000000"))
+    book.name("loss_after_step", ws, a1(top + 3, LEFT + 1))
+    ws.width("ABC", (3, 34, 16))
+    book.overview_row(ws.title, "learning_rate", (1,))
+
+
+def saliency_sheets(book: Book):
+    """Which pixels, changed a little, would change one class's score the most."""
+    model, trace = book.model, book.trace
+    K = len(model.classes)
+    chosen = book.saliency_index
+    ws, top = book.sheet("Saliency", "saliency", size=model.input_size)
+    ws.label(top, LEFT, book.texts("labels", "saliency_class"))
+    output.class_choice(book, ws, top, LEFT + 1, chosen, "saliency_class")
+    ws.label(top + 2, LEFT, book.texts("labels", "class"))
+    ws.label(top + 2, LEFT + 1, book.texts("labels", "seed"))
+    for k, name in enumerate(model.classes):
+        ws.text(top + 3 + k, LEFT, name)
+        ws.formula(top + 3 + k, LEFT + 1, onehot_formula(a1(top + 3 + k, LEFT), "saliency_class"),
+                   float(k == chosen), style.key("value", "0"))
+    seed = Vector(ws.title, top + 3, LEFT + 1, K)
+    grads = model.backward(trace, np.eye(K)[chosen][None])
+    dinput_blocks, dinput_sheet = chain(book, "s", seed, grads, with_params=False, to_input=True)
+    dpixels, heat = model.saliency(book.pixels, chosen)
+    pixel_blocks, pixel_sheet = image.pixel_gradients(book, dinput_blocks, dinput_sheet, dpixels[0])
+    heat_top, heat_left = top + 1, LEFT + 3  # right of the class table
+    ws.label(heat_top - 1, heat_left, book.texts("labels", "saliency"))
+    size = model.input_size
+    heat_block = Block(ws.title, heat_top, heat_left, size, size)
+    look = style.key("number", style.number_format(heat[0]))
+    for i in range(size):
+        for j in range(size):
+            cells = ",".join(f"ABS({on(pixel_sheet, b.ref(i, j))})" for b in pixel_blocks)
+            ws.formula(*heat_block.cell(i, j), f"=MAX({cells})", heat[0, i, j], look)
+    book.name("saliency", ws, heat_block.data)
+    ws.scale(heat_block.data, style.SEQUENTIAL_SCALE)
+    book.square_cells(ws, heat_top, heat_top + size, heat_left + size)
+    ws.width("ABCD", (3, 30, 16, 3))
+    book.overview_row(ws.title, "saliency", (size, size))

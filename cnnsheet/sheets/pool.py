@@ -1,0 +1,110 @@
+"""Max pooling, forward and back: the largest value of each window, the mask of each window's
+first maximum, and the gradient routed to it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnsheet import style
+from cnnsheet.layers import MaxPool
+from cnnsheet.layout import Block, area, on
+from cnnsheet.sheets.common import Book, Pass
+
+
+def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet, border, scale):
+    C, H, W = len(in_blocks), in_blocks[0].height, in_blocks[0].width
+    rows, cols = layer.dropped((C, H, W))
+    keys = ("body", "body_dropped") if rows or cols else ("body",)
+    q, t = layer.size, layer.stride
+    ws, top = book.sheet("Pool", "pool", keys, fp, layer=in_sheet, size=q, stride=t,
+                         factor=round(H * W / (values.shape[1] * values.shape[2]), 1),
+                         rows=rows, cols=cols)
+    blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
+    book.tensor(ws, blocks, values,
+                lambda c, i, j: MaxPool.formula(on(in_sheet, in_blocks[c].window(i * t, j * t, q, q))), scale)
+    note = book.texts("pool", "body_dropped", rows=rows, cols=cols) if rows or cols else ""
+    book.step(fp, ws.title, layer.name, values.shape, size_formula=f"=INT(({H}-{q})/{t})+1",
+              size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note)
+    return blocks, ws.title
+
+
+def earlier_in_window(top: int, left: int, size: int, row: int, col: int) -> list[tuple]:
+    """The areas of a window (in row-major order) before element (row, col): rows above, then left."""
+    areas = []
+    if row > top:
+        areas.append((top, left, row - 1, left + size - 1))
+    if col > left:
+        areas.append((row, left, row, col - 1))
+    return areas
+
+
+def windows_of(layer: MaxPool, y: int, x: int, out_block: Block) -> list[tuple[int, int]]:
+    """The pooling windows (output positions) that contain input element (y, x)."""
+    q, t = layer.size, layer.stride
+    rows = [wy for wy in range(out_block.height) if wy * t <= y < wy * t + q]
+    cols = [wx for wx in range(out_block.width) if wx * t <= x < wx * t + q]
+    return [(wy, wx) for wy in rows for wx in cols]
+
+
+def wins(layer, in_block, in_sheet, out_block, out_sheet, y, x, window) -> str:
+    """True when (y, x) holds its window's maximum and no cell before it in the window does."""
+    wy, wx = window
+    maximum = on(out_sheet, out_block.ref(wy, wx))
+    here = on(in_sheet, in_block.ref(y, x))
+    top, left = in_block.cell(wy * layer.stride, wx * layer.stride)
+    row, col = in_block.cell(y, x)
+    counts = [f"COUNTIF({on(in_sheet, area(*box))},{maximum})"
+              for box in earlier_in_window(top, left, layer.size, row, col)]
+    if not counts:
+        return f"{here}={maximum}"
+    return f"AND({here}={maximum},{'+'.join(counts)}=0)"
+
+
+def mask_sheet(book: Book, layer: MaxPool):
+    """How many pooling windows each input cell is the first maximum of (usually 0 or 1)."""
+    if layer.name in book.masks:
+        return book.masks[layer.name]
+    in_blocks, in_sheet = book.at[book.previous_name(layer)]
+    out_blocks, out_sheet = book.at[layer.name]
+    # the backward pass of an all-ones gradient counts, per cell, the windows it wins
+    wins_count = layer.backward(np.ones((1, *book.trace.tensors[layer.name][0].shape)),
+                                book.trace.caches[layer.name])[0][0]
+    ws, top = book.sheet("Mask", "mask", size=layer.size, sheet=in_sheet)
+    blocks = book.blocks(ws, top, wins_count, [b.label for b in in_blocks])
+
+    def formula(c, y, x):
+        pool = (in_blocks[c], in_sheet, out_blocks[c], out_sheet)
+        terms = [f"IF({wins(layer, *pool, y, x, w)},1,0)" for w in windows_of(layer, y, x, out_blocks[c])]
+        return "=" + "+".join(terms) if terms else None
+
+    book.tensor(ws, blocks, wins_count, formula, style.SEQUENTIAL_SCALE, fmt="0")
+    book.overview_row(ws.title, layer.name, wins_count.shape)
+    book.masks[layer.name] = (blocks, ws.title)
+    return book.masks[layer.name]
+
+
+def pool_backward(book: Book, tag: str, layer: MaxPool, incoming, grads):
+    """Each window's gradient goes to its first maximum; every other cell gets 0."""
+    mask_blocks, mask_sheet_title = mask_sheet(book, layer)
+    grad_blocks, grad_sheet = incoming
+    previous = book.previous_name(layer)
+    in_blocks, in_sheet = book.at[previous]
+    out_blocks, out_sheet = book.at[layer.name]
+    values = grads.tensors[previous][0]
+    ws, top = book.gradient_sheet(tag, in_sheet, "dpool", size=layer.size)
+    blocks = book.blocks(ws, top, values, [b.label for b in in_blocks])
+
+    def formula(c, y, x):
+        windows = windows_of(layer, y, x, out_blocks[c])
+        if not windows:  # the floored remainder: no window read this cell
+            return None
+        if layer.stride >= layer.size:  # disjoint windows: the mask picks the winner
+            return (f"={on(mask_sheet_title, mask_blocks[c].ref(y, x))}"
+                    f"*{on(grad_sheet, grad_blocks[c].ref(*windows[0]))}")
+        pool = (in_blocks[c], in_sheet, out_blocks[c], out_sheet)
+        return "=" + "+".join(f"IF({wins(layer, *pool, y, x, w)},"
+                              f"{on(grad_sheet, grad_blocks[c].ref(*w))},0)" for w in windows)
+
+    book.tensor(ws, blocks, values, formula, style.DIVERGING)
+    book.overview_row(ws.title, previous, values.shape)
+    return blocks, ws.title

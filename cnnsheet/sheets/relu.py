@@ -1,0 +1,32 @@
+"""ReLU, forward and back: max(0, x), and the gradient let through where x was positive."""
+
+from __future__ import annotations
+
+from cnnsheet import style
+from cnnsheet.layers import ReLU
+from cnnsheet.layout import on
+from cnnsheet.sheets.common import Book, Pass
+
+
+def relu_sheet(book: Book, fp: Pass, layer: ReLU, values, in_blocks, in_sheet, border):
+    ws, top = book.sheet("ReLU", "relu", fp=fp, layer=in_sheet)
+    blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
+    book.tensor(ws, blocks, values, lambda c, i, j: ReLU.formula(on(in_sheet, in_blocks[c].ref(i, j))),
+                style.SEQUENTIAL_SCALE)
+    book.step(fp, ws.title, layer.name, values.shape)
+    return blocks, ws.title
+
+
+def relu_backward(book: Book, tag: str, layer: ReLU, incoming, grads, border: int):
+    """The gradient passes where the ReLU's input was positive, and stops elsewhere."""
+    grad_blocks, grad_sheet = incoming
+    previous = book.previous_name(layer)
+    in_blocks, in_sheet = book.at[previous]
+    values = grads.tensors[previous][0]
+    ws, top = book.gradient_sheet(tag, in_sheet, "drelu")
+    blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
+    book.tensor(ws, blocks, values, lambda c, i, j: (
+        f"=IF({on(in_sheet, in_blocks[c].ref(i, j))}>0,{on(grad_sheet, grad_blocks[c].ref(i, j))},0)"),
+        style.DIVERGING)
+    book.overview_row(ws.title, previous, values.shape)
+    return blocks, ws.title
