@@ -7,10 +7,10 @@ channel or feature map) on one sheet; a `Vector` is a 1-D tensor laid down a col
 from __future__ import annotations
 
 import functools
+import itertools
 import re
+import string
 from dataclasses import dataclass
-
-from openpyxl.utils import get_column_letter
 
 from cnnsheet.errors import CnnsheetError
 
@@ -21,18 +21,33 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _CELL_LIKE = re.compile(r"^([A-Za-z]{1,3}[0-9]+|[Rr][0-9]*([Cc][0-9]*)?|[Cc][0-9]*)$")
 
 
+def column_letter(col: int) -> str:
+    """1 -> 'A', 27 -> 'AA'."""
+    letters = ""
+    while col > 0:
+        col, rest = divmod(col - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+# every column's letters, COLUMNS[2] == "B": A..Z, AA..ZZ, AAA.. in order, up to XFD
+COLUMNS = [""] + ["".join(letters) for n in (1, 2, 3)
+                  for letters in itertools.product(string.ascii_uppercase, repeat=n)][:MAX_COLUMNS]
+
+
 def a1(row: int, col: int) -> str:
     """(3, 2) -> 'B3'."""
-    if not (1 <= row <= MAX_ROWS and 1 <= col <= MAX_COLUMNS):
-        raise CnnsheetError(f"the workbook would need cell row {row}, column {col}: beyond "
-                            f"Excel's {MAX_ROWS:,} rows and {MAX_COLUMNS:,} columns")
-    return f"{get_column_letter(col)}{row}"
+    if 0 < row <= MAX_ROWS and 0 < col <= MAX_COLUMNS:
+        return f"{COLUMNS[col]}{row}"
+    raise CnnsheetError(f"the workbook would need cell row {row}, column {col}: beyond "
+                        f"Excel's {MAX_ROWS:,} rows and {MAX_COLUMNS:,} columns")
 
 
 def area(top: int, left: int, bottom: int, right: int) -> str:
     """(3, 2, 5, 4) -> 'B3:D5'; a single cell stays 'B3'."""
-    first, last = a1(top, left), a1(bottom, right)
-    return first if first == last else f"{first}:{last}"
+    if top == bottom and left == right:
+        return a1(top, left)
+    return f"{a1(top, left)}:{a1(bottom, right)}"
 
 
 def absolute(ref: str) -> str:

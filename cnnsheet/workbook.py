@@ -41,9 +41,9 @@ class Walkthrough:
     def sheetnames(self) -> list[str]:
         return self.plan.sheetnames
 
-    def save(self, path) -> None:
+    def save(self, path, cached_values: bool = True) -> None:
         """Write the .xlsx atomically: never a half-written file."""
-        writer.save(self.plan, path)
+        writer.save(self.plan, path, cached_values)
 
 
 MAX_FORMULAS = 2_000_000  # far beyond this, Excel and LibreOffice take minutes to open a file

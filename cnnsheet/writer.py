@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from xml.sax.saxutils import escape
 
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference, Series
@@ -26,14 +25,13 @@ from openpyxl.chart.data_source import AxDataSource, NumData, NumVal, StrData, S
 from openpyxl.drawing.image import Image as SheetImage
 from openpyxl.formatting.rule import ColorScaleRule
 from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.hyperlink import Hyperlink
 
 from cnnsheet import style
 from cnnsheet.files import write_atomically
-from cnnsheet.layout import MAX_COLUMNS, MAX_ROWS, absolute, area
+from cnnsheet.layout import COLUMNS, MAX_COLUMNS, MAX_ROWS, absolute, area, column_letter
 from cnnsheet.plan import Scale, SheetPlan, WorkbookPlan
 
 SAMPLE_COLUMN = MAX_COLUMNS  # the style samples sit in the last column of the first sheet
@@ -47,12 +45,13 @@ _RELATIONSHIP = re.compile(rb'<Relationship [^>]*?Id="([^"]*)"[^>]*?Target="([^"
 COMPRESSION = 1  # zlib level for the sheets: level 6 saves 10% of the size for 2x the time
 
 
-def save(plan: WorkbookPlan, path) -> None:
-    """Write the workbook atomically: never a half-written file."""
-    write_atomically(path, lambda tmp: _write(plan, tmp))
+def save(plan: WorkbookPlan, path, cached_values: bool = True) -> None:
+    """Write the workbook atomically: never a half-written file. Without `cached_values` the
+    formulas carry no values (as openpyxl writes them), to measure what the values cost."""
+    write_atomically(path, lambda tmp: _write(plan, tmp, cached_values))
 
 
-def _write(plan: WorkbookPlan, target) -> None:
+def _write(plan: WorkbookPlan, target, cached_values: bool = True) -> None:
     skeleton, keys = _skeleton(plan)
     buffer = io.BytesIO()
     skeleton.save(buffer)
@@ -66,7 +65,7 @@ def _write(plan: WorkbookPlan, target) -> None:
                 data = source.read(item.filename)
                 sheet = by_part.get(item.filename)
                 if sheet is not None:
-                    data = _with_cells(data, sheet, style_ids)
+                    data = _with_cells(data, sheet, style_ids, cached_values)
                 out.writestr(item.filename, data)
 
 
@@ -78,7 +77,7 @@ def _skeleton(plan: WorkbookPlan):
     for sheet in plan.sheets:
         ws = book.create_sheet(sheet.title)
         for col, width in sheet.widths.items():
-            ws.column_dimensions[get_column_letter(col)].width = width
+            ws.column_dimensions[column_letter(col)].width = width
         if sheet.freeze:
             ws.freeze_panes = sheet.freeze
         ws.sheet_view.zoomScale = sheet.zoom
@@ -191,8 +190,8 @@ def _style_ids(sheet_xml: bytes, keys: list) -> dict:
 
 
 # ---- the cells -------------------------------------------------------------------------------
-def _with_cells(sheet_xml: bytes, sheet: SheetPlan, style_ids: dict) -> bytes:
-    cells = _sheet_data(sheet, style_ids)
+def _with_cells(sheet_xml: bytes, sheet: SheetPlan, style_ids: dict, cached_values: bool) -> bytes:
+    cells = _sheet_data(sheet, style_ids, cached_values)
     sheet_xml = _SHEET_DATA.sub(lambda _: cells, sheet_xml, count=1)
     return _DIMENSION.sub(lambda _: f'<dimension ref="{_dimension(sheet)}"/>'.encode(), sheet_xml, count=1)
 
@@ -205,25 +204,18 @@ def _dimension(sheet: SheetPlan) -> str:
     return area(min(rows), min(cols), max(rows), max(cols))
 
 
-_LETTERS: list[str] = [""]
-
-
-def _letters(up_to: int) -> list[str]:
-    while len(_LETTERS) <= up_to:
-        _LETTERS.append(get_column_letter(len(_LETTERS)))
-    return _LETTERS
-
-
 def _xml(text: str) -> str:
-    return escape(text) if ("&" in text or "<" in text or ">" in text) else text
+    """Text as XML character data."""
+    if "&" in text or "<" in text or ">" in text:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text
 
 
-def _sheet_data(sheet: SheetPlan, style_ids: dict) -> bytes:
+def _sheet_data(sheet: SheetPlan, style_ids: dict, cached_values: bool = True) -> bytes:
     """The <sheetData> element: rows in order, each formula with its cached value."""
     rows: dict[int, list] = {}
     for (row, col), cell in sheet.cells.items():
         rows.setdefault(row, []).append((col, cell))
-    letters = _letters(max((c for _, c in sheet.cells), default=1))
     out = ["<sheetData>"]
     for row in sorted(rows.keys() | sheet.heights.keys()):
         if row > MAX_ROWS:
@@ -231,11 +223,13 @@ def _sheet_data(sheet: SheetPlan, style_ids: dict) -> bytes:
         height = sheet.heights.get(row)
         out.append(f'<row r="{row}" ht="{height}" customHeight="1">' if height else f'<row r="{row}">')
         for col, (formula, value, key) in sorted(rows.get(row, ()), key=_first):
-            ref = f"{letters[col]}{row}"
+            ref = f"{COLUMNS[col]}{row}"
             s = style_ids[key]
             if formula is not None:
                 f = _xml(formula[1:])
-                if isinstance(value, str):
+                if not cached_values:
+                    out.append(f'<c r="{ref}" s="{s}"><f>{f}</f></c>')
+                elif isinstance(value, str):
                     out.append(f'<c r="{ref}" s="{s}" t="str"><f>{f}</f><v>{_xml(value)}</v></c>')
                 else:
                     out.append(f'<c r="{ref}" s="{s}"><f>{f}</f><v>{value!r}</v></c>')

@@ -3,7 +3,19 @@
 import pytest
 
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.layout import Block, Vector, a1, absolute, area, blocks_per_row, grid, quote_sheet, valid_name
+from cnnsheet.layout import (
+    COLUMNS,
+    Block,
+    Vector,
+    a1,
+    absolute,
+    area,
+    blocks_per_row,
+    column_letter,
+    grid,
+    quote_sheet,
+    valid_name,
+)
 
 
 @pytest.mark.parametrize("row, col, ref", [
@@ -41,6 +53,8 @@ def test_quote_sheet(sheet, quoted):
     ("image_R", True), ("conv1_f1_R", True), ("learning_rate", True), ("logits", True),
     ("FC1", False), ("R1C1", False), ("r2", False), ("C", False), ("A1", False),
     ("1abc", False), ("has space", False), ("XFD1048576", False), ("XFDA1", True),
+    ("target_class", True), ("true_class", False), ("TRUEish", False), ("false_x", False),
+    ("_hidden", False), ("dé", False), ("a" * 255, True), ("a" * 256, False),
 ])
 def test_valid_name(name, ok):
     assert valid_name(name) == ok
@@ -65,3 +79,9 @@ def test_vector():
     column, row = Vector("Flatten", 5, 5, 3), Vector("Dense", 4, 3, 3, across=True)
     assert column.data == "E5:E7" and column.ref(2) == "E7"
     assert row.data == "C4:E4" and row.ref(1) == "D4"
+
+
+@pytest.mark.parametrize("col, letters", [(1, "A"), (26, "Z"), (27, "AA"), (52, "AZ"), (53, "BA"),
+                                          (702, "ZZ"), (703, "AAA"), (16384, "XFD")])
+def test_column_letter(col, letters):
+    assert column_letter(col) == letters == COLUMNS[col]
