@@ -31,3 +31,13 @@ def small_model(seed=0, **kwargs) -> Model:
 
 def random_pixels(rng, n, size):
     return rng.integers(0, 256, size=(n, size, size, 3)).astype(np.uint8)
+
+
+def default_case():
+    """The bundled model and the bundled photo, as `cnnsheet explain` uses them by default."""
+    from cnnsheet.images import load_photo
+    from cnnsheet.model import load_model
+    from cnnsheet.resources import default_model_path, default_photo_path
+
+    model = load_model(default_model_path())
+    return model, load_photo(default_photo_path(), model.input_size)

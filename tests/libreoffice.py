@@ -1,8 +1,8 @@
 """LibreOffice Calc, headless, as the reference spreadsheet engine of the tests.
 
-A throw-away user profile tells Calc to recalculate every formula when it loads an xlsx file
-(openpyxl stores no cached values, so an unrecalculated file would read as empty). The converted
-copy is read back with openpyxl and each formula cell compared with the engine.
+A throw-away user profile tells Calc to recalculate every formula when it loads an xlsx file, so
+that the formulas, not the values cached in the file, are what is checked. The converted copy is
+read back with openpyxl and each formula cell compared with the engine.
 """
 
 import math
@@ -81,3 +81,19 @@ def compare(original: Path, recalculated: Path, expected: dict, rtol: float = 1e
             failures.append(f"{sheet}!{row},{col}: {got!r} != {want!r}")
     assert not failures, f"{len(failures)} of {len(expected)} cells differ: {failures[:8]}"
     return len(expected)
+
+
+def cached_values_match(original: Path, recalculated: Path, rtol: float = 1e-9) -> int:
+    """Every value cached in `original` equals the recalculated one; returns the count."""
+    cells = formula_cells(original)
+    cached = openpyxl.load_workbook(original, data_only=True)
+    values = openpyxl.load_workbook(recalculated, data_only=True)
+    failures = []
+    for sheet, row, col in cells:
+        mine, theirs = cached[sheet].cell(row, col).value, values[sheet].cell(row, col).value
+        same = (mine == theirs if isinstance(mine, str) or isinstance(theirs, str)
+                else mine is not None and math.isclose(mine, theirs, rel_tol=rtol, abs_tol=1e-12))
+        if not same:
+            failures.append(f"{sheet}!{row},{col}: cached {mine!r}, recalculated {theirs!r}")
+    assert not failures, f"{len(failures)} of {len(cells)} cached values differ: {failures[:8]}"
+    return len(cells)

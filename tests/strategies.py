@@ -18,10 +18,10 @@ CLASS_NAMES = ["cat", "Cat", "dog", "=1+1", "@SUM(A1)", "+3", "-x", "'quoted'", 
 
 
 @st.composite
-def models(draw, sizes=(6, 20), max_blocks=3, tricky_names=False):
-    """A valid random model (1 to max_blocks conv blocks, maybe a hidden dense layer)."""
+def models(draw, sizes=(6, 20), min_blocks=1, max_blocks=3, tricky_names=False):
+    """A valid random model (min_blocks to max_blocks conv blocks, maybe a hidden dense layer)."""
     channels = draw(st.sampled_from([1, 3]))
-    blocks = draw(st.lists(block_strategy, min_size=1, max_size=max_blocks))
+    blocks = draw(st.lists(block_strategy, min_size=min_blocks, max_size=max_blocks))
     hidden = draw(st.lists(st.integers(1, 6), max_size=1))
     count = draw(st.integers(2, 4))
     classes = (draw(st.lists(st.sampled_from(CLASS_NAMES), min_size=count, max_size=count, unique=True))

@@ -4,24 +4,17 @@ import numpy as np
 import openpyxl
 import pytest
 from click.testing import CliRunner
-from helpers import config, small_model
+from helpers import config, default_case, small_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from libreoffice import compare, convert
+from libreoffice import cached_values_match, compare, convert
 from openpyxl.utils.cell import range_boundaries
 from strategies import models
 
 from cnnsheet.cli import main
-from cnnsheet.images import load_photo
-from cnnsheet.model import Model, load_model
-from cnnsheet.resources import default_model_path, default_photo_path
+from cnnsheet.model import Model
 from cnnsheet.texts import Texts
 from cnnsheet.workbook import build_walkthrough
-
-
-def default_case():
-    model = load_model(default_model_path())
-    return model, load_photo(default_photo_path(), model.input_size)
 
 
 def top_left(walkthrough, name):
@@ -39,6 +32,7 @@ def test_the_default_walkthrough_from_the_cli_matches_the_engine(tmp_path, calc_
     expected = build_walkthrough(model, pixels, with_backward=True).expected
     [recalculated] = convert([out], tmp_path / "calc", calc_profile)
     assert compare(out, recalculated, expected) > 70_000
+    assert cached_values_match(out, recalculated) > 70_000
 
 
 @st.composite
