@@ -1,8 +1,8 @@
 """A workbook plan -> an .xlsx file. The only module that knows the file format.
 
 openpyxl writes everything but the cells: styles, colour scales, drop-downs, defined names,
-links, the chart, pictures, column widths and print settings. The cells themselves, tens of
-thousands of formulas, are written here straight as the sheet's `<sheetData>` XML, each formula
+links, the chart, pictures and print settings. The cells themselves, tens of thousands of
+formulas, and the column widths are written here straight as the sheet's XML, each formula
 with the engine's value cached beside it (`<f>` and `<v>`), so that a viewer that does not
 recalculate (Excel's Protected View, previews, pandas) shows the numbers. Excel still
 recalculates everything on load (fullCalcOnLoad).
@@ -31,7 +31,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 
 from cnnsheet import style
 from cnnsheet.files import write_atomically
-from cnnsheet.layout import COLUMNS, MAX_COLUMNS, MAX_ROWS, absolute, area, column_letter
+from cnnsheet.layout import COLUMNS, MAX_COLUMNS, MAX_ROWS, absolute, area
 from cnnsheet.plan import Scale, SheetPlan, WorkbookPlan
 
 SAMPLE_COLUMN = MAX_COLUMNS  # the style samples sit in the last column of the first sheet
@@ -76,8 +76,6 @@ def _skeleton(plan: WorkbookPlan):
     font_name = style.FONTS.get(plan.lang, style.FONTS["en"])
     for sheet in plan.sheets:
         ws = book.create_sheet(sheet.title)
-        for col, width in sheet.widths.items():
-            ws.column_dimensions[column_letter(col)].width = width
         if sheet.freeze:
             ws.freeze_panes = sheet.freeze
         ws.sheet_view.zoomScale = sheet.zoom
@@ -191,9 +189,25 @@ def _style_ids(sheet_xml: bytes, keys: list) -> dict:
 
 # ---- the cells -------------------------------------------------------------------------------
 def _with_cells(sheet_xml: bytes, sheet: SheetPlan, style_ids: dict, cached_values: bool) -> bytes:
-    cells = _sheet_data(sheet, style_ids, cached_values)
+    cells = _columns(sheet) + _sheet_data(sheet, style_ids, cached_values)
     sheet_xml = _SHEET_DATA.sub(lambda _: cells, sheet_xml, count=1)
     return _DIMENSION.sub(lambda _: f'<dimension ref="{_dimension(sheet)}"/>'.encode(), sheet_xml, count=1)
+
+
+def _columns(sheet: SheetPlan) -> bytes:
+    """The <cols> element (it comes just before <sheetData>): runs of equal widths merged."""
+    runs = []  # [first, last, width]
+    for col in sorted(sheet.widths):
+        width = sheet.widths[col]
+        if runs and runs[-1][1] == col - 1 and runs[-1][2] == width:
+            runs[-1][1] = col
+        else:
+            runs.append([col, col, width])
+    if not runs:
+        return b""
+    cols = "".join(f'<col min="{first}" max="{last}" width="{width}" customWidth="1"/>'
+                   for first, last, width in runs)
+    return f"<cols>{cols}</cols>".encode()
 
 
 def _dimension(sheet: SheetPlan) -> str:

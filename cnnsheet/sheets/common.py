@@ -164,14 +164,13 @@ class Book:
         for a cell that is 0 whatever the inputs (written as a grey constant)."""
         look = style.key("number", fmt or style.number_format(values))
         zero = style.key("zero", "0")
+        cells = []  # ((row, col), formula, value): one pass over the tensor, checked as a whole
         for c, block in enumerate(blocks):
-            for i in range(block.height):
-                for j in range(block.width):
-                    formula = formula_of(c, i, j)
-                    if formula is None:
-                        ws.number(*block.cell(i, j), 0, zero)
-                    else:
-                        ws.formula(*block.cell(i, j), formula, values[c, i, j], look)
+            for i, row_values in enumerate(values[c].tolist()):
+                row = block.top + i
+                for j, value in enumerate(row_values):
+                    cells.append(((row, block.left + j), formula_of(c, i, j), value))
+        ws.formulas(cells, look, zero)
         ws.scale([block.data for block in blocks], scale)
 
     def border_for(self, index: int) -> int:

@@ -3,6 +3,8 @@ of its kernels (dFilters), of its input (through Spread and Rotated)."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from cnnsheet import style
@@ -81,11 +83,15 @@ def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, b
     prefix = f"{fp.name_prefix}conv{book.counts[fp.sheet_prefix + 'Conv']}"
     names = channel_names(layer.in_channels, in_sheet == "Input")
 
-    def formula(f, i, j):
+    kernels = [[f"{prefix}_f{f + 1}_{name}" for name in names] for f in range(F)]
+
+    @functools.cache
+    def windows(i, j):  # the same for every filter
         r0, c0 = layer.receptive_field(i, j)
-        windows = [on(in_sheet, block.window(r0, c0, layer.span, layer.span)) for block in in_blocks]
-        kernels = [f"{prefix}_f{f + 1}_{name}" for name in names]
-        return Conv.formula(windows, kernels, f"{prefix}_f{f + 1}_bias")
+        return [on(in_sheet, block.window(r0, c0, layer.span, layer.span)) for block in in_blocks]
+
+    def formula(f, i, j):
+        return Conv.formula(windows(i, j), kernels[f], f"{prefix}_f{f + 1}_bias")
 
     book.tensor(ws, blocks, values, formula, style.DIVERGING)
     book.step(fp, ws.title, layer.name, values.shape,
@@ -195,14 +201,22 @@ def input_gradient(book: Book, tag: str, layer: Conv, grads, spread_map):
     ws, top = book.gradient_sheet(tag, in_sheet, "dinput", layer=layer.name, span=span)
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks])
 
-    def formula(c, y, x):
+    rotated = [[on(rot_sheet, rot_blocks[f * C + c].data) for f in range(F)] for c in range(C)]
+
+    @functools.cache
+    def windows(y, x):  # the same for every channel
         yp, xp = y + p, x + p  # in the padded input
         if yp > Hd + span - 2 or xp > Wd + span - 2:  # no window reached this cell
             return None
-        top_left = (yp - span + 1, xp - span + 1)  # the window of the zero-framed map
-        return "=" + "+".join(
-            f"SUMPRODUCT({on(spread_sheet, spread_blocks[f].window(*top_left, span, span))},"
-            f"{on(rot_sheet, rot_blocks[f * C + c].data)})" for f in range(F))
+        top, left = yp - span + 1, xp - span + 1  # the window of the zero-framed map
+        return [on(spread_sheet, block.window(top, left, span, span)) for block in spread_blocks]
+
+    def formula(c, y, x):
+        spread_windows = windows(y, x)
+        if spread_windows is None:
+            return None
+        return "=" + "+".join(f"SUMPRODUCT({window},{kernel})"
+                              for window, kernel in zip(spread_windows, rotated[c]))
 
     book.tensor(ws, blocks, values, formula, style.DIVERGING)
     book.overview_row(ws.title, previous, values.shape)

@@ -3,6 +3,8 @@ first maximum, and the gradient routed to it."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from cnnsheet import style
@@ -40,9 +42,14 @@ def earlier_in_window(top: int, left: int, size: int, row: int, col: int) -> lis
 
 def windows_of(layer: MaxPool, y: int, x: int, out_block: Block) -> list[tuple[int, int]]:
     """The pooling windows (output positions) that contain input element (y, x)."""
-    q, t = layer.size, layer.stride
-    rows = [wy for wy in range(out_block.height) if wy * t <= y < wy * t + q]
-    cols = [wx for wx in range(out_block.width) if wx * t <= x < wx * t + q]
+    return _windows_of(layer.size, layer.stride, y, x, out_block.height, out_block.width)
+
+
+@functools.lru_cache(maxsize=65536)
+def _windows_of(q: int, t: int, y: int, x: int, height: int, width: int) -> list[tuple[int, int]]:
+    """Cached: every channel asks the same."""
+    rows = [wy for wy in range(height) if wy * t <= y < wy * t + q]
+    cols = [wx for wx in range(width) if wx * t <= x < wx * t + q]
     return [(wy, wx) for wy in rows for wx in cols]
 
 
