@@ -205,7 +205,7 @@ def test_a_failed_save_leaves_nothing(tmp_path, monkeypatch):
         open(path, "wb").write(b"half")
         raise OSError("disk full")
 
-    monkeypatch.setattr("cnnsheet.writer._write", lambda plan, path: broken(None, path))
+    monkeypatch.setattr("cnnsheet.writer._write", lambda plan, path, cached_values: broken(None, path))
     model, pixels = default_case()
     with pytest.raises(OSError):
         build_walkthrough(model, pixels).save(tmp_path / "w.xlsx")
