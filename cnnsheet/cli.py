@@ -265,4 +265,4 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     probabilities = network.predict(pixels).probabilities[0]
     best = int(probabilities.argmax())
     click.echo(f"wrote {output}: {photo.name} -> {network.classes[best]} ({probabilities[best]:.1%}); "
-               f"{len(walkthrough.sheetnames)} sheets, {len(walkthrough.expected):,} formulas")
+               f"{len(walkthrough.sheetnames)} sheets, {walkthrough.formula_count:,} formulas")

@@ -93,16 +93,32 @@ class Block:
         return self.top + i, self.left + j
 
     def ref(self, i: int, j: int) -> str:
-        return a1(*self.cell(i, j))
+        return a1(self.top + i, self.left + j)
 
     def window(self, i: int, j: int, height: int, width: int) -> str:
         """The area of `height` x `width` elements whose top-left is element (i, j)."""
-        top, left = self.cell(i, j)
+        top, left = self.top + i, self.left + j
         return area(top, left, top + height - 1, left + width - 1)
 
     @property
     def data(self) -> str:
         return self.window(0, 0, self.height, self.width)
+
+    @functools.cached_property
+    def _sheet_prefix(self) -> str:
+        return quote_sheet(self.sheet) + "!"
+
+    def address(self, i: int, j: int) -> str:
+        """Element (i, j) as a formula on any sheet reads it: 'Input!B10'."""
+        return self._sheet_prefix + a1(self.top + i, self.left + j)
+
+    def window_address(self, i: int, j: int, height: int, width: int) -> str:
+        """A window as a formula on any sheet reads it: 'Input!B10:F14'."""
+        return self._sheet_prefix + self.window(i, j, height, width)
+
+    @property
+    def data_address(self) -> str:
+        return self._sheet_prefix + self.data
 
     @property
     def outer(self) -> tuple[int, int, int, int]:
@@ -145,6 +161,14 @@ class Vector:
 
     def ref(self, index: int) -> str:
         return a1(*self.cell(index))
+
+    def address(self, index: int) -> str:
+        """Element `index` as a formula on any sheet reads it: 'Flatten!F9'."""
+        return on(self.sheet, self.ref(index))
+
+    @property
+    def data_address(self) -> str:
+        return on(self.sheet, self.data)
 
     @property
     def data(self) -> str:

@@ -99,15 +99,13 @@ class SheetPlan:
         self.cells[row, col] = (text, value, style)
 
     def formulas(self, cells: list, style, zero_style):
-        """Many formula cells at once, ((row, col), formula, value) each; a formula of None is a
-        cell that is 0 whatever the inputs, written as a constant in `zero_style`."""
+        """Many formula cells at once, ((row, col), formula, value) each, whose values were
+        checked to be finite by the caller; a formula of None is a cell that is 0 whatever the
+        inputs, written as a constant in `zero_style`."""
         longest = max((len(f) for _, f, _ in cells if f is not None), default=0)
         if longest > MAX_FORMULA:
             raise CnnsheetError(f"a formula on sheet {self.title} would be {longest:,} characters "
                                 f"long; Excel allows {MAX_FORMULA:,}")
-        if not all(map(math.isfinite, (value for _, _, value in cells))):
-            raise CnnsheetError(f"sheet {self.title}: the engine computed a value that is not a "
-                                f"finite number")
         store = self.cells
         for where, formula, value in cells:
             store[where] = (formula, value, style) if formula is not None else (None, 0, zero_style)

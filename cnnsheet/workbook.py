@@ -33,6 +33,10 @@ class Walkthrough:
         return self.plan.expected()
 
     @property
+    def formula_count(self) -> int:
+        return sum(formula is not None for sheet in self.plan.sheets for formula, _, _ in sheet.cells.values())
+
+    @property
     def names(self) -> dict:
         """Defined name -> "Sheet!$A$1"."""
         return self.plan.names

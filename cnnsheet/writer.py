@@ -64,9 +64,12 @@ def _write(plan: WorkbookPlan, target, cached_values: bool = True) -> None:
             for item in source.infolist():
                 data = source.read(item.filename)
                 sheet = by_part.get(item.filename)
-                if sheet is not None:
-                    data = _with_cells(data, sheet, style_ids, cached_values)
-                out.writestr(item.filename, data)
+                if sheet is None:
+                    out.writestr(item.filename, data)
+                    continue
+                with out.open(item.filename, "w", force_zip64=True) as stream:
+                    for chunk in _with_cells(data, sheet, style_ids, cached_values):
+                        stream.write(chunk)
 
 
 # ---- the skeleton: everything but the cells, through openpyxl ---------------------------------
@@ -188,10 +191,15 @@ def _style_ids(sheet_xml: bytes, keys: list) -> dict:
 
 
 # ---- the cells -------------------------------------------------------------------------------
-def _with_cells(sheet_xml: bytes, sheet: SheetPlan, style_ids: dict, cached_values: bool) -> bytes:
-    cells = _columns(sheet) + _sheet_data(sheet, style_ids, cached_values)
-    sheet_xml = _SHEET_DATA.sub(lambda _: cells, sheet_xml, count=1)
-    return _DIMENSION.sub(lambda _: f'<dimension ref="{_dimension(sheet)}"/>'.encode(), sheet_xml, count=1)
+def _with_cells(sheet_xml: bytes, sheet: SheetPlan, style_ids: dict, cached_values: bool):
+    """The sheet's XML in chunks: openpyxl's, with the columns and cells put in."""
+    dimension = f'<dimension ref="{_dimension(sheet)}"/>'.encode()
+    sheet_xml = _DIMENSION.sub(lambda _: dimension, sheet_xml, count=1)
+    found = _SHEET_DATA.search(sheet_xml)
+    yield sheet_xml[:found.start()]
+    yield _columns(sheet)
+    yield from _sheet_data(sheet, style_ids, cached_values)
+    yield sheet_xml[found.end():]
 
 
 def _columns(sheet: SheetPlan) -> bytes:
@@ -225,13 +233,13 @@ def _xml(text: str) -> str:
     return text
 
 
-def _sheet_data(sheet: SheetPlan, style_ids: dict, cached_values: bool = True) -> bytes:
-    """The <sheetData> element: rows in order, each formula with its cached value."""
+def _sheet_data(sheet: SheetPlan, style_ids: dict, cached_values: bool = True, rows_per_chunk: int = 256):
+    """The <sheetData> element in chunks: rows in order, each formula with its cached value."""
     rows: dict[int, list] = {}
     for (row, col), cell in sheet.cells.items():
         rows.setdefault(row, []).append((col, cell))
     out = ["<sheetData>"]
-    for row in sorted(rows.keys() | sheet.heights.keys()):
+    for number, row in enumerate(sorted(rows.keys() | sheet.heights.keys()), 1):
         if row > MAX_ROWS:
             raise ValueError(f"row {row} is beyond Excel's last row")
         height = sheet.heights.get(row)
@@ -253,8 +261,11 @@ def _sheet_data(sheet: SheetPlan, style_ids: dict, cached_values: bool = True) -
             else:
                 out.append(f'<c r="{ref}" s="{s}"><v>{value!r}</v></c>')
         out.append("</row>")
+        if number % rows_per_chunk == 0:
+            yield "".join(out).encode()
+            out.clear()
     out.append("</sheetData>")
-    return "".join(out).encode()
+    yield "".join(out).encode()
 
 
 def _first(item):

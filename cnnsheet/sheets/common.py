@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from cnnsheet import style
+from cnnsheet.errors import CnnsheetError
 from cnnsheet.layers import Conv
 from cnnsheet.layout import LEFT, Block, a1, area, blocks_per_row, grid, on
 from cnnsheet.model import Model, Trace
@@ -162,6 +163,9 @@ class Book:
                fmt: str | None = None):
         """Every element of a (C, H, W) tensor: formula_of(c, i, j) gives its formula, or None
         for a cell that is 0 whatever the inputs (written as a grey constant)."""
+        if not np.isfinite(values).all():
+            raise CnnsheetError(f"sheet {ws.title}: the engine computed values that are not finite "
+                                f"numbers")
         look = style.key("number", fmt or style.number_format(values))
         zero = style.key("zero", "0")
         cells = []  # ((row, col), formula, value): one pass over the tensor, checked as a whole

@@ -9,7 +9,7 @@ import numpy as np
 
 from cnnsheet import style
 from cnnsheet.layers import Conv
-from cnnsheet.layout import LEFT, Block, a1, on
+from cnnsheet.layout import LEFT, Block, a1
 from cnnsheet.sheets.common import Book, Pass, channel_names
 
 
@@ -88,7 +88,7 @@ def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, b
     @functools.cache
     def windows(i, j):  # the same for every filter
         r0, c0 = layer.receptive_field(i, j)
-        return [on(in_sheet, block.window(r0, c0, layer.span, layer.span)) for block in in_blocks]
+        return [block.window_address(r0, c0, layer.span, layer.span) for block in in_blocks]
 
     def formula(f, i, j):
         return Conv.formula(windows(i, j), kernels[f], f"{prefix}_f{f + 1}_bias")
@@ -132,7 +132,7 @@ def spread(book: Book, tag: str, layer: Conv, incoming, dz: np.ndarray, border: 
     values[:, ::s, ::s] = dz
     blocks = book.blocks(ws, top, values, [b.label for b in grad_blocks], border)
     book.tensor(ws, blocks, values, lambda f, i, j: (
-        f"={on(grad_sheet, grad_blocks[f].ref(i // s, j // s))}" if i % s == 0 and j % s == 0 else None),
+        f"={grad_blocks[f].address(i // s, j // s)}" if i % s == 0 and j % s == 0 else None),
         style.DIVERGING, fmt=style.number_format(dz))
     book.overview_row(ws.title, layer.name, (F, Hd, Wd))
     return blocks, ws.title
@@ -153,13 +153,13 @@ def weight_gradients(book: Book, tag: str, layer: Conv, grads, incoming, spread_
 
     def weight_gradient(row, col, tap):
         f, c, a, b = tap
-        window = on(in_sheet, in_blocks[c].window(a * d - p, b * d - p, Hd, Wd))
-        ws.formula(row, col, f"=SUMPRODUCT({window},{on(spread_sheet, spread_blocks[f].data)})",
+        window = in_blocks[c].window_address(a * d - p, b * d - p, Hd, Wd)
+        ws.formula(row, col, f"=SUMPRODUCT({window},{spread_blocks[f].data_address})",
                    dw[tap], look_w)
         book.record(tag, layer, "weight", tap, ws.title, row, col)
 
     def bias_gradient(row, col, f):
-        ws.formula(row, col, f"=SUM({on(grad_sheet, grad_blocks[f].data)})", db[f], look_b)
+        ws.formula(row, col, f"=SUM({grad_blocks[f].data_address})", db[f], look_b)
         book.record(tag, layer, "bias", (f,), ws.title, row, col)
 
     kernels, bias_cells = filter_bands(book, ws, top, layer, weight_gradient, bias_gradient)
@@ -182,7 +182,7 @@ def rotated_kernels(book: Book, layer: Conv):
     ws, top = book.sheet("Rotated", "rotated", title=f"Rotated{number}", layer=layer.name)
     blocks = book.blocks(ws, top, turned, labels)
     book.tensor(ws, blocks, turned, lambda n, u, v: (
-        f"={on(kernels[n // C][n % C].sheet, kernels[n // C][n % C].ref(span - 1 - u, span - 1 - v))}"),
+        f"={kernels[n // C][n % C].address(span - 1 - u, span - 1 - v)}"),
         style.DIVERGING)
     book.overview_row(ws.title, layer.name, (F, C, span, span))
     book.rotated[layer.name] = (blocks, ws.title)
@@ -201,7 +201,7 @@ def input_gradient(book: Book, tag: str, layer: Conv, grads, spread_map):
     ws, top = book.gradient_sheet(tag, in_sheet, "dinput", layer=layer.name, span=span)
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks])
 
-    rotated = [[on(rot_sheet, rot_blocks[f * C + c].data) for f in range(F)] for c in range(C)]
+    rotated = [[rot_blocks[f * C + c].data_address for f in range(F)] for c in range(C)]
 
     @functools.cache
     def windows(y, x):  # the same for every channel
@@ -209,7 +209,7 @@ def input_gradient(book: Book, tag: str, layer: Conv, grads, spread_map):
         if yp > Hd + span - 2 or xp > Wd + span - 2:  # no window reached this cell
             return None
         top, left = yp - span + 1, xp - span + 1  # the window of the zero-framed map
-        return [on(spread_sheet, block.window(top, left, span, span)) for block in spread_blocks]
+        return [block.window_address(top, left, span, span) for block in spread_blocks]
 
     def formula(c, y, x):
         spread_windows = windows(y, x)

@@ -26,7 +26,7 @@ def dense_sheet(book: Book, fp: Pass, layer: Dense, source: Vector, relu_next: b
     ws.label(g.data_top - 1, g.in_col, book.texts("labels", "input"))
     for i in range(n):
         ws.number(g.data_top + i, LEFT, i + 1, style.key("plain"))
-        ws.formula(g.data_top + i, g.in_col, Flatten.formula(on(source.sheet, source.ref(i))),
+        ws.formula(g.data_top + i, g.in_col, Flatten.formula(source.address(i)),
                    inputs_values[i], look_in)
     inputs = book.name(f"{prefix}_in", ws, g.input_column(n))
     weights_now = fp.params[f"{layer.name}.weight"]
@@ -80,7 +80,7 @@ def dense_backward(book: Book, tag: str, layer: Dense, incoming: Vector, grads, 
     for j in range(m):
         col = first + j
         ws.label(top, col, book.output_name(layer, j))
-        upstream = on(incoming.sheet, incoming.ref(j))
+        upstream = incoming.address(j)
         if relu_after:
             formula = f"=IF({on(g.sheet, a1(g.out_row, g.first + j))}>0,{upstream},0)"
         else:

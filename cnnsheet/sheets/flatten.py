@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cnnsheet import style
 from cnnsheet.layers import Flatten
-from cnnsheet.layout import LEFT, Vector, a1, on
+from cnnsheet.layout import LEFT, Vector, a1
 from cnnsheet.sheets.common import Book, Pass
 
 
@@ -25,7 +25,7 @@ def flatten_sheet(book: Book, fp: Pass, values, in_blocks, in_sheet, scale) -> V
         ws.text(row, LEFT + 1, in_blocks[c].label)
         ws.number(row, LEFT + 2, i + 1, style.key("plain"))
         ws.number(row, LEFT + 3, j + 1, style.key("plain"))
-        ws.formula(row, LEFT + 4, Flatten.formula(on(in_sheet, in_blocks[c].ref(i, j))), values[n], look)
+        ws.formula(row, LEFT + 4, Flatten.formula(in_blocks[c].address(i, j)), values[n], look)
     ws.scale(vector.data, scale)
     book.name(f"{fp.name_prefix}flatten", ws, vector.data)
     ws.freeze = a1(top + 1, LEFT)
@@ -43,6 +43,6 @@ def unflatten(book: Book, tag: str, layer: Flatten, incoming: Vector, grads):
     ws, top = book.gradient_sheet(tag, sheet, "unflatten", count=C * H * W)
     blocks = book.blocks(ws, top, values, [b.label for b in blocks_in])
     book.tensor(ws, blocks, values,
-                lambda c, i, j: f"={on(incoming.sheet, incoming.ref((c * H + i) * W + j))}", style.DIVERGING)
+                lambda c, i, j: f"={incoming.address((c * H + i) * W + j)}", style.DIVERGING)
     book.overview_row(ws.title, previous, values.shape)
     return blocks, ws.title

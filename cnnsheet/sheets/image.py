@@ -4,7 +4,7 @@ the saliency pass, the gradient of a class score with respect to each pixel (sIm
 from __future__ import annotations
 
 from cnnsheet import style
-from cnnsheet.layout import LEFT, a1, on
+from cnnsheet.layout import LEFT, a1
 from cnnsheet.model import LUMA
 from cnnsheet.plan import Scale
 from cnnsheet.sheets.common import Book, channel_names
@@ -48,7 +48,7 @@ def input_sheet(book: Book, image_blocks):
     blocks = book.blocks(ws, top + 3, values, names, border)
 
     def formula(c, i, j):
-        pixels = [on("Image", block.ref(i, j)) for block in image_blocks]
+        pixels = [block.address(i, j) for block in image_blocks]
         return model.input_formula(c, pixels, f"mean_{names[c]}", f"std_{names[c]}")
 
     # a black pixel reads (0 - mean) / std: below zero whenever the mean is above it
@@ -70,8 +70,8 @@ def pixel_gradients(book: Book, dinput_blocks, dinput_sheet, dpixels):
 
     def formula(c, i, j):
         if book.model.channels == 1:
-            return f"={LUMA[c]}*{on(dinput_sheet, dinput_blocks[0].ref(i, j))}/(255*std_{names[0]})"
-        return f"={on(dinput_sheet, dinput_blocks[c].ref(i, j))}/(255*std_{names[c]})"
+            return f"={LUMA[c]}*{dinput_blocks[0].address(i, j)}/(255*std_{names[0]})"
+        return f"={dinput_blocks[c].address(i, j)}/(255*std_{names[c]})"
 
     book.tensor(ws, blocks, dpixels, formula, style.DIVERGING)
     book.overview_row(ws.title, "pixels", dpixels.shape)

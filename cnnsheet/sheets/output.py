@@ -14,7 +14,7 @@ from cnnsheet.layers import (
     onehot_formula,
     true_probability_formula,
 )
-from cnnsheet.layout import LEFT, Vector, a1, area, on
+from cnnsheet.layout import LEFT, Vector, a1, area
 from cnnsheet.plan import BarChart, DropDown, SheetPlan
 from cnnsheet.sheets.common import Book, Pass
 
@@ -43,7 +43,7 @@ def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> Vector:
     for k, name in enumerate(classes):
         row = first + k
         ws.text(row, LEFT, name)
-        ws.formula(row, LEFT + 1, Flatten.formula(on(logits.sheet, logits.ref(k))), z[k],
+        ws.formula(row, LEFT + 1, Flatten.formula(logits.address(k)), z[k],
                    style.key("value", "0.000"))
         ws.formula(row, LEFT + 2, exp_formula(a1(row, LEFT + 1), f"{fp.name_prefix}logits"), exps[k], VALUE)
         ws.formula(row, LEFT + 3, normalise_formula(a1(row, LEFT + 2), exp_range), p[k], VALUE)
@@ -77,7 +77,7 @@ def loss_sheet(book: Book, probabilities: Vector):
     for k, name in enumerate(classes):
         row = header + 1 + k
         ws.text(row, LEFT, name)
-        ws.formula(row, LEFT + 1, Flatten.formula(on(probabilities.sheet, probabilities.ref(k))), p[k], VALUE)
+        ws.formula(row, LEFT + 1, Flatten.formula(probabilities.address(k)), p[k], VALUE)
         ws.formula(row, LEFT + 2, onehot_formula(a1(row, LEFT), "target_class"), float(k == target),
                    style.key("value", "0"))
     book.name("onehot", ws, area(header + 1, LEFT + 2, header + K, LEFT + 2))
@@ -100,7 +100,7 @@ def dlogits_sheet(book: Book, probabilities: Vector, dlogits: np.ndarray) -> Vec
     for k, name in enumerate(book.model.classes):
         row = top + 1 + k
         ws.text(row, LEFT, name)
-        ws.formula(row, LEFT + 1, Flatten.formula(on(probabilities.sheet, probabilities.ref(k))), p[k], VALUE)
+        ws.formula(row, LEFT + 1, Flatten.formula(probabilities.address(k)), p[k], VALUE)
         ws.formula(row, LEFT + 2, f"=INDEX(onehot,{k + 1})", float(k == book.target_index),
                    style.key("value", "0"))
         ws.formula(row, LEFT + 3, f"={a1(row, LEFT + 1)}-{a1(row, LEFT + 2)}", dlogits[k], VALUE)

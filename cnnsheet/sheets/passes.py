@@ -11,7 +11,7 @@ import numpy as np
 
 from cnnsheet import style
 from cnnsheet.layers import Conv, Dense, Flatten, MaxPool, ReLU, onehot_formula
-from cnnsheet.layout import LEFT, Block, Vector, a1, on
+from cnnsheet.layout import LEFT, Block, Vector, a1
 from cnnsheet.model import Model
 from cnnsheet.sheets import conv, dense, flatten, image, output, pool, relu
 from cnnsheet.sheets.common import Book, Pass
@@ -108,7 +108,7 @@ def gradient_step(book: Book, grads):
     loss_before = -np.log(book.trace.probabilities[0][target])
     loss_after = book.loss_after = -np.log(new_trace.probabilities[0][target])
     rows = [("loss", "=loss", loss_before),
-            ("loss_after_step", f"=-LN(SUMPRODUCT(onehot,{on(probabilities.sheet, probabilities.data)}))",
+            ("loss_after_step", f"=-LN(SUMPRODUCT(onehot,{probabilities.data_address}))",
              loss_after),
             ("loss_change", f"={a1(top + 3, LEFT + 1)}-{a1(top + 2, LEFT + 1)}", loss_after - loss_before)]
     for offset, (key, formula, value) in enumerate(rows, 2):
@@ -145,7 +145,7 @@ def saliency_sheets(book: Book):
     look = style.key("number", style.number_format(heat[0]))
     for i in range(size):
         for j in range(size):
-            cells = ",".join(f"ABS({on(pixel_sheet, b.ref(i, j))})" for b in pixel_blocks)
+            cells = ",".join(f"ABS({b.address(i, j)})" for b in pixel_blocks)
             ws.formula(*heat_block.cell(i, j), f"=MAX({cells})", heat[0, i, j], look)
     book.name("saliency", ws, heat_block.data)
     ws.scale(heat_block.data, style.SEQUENTIAL_SCALE)

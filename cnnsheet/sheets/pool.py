@@ -23,7 +23,7 @@ def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet
                          rows=rows, cols=cols)
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
     book.tensor(ws, blocks, values,
-                lambda c, i, j: MaxPool.formula(on(in_sheet, in_blocks[c].window(i * t, j * t, q, q))), scale)
+                lambda c, i, j: MaxPool.formula(in_blocks[c].window_address(i * t, j * t, q, q)), scale)
     note = book.texts("pool", "body_dropped", rows=rows, cols=cols) if rows or cols else ""
     book.step(fp, ws.title, layer.name, values.shape, size_formula=f"=INT(({H}-{q})/{t})+1",
               size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note)
@@ -56,8 +56,8 @@ def _windows_of(q: int, t: int, y: int, x: int, height: int, width: int) -> list
 def wins(layer, in_block, in_sheet, out_block, out_sheet, y, x, window) -> str:
     """True when (y, x) holds its window's maximum and no cell before it in the window does."""
     wy, wx = window
-    maximum = on(out_sheet, out_block.ref(wy, wx))
-    here = on(in_sheet, in_block.ref(y, x))
+    maximum = out_block.address(wy, wx)
+    here = in_block.address(y, x)
     top, left = in_block.cell(wy * layer.stride, wx * layer.stride)
     row, col = in_block.cell(y, x)
     counts = [f"COUNTIF({on(in_sheet, area(*box))},{maximum})"
@@ -106,11 +106,11 @@ def pool_backward(book: Book, tag: str, layer: MaxPool, incoming, grads):
         if not windows:  # the floored remainder: no window read this cell
             return None
         if layer.stride >= layer.size:  # disjoint windows: the mask picks the winner
-            return (f"={on(mask_sheet_title, mask_blocks[c].ref(y, x))}"
-                    f"*{on(grad_sheet, grad_blocks[c].ref(*windows[0]))}")
+            return (f"={mask_blocks[c].address(y, x)}"
+                    f"*{grad_blocks[c].address(*windows[0])}")
         pool = (in_blocks[c], in_sheet, out_blocks[c], out_sheet)
         return "=" + "+".join(f"IF({wins(layer, *pool, y, x, w)},"
-                              f"{on(grad_sheet, grad_blocks[c].ref(*w))},0)" for w in windows)
+                              f"{grad_blocks[c].address(*w)},0)" for w in windows)
 
     book.tensor(ws, blocks, values, formula, style.DIVERGING)
     book.overview_row(ws.title, previous, values.shape)

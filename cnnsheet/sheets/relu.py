@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from cnnsheet import style
 from cnnsheet.layers import ReLU
-from cnnsheet.layout import on
 from cnnsheet.sheets.common import Book, Pass
 
 
 def relu_sheet(book: Book, fp: Pass, layer: ReLU, values, in_blocks, in_sheet, border):
     ws, top = book.sheet("ReLU", "relu", fp=fp, layer=in_sheet)
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
-    book.tensor(ws, blocks, values, lambda c, i, j: ReLU.formula(on(in_sheet, in_blocks[c].ref(i, j))),
+    book.tensor(ws, blocks, values, lambda c, i, j: ReLU.formula(in_blocks[c].address(i, j)),
                 style.SEQUENTIAL_SCALE)
     book.step(fp, ws.title, layer.name, values.shape)
     return blocks, ws.title
@@ -26,7 +25,7 @@ def relu_backward(book: Book, tag: str, layer: ReLU, incoming, grads, border: in
     ws, top = book.gradient_sheet(tag, in_sheet, "drelu")
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
     book.tensor(ws, blocks, values, lambda c, i, j: (
-        f"=IF({on(in_sheet, in_blocks[c].ref(i, j))}>0,{on(grad_sheet, grad_blocks[c].ref(i, j))},0)"),
+        f"=IF({in_blocks[c].address(i, j)}>0,{grad_blocks[c].address(i, j)},0)"),
         style.DIVERGING)
     book.overview_row(ws.title, previous, values.shape)
     return blocks, ws.title
