@@ -1,118 +1,241 @@
-"""Building the walkthrough workbook: cnnsheet against bare openpyxl, and LibreOffice's recalculation.
+"""Writing the walkthrough workbook: the whole `cnnsheet explain` process against bare openpyxl.
 
-For the default walkthrough and a large one (input 128x128, 8 filters, two conv blocks,
-untrained), each with the forward sheets only and with every sheet (backward pass, step,
-saliency): formula count; seconds to build and save the workbook; seconds bare openpyxl takes to
-write the same formula strings and numbers with no styling; file size; peak Python memory while
-building; LibreOffice's time to load the file and recalculate every formula (measured as a
-conversion to CSV, which writes only the small overview, start-up included); and its time for
-the full round trip that also saves an xlsx. Build times are the fastest of five runs (one for
-the large cases). The ratio cnnsheet / bare openpyxl of the full default walkthrough is the
-last line.
+Three cases: the default walkthrough (every sheet), the default forward sheets only
+(--forward-only), and a large untrained walkthrough with every sheet (input 128x128, two conv
+blocks of 8 filters 5x5 and max-pool 4). For each:
+
+- the whole process, start-up included: `python -m cnnsheet explain ... -o FILE`, against a
+  bare openpyxl process (benchmarks/bare_openpyxl.py) writing the same cells (formula strings,
+  numbers and texts taken from the plan, one plain `ws.cell` each, no styles). The two run in
+  turn, A B A B ..., after one warm-up run each, each started by benchmarks/timed_run.py; min
+  and median seconds, their ratio, peak memory (the process's maximum resident set, from
+  `os.wait4`) and file size;
+- in this process: `build_walkthrough` and `Walkthrough.save` timed apart (fastest of the
+  repeats), and what cached values cost: save time and file size without them;
+- the formula count, and for the default cases LibreOffice's time to load the file and
+  recalculate every formula (a conversion to CSV, start-up included), when LibreOffice is there.
+
+Figures are printed as a table; the last line is the ratio of the whole processes (median,
+cnnsheet / bare openpyxl) for the default walkthrough. It takes a few minutes:
 
     python benchmarks/export.py
 """
 
 import gc
+import marshal
+import os
+import platform
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
 
-from openpyxl import Workbook
+import numpy as np
+import openpyxl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from libreoffice import convert, make_profile  # noqa: E402
 
-from cnnsheet import shapes  # noqa: E402
-from cnnsheet.images import load_photo  # noqa: E402
+from cnnsheet import __version__, shapes  # noqa: E402
+from cnnsheet.images import load_image, square_and_resize  # noqa: E402
 from cnnsheet.model import Model, load_model  # noqa: E402
 from cnnsheet.resources import default_model_path, default_photo_path  # noqa: E402
+from cnnsheet.texts import Texts  # noqa: E402
 from cnnsheet.train import Architecture  # noqa: E402
-from cnnsheet.workbook import build_walkthrough, save_atomically  # noqa: E402
+from cnnsheet.workbook import build_walkthrough  # noqa: E402
+
+BARE = Path(__file__).resolve().parent / "bare_openpyxl.py"
+TIMED_RUN = Path(__file__).resolve().parent / "timed_run.py"  # why: see its docstring
+LARGE = Architecture(size=128, filters=8, kernel=5, pool=4, blocks=2)
 
 
-def cnnsheet_export(model, pixels, path, backward):
-    walkthrough = build_walkthrough(model, pixels, with_backward=backward)
-    save_atomically(walkthrough.workbook, path)
-    return walkthrough
+@dataclass(frozen=True)
+class Case:
+    name: str  # the column heading
+    options: tuple  # for `cnnsheet explain`
+    architecture: Architecture | None  # an untrained network of this shape; None: the bundled model
+    backward: bool
+    repeats: int  # runs of each whole process, and in-process repeats
+    libreoffice: bool
 
 
-def bare_export(cells_by_sheet, path):
-    """The same values and formula strings, one plain cell at a time, nothing else."""
-    book = Workbook(write_only=False)
-    book.remove(book.active)
-    for title, cells in cells_by_sheet.items():
-        ws = book.create_sheet(title)
-        for row, col, value in cells:
-            ws.cell(row, col, value)
-    book.save(path)
+def untrained_options(architecture: Architecture) -> tuple:
+    """The `explain` options that shape the same untrained network (seed 0, the CLI's default)."""
+    a = architecture
+    return ("--untrained", "--size", str(a.size), "--filters", str(a.filters),
+            "--kernel", str(a.kernel), "--pool", str(a.pool), "--blocks", str(a.blocks))
 
 
-def fastest(repeats, work):
-    """The shortest of `repeats` timed runs (each after a garbage collection), and its result."""
+CASES = [
+    Case("default", (), None, True, 5, True),
+    Case("forward-only", ("--forward-only",), None, False, 5, True),
+    Case("128x128, 2 blocks", untrained_options(LARGE), LARGE, True, 2, False),
+]
+
+
+# ---- in this process --------------------------------------------------------------------------
+def network(case: Case) -> Model:
+    if case.architecture is None:
+        return load_model(default_model_path())
+    return Model(case.architecture.config(shapes.CLASSES)).init(0)
+
+
+def build(case: Case, model: Model):
+    """The walkthrough `cnnsheet explain` builds for this case, with the bundled photo."""
+    photo = load_image(default_photo_path())
+    pixels = np.asarray(square_and_resize(photo, model.input_size), dtype=np.uint8)
+    return build_walkthrough(model, pixels, Texts("en"), photo=photo,
+                             photo_name=default_photo_path().name, with_backward=case.backward)
+
+
+def fastest(repeats: int, work) -> float:
+    """The shortest of `repeats` timed runs, each after a garbage collection."""
     times = []
     for _ in range(repeats):
         gc.collect()
         start = time.perf_counter()
-        result = work()
+        work()
         times.append(time.perf_counter() - start)
-    return min(times), result
+    return min(times)
 
 
-def measure(label, model, pixels, folder: Path, profile: Path, repeats: int, backward: bool):
-    slug = label.replace(",", "").replace(" ", "-")
-    ours, bare = folder / f"{slug}.xlsx", folder / f"{slug}-bare.xlsx"
-    build, walkthrough = fastest(repeats, lambda: cnnsheet_export(model, pixels, ours, backward))
-    cells = {ws.title: [(c.row, c.column, c.value) for row in ws.iter_rows() for c in row
-                        if c.value is not None]
-             for ws in walkthrough.workbook.worksheets}
-    reference, _ = fastest(repeats, lambda: bare_export(cells, bare))
+def plain_cells(walkthrough) -> dict:
+    """{sheet: [(row, col, value)]}, a formula as its "=..." text: what bare openpyxl writes."""
+    return {sheet.title: [(row, col, value if formula is None else formula)
+                          for (row, col), (formula, value, _) in sheet.cells.items()]
+            for sheet in walkthrough.plan.sheets}
 
-    tracemalloc.start()
-    cnnsheet_export(model, pixels, folder / f"{slug}-again.xlsx", backward)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
 
+def in_process(case: Case, folder: Path) -> dict:
+    """Build and save timed apart, with and without cached values; writes the bare cells file."""
+    model = network(case)
+    build_seconds = fastest(case.repeats, lambda: build(case, model))
+    walkthrough = build(case, model)
+    cached, uncached = folder / f"{case.name}-cached.xlsx", folder / f"{case.name}-uncached.xlsx"
+    save_seconds = fastest(case.repeats, lambda: walkthrough.save(cached))
+    save_uncached_seconds = fastest(case.repeats, lambda: walkthrough.save(uncached, cached_values=False))
+    with open(folder / f"{case.name}.marshal", "wb") as file:
+        marshal.dump(plain_cells(walkthrough), file)
+    return {"formulas": len(walkthrough.expected), "build": build_seconds, "save": save_seconds,
+            "save uncached": save_uncached_seconds, "size": cached.stat().st_size,
+            "size uncached": uncached.stat().st_size}
+
+
+# ---- whole processes --------------------------------------------------------------------------
+def run(command: list, errors_path: Path) -> tuple[float, int]:
+    """Wall seconds of one process, start to exit, and its peak resident memory in KB."""
+    with open(errors_path, "wb") as errors:
+        done = subprocess.run([sys.executable, str(TIMED_RUN), *command], stdout=subprocess.PIPE,
+                              stderr=errors, text=True, check=True)
+    seconds, peak_kb, status = done.stdout.split()
+    if status != "0":
+        raise RuntimeError(f"{' '.join(command)} exited with {status}:\n"
+                           f"{errors_path.read_text()[-2000:]}")
+    return float(seconds), int(peak_kb)
+
+
+def whole_processes(case: Case, folder: Path) -> dict:
+    """cnnsheet and bare openpyxl in turn, after one warm-up run each (not counted)."""
+    ours, bare = folder / f"{case.name}.xlsx", folder / f"{case.name}-bare.xlsx"
+    commands = {
+        "cnnsheet": [sys.executable, "-m", "cnnsheet", "explain", *case.options, "-o", str(ours)],
+        "bare": [sys.executable, str(BARE), str(folder / f"{case.name}.marshal"), str(bare)],
+    }
+    runs = {which: [] for which in commands}
+    for repeat in range(case.repeats + 1):
+        for which, command in commands.items():
+            result = run(command, folder / f"{case.name}-{which}.err")
+            if repeat > 0:
+                runs[which].append(result)
+    figures = {}
+    for which, path in (("cnnsheet", ours), ("bare", bare)):
+        seconds = [s for s, _ in runs[which]]
+        figures[which] = {"min": min(seconds), "median": statistics.median(seconds),
+                          "peak": max(kb for _, kb in runs[which]), "size": path.stat().st_size}
+    return figures
+
+
+def libreoffice_profile(folder: Path) -> Path:
+    """A throw-away LibreOffice profile that recalculates on load, set up by one conversion, so
+    that no case pays for the set-up."""
+    profile = make_profile(folder / "profile")
+    openpyxl.Workbook().save(folder / "empty.xlsx")
+    convert([folder / "empty.xlsx"], folder / "csv", profile, to="csv")
+    return profile
+
+
+def libreoffice_seconds(case: Case, folder: Path, profile: Path) -> float:
     start = time.perf_counter()
-    convert([ours], folder / "csv", profile, to="csv")
-    recalculation = time.perf_counter() - start
-    start = time.perf_counter()
-    convert([ours], folder / "calc", profile)
-    round_trip = time.perf_counter() - start
-    print(f"{label}: {len(walkthrough.expected):,} formulas in {len(cells)} sheets")
-    print(f"  cnnsheet build + save:      {build:7.2f} s")
-    print(f"  bare openpyxl, same cells:  {reference:7.2f} s")
-    print(f"  file size:                  {ours.stat().st_size / 1e6:7.2f} MB")
-    print(f"  peak Python memory:         {peak / 1e6:7.1f} MB")
-    print(f"  LibreOffice load + recalculate: {recalculation:7.2f} s")
-    print(f"  ... and save as xlsx:         {round_trip:7.2f} s")
-    return build / reference
+    convert([folder / f"{case.name}.xlsx"], folder / "csv", profile, to="csv")
+    return time.perf_counter() - start
+
+
+# ---- the table --------------------------------------------------------------------------------
+def percent_more(with_it: float, without: float) -> str:
+    return f"{(with_it / without - 1) * 100:+.0f}%"
+
+
+def rows(inside: dict, processes: dict, libreoffice: float | None) -> dict:
+    """Row label -> the figure as printed, for one case."""
+    ours, bare = processes["cnnsheet"], processes["bare"]
+    return {
+        "formulas": f"{inside['formulas']:,}",
+        "cnnsheet process, min / median s": f"{ours['min']:.2f} / {ours['median']:.2f}",
+        "bare openpyxl process, min / median s": f"{bare['min']:.2f} / {bare['median']:.2f}",
+        "ratio cnnsheet / bare, min / median": (f"{ours['min'] / bare['min']:.2f} / "
+                                                f"{ours['median'] / bare['median']:.2f}"),
+        "peak memory cnnsheet / bare, MB": f"{ours['peak'] / 1024:.0f} / {bare['peak'] / 1024:.0f}",
+        "file size cnnsheet / bare, MB": f"{ours['size'] / 1e6:.2f} / {bare['size'] / 1e6:.2f}",
+        "in process: build s": f"{inside['build']:.2f}",
+        "in process: save s": f"{inside['save']:.2f}",
+        "save without cached values s": f"{inside['save uncached']:.2f}",
+        "file size without cached values MB": f"{inside['size uncached'] / 1e6:.2f}",
+        "cached values cost, time / size": (f"{percent_more(inside['save'], inside['save uncached'])} / "
+                                            f"{percent_more(inside['size'], inside['size uncached'])}"),
+        "LibreOffice load + recalculate s": "-" if libreoffice is None else f"{libreoffice:.1f}",
+    }
+
+
+def print_table(columns: dict) -> None:
+    """columns: case name -> {row label: figure}."""
+    labels = list(next(iter(columns.values())))
+    label_width = max(map(len, labels))
+    widths = {name: max(len(name), *map(len, figures.values())) for name, figures in columns.items()}
+    print(" " * label_width + "".join(f"  {name:>{widths[name]}}" for name in columns))
+    for label in labels:
+        print(f"{label:<{label_width}}" + "".join(f"  {figures[label]:>{widths[name]}}"
+                                                  for name, figures in columns.items()))
+
+
+def header() -> str:
+    xml = "lxml" if openpyxl.LXML else "the standard library's XML"
+    return (f"cnnsheet {__version__}, openpyxl {openpyxl.__version__} writing with {xml}, "
+            f"Python {platform.python_version()}, {os.cpu_count()} cores")
 
 
 def main():
+    print(header(), flush=True)
+    columns, ratios = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        profile = make_profile(folder / "profile")
-        large = Model(Architecture(size=128, filters=8, blocks=2).config(shapes.CLASSES)).init(0)
-        large_pixels = load_photo(default_photo_path(), 128)
-        model = load_model(default_model_path())
-        pixels = load_photo(default_photo_path(), model.input_size)
-        # warm up LibreOffice's profile once, so that every case pays the same start-up
-        cnnsheet_export(model, pixels, folder / "warm.xlsx", False)
-        convert([folder / "warm.xlsx"], folder / "warm", profile)
-        ratios = {}
-        for backward in (False, True):
-            which = "every sheet" if backward else "forward sheets"
-            ratios["large", backward] = measure(f"large 128x128, two conv blocks, {which}", large,
-                                                large_pixels, folder, profile, 1, backward)
-            ratios["default", backward] = measure(f"default walkthrough, {which}", model, pixels,
-                                                  folder, profile, 5, backward)
-        for (case, backward), ratio in sorted(ratios.items()):
-            which = "every sheet" if backward else "forward sheets"
-            print(f"{case}, {which}: ratio cnnsheet/bare openpyxl {ratio:.2f}")
-        print(f"ratio cnnsheet/bare openpyxl: {ratios['default', True]:.2f}")
+        profile = libreoffice_profile(folder) if shutil.which("soffice") else None
+        for case in CASES:
+            print(f"measuring {case.name} ...", file=sys.stderr, flush=True)
+            inside = in_process(case, folder)
+            gc.collect()  # the walkthrough is gone before the processes run
+            processes = whole_processes(case, folder)
+            libreoffice = None
+            if case.libreoffice and profile is not None:
+                libreoffice = libreoffice_seconds(case, folder, profile)
+            columns[case.name] = rows(inside, processes, libreoffice)
+            ratios[case.name] = processes["cnnsheet"]["median"] / processes["bare"]["median"]
+    print_table(columns)
+    print(f"ratio cnnsheet / bare openpyxl, whole process, default walkthrough (median): "
+          f"{ratios['default']:.2f}")
 
 
 if __name__ == "__main__":
