@@ -42,7 +42,9 @@ _DIMENSION = re.compile(rb'<dimension ref="[^"]*"\s*/>')
 _SHEET_PART = re.compile(rb'<sheet [^>]*?name="([^"]*)"[^>]*?r:id="([^"]*)"')
 _RELATIONSHIP = re.compile(rb'<Relationship [^>]*?Id="([^"]*)"[^>]*?Target="([^"]*)"'
                            rb'|<Relationship [^>]*?Target="([^"]*)"[^>]*?Id="([^"]*)"')
-COMPRESSION = 1  # zlib level for the sheets: level 6 saves 10% of the size for 2x the time
+# zlib level of the zip. Measured on the default walkthrough: level 1 saves it in 0.32 s as 1.44 MB,
+# level 6 in 0.39 s as 1.25 MB, level 9 in 0.76 s as 1.23 MB.
+COMPRESSION = 1
 
 
 def save(plan: WorkbookPlan, path, cached_values: bool = True) -> None:
