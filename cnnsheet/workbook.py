@@ -41,7 +41,6 @@ from cnnsheet.layers import (
 from cnnsheet.layout import (
     LEFT,
     MAX_FORMULA,
-    MAX_ROWS,
     Block,
     Vector,
     a1,
@@ -697,26 +696,11 @@ class _Builder(BackwardSheets):
             row += 14
 
 
-MAX_FORMULAS = 2_000_000  # far beyond this, Excel and LibreOffice take minutes to open a file
-
-
-BACKWARD_FACTOR = 4.5  # measured: every sheet holds 4.4 to 5.8 times the formulas of the forward ones
-
-
 def check_size(model: Model, with_backward: bool) -> None:
     """Refuse, before any work, a network whose workbook breaks Excel's limits or any patience."""
-    shapes = model.shapes  # (C, H, W) of the input, then one per layer
-    longest = max(int(np.prod(shape)) for shape in shapes if len(shape) == 1)
-    if longest + 20 > MAX_ROWS:
-        raise CnnsheetError(f"the flattened vector has {longest:,} values, one row each; Excel "
-                            f"allows {MAX_ROWS:,} rows: use a smaller input, more pooling or stride")
-    formulas = sum(int(np.prod(shape)) for shape in shapes)
-    if with_backward:
-        formulas = int(formulas * BACKWARD_FACTOR)
-    if formulas > MAX_FORMULAS:
-        hint = ", or --forward-only" if with_backward else ""
-        raise CnnsheetError(f"the workbook would hold about {formulas:,} formulas (more than "
-                            f"{MAX_FORMULAS:,}): use a smaller input size, more pooling or stride{hint}")
+    from cnnsheet import budget
+
+    budget.check_workbook(model, with_backward)
 
 
 def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = None,
