@@ -4,43 +4,72 @@ from __future__ import annotations
 
 import functools
 import json
-import os
+import signal
 import time
+import warnings
 from pathlib import Path
 
 import click
 import numpy as np
 
-from cnnsheet import __version__, shapes
+from cnnsheet import __version__, budget, shapes
 from cnnsheet.errors import CnnsheetError
+from cnnsheet.files import check_output
 from cnnsheet.images import load_image, load_photo, square_and_resize
 from cnnsheet.model import Model, load_model
 from cnnsheet.resources import default_model_path, default_photo_path
 from cnnsheet.texts import LANGUAGES, Texts
 from cnnsheet.train import (
     DEFAULT_SAMPLES,
+    KERNEL_AND_POOL,
     Architecture,
     BatchEnd,
     Dataset,
     EpochEnd,
     Hyperparameters,
+    check_training,
     fit,
+    list_folder,
     new_model,
     read_folder,
     split,
 )
 from cnnsheet.workbook import build_walkthrough
 
+STOP_SIGNALS = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+
+
+def shown(text) -> str:
+    """Text for the terminal: control characters (from a file or folder name, a class name)
+    escaped as \\x1b, \\n, ..., so that nothing printed can move the cursor or recolour it."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in str(text))
+
+
+def stop(signum, _frame):
+    """SIGTERM and SIGHUP unwind like Ctrl-C, so that a half-written file is removed on the way."""
+    raise SystemExit(f"cnnsheet: stopped by {signal.Signals(signum).name}")
+
 
 def user_errors(command):
-    """Turn a CnnsheetError into click's one-line 'Error: ...' and exit status 1."""
+    """Turn a CnnsheetError into click's one-line 'Error: ...' and exit status 1; a Python
+    warning becomes such an error too, so nothing but that line reaches stderr."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        for number in STOP_SIGNALS:
+            signal.signal(number, stop)
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                return command(*args, **kwargs)
         except CnnsheetError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(shown(error)) from None
+        except Warning as warning:
+            raise click.ClickException(f"stopped by an unexpected warning: "
+                                       f"{shown(warning)}") from None
+        except RecursionError:
+            raise click.ClickException("an input is nested too deeply to be read") from None
 
     return wrapper
 
@@ -76,7 +105,7 @@ def predict(image, model, label, as_json):
     network = load_model(model or default_model_path())
     true_index = class_index(network, label)
     pixels = load_photo(image, network.input_size)
-    trace = network.predict(pixels)
+    trace = network.predict(pixels)  # refuses scores that are not finite numbers
     logits, probabilities = trace.logits[0], trace.probabilities[0]
     predicted = network.classes[int(probabilities.argmax())]
     result = {"classes": network.classes, "logits": logits.tolist(),
@@ -84,15 +113,16 @@ def predict(image, model, label, as_json):
     if true_index is not None:
         result["loss"] = float(network.loss(trace, [true_index])[0])
     if as_json:
-        click.echo(json.dumps(result))
+        click.echo(json.dumps(result, allow_nan=False))
         return
-    click.echo(f"{image}: {predicted} ({probabilities.max():.1%})")
-    width = max(len(name) for name in network.classes)
-    for name, p in zip(network.classes, probabilities):
+    names = [shown(name) for name in network.classes]
+    click.echo(f"{shown(image)}: {shown(predicted)} ({probabilities.max():.1%})")
+    width = max(len(name) for name in names)
+    for name, p in zip(names, probabilities):
         click.echo(f"  {name:<{width}}  {p:7.2%}  {'#' * round(p * 30)}")
     if true_index is not None:
         p_true = probabilities[true_index]
-        click.echo(f"loss with true class {label!r}: -ln({p_true:.4f}) = {result['loss']:.4f}")
+        click.echo(f"loss with true class {shown(repr(label))}: -ln({p_true:.4f}) = {result['loss']:.4f}")
 
 
 def architecture_options(command):
@@ -103,15 +133,15 @@ def architecture_options(command):
                      help="Input width and height in pixels."),
         click.option("--filters", type=click.IntRange(1, 64), default=default.filters,
                      show_default=True, help="Filters per conv layer."),
-        click.option("--kernel", type=click.IntRange(1, 15), default=default.kernel,
-                     show_default=True, help="Kernel width and height."),
+        click.option("--kernel", type=click.IntRange(1, 15), default=None,
+                     show_default=by_blocks(0), help="Kernel width and height."),
         click.option("--stride", type=click.IntRange(1, 8), default=default.stride,
                      show_default=True, help="Conv stride."),
         click.option("--padding", type=click.IntRange(0, 8), default=default.padding,
                      show_default=True, help="Zero padding around each conv input."),
         click.option("--dilation", type=click.IntRange(1, 8), default=default.dilation,
                      show_default=True, help="Conv dilation (1: an ordinary kernel)."),
-        click.option("--pool", type=click.IntRange(1, 8), default=default.pool, show_default=True,
+        click.option("--pool", type=click.IntRange(1, 8), default=None, show_default=by_blocks(1),
                      help="Max-pool size and stride (1: no pooling)."),
         click.option("--blocks", type=click.IntRange(1, 3), default=default.blocks,
                      show_default=True, help="Number of conv -> ReLU -> pool blocks."),
@@ -123,21 +153,18 @@ def architecture_options(command):
     return command
 
 
+def by_blocks(which: int) -> str:
+    """The default of --kernel or --pool as help shows it: it follows --blocks."""
+    values = {}
+    for blocks, pair in KERNEL_AND_POOL.items():
+        values.setdefault(pair[which], []).append(str(blocks))
+    return "; ".join(f"{value} for {' or '.join(blocks)} block{'s' * (blocks != ['1'])}"
+                     for value, blocks in values.items())
+
+
 def architecture_from(options: dict) -> Architecture:
     keys = Architecture.__dataclass_fields__
     return Architecture(**{key: options.pop(key) for key in list(options) if key in keys})
-
-
-def writable_output(path: Path) -> Path:
-    """Fail before any work when the output cannot be written."""
-    parent = path.parent
-    if path.is_dir():
-        raise CnnsheetError(f"-o {path}: is a folder")
-    if not parent.is_dir():
-        raise CnnsheetError(f"-o {path}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise CnnsheetError(f"-o {path}: the folder {parent} is not writable")
-    return path
 
 
 @main.command()
@@ -170,21 +197,24 @@ def writable_output(path: Path) -> Path:
 def train(data_dir, output, samples, **options):
     """Train a model on DATA_DIR (one sub-folder of photos per class) or, without it, on
     synthetic circles, squares and triangles. Writes the model file atomically."""
+    check_output(output, "model")
     architecture = architecture_from(options)
     architecture.check()
-    writable_output(output)
     if options["flips"] is None:
         options["flips"] = data_dir is None
     hp = Hyperparameters(**options)
+    folder = None if data_dir is None else list_folder(data_dir)
+    count = samples if folder is None else sum(map(len, folder[1]))
+    check_training(architecture, count, hp.batch_size)
     started = time.perf_counter()
-    if data_dir is None:
+    if folder is None:
         click.echo(f"drawing {samples} synthetic shapes ({', '.join(shapes.CLASSES)}) ...")
         pixels, labels = shapes.generate(samples, architecture.size, hp.seed)
         dataset = Dataset(pixels, labels, list(shapes.CLASSES), [])
     else:
-        dataset = read_folder(data_dir, architecture.size)
+        dataset = read_folder(data_dir, architecture.size, folder)
         for _path, reason in dataset.skipped:
-            click.echo(f"warning: skipped {reason}", err=True)
+            click.echo(f"warning: skipped {shown(reason)}", err=True)
     training, validation = split(dataset, hp.validation_split, hp.seed)
     model = new_model(architecture, dataset.classes, training[0], hp.seed)
     click.echo(f"training on {len(training[1])} pictures, validating on {len(validation[1])}; "
@@ -194,22 +224,27 @@ def train(data_dir, output, samples, **options):
         events = fit(model, training, validation, hp)
         for event in events:
             bar = click.progressbar(length=event.batches, label=f"epoch {event.epoch}/{hp.epochs}",
-                                    item_show_func=lambda loss: loss and f"loss {loss:.3f}")
+                                    item_show_func=loss_text)
             with bar:
                 while isinstance(event, BatchEnd):
-                    bar.update(1, f"{event.running_loss:.3f}")
+                    bar.update(1, event.running_loss)
                     event = next(events)
             last = event
             click.echo(epoch_line(event))
         model.save(output)
     except KeyboardInterrupt:
-        raise click.ClickException(f"interrupted: {output} was not written") from None
+        raise click.ClickException(f"interrupted: {shown(output)} was not written") from None
     seconds = time.perf_counter() - started
     accuracy = last.validation_accuracy if last.validation_accuracy is not None else last.train_accuracy
     which = "validation" if last.validation_accuracy is not None else "training"
     skipped = f", {len(dataset.skipped)} unreadable file(s) skipped" if dataset.skipped else ""
-    click.echo(f"wrote {output}: {accuracy:.1%} {which} accuracy, {len(dataset.labels)} pictures, "
+    click.echo(f"wrote {shown(output)}: {accuracy:.1%} {which} accuracy, {len(dataset.labels)} pictures, "
                f"{hp.epochs} epochs, {seconds:.1f} s{skipped}")
+
+
+def loss_text(loss: float | None) -> str | None:
+    """What the progress bar shows after the bar: the running loss (none before the first batch)."""
+    return None if loss is None else f"loss {loss:.3f}"
 
 
 def epoch_line(event: EpochEnd) -> str:
@@ -249,20 +284,22 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
         raise CnnsheetError("--untrained and --model exclude each other")
     if shaped and not untrained:
         raise CnnsheetError(f"{', '.join(shaped)} shape(s) an untrained network: add --untrained")
+    photo = photo or default_photo_path()
+    check_output(output, "workbook", inputs=[photo, model])
     if untrained:
         network = Model(architecture_from(options).config(shapes.CLASSES)).init(seed)
     else:
         network = load_model(model or default_model_path())
+    budget.check_workbook(network, with_backward=not forward_only)
     true_index = class_index(network, label)
     texts = Texts(lang, templates)
-    writable_output(output)
-    photo = photo or default_photo_path()
     image = load_image(photo)  # the whole photo, for the overview
     pixels = np.asarray(square_and_resize(image, network.input_size), dtype=np.uint8)
-    walkthrough = build_walkthrough(network, pixels, texts, true_index, image, photo.name,
+    walkthrough = build_walkthrough(network, pixels, texts, true_index, image, shown(photo.name),
                                     with_backward=not forward_only)
     walkthrough.save(output)
     probabilities = network.predict(pixels).probabilities[0]
     best = int(probabilities.argmax())
-    click.echo(f"wrote {output}: {photo.name} -> {network.classes[best]} ({probabilities[best]:.1%}); "
-               f"{len(walkthrough.sheetnames)} sheets, {walkthrough.formula_count:,} formulas")
+    click.echo(f"wrote {shown(output)}: {shown(photo.name)} -> {shown(network.classes[best])} "
+               f"({probabilities[best]:.1%}); {len(walkthrough.sheetnames)} sheets, "
+               f"{walkthrough.formula_count:,} formulas")

@@ -1,20 +1,97 @@
-"""Writing output files whole or not at all."""
+"""Writing output files: checked before any work, then written whole or not at all."""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from cnnsheet.errors import CnnsheetError
+
+# What each command writes, and the one extension that file may have.
+EXTENSIONS = {"workbook": ".xlsx", "model": ".npz", "pdf": ".pdf"}
+TEMPORARY_SUFFIX = ".tmp"
+RANDOM_PART = 8  # characters tempfile adds to a temporary name
+NAME_MAX = 255  # where the file system does not say (os.pathconf)
+
+
+def check_output(path, kind: str, inputs=(), option: str = "-o") -> Path:
+    """Refuse, before any work, an output that cannot or must not be written.
+
+    An output must have the extension of its kind, must not be one of `inputs` (also through a
+    symbolic or hard link), and, when it exists, must be an ordinary writable file (it is then
+    replaced, the common case of running a command again). Its folder must exist and be writable.
+    """
+    path = Path(path)
+    where = f"{option} {path}"
+    extension = EXTENSIONS[kind]
+    if path.suffix.lower() != extension:
+        raise CnnsheetError(f"{where}: a {kind} file must end in {extension} "
+                            f"(for example {path.stem or 'output'}{extension})")
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        status = None
+    except OSError as error:
+        raise CnnsheetError(f"{where}: cannot be checked ({error.strerror})") from None
+    if status is not None:
+        if stat.S_ISDIR(status.st_mode):
+            raise CnnsheetError(f"{where}: is a folder")
+        if not stat.S_ISREG(status.st_mode):
+            raise CnnsheetError(f"{where}: is not a regular file (a device, pipe or socket)")
+        for source in inputs:
+            if source is not None and _same_file(path, source):
+                raise CnnsheetError(f"{where}: is the input {source}; choose another name")
+        if not status.st_mode & 0o222 or not os.access(path, os.W_OK):
+            raise CnnsheetError(f"{where}: is read-only")
+    parent = path.parent
+    if not parent.is_dir():
+        raise CnnsheetError(f"{where}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CnnsheetError(f"{where}: the folder {parent} is not writable")
+    if len(os.fsencode(path.name)) > name_max(parent):
+        raise CnnsheetError(f"{where}: the file name is longer than the file system allows "
+                            f"({name_max(parent)} bytes)")
+    return path
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)  # same device and inode: symbolic and hard links too
+    except OSError:
+        return False
+
+
+def name_max(folder) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return NAME_MAX
+
+
+def temporary_prefix(path: Path) -> str:
+    """'.name.' for the temporary file next to `path`, shortened so that the whole temporary
+    name (prefix, random part, suffix) still fits the file system's limit."""
+    room = name_max(path.parent) - RANDOM_PART - len(TEMPORARY_SUFFIX) - 2
+    name = os.fsencode(path.name)[:max(room, 1)]
+    return "." + os.fsdecode(name) + "."  # a cut character stays as its bytes (surrogateescape)
 
 
 def write_atomically(path, write) -> None:
     """Call write(temporary_path) in the target's folder, then rename it onto `path`.
 
-    An error or Ctrl-C leaves no file and no temporary behind. The file gets the usual
-    permissions (0666 less the umask), not the private ones of a temporary file.
+    An error, Ctrl-C or a termination signal (see cli.py) leaves no file and no temporary
+    behind. A full disk or another error of the file system is a CnnsheetError naming the file.
+    The file gets the usual permissions (0666 less the umask), not the private ones of a
+    temporary file.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=TEMPORARY_SUFFIX,
+                                   dir=path.parent)
+    except OSError as error:
+        raise CnnsheetError(f"{path}: cannot be written ({error.strerror})") from None
     os.close(fd)
     try:
         write(tmp)
@@ -22,6 +99,11 @@ def write_atomically(path, write) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        if error.errno is None:
+            raise
+        raise CnnsheetError(f"{path}: cannot be written ({error.strerror})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

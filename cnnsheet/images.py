@@ -3,21 +3,25 @@
 Steps: apply the EXIF orientation; convert to 8-bit RGB (transparency composited over white,
 16-bit grey scaled by 1/257); crop the centre square; resize with Pillow's Lanczos filter, which
 averages over every source pixel under it when shrinking. A photo already square at the input size
-passes through untouched. Pillow's decompression-bomb limit stays in force.
+passes through untouched. The pixel count is checked from the file's header before decoding
+(budget.MAX_PHOTO_PIXELS), and Pillow's decompression-bomb limit stays in force.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cnnsheet import budget
 from cnnsheet.errors import CnnsheetError
 
 RESAMPLE = Image.Resampling.LANCZOS
 WHITE = (255, 255, 255, 255)
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+ROWS_PER_STEP = 256  # rows of a 16-bit or float picture converted at a time
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -27,10 +31,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", image.size, WHITE), rgba).convert("RGB")
     if image.mode in SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and values.max(initial=0) > 255):
-            values = values / 257.0  # 0-65535 -> 0-255
-        grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        values = np.asarray(image)  # (H, W), as stored: no float copy of a large picture
+        wide = image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and values.max(initial=0) > 255)
+        grey = np.empty(values.shape, dtype=np.uint8)
+        for top in range(0, values.shape[0], ROWS_PER_STEP):
+            rows = values[top:top + ROWS_PER_STEP].astype(np.float64)
+            if wide:
+                rows /= 257.0  # 0-65535 -> 0-255
+            grey[top:top + ROWS_PER_STEP] = np.clip(np.rint(rows), 0, 255)
         return Image.fromarray(grey).convert("RGB")
     if image.mode in ("LAB", "HSV"):  # Pillow has no direct route from these to RGB
         return image.convert("RGB") if image.mode == "HSV" else _lab_to_rgb(image)
@@ -70,17 +78,31 @@ def load_image(path) -> Image.Image:
         raise CnnsheetError(f"{path}: no such file")
     if path.is_dir():
         raise CnnsheetError(f"{path}: is a folder, not a photo")
+    if not path.is_file():
+        raise CnnsheetError(f"{path}: not a regular file (a device, pipe or socket), not a photo")
     if path.stat().st_size == 0:
         raise CnnsheetError(f"{path}: the file is empty")
     try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            rgb = to_rgb(image)
-    except Image.DecompressionBombError as error:
+        with warnings.catch_warnings():
+            # Pillow's warnings about a photo (corrupt EXIF data, odd chunks) change nothing that
+            # is read; a decompression bomb is refused, never merely warned about.
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                budget.check_photo(path, *image.size)  # from the header: nothing decoded yet
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                rgb = to_rgb(image)
+    except CnnsheetError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise CnnsheetError(f"{path}: refused as a possible decompression bomb ({error})") from None
     except UnidentifiedImageError:
         raise CnnsheetError(f"{path}: not an image that Pillow can read") from None
-    except (OSError, ValueError, SyntaxError) as error:
+    except OSError as error:
+        if error.errno is not None:  # the file system's error, not the decoder's
+            raise CnnsheetError(f"{path}: cannot be read ({error.strerror})") from None
+        raise CnnsheetError(f"{path}: damaged or truncated image ({error})") from None
+    except (ValueError, SyntaxError) as error:
         raise CnnsheetError(f"{path}: damaged or truncated image ({error})") from None
     return rgb

@@ -2,23 +2,54 @@
 
 from __future__ import annotations
 
+import re
+import string
 import tomllib
 from pathlib import Path
 
+from cnnsheet import budget
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.resources import templates_dir
 
 LANGUAGES = ("en", "zh")
+# Characters an .xlsx (XML 1.0) cannot hold: control characters other than tab and line ends.
+ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _read(path: Path) -> dict:
     try:
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise CnnsheetError(f"{path}: not valid TOML ({error})") from None
+            data = handle.read(budget.MAX_TEMPLATE_BYTES + 1)
     except OSError as error:
         raise CnnsheetError(f"{path}: cannot be read ({error.strerror})") from None
+    if len(data) > budget.MAX_TEMPLATE_BYTES:
+        raise CnnsheetError(f"{path}: larger than {budget.MAX_TEMPLATE_BYTES:,} bytes; a template "
+                            f"file holds a page of text")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise CnnsheetError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as error:
+        raise CnnsheetError(f"{path}: not valid TOML ({error})") from None
+    except RecursionError:
+        raise CnnsheetError(f"{path}: nested too deeply to be a template") from None
+
+
+def check_text(text: str, where: str) -> None:
+    """A template text: characters a workbook can hold, and only plain {name} placeholders (a
+    format such as {x.attr}, {x[0]} or {x:>999999} could read objects or eat memory)."""
+    illegal = ILLEGAL.search(text)
+    if illegal:
+        raise CnnsheetError(f"{where} holds the control character {illegal.group()!r}")
+    try:
+        fields = list(string.Formatter().parse(text))
+    except ValueError as error:
+        raise CnnsheetError(f"{where}: {error} (write {{{{ and }}}} for a brace)") from None
+    for _literal, name, spec, conversion in fields:
+        if name is not None and (not name.isidentifier() or spec or conversion):
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise CnnsheetError(f"{where} has the placeholder {shown!r}: only plain {{name}} "
+                                f"placeholders are filled")
 
 
 class Texts:
@@ -47,6 +78,7 @@ class Texts:
             for key, text in entries.items():
                 if not isinstance(text, str):
                     raise CnnsheetError(f"{path}: [{section}] {key} must be text")
+                check_text(text, f"{path}: [{section}] {key}")
                 table.setdefault(section, {})[key] = text
                 self.sources[section, key] = path
         return table

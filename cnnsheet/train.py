@@ -11,31 +11,48 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnsheet import budget
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.images import load_photo
 from cnnsheet.memory import keep_freed_memory
-from cnnsheet.model import FORMAT, VERSION, Model
+from cnnsheet.model import FORMAT, VERSION, Model, check_class_names, plan
 
 DEFAULT_SAMPLES = 12000  # synthetic shapes drawn when no folder is given
 
 
+# Kernel and pool size when not given, by the number of blocks: one block of 5 then a pool of 4
+# (28 -> 24 -> 6); deeper networks take 3 and 2 each block, so that 28 pixels last three blocks
+# (28 -> 26 -> 13 -> 11 -> 5 -> 3 -> 1).
+KERNEL_AND_POOL = {1: (5, 4), 2: (3, 2), 3: (3, 2)}
+
+
 @dataclass(frozen=True)
 class Architecture:
-    """The shape of a network: conv blocks (conv -> ReLU -> max-pool), then dense layers."""
+    """The shape of a network: conv blocks (conv -> ReLU -> max-pool), then dense layers.
+
+    Kernel and pool left as None follow the number of blocks (KERNEL_AND_POOL), so that the
+    defaults always make a working network."""
 
     size: int = 28
     filters: int = 8
-    kernel: int = 5
+    kernel: int | None = None
     stride: int = 1
     padding: int = 0
     dilation: int = 1
-    pool: int = 4
+    pool: int | None = None
     blocks: int = 1
     hidden: int = 32
 
-    def check(self) -> None:
-        """Fail now, with the numbers, if the layers do not fit the input size."""
-        Model(self.config(["a", "b"]))
+    def __post_init__(self):
+        kernel, pool = KERNEL_AND_POOL.get(self.blocks, KERNEL_AND_POOL[max(KERNEL_AND_POOL)])
+        if self.kernel is None:
+            object.__setattr__(self, "kernel", kernel)
+        if self.pool is None:
+            object.__setattr__(self, "pool", pool)
+
+    def check(self) -> Model:
+        """Fail now, with the numbers, if the layers do not fit the input size or the budget."""
+        return Model(self.config(["a", "b"]))
 
     def config(self, classes, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)) -> dict:
         layers = []
@@ -94,8 +111,9 @@ class EpochEnd:
     validation_accuracy: float | None
 
 
-def read_folder(folder, size: int) -> Dataset:
-    """One sub-folder per class (class name = folder name, sorted); unreadable files are skipped."""
+def list_folder(folder) -> tuple[list[str], list[list[Path]]]:
+    """The classes of a training folder (sub-folder names, sorted) and the files of each; nothing
+    is read yet, so that the budget can be checked first."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CnnsheetError(f"{folder}: no such folder" if not folder.exists() else f"{folder}: not a folder")
@@ -103,21 +121,40 @@ def read_folder(folder, size: int) -> Dataset:
     if len(class_dirs) < 2:
         found = ", ".join(p.name for p in class_dirs) or "none"
         raise CnnsheetError(f"{folder}: needs at least two class sub-folders (found: {found})")
-    pixels, labels, skipped = [], [], []
-    for index, class_dir in enumerate(class_dirs):
-        files = sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+    classes = [p.name for p in class_dirs]
+    try:
+        check_class_names(classes)
+    except CnnsheetError as error:
+        raise CnnsheetError(f"{folder}: {error}: rename that sub-folder") from None
+    files = [sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+             for class_dir in class_dirs]
+    return classes, files
+
+
+def read_folder(folder, size: int, files=None) -> Dataset:
+    """One sub-folder per class (class name = folder name, sorted); unreadable files are skipped."""
+    classes, class_files = files or list_folder(folder)
+    pixels = np.empty((sum(map(len, class_files)), size, size, 3), dtype=np.uint8)  # (N, H, W, 3)
+    labels, skipped = [], []
+    for index, (name, paths) in enumerate(zip(classes, class_files)):
         read = 0
-        for path in files:
+        for path in paths:
             try:
-                pixels.append(load_photo(path, size))
+                pixels[len(labels)] = load_photo(path, size)
             except CnnsheetError as error:
                 skipped.append((path, str(error)))
                 continue
             labels.append(index)
             read += 1
         if read == 0:
-            raise CnnsheetError(f"{class_dir}: class {class_dir.name!r} has no readable images")
-    return Dataset(np.stack(pixels), np.array(labels), [p.name for p in class_dirs], skipped)
+            raise CnnsheetError(f"{Path(folder) / name}: class {name!r} has no readable images")
+    return Dataset(pixels[:len(labels)], np.array(labels), classes, skipped)
+
+
+def check_training(architecture: Architecture, samples: int, batch_size: int) -> None:
+    """The pictures and one batch's working set against the budget, before any is read or drawn."""
+    config, shapes = plan(architecture.config(["a", "b"]))
+    budget.check_training(config["layers"], shapes, samples, batch_size)
 
 
 def split(dataset: Dataset, fraction: float, seed: int):
@@ -136,9 +173,21 @@ def split(dataset: Dataset, fraction: float, seed: int):
 
 
 def channel_statistics(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of each colour channel of pixel / 255."""
-    values = pixels.reshape(-1, pixels.shape[-1]) / 255.0
-    return values.mean(axis=0), np.maximum(values.std(axis=0), 1e-3)
+    """Mean and standard deviation of each colour channel of pixel / 255 (N, H, W, 3), counted in
+    integers: exact, and no float64 copy of the whole set."""
+    counts = np.zeros((pixels.shape[-1], 256), dtype=np.int64)
+    for start in range(0, len(pixels), STATISTICS_CHUNK):
+        chunk = pixels[start:start + STATISTICS_CHUNK].reshape(-1, pixels.shape[-1])
+        for channel in range(pixels.shape[-1]):
+            counts[channel] += np.bincount(chunk[:, channel], minlength=256)
+    levels = np.arange(256) / 255.0
+    total = counts.sum(axis=1)
+    mean = counts @ levels / total
+    variance = counts @ (levels ** 2) / total - mean ** 2
+    return mean, np.maximum(np.sqrt(np.maximum(variance, 0.0)), 1e-3)
+
+
+STATISTICS_CHUNK = 1024  # pictures per step of channel_statistics
 
 
 def evaluate(model: Model, pixels, labels, batch_size: int = 256) -> tuple[float, float]:
@@ -170,25 +219,42 @@ def fit(model: Model, train, validation, hp: Hyperparameters):
             x = model.preprocess(pixels[chosen])
             if hp.flips:
                 x = _turn_and_mirror(x, rng)
-            trace, losses, grads = model.gradients(x, labels[chosen], need_input_grad=False)
-            for name, value in params.items():
-                step = grads.params[name]
-                if name.endswith(".weight"):
-                    step = step + hp.weight_decay * value
-                velocity[name] *= hp.momentum
-                velocity[name] -= learning_rate * step
-                value += velocity[name]
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
+                trace, losses, grads = model.gradients(x, labels[chosen], need_input_grad=False)
+                for name, value in params.items():
+                    step = grads.params[name]
+                    if name.endswith(".weight"):
+                        step = step + hp.weight_decay * value
+                    velocity[name] *= hp.momentum
+                    velocity[name] -= learning_rate * step
+                    value += velocity[name]
+            if not np.all(np.isfinite(losses)) or largest_weight(params) > DIVERGED:
+                raise CnnsheetError(f"training diverged in epoch {epoch}, batch {batch + 1}: lower "
+                                    f"the learning rate (--lr, now {hp.learning_rate:g})")
             total += float(losses.sum())
             seen += len(chosen)
             correct += int((trace.probabilities.argmax(axis=1) == labels[chosen]).sum())
             yield BatchEnd(epoch, batch + 1, batches, total / seen)
-        if not all(np.isfinite(v).all() for v in params.values()):
-            raise CnnsheetError(f"training diverged in epoch {epoch}: lower the learning rate "
-                                f"(now {hp.learning_rate})")
         val_loss = val_acc = None
         if len(validation[1]):
-            val_loss, val_acc = evaluate(model, *validation)
+            val_loss, val_acc = evaluate(model, *validation, batch_size=hp.batch_size)
         yield EpochEnd(epoch, hp.epochs, total / seen, correct / seen, val_loss, val_acc)
+
+
+# Weights this large mean the steps overshoot: He initialisation starts them below 1 and weight
+# decay keeps trained ones within a few units; a million is far past any useful network.
+DIVERGED = 1e6
+
+
+def largest_weight(params: dict) -> float:
+    """The largest |value| of any parameter (inf or nan when one is not finite)."""
+    largest = 0.0
+    for value in params.values():
+        if value.size:
+            largest = max(largest, float(np.max(np.abs(value))))
+            if not np.isfinite(largest):
+                return float("inf")
+    return largest
 
 
 def _turn_and_mirror(x: np.ndarray, rng) -> np.ndarray:

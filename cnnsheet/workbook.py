@@ -12,9 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from cnnsheet import writer
-from cnnsheet.errors import CnnsheetError
-from cnnsheet.layout import MAX_ROWS
+from cnnsheet import budget, writer
 from cnnsheet.model import Model
 from cnnsheet.plan import WorkbookPlan
 from cnnsheet.sheets import image, output, overview, passes
@@ -34,7 +32,8 @@ class Walkthrough:
 
     @property
     def formula_count(self) -> int:
-        return sum(formula is not None for sheet in self.plan.sheets for formula, _, _ in sheet.cells.values())
+        return sum(formula is not None
+                   for sheet in self.plan.sheets for formula, _, _ in sheet.cells.values())
 
     @property
     def names(self) -> dict:
@@ -50,28 +49,6 @@ class Walkthrough:
         writer.save(self.plan, path, cached_values)
 
 
-MAX_FORMULAS = 2_000_000  # far beyond this, Excel and LibreOffice take minutes to open a file
-
-
-BACKWARD_FACTOR = 4.5  # measured: every sheet holds 4.4 to 5.8 times the formulas of the forward ones
-
-
-def check_size(model: Model, with_backward: bool) -> None:
-    """Refuse, before any work, a network whose workbook breaks Excel's limits or any patience."""
-    shapes = model.shapes  # (C, H, W) of the input, then one per layer
-    longest = max(int(np.prod(shape)) for shape in shapes if len(shape) == 1)
-    if longest + 20 > MAX_ROWS:
-        raise CnnsheetError(f"the flattened vector has {longest:,} values, one row each; Excel "
-                            f"allows {MAX_ROWS:,} rows: use a smaller input, more pooling or stride")
-    formulas = sum(int(np.prod(shape)) for shape in shapes)
-    if with_backward:
-        formulas = int(formulas * BACKWARD_FACTOR)
-    if formulas > MAX_FORMULAS:
-        hint = ", or --forward-only" if with_backward else ""
-        raise CnnsheetError(f"the workbook would hold about {formulas:,} formulas (more than "
-                            f"{MAX_FORMULAS:,}): use a smaller input size, more pooling or stride{hint}")
-
-
 def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = None,
                       target_index: int | None = None, photo: Image.Image | None = None,
                       photo_name: str = "", with_backward: bool = False,
@@ -82,7 +59,7 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     The target class (Loss sheet) and the class of the saliency map default to the predicted
     one; `with_backward` adds the gradients, the gradient-descent step and the saliency map."""
     texts = texts or Texts("en")
-    check_size(model, with_backward)
+    budget.check_workbook(model, with_backward)
     predicted = int(model.predict(pixels).probabilities[0].argmax())
     book = Book(model, pixels, texts, predicted if target_index is None else target_index,
                 learning_rate, predicted if saliency_index is None else saliency_index)

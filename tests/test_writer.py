@@ -14,9 +14,11 @@ import pytest
 from gnumeric import recalculate
 from helpers import default_case
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from libreoffice import compare
 from strategies import models
 
+from cnnsheet import budget
 from cnnsheet.layout import valid_name
 from cnnsheet.texts import Texts
 from cnnsheet.workbook import build_walkthrough
@@ -183,3 +185,15 @@ def test_text_from_templates_and_file_names_stays_text(tmp_path):
              if cell.data_type == "s"}
     assert {'=HYPERLINK("http://example.invalid","click")', "+cmd|' /C calc'!A0", "@SUM(A1)"} <= texts
     assert any("=1+1\ufffd.jpg" in text for text in texts)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(models(sizes=(5, 16), tricky_names=True), st.booleans())
+def test_the_budget_counts_at_least_every_cell_the_plan_holds(model, with_backward):
+    """budget.workbook_cells refuses a network before any work: it must never undercount."""
+    model.init(0)
+    size = model.input_size
+    pixels = np.full((size, size, 3), 128, dtype=np.uint8)
+    plan = build_walkthrough(model, pixels, with_backward=with_backward).plan
+    cells = sum(len(sheet.cells) for sheet in plan.sheets)
+    assert cells <= budget.workbook_cells(model, with_backward)

@@ -1,0 +1,243 @@
+"""Every size that comes from an option or a file, checked against an explicit limit before
+anything is allocated, decompressed or resized.
+
+Each limit is a named constant with the reason for its number. The checks only do arithmetic on
+shapes and counts, so a refusal takes microseconds; their messages say what to lower.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cnnsheet.errors import CnnsheetError
+
+MiB = 1024 * 1024
+
+# ---- the network ----------------------------------------------------------------------------
+# The largest input the command line offers: 512 x 512 x 3 is already 786,432 pixels, far more
+# than a workbook can show, and a model file asking for more is a mistake or an attack.
+MAX_INPUT_SIZE = 512
+# Eight times the command line's 64, for models trained elsewhere; more is no "small" CNN.
+MAX_FILTERS = 512
+# Hidden units: the command line offers 512; a dense layer of 4096 is VGG's, the largest classic.
+MAX_UNITS = 4096
+# ImageNet has 1000 classes; every class is a row of the Softmax and Loss sheets.
+MAX_CLASSES = 1000
+# A class name is a cell and a drop-down entry; 100 characters is a sentence, not a name.
+MAX_CLASS_NAME = 100
+# Layers of a model file: 3 conv blocks and 2 dense layers take 12; 64 leaves room for any
+# hand-made network a workbook could still show.
+MAX_LAYERS = 64
+# Kernel, stride, padding, dilation and pool size: none is useful beyond the largest input.
+MAX_LAYER_NUMBER = MAX_INPUT_SIZE
+# Ten million weights are 80 MB as float64; training holds four copies (weights, gradients,
+# momentum, the step), 320 MB. The default model has 9,795.
+MAX_PARAMETERS = 10_000_000
+# One picture's pass (every tensor, the im2col windows of each conv, and their gradients) as
+# float64. Half a gigabyte stays well inside a 2 GB machine next to Python and the libraries.
+MAX_WORKING_BYTES = 512 * MiB
+# What a pass keeps per picture, as multiples of its tensors and of its im2col windows: the
+# forward tensors, the ReLU and pool masks, the gradients of each tensor and the padded input
+# gradient (3x), and each conv's windows and their gradient (2x). An upper bound, not a guess.
+TENSOR_COPIES, WINDOW_COPIES = 3, 2
+
+# ---- the model file -------------------------------------------------------------------------
+# A model file holds the config and two arrays per conv or dense layer.
+MAX_MEMBERS = 1 + 2 * MAX_LAYERS
+# The JSON config as numpy stores it (4 bytes a character): a million characters hold 1000 class
+# names of 100 characters with room to spare.
+MAX_CONFIG_BYTES = 4 * MiB
+# The zip's table of contents: about 100 bytes an entry; this is ten times what MAX_MEMBERS need.
+MAX_ZIP_DIRECTORY_BYTES = 10 * MAX_MEMBERS * 100
+# The whole file, uncompressed: every parameter as float64, plus the config.
+MAX_MODEL_BYTES = 8 * MAX_PARAMETERS + MAX_CONFIG_BYTES + MiB
+
+# ---- photos ---------------------------------------------------------------------------------
+# A 48-megapixel phone photo (8064 x 6048) fits. A decoded copy is 3 bytes a pixel (192 MB at
+# most) and reading makes up to three (decode, EXIF turn, colour conversion). Pillow only warns
+# up to twice its own limit (89 million pixels), which lets a 12000 x 12000 picture through.
+MAX_PHOTO_PIXELS = 64_000_000
+# A teacher's template file is a page of text; a megabyte is a book.
+MAX_TEMPLATE_BYTES = 1 * MiB
+
+# ---- training -------------------------------------------------------------------------------
+# The training pictures stay in memory as uint8: 512 MB is 12,000 pictures of 119 x 119, or
+# 680,000 of the default 28 x 28. The default set takes 28 MB.
+MAX_DATASET_BYTES = 512 * MiB
+# The command line's --batch-size limit; a batch's working set is checked below as well.
+MAX_BATCH_SIZE = 4096
+
+# ---- the workbook ---------------------------------------------------------------------------
+# Every cell the workbook holds, numbers, formulas and labels. openpyxl keeps about 600 bytes a
+# cell (measured: 100,000 cells of the default walkthrough take 60 MB), so 2 million cells are
+# about 1.2 GB while writing; beyond this, Excel and LibreOffice take minutes to open the file.
+MAX_CELLS = 2_000_000
+MAX_ROWS, MAX_COLUMNS, MAX_FORMULA = 1_048_576, 16_384, 8_192  # Excel's own limits
+# Cells of a sheet that are not the tensor: title, link, explanation lines, labels (at most).
+SHEET_OVERHEAD = 80
+# The longest term of a formula, "SUMPRODUCT(NewReLU2!AAA1000:AAA1014,new_conv3_f512_c512)+" (57
+# characters) with room to spare: bounds formula lengths before one is written.
+TERM_CHARACTERS = 64
+
+SHAPE_ADVICE = ("use a smaller input size (--size), fewer filters (--filters) or hidden units "
+                "(--hidden), or more pooling (--pool) or stride (--stride)")
+
+
+def check_number(value: int, largest: int, where: str) -> int:
+    """One whole number from an option or a file, against its limit."""
+    if value > largest:
+        raise CnnsheetError(f"{where} is {value:,}; the limit is {largest:,}")
+    return value
+
+
+def conv_windows(spec: dict, in_shape: tuple, out_shape: tuple) -> int:
+    """Floats of one conv's im2col matrix: (C * k * k) x (Ho * Wo) per picture."""
+    C = in_shape[0]
+    _, Ho, Wo = out_shape
+    return C * spec["kernel"] ** 2 * Ho * Wo
+
+
+def parameters(spec: dict, in_shape: tuple) -> int:
+    if spec["type"] == "conv":
+        return spec["filters"] * (in_shape[0] * spec["kernel"] ** 2 + 1)
+    if spec["type"] == "dense":
+        return spec["units"] * (math.prod(in_shape) + 1)
+    return 0
+
+
+def pass_floats(specs: list[dict], shapes: list[tuple]) -> int:
+    """Floats one picture's forward and backward pass holds at once (an upper bound)."""
+    tensors = sum(math.prod(shape) for shape in shapes)
+    windows = sum(conv_windows(spec, before, after)
+                  for spec, before, after in zip(specs, shapes, shapes[1:]) if spec["type"] == "conv")
+    return TENSOR_COPIES * tensors + WINDOW_COPIES * windows
+
+
+def check_network(specs: list[dict], shapes: list[tuple]) -> None:
+    """Parameters and one picture's working set, from the layer specs and their output shapes
+    (shapes[0] is the input); called before any array is allocated."""
+    count = sum(parameters(spec, before) for spec, before in zip(specs, shapes))
+    if count > MAX_PARAMETERS:
+        raise CnnsheetError(f"the network would have {count:,} parameters (the limit is "
+                            f"{MAX_PARAMETERS:,}): {SHAPE_ADVICE}")
+    working = 8 * pass_floats(specs, shapes)
+    if working > MAX_WORKING_BYTES:
+        raise CnnsheetError(f"one picture's pass would take {working / MiB:,.0f} MB (the limit is "
+                            f"{MAX_WORKING_BYTES / MiB:,.0f} MB): {SHAPE_ADVICE}")
+
+
+def check_training(specs: list[dict], shapes: list[tuple], samples: int, batch_size: int) -> None:
+    """The training pictures (uint8) and one batch's float64 working set, before any is drawn."""
+    check_number(batch_size, MAX_BATCH_SIZE, "--batch-size")
+    C, H, W = 3, shapes[0][1], shapes[0][2]
+    pictures = samples * C * H * W
+    if pictures > MAX_DATASET_BYTES:
+        raise CnnsheetError(f"{samples:,} pictures of {H}x{W} take {pictures / MiB:,.0f} MB (the limit "
+                            f"is {MAX_DATASET_BYTES / MiB:,.0f} MB): lower --size or --samples, "
+                            f"or train on fewer photos")
+    working = 8 * batch_size * pass_floats(specs, shapes)
+    if working > MAX_WORKING_BYTES:
+        raise CnnsheetError(f"a batch of {batch_size} would take {working / MiB:,.0f} MB (the limit "
+                            f"is {MAX_WORKING_BYTES / MiB:,.0f} MB): lower --batch-size or --size")
+
+
+def check_photo(path, width: int, height: int) -> None:
+    """Width x height from the file's header, before a pixel is decoded."""
+    if width * height > MAX_PHOTO_PIXELS:
+        raise CnnsheetError(f"{path}: {width}x{height} is {width * height:,} pixels; the limit is "
+                            f"{MAX_PHOTO_PIXELS:,}: shrink the photo first")
+
+
+# ---- the workbook ---------------------------------------------------------------------------
+def _spatial(shape: tuple, border: int) -> int:
+    C, H, W = shape
+    return C * ((H + 2 * border) * (W + 2 * border) + 1)  # + a label per block
+
+
+def workbook_cells(model, with_backward: bool) -> int:
+    """An upper bound of every cell the walkthrough holds: tensors with their zero borders,
+    weights, labels, and each sheet's title and texts."""
+    layers, shapes = model.layers, model.shapes  # shapes[i] is the input of layers[i]
+    K, S = len(model.classes), model.input_size
+    widest = max(getattr(layer, "span", 1) for layer in layers)
+    border = widest - 1 + max(getattr(layer, "padding", 0) for layer in layers)  # any frame drawn
+
+    def forward_cells(with_input: bool) -> tuple[int, int]:
+        cells, sheets = 0, 0
+        if with_input:
+            cells += 3 * S * S + _spatial(shapes[0], border) + 12
+            sheets += 2
+        for layer, before, after in zip(layers, shapes, shapes[1:]):
+            if layer.kind == "conv":
+                F, C, span = layer.filters, before[0], layer.span
+                cells += F * C * (span * span + 1) + 2 * F  # the Filters sheet
+                sheets += 1
+            if len(after) == 3:
+                cells += _spatial(after, border)
+            elif layer.kind == "flatten":
+                cells += 5 * (after[0] + 1)
+            elif layer.kind == "dense":
+                m, n = after[0], before[0]
+                cells += m * n + 2 * n + 5 * m
+            sheets += 1
+        cells += 4 * (K + 2) + 3 * (K + 4)  # Softmax and Loss
+        return cells + (sheets + 2) * SHEET_OVERHEAD, sheets + 2
+
+    total, sheets = forward_cells(with_input=True)
+    if with_backward:
+        stepped, more_sheets = forward_cells(with_input=False)
+        chain = 4 * (K + 1)  # dLogits
+        for layer, before, after in zip(layers, shapes, shapes[1:]):
+            if layer.kind == "dense":
+                m, n = after[0], before[0]
+                chain += m * n + 3 * n + 4 * m
+            elif layer.kind == "conv":
+                F, C, span = layer.filters, before[0], layer.span
+                _, Ho, Wo = after
+                spread = F * (((Ho - 1) * layer.stride + 1 + 2 * border)
+                              * ((Wo - 1) * layer.stride + 1 + 2 * border) + 1)
+                chain += spread + F * C * (span * span + 1) + 2 * F + _spatial(before, border)
+            elif layer.kind in ("maxpool", "relu", "flatten"):
+                chain += _spatial(before, border) if len(before) == 3 else before[0]
+        masks_and_rotated = sum(_spatial(before, border) for layer, before in zip(layers, shapes)
+                                if layer.kind == "maxpool")
+        masks_and_rotated += sum(layer.filters * before[0] * (layer.span ** 2 + 1)
+                                 for layer, before in zip(layers, shapes) if layer.kind == "conv")
+        saliency = 2 * (K + 2) + S * S + 3 * S * S + 10
+        backward_sheets = 3 * len(layers) + 6
+        total += (stepped + 2 * chain + masks_and_rotated + saliency
+                  + backward_sheets * SHEET_OVERHEAD)
+        sheets += more_sheets + backward_sheets
+    return total
+
+
+def longest_formula(model, with_backward: bool) -> int:
+    """An upper bound of the characters of the longest formula: a conv cell has a SUMPRODUCT per
+    input channel, a gradient cell one per filter, a pooling mask one IF per window."""
+    lengths = [0]
+    for layer, before in zip(model.layers, model.shapes):
+        if layer.kind == "conv":
+            lengths.append(before[0] * TERM_CHARACTERS)
+            if with_backward:
+                lengths.append(layer.filters * TERM_CHARACTERS)
+        elif layer.kind == "maxpool" and with_backward:
+            overlap = -(-layer.size // layer.stride)
+            lengths.append(overlap * overlap * 2 * TERM_CHARACTERS)
+    return max(lengths)
+
+
+def check_workbook(model, with_backward: bool) -> None:
+    """Refuse, before any work, a network whose workbook breaks Excel's limits or any patience."""
+    backward_hint = ", or --forward-only" if with_backward else ""
+    column = max((math.prod(shape) for shape in model.shapes if len(shape) == 1), default=0)
+    if column + SHEET_OVERHEAD > MAX_ROWS:
+        raise CnnsheetError(f"the flattened vector has {column:,} values, one row each; Excel allows "
+                            f"{MAX_ROWS:,} rows: {SHAPE_ADVICE}")
+    longest = longest_formula(model, with_backward)
+    if longest > MAX_FORMULA:
+        raise CnnsheetError(f"a formula would be up to {longest:,} characters long; Excel allows "
+                            f"{MAX_FORMULA:,}: use fewer filters (--filters){backward_hint}")
+    cells = workbook_cells(model, with_backward)
+    if cells > MAX_CELLS:
+        raise CnnsheetError(f"the workbook would hold about {cells:,} cells (the limit is "
+                            f"{MAX_CELLS:,}): {SHAPE_ADVICE}{backward_hint}")
