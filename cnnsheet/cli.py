@@ -62,6 +62,8 @@ def user_errors(command):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
+                for about_code in (DeprecationWarning, PendingDeprecationWarning):  # not the input's
+                    warnings.simplefilter("ignore", about_code)
                 return command(*args, **kwargs)
         except CnnsheetError as error:
             raise click.ClickException(shown(error)) from None
