@@ -59,6 +59,9 @@ MAX_MODEL_BYTES = 8 * MAX_PARAMETERS + MAX_CONFIG_BYTES + MiB
 MAX_PHOTO_PIXELS = 64_000_000
 # A teacher's template file is a page of text; a megabyte is a book.
 MAX_TEMPLATE_BYTES = 1 * MiB
+# Each line of a template text is one cell. Excel holds 32,767 characters a cell; the numbers and
+# names filled into the placeholders need a little of that.
+MAX_TEMPLATE_LINE = 30_000
 
 # ---- training -------------------------------------------------------------------------------
 # The training pictures stay in memory as uint8: 512 MB is 12,000 pictures of 119 x 119, or

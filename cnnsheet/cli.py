@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import signal
 import time
 import warnings
@@ -44,6 +45,18 @@ def shown(text) -> str:
     escaped as \\x1b, \\n, ..., so that nothing printed can move the cursor or recolour it."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
                    for c in str(text))
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses nan and inf, which every comparison lets through."""
+
+    name = "float range"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
 
 
 def stop(signum, _frame):
@@ -178,14 +191,14 @@ def architecture_from(options: dict) -> Architecture:
               show_default=True, help="Passes over the training pictures.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=Hyperparameters.batch_size,
               show_default=True, help="Pictures per gradient step.")
-@click.option("--lr", "learning_rate", type=click.FloatRange(0, min_open=True),
+@click.option("--lr", "learning_rate", type=FiniteFloat(0, min_open=True),
               default=Hyperparameters.learning_rate, show_default=True,
               help="Learning rate at the start (it decays to 0 along a cosine).")
-@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True),
+@click.option("--momentum", type=FiniteFloat(0, 1, max_open=True),
               default=Hyperparameters.momentum, show_default=True, help="SGD momentum.")
-@click.option("--weight-decay", type=click.FloatRange(0), default=Hyperparameters.weight_decay,
+@click.option("--weight-decay", type=FiniteFloat(0), default=Hyperparameters.weight_decay,
               show_default=True, help="L2 penalty on the weights.")
-@click.option("--val-split", "validation_split", type=click.FloatRange(0, 1, max_open=True),
+@click.option("--val-split", "validation_split", type=FiniteFloat(0, 1, max_open=True),
               default=Hyperparameters.validation_split, show_default=True,
               help="Fraction of the pictures held out for validation.")
 @click.option("--seed", type=click.IntRange(0), default=Hyperparameters.seed, show_default=True,

@@ -41,6 +41,10 @@ def check_text(text: str, where: str) -> None:
     illegal = ILLEGAL.search(text)
     if illegal:
         raise CnnsheetError(f"{where} holds the control character {illegal.group()!r}")
+    longest = max(map(len, text.splitlines()), default=0)
+    if longest > budget.MAX_TEMPLATE_LINE:
+        raise CnnsheetError(f"{where} has a line of {longest:,} characters; a line is one cell and "
+                            f"holds at most {budget.MAX_TEMPLATE_LINE:,}")
     try:
         fields = list(string.Formatter().parse(text))
     except ValueError as error:
