@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import stat
+import tempfile
 import time
 import tomllib
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Callable
 import numpy as np
 import openpyxl
 import pytest
+from click.testing import CliRunner
 from helpers import config as make_config
 from hostile_inputs import (
     NOISE,
@@ -52,7 +54,11 @@ from hostile_inputs import (
     write_model,
     write_zip,
 )
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as st
 
+from cnnsheet import budget, cli, shapes
+from cnnsheet.errors import CnnsheetError
 from cnnsheet.model import Model
 from cnnsheet.resources import templates_dir
 
@@ -787,3 +793,103 @@ def test_a_refusal_of_the_largest_network_is_quick(tmp_path):
     assert elapsed < 10, f"a refusal took {elapsed:.1f} s"
     assert not list(tmp_path.iterdir())
 
+
+
+# ---- every shape the options allow: a workbook or a quick one-line refusal ---------------------------------
+# The declared click ranges of `explain --untrained`.
+SHAPE_RANGES = {"size": (4, 512), "filters": (1, 64), "kernel": (1, 15), "stride": (1, 8), "padding": (0, 8),
+                "dilation": (1, 8), "pool": (1, 8), "blocks": (1, 3), "hidden": (0, 512)}
+SMALL_WORKBOOK = 6_000  # tensor values and weights of a network whose workbook is built for real here
+
+
+# Half the examples keep the input, the filters and the hidden layer small, so that many
+# networks are small enough to build.
+SMALL_RANGES = {"size": (4, 24), "filters": (1, 3), "hidden": (0, 6)}
+
+
+@st.composite
+def untrained_options(draw) -> list[str]:
+    """Options of `explain --untrained`, each left out or anywhere in its range."""
+    argv = []
+    small = draw(st.booleans())
+    for name, (low, high) in SHAPE_RANGES.items():
+        if small and name in SMALL_RANGES:
+            low, high = SMALL_RANGES[name]
+        value = draw(st.none() | st.integers(low, high))
+        if value is not None:
+            argv += [f"--{name}", str(value)]
+    if draw(st.booleans()):
+        argv.append("--forward-only")
+    return argv
+
+
+def checked_network(argv: list[str]):
+    """The command line's own path from options to a network, up to the workbook budget, and
+    nothing built: click parses, then architecture -> config -> Model -> check_workbook."""
+    context = cli.explain.make_context("explain", ["--untrained", *argv, "-o", "out.xlsx"])
+    options = dict(context.params)
+    network = Model(cli.architecture_from(options).config(shapes.CLASSES))
+    budget.check_workbook(network, with_backward=not options["forward_only"])
+    return network
+
+
+def size_of(network) -> int:
+    return sum(math.prod(shape) for shape in network.shapes) + network.parameter_count
+
+
+DEFAULT_BLOCKS = [["--blocks", "2"], ["--blocks", "3"], ["--blocks", "2", "--forward-only"],
+                  ["--blocks", "3", "--forward-only"]]
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(untrained_options())
+@example(DEFAULT_BLOCKS[0])
+@example(DEFAULT_BLOCKS[1])
+@example(["--size", "4", "--kernel", "15", "--padding", "8", "--dilation", "8"])
+@example(["--size", "512", "--filters", "64", "--kernel", "1", "--pool", "1", "--hidden", "512"])
+@example(["--size", "384", "--filters", "64", "--kernel", "1", "--pool", "1", "--hidden", "512"])
+@example(["--size", "128", "--filters", "32", "--kernel", "3", "--padding", "8", "--pool", "1", "--hidden",
+          "512", "--forward-only"])
+@example(["--size", "4", "--filters", "1", "--kernel", "1", "--pool", "1", "--hidden", "0", "--forward-only"])
+def test_any_untrained_shape_builds_or_is_refused_quickly(argv):
+    started = time.perf_counter()
+    try:
+        network = checked_network(argv)
+    except CnnsheetError as error:
+        elapsed = time.perf_counter() - started
+        message = str(error)
+        assert elapsed < 1.0, f"the refusal of {argv} took {elapsed:.2f} s"
+        assert "\n" not in message and len(message) >= 10, message
+        if argv in DEFAULT_BLOCKS:
+            raise AssertionError(f"options left at their defaults must compose: {argv}: {message}") from None
+        event("refused")
+        # and the command line says so, as quickly, in one line, writing nothing
+        with tempfile.TemporaryDirectory() as folder:
+            started = time.perf_counter()
+            result = CliRunner().invoke(cli.main, ["explain", "--untrained", *argv, "-o",
+                                                   f"{folder}/out.xlsx"])
+            elapsed = time.perf_counter() - started
+            assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+            lines = [line for line in result.output.splitlines() if line.strip()]
+            assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+            assert elapsed < 1.0, f"the command line took {elapsed:.2f} s to refuse {argv}"
+            assert not os.listdir(folder)
+        return
+    if size_of(network) > SMALL_WORKBOOK:
+        event("accepted, too large to build here")
+        return  # accepted by the budget; building it is the other tests' business
+    event("built")
+    with tempfile.TemporaryDirectory() as folder:
+        result = CliRunner().invoke(cli.main, ["explain", "--untrained", *argv, "-o", f"{folder}/out.xlsx"])
+        assert result.exit_code == 0, (argv, result.output, result.exception)
+        assert "Overview" in openpyxl.load_workbook(f"{folder}/out.xlsx", read_only=True).sheetnames
+        assert os.listdir(folder) == ["out.xlsx"]
+
+
+@pytest.mark.parametrize("blocks", ["2", "3"])
+def test_two_and_three_blocks_at_the_defaults_make_a_workbook(tmp_path, blocks):
+    """The issue's case, as typed: `cnnsheet explain --untrained --blocks 2`."""
+    result = run_cli(["explain", "--untrained", "--blocks", blocks, "-o", "blocks.xlsx"], tmp_path,
+                     timeout=300)
+    check_success(result)
+    assert "Overview" in openpyxl.load_workbook(tmp_path / "blocks.xlsx", read_only=True).sheetnames
