@@ -85,6 +85,9 @@ def user_errors(command):
                                        f"{shown(warning)}") from None
         except RecursionError:
             raise click.ClickException("an input is nested too deeply to be read") from None
+        except MemoryError:  # the budget should have refused first; say what to lower anyway
+            raise click.ClickException(f"out of memory: {budget.SHAPE_ADVICE}, or a smaller "
+                                       f"--batch-size") from None
 
     return wrapper
 
