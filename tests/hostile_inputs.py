@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import resource
 import stat
@@ -30,8 +31,10 @@ from PIL import Image
 MEMORY_LIMIT = 3 * 1024**3
 
 # Text that means a Python warning or a crash reached the user.
+# An allocation that failed means a size was not checked before it: the limit saved the machine.
 NOISE = ("Traceback", "Warning:", "RuntimeWarning", "DecompressionBombWarning", "ComplexWarning",
-         "UserWarning", "DeprecationWarning", "warnings.warn", "allow_pickle")
+         "UserWarning", "DeprecationWarning", "warnings.warn", "allow_pickle", "MemoryError",
+         "Unable to allocate", "Cannot allocate memory")
 
 
 # ---- running the command line -------------------------------------------------------------------
@@ -207,20 +210,48 @@ def write_model(path: Path, config, arrays: dict, allow_pickle: bool = False,
     return write_zip(path, members)
 
 
-def declare_member_size(path: Path, member: str, size: int) -> None:
-    """Rewrite the uncompressed size a zip declares for `member` (local header and central
-    directory) without touching its data: a small file that claims a huge member."""
-    data = bytearray(path.read_bytes())
-    with zipfile.ZipFile(path) as archive:
-        info = archive.getinfo(member)
-    struct.pack_into("<I", data, info.header_offset + 22, size)
-    at = data.find(b"PK\x01\x02")
-    while at >= 0:
-        name_length = struct.unpack_from("<H", data, at + 28)[0]
-        if data[at + 46:at + 46 + name_length] == member.encode():
-            struct.pack_into("<I", data, at + 24, size)
-        at = data.find(b"PK\x01\x02", at + 4)
-    path.write_bytes(bytes(data))
+def deflated_zeros(count: int, prefix: bytes = b"") -> bytes:
+    """Raw deflate data (as in a zip) of `prefix` then `count` zero bytes, made fast like
+    zeros_zlib: 4 GiB of zeros take about 4 MB."""
+    block_size = 1 << 22
+    blocks, tail = divmod(count, block_size)
+    head = zlib.compressobj(9, zlib.DEFLATED, -15)
+    start = head.compress(prefix) + head.flush(zlib.Z_FULL_FLUSH)
+    repeat = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = repeat.compress(bytes(block_size)) + repeat.flush(zlib.Z_FULL_FLUSH)
+    finisher = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return start + block * blocks + finisher.compress(bytes(tail)) + finisher.flush()
+
+
+def write_raw_zip(path: Path, members: dict[str, tuple[bytes, int, int]]) -> Path:
+    """A zip written by hand from members already deflated: name -> (data, crc32, size)."""
+    body, directory = bytearray(), bytearray()
+    for name, (data, crc, size) in members.items():
+        encoded = name.encode()
+        directory += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(data), size,
+                                 len(encoded), 0, 0, 0, 0, 0, len(body)) + encoded
+        body += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(data), size,
+                            len(encoded), 0) + encoded + data
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(directory), len(body), 0)
+    path.write_bytes(bytes(body + directory + end))
+    return path
+
+
+def model_with_huge_member(path: Path, config: dict, arrays: dict, member: str, shape: tuple) -> Path:
+    """The model file with `member` (a weight or a new name) replaced by a real .npy of zeros of
+    `shape` (float64): a few MB on disk that decompress to gigabytes. Its CRC is left wrong, as
+    computing the right one would take seconds; a reader that gets that far has already failed."""
+    members = {"config": npy_bytes(np.array(json.dumps(config)))}
+    members.update({name: npy_bytes(value) for name, value in arrays.items()})
+    raw = {}
+    for name, data in members.items():
+        if f"{name}.npy" != member:
+            compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+            raw[f"{name}.npy"] = (compressor.compress(data) + compressor.flush(), zlib.crc32(data), len(data))
+    header = npy_header(shape)
+    size = 8 * math.prod(shape)
+    raw[member] = (deflated_zeros(size, header), 0, len(header) + size)
+    return write_raw_zip(path, raw)
 
 
 def set_compression_method(path: Path, member: str, method: int) -> None:
