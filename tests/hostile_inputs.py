@@ -51,12 +51,20 @@ def child_env(single_thread: bool = True) -> dict:
     return env
 
 
-def run_cli(args, cwd, *, memory_limit: bool = True, timeout: float = 60.0):
-    """`python -m cnnsheet ARGS` in `cwd`; stdout and stderr as text."""
+def run_cli(args, cwd, *, memory_limit: bool = True, timeout: float = 60.0, file_limit: int | None = None):
+    """`python -m cnnsheet ARGS` in `cwd`; stdout and stderr as text. `file_limit` caps the size of
+    any file the command writes, as a full disk would (Python ignores SIGXFSZ, so a write past it
+    fails with EFBIG)."""
+    def limits():
+        if memory_limit:
+            limit_memory()
+        if file_limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
+
     return subprocess.run(
         [sys.executable, "-m", "cnnsheet", *[str(a) for a in args]], cwd=cwd,
         stdin=subprocess.DEVNULL, capture_output=True, encoding="utf-8", errors="backslashreplace",
-        timeout=timeout, env=child_env(), preexec_fn=limit_memory if memory_limit else None,
+        timeout=timeout, env=child_env(), preexec_fn=limits,
     )
 
 

@@ -156,6 +156,7 @@ class Case:
     names: tuple[str, ...]  # the error line names one of these (the file or the option)
     codes: tuple[int, ...] = (1,)  # 2 is click's usage error
     timeout: float = 60.0
+    file_limit: int | None = None  # the largest file the command may write (a full disk)
 
 
 USAGE = (2,)
@@ -409,12 +410,16 @@ PHOTOS = [
     Case("photo-fifo", lambda p: p.predict(fifo("pipe.jpg")(p)), ("pipe.jpg",), timeout=20),
     Case("photo-dev-zero", lambda p: p.predict("/dev/zero"), ("/dev/zero",), timeout=20),
     Case("photo-symlink-loop", symlink_loop, ("loop.jpg",)),
+    Case("photo-name-not-utf-8-missing", lambda p: p.predict("caf\udce9.png"), ("caf",)),
+    Case("photo-name-with-terminal-escape-damaged", photo("explain", "a\x1b[2J.png", lambda: "text"),
+         ("a\\x1b[2J.png",)),
     Case("photo-svg", photo("predict", "drawing.svg", lambda: '<svg xmlns="http://www.w3.org/2000/svg"/>'),
          ("drawing.svg",)),
 ]
 
 MODELS = [
     Case("model-missing", lambda p: p.with_model("absent.npz"), ("absent.npz",)),
+    Case("model-name-with-terminal-escape", lambda p: p.with_model("m\x1b]0;title\x07.npz"), ("m\\x1b",)),
     Case("model-is-a-folder", made_folder("m.npz", lambda p: p.with_model("m.npz")), ("m.npz",)),
     Case("model-empty", lambda p: p.with_model(p.write("m.npz", b"")), ("m.npz",)),
     Case("model-text", lambda p: p.with_model(p.write("m.npz", "weights go here\n")), ("m.npz",)),
@@ -491,6 +496,8 @@ TEMPLATES = [
          made_folder("tpl/en.toml", lambda p: p.explain(None, "--templates", "tpl")), ("tpl",)),
     Case("templates-en-toml-is-a-fifo",
          lambda p: fifo("tpl/en.toml")(p) and p.explain(None, "--templates", "tpl"), ("tpl",), timeout=20),
+    Case("templates-folder-name-with-terminal-escape", lambda p: p.explain(None, "--templates", "no\x1b[2J"),
+         ("--templates",)),
     Case("templates-not-utf-8", teacher('[labels]\nbias = "caf\xe9"\n'.encode("latin-1")), ("en.toml",)),
     Case("templates-utf-16", teacher('[labels]\nbias = "b"\n'.encode("utf-16")), ("en.toml",)),
     Case("templates-invalid-toml", teacher("[labels\nbias = "), ("en.toml",)),
@@ -531,6 +538,9 @@ OUTPUTS = [
     Case("output-folder-for-train",
          made_folder("m.npz", lambda p: ["train", "--samples", "30", *TRAIN_SHAPE, "-o", "m.npz"]),
          ("m.npz",)),
+    Case("output-disk-full-explain", lambda p: p.explain(), ("out.xlsx",), file_limit=20_000),
+    Case("output-disk-full-train", synthetic(), ("out.npz",), file_limit=4_000),
+    Case("output-name-not-utf-8-folder-missing", explain_to("nowhere\udce9/out.xlsx"), ("nowhere",)),
     Case("output-name-too-long", lambda p: p.explain()[:-1] + ["y" * 300 + ".xlsx"], ("yyyyyyyyyy",)),
 ]
 
@@ -620,7 +630,7 @@ def test_hostile_input_is_refused_in_one_line(case, assets, tmp_path):
     args = case.build(Place(tmp_path, assets))
     before = snapshot(tmp_path)
     null_was_a_device = stat.S_ISCHR(os.stat("/dev/null").st_mode)
-    result = run_cli(args, tmp_path, timeout=case.timeout)
+    result = run_cli(args, tmp_path, timeout=case.timeout, file_limit=case.file_limit)
     after = snapshot(tmp_path)
     check_refusal(case, result, before, after)
     if null_was_a_device:
@@ -676,6 +686,16 @@ def test_odd_but_valid_photos_are_read(name, assets, tmp_path):
     check_success(result)
     out = json.loads(result.stdout)
     assert math.isclose(sum(out["probabilities"]), 1.0, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("photo, output", [("caf\udce9.png", "out.xlsx"), ("a\x1b[31m\tb.png", "out.xlsx"),
+                                           ("photo.png", "caf\udce9.xlsx"), ("=1+1.png", "-out.xlsx")])
+def test_odd_file_names_work_and_are_shown_escaped(assets, tmp_path, photo, output):
+    place = Place(tmp_path, assets)
+    place.photo(photo)
+    result = run_cli(["explain", photo, "--model", place.model(), "-o", output, "--forward-only"], tmp_path)
+    check_success(result)
+    assert (tmp_path / output).read_bytes().startswith(b"PK")
 
 
 def test_explain_replaces_an_earlier_workbook_of_the_same_name(assets, tmp_path):
