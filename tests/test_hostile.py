@@ -457,6 +457,8 @@ MODELS = [
     Case("model-weights-overflow-explain", lambda p: [
         "explain", p.photo(), "--model", p.broken_model(OVERFLOW),
         "-o", p.old("out.xlsx")], ("bad.npz",)),
+    Case("model-weights-overflow-json", lambda p: [*p.with_model(p.broken_model(OVERFLOW)), "--json"],
+         ("bad.npz",)),
     Case("model-declares-20000-pixel-input", bad(setting("input", "size", 20_000)), ("bad.npz",)),
     Case("model-input-size-1e400", bad(lambda c, a: json.dumps(c).replace('"size": 12', '"size": 1e400')),
          ("bad.npz",)),
@@ -696,6 +698,23 @@ def test_odd_file_names_work_and_are_shown_escaped(assets, tmp_path, photo, outp
     result = run_cli(["explain", photo, "--model", place.model(), "-o", output, "--forward-only"], tmp_path)
     check_success(result)
     assert (tmp_path / output).read_bytes().startswith(b"PK")
+
+
+TEACHER_FILES = {  # as editors on Windows save them
+    "crlf": b'[labels]\r\nbias = "B"\r\n[overview]\r\ntitle = """one\r\ntwo {photo}"""\r\n',
+    "byte-order-mark": b'\xef\xbb\xbf[labels]\nbias = "B"\n',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TEACHER_FILES))
+def test_a_teachers_file_from_a_windows_editor_works(assets, tmp_path, kind):
+    place = Place(tmp_path, assets)
+    place.templates(TEACHER_FILES[kind])
+    check_success(run_cli(["explain", place.photo(), "--model", place.model(), "-o", "out.xlsx",
+                           "--templates", "tpl", "--forward-only"], tmp_path))
+    texts = {cell.value for sheet in openpyxl.load_workbook(tmp_path / "out.xlsx").worksheets
+             for row in sheet.iter_rows() for cell in row}
+    assert "B" in texts
 
 
 def test_explain_replaces_an_earlier_workbook_of_the_same_name(assets, tmp_path):
