@@ -31,10 +31,11 @@ from PIL import Image
 MEMORY_LIMIT = 3 * 1024**3
 
 # Text that means a Python warning or a crash reached the user.
-# An allocation that failed means a size was not checked before it: the limit saved the machine.
+# An allocation that failed (a MemoryError, or the command line's own safety net for one) means
+# a size was not checked before it was allocated: the address-space limit saved the machine.
 NOISE = ("Traceback", "Warning:", "RuntimeWarning", "DecompressionBombWarning", "ComplexWarning",
          "UserWarning", "DeprecationWarning", "warnings.warn", "allow_pickle", "MemoryError",
-         "Unable to allocate", "Cannot allocate memory")
+         "Unable to allocate", "Cannot allocate memory", "out of memory", "Out of memory")
 
 
 # ---- running the command line -------------------------------------------------------------------
