@@ -18,6 +18,8 @@ import stat
 import tempfile
 import time
 import tomllib
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -217,6 +219,16 @@ def many_members(p: Place) -> list[str]:
     members = {f"junk{i}.npy": b"" for i in range(5000)}
     write_zip(p.root / "many.npz", members)
     return p.with_model("many.npz")
+
+
+def duplicate_config(p: Place) -> list[str]:
+    """Two members called config.npy: which one a reader takes is up to the reader."""
+    p.broken_model(name="twice.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+        with zipfile.ZipFile(p.root / "twice.npz", "a") as archive:
+            archive.writestr("config.npy", npy_bytes(np.array(json.dumps({"format": "other"}))))
+    return p.with_model("twice.npz")
 
 
 def unknown_compression(p: Place) -> list[str]:
@@ -429,6 +441,9 @@ MODELS = [
     Case("model-zip-with-a-text-member", foreign_member("readme.txt"), ("extra.npz",)),
     Case("model-zip-member-escaping-the-folder", foreign_member("../evil.npy"), ("extra.npz",)),
     Case("model-zip-5000-members", many_members, ("many.npz",)),
+    Case("model-zip-config-twice", duplicate_config, ("twice.npz",)),
+    Case("model-zip-member-named-with-escapes", foreign_member("\x1b[2J\x1b]0;hi\x07.npy"), ("extra.npz",)),
+    Case("model-config-20-mb", bad(setting("notes", "n" * 5_000_000)), ("bad.npz",)),
     Case("model-zip-unknown-compression", unknown_compression, ("odd.npz",)),
     Case("model-config-not-json", bad(raw_config("{not json")), ("bad.npz",)),
     Case("model-config-a-list", bad(raw_config("[1, 2]")), ("bad.npz",)),
@@ -888,7 +903,7 @@ DEFAULT_BLOCKS = [["--blocks", "2"], ["--blocks", "3"], ["--blocks", "2", "--for
                   ["--blocks", "3", "--forward-only"]]
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(untrained_options())
 @example(DEFAULT_BLOCKS[0])
 @example(DEFAULT_BLOCKS[1])
