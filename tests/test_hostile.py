@@ -789,10 +789,8 @@ def test_a_class_named_like_a_formula_is_text_in_the_workbook(tmp_path, assets):
     for sheet in workbook.worksheets:
         for row in sheet.iter_rows():
             for cell in row:
-                if isinstance(cell.value, str) and cell.value in seen:
+                if isinstance(cell.value, str) and cell.value in seen:  # a formula would show here too
                     seen[cell.value].append(cell.data_type)
-                if cell.data_type == "f":
-                    assert "1+1" not in cell.value and "SUM(1)" not in cell.value, cell.coordinate
     for name, kinds in seen.items():
         assert kinds and set(kinds) == {"s"}, (name, kinds)
 
