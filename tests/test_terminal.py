@@ -104,8 +104,12 @@ def test_predict_in_a_terminal(tmp_path):
 LONG_SAVE = ["explain", "--untrained", "--size", "64", "--filters", "8", "--forward-only", "-o", "big.xlsx"]
 
 
-@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP", "SIGINT"])
-def test_a_signal_during_a_save_leaves_no_file_behind(tmp_path, signal_name):
+@pytest.mark.parametrize("signal_name, delay", [("SIGTERM", 0.3), ("SIGHUP", 0.3), ("SIGINT", 0.3),
+                                                ("SIGTERM", 0.0)],
+                         ids=["SIGTERM", "SIGHUP", "SIGINT", "SIGTERM-as-the-temporary-file-appears"])
+def test_a_signal_during_a_save_leaves_no_file_behind(tmp_path, signal_name, delay):
+    """The signal comes 0.3 s into the save, or the moment its temporary file exists (a signal
+    between creating that file and guarding it would leave it behind)."""
     process = subprocess.Popen([sys.executable, "-m", "cnnsheet", *LONG_SAVE], cwd=tmp_path,
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=child_env(single_thread=False), text=True)
@@ -116,6 +120,7 @@ def test_a_signal_during_a_save_leaves_no_file_behind(tmp_path, signal_name):
             assert time.monotonic() < deadline, "no save began within 180 s"
             time.sleep(0.005)
         started = sorted(p.name for p in tmp_path.iterdir())
+        time.sleep(delay)
         process.send_signal(getattr(signal, signal_name))
         stdout, stderr = process.communicate(timeout=60)
     finally:
