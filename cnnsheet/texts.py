@@ -26,7 +26,7 @@ def _read(path: Path) -> dict:
         raise CnnsheetError(f"{path}: larger than {budget.MAX_TEMPLATE_BYTES:,} bytes; a template "
                             f"file holds a page of text")
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        return tomllib.loads(data.decode("utf-8-sig"))  # a byte-order mark from Notepad is fine
     except UnicodeDecodeError as error:
         raise CnnsheetError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
