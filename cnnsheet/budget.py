@@ -59,6 +59,9 @@ MAX_MODEL_BYTES = 8 * MAX_PARAMETERS + MAX_CONFIG_BYTES + MiB
 MAX_PHOTO_PIXELS = 64_000_000
 # A teacher's template file is a page of text; a megabyte is a book.
 MAX_TEMPLATE_BYTES = 1 * MiB
+# Each line of a template text is one cell. Excel holds 32,767 characters a cell; the numbers and
+# names filled into the placeholders need a little of that.
+MAX_TEMPLATE_LINE = 30_000
 
 # ---- training -------------------------------------------------------------------------------
 # The training pictures stay in memory as uint8: 512 MB is 12,000 pictures of 119 x 119, or
@@ -81,6 +84,8 @@ TERM_CHARACTERS = 64
 
 SHAPE_ADVICE = ("use a smaller input size (--size), fewer filters (--filters) or hidden units "
                 "(--hidden), or more pooling (--pool) or stride (--stride)")
+MAPS_ADVICE = ("use a smaller input size (--size), fewer filters (--filters), or more pooling (--pool) "
+               "or stride (--stride)")  # for what the feature maps alone decide
 
 
 def check_number(value: int, largest: int, where: str) -> int:
@@ -232,7 +237,7 @@ def check_workbook(model, with_backward: bool) -> None:
     column = max((math.prod(shape) for shape in model.shapes if len(shape) == 1), default=0)
     if column + SHEET_OVERHEAD > MAX_ROWS:
         raise CnnsheetError(f"the flattened vector has {column:,} values, one row each; Excel allows "
-                            f"{MAX_ROWS:,} rows: {SHAPE_ADVICE}")
+                            f"{MAX_ROWS:,} rows: {MAPS_ADVICE}")
     longest = longest_formula(model, with_backward)
     if longest > MAX_FORMULA:
         raise CnnsheetError(f"a formula would be up to {longest:,} characters long; Excel allows "

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import stat
+import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 from cnnsheet.errors import CnnsheetError
@@ -29,6 +32,9 @@ def check_output(path, kind: str, inputs=(), option: str = "-o") -> Path:
     if path.suffix.lower() != extension:
         raise CnnsheetError(f"{where}: a {kind} file must end in {extension} "
                             f"(for example {path.stem or 'output'}{extension})")
+    if len(os.fsencode(path.name)) > name_max(path.parent):
+        raise CnnsheetError(f"{where}: the file name is longer than the file system allows "
+                            f"({name_max(path.parent)} bytes)")
     try:
         status = os.stat(path)
     except FileNotFoundError:
@@ -50,9 +56,6 @@ def check_output(path, kind: str, inputs=(), option: str = "-o") -> Path:
         raise CnnsheetError(f"{where}: the folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise CnnsheetError(f"{where}: the folder {parent} is not writable")
-    if len(os.fsencode(path.name)) > name_max(parent):
-        raise CnnsheetError(f"{where}: the file name is longer than the file system allows "
-                            f"({name_max(parent)} bytes)")
     return path
 
 
@@ -76,6 +79,21 @@ def temporary_prefix(path: Path) -> str:
     room = name_max(path.parent) - RANDOM_PART - len(TEMPORARY_SUFFIX) - 2
     name = os.fsencode(path.name)[:max(room, 1)]
     return "." + os.fsdecode(name) + "."  # a cut character stays as its bytes (surrogateescape)
+
+
+def _drop_writers(error: BaseException) -> None:
+    """Free what a failed writer left open (openpyxl leaves its ZipFile to the garbage collector,
+    which would try to finish the file on the full disk again and print a traceback)."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda _unraisable: None
+    try:
+        while error is not None:  # the error and those it happened while handling
+            traceback.clear_frames(error.__traceback__)
+            error.__traceback__ = None
+            error = error.__context__
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
 
 
 def write_atomically(path, write) -> None:
@@ -103,6 +121,7 @@ def write_atomically(path, write) -> None:
         Path(tmp).unlink(missing_ok=True)
         if error.errno is None:
             raise
+        _drop_writers(error)
         raise CnnsheetError(f"{path}: cannot be written ({error.strerror})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
