@@ -260,9 +260,15 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     image = load_image(photo)  # the whole photo, for the overview
     pixels = np.asarray(square_and_resize(image, network.input_size), dtype=np.uint8)
     walkthrough = build_walkthrough(network, pixels, texts, true_index, image, photo.name,
-                                    with_backward=not forward_only)
+                                    with_backward=not forward_only, untrained=untrained,
+                                    bundled=model is None and not untrained)
     walkthrough.save(output)
     probabilities = network.predict(pixels).probabilities[0]
     best = int(probabilities.argmax())
     click.echo(f"wrote {output}: {photo.name} -> {network.classes[best]} ({probabilities[best]:.1%}); "
                f"{len(walkthrough.sheetnames)} sheets, {walkthrough.formula_count:,} formulas")
+    if untrained:
+        click.echo("note: the weights are random (--untrained), so the prediction means nothing yet")
+    elif model is None:
+        click.echo(f"note: the bundled model knows only {', '.join(network.classes)} and calls any "
+                   f"photo one of them; train your own with `cnnsheet train DATA_DIR`")
