@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cnnsheet import __version__, shapes
+from cnnsheet import __version__, handout, shapes
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.images import load_image, load_photo, square_and_resize
 from cnnsheet.model import Model, load_model
@@ -238,9 +238,13 @@ def epoch_line(event: EpochEnd) -> str:
 @architecture_options
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seed of the random weights (with --untrained).")
+@click.option("--pdf", type=click.Path(path_type=Path), default=None,
+              help="Also print a handout to this PDF: the overview and one page per step "
+                   "(needs LibreOffice).")
 @click.pass_context
 @user_errors
-def explain(ctx, photo, output, model, label, lang, templates, forward_only, untrained, seed, **options):
+def explain(ctx, photo, output, model, label, lang, templates, forward_only, untrained, seed, pdf,
+            **options):
     """Write a workbook that walks through one pass of the network on PHOTO, every number a live
     formula. Without PHOTO it uses a bundled drawing; without --model, the bundled shapes model."""
     shaped = [f"--{key}" for key in options
@@ -256,6 +260,9 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     true_index = class_index(network, label)
     texts = Texts(lang, templates)
     writable_output(output)
+    soffice = handout.find_soffice() if pdf else None  # before any work
+    if pdf:
+        writable_output(pdf)
     photo = photo or default_photo_path()
     image = load_image(photo)  # the whole photo, for the overview
     pixels = np.asarray(square_and_resize(image, network.input_size), dtype=np.uint8)
@@ -263,10 +270,14 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
                                     with_backward=not forward_only, untrained=untrained,
                                     bundled=model is None and not untrained)
     walkthrough.save(output)
+    if pdf:
+        handout.save_pdf(walkthrough.plan, pdf, soffice)
     probabilities = network.predict(pixels).probabilities[0]
     best = int(probabilities.argmax())
     click.echo(f"wrote {output}: {photo.name} -> {network.classes[best]} ({probabilities[best]:.1%}); "
                f"{len(walkthrough.sheetnames)} sheets, {walkthrough.formula_count:,} formulas")
+    if pdf:
+        click.echo(f"wrote {pdf}: the handout")
     if untrained:
         click.echo("note: the weights are random (--untrained), so the prediction means nothing yet")
     elif model is None:

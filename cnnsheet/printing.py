@@ -16,7 +16,7 @@ from cnnsheet import style
 from cnnsheet.layout import area
 from cnnsheet.plan import SheetPlan
 
-MARGINS = {"side": 0.4, "top": 0.75, "header": 0.3}  # inches
+MARGINS = {"side": 0.3, "top": 0.7, "header": 0.3}  # inches
 POINTS = 72
 # portrait: the narrower of A4 (8.27 in) and Letter (8.5 in) wide, the shorter of them (11 in) high
 PAGE = ((8.27 - 2 * MARGINS["side"]) * POINTS, (11.0 - 2 * MARGINS["top"]) * POINTS)
@@ -28,7 +28,7 @@ TITLE_ROWS = (1, 2)  # the title and the link back
 def column_points(width: float) -> float:
     """A column's width in points: as LibreOffice draws it from one character on (Excel's are a
     little narrower), as Excel draws it below (LibreOffice's are narrower)."""
-    return 0.75 * (7.7 * width + 5.5) if width >= 1 else 0.75 * 12 * width
+    return 0.75 * (8.2 * width + 5.5) if width >= 1 else 0.75 * 12 * width
 
 
 def page_size(landscape: bool) -> tuple[float, float]:
@@ -36,6 +36,11 @@ def page_size(landscape: bool) -> tuple[float, float]:
     if landscape:
         return (11.0 - 2 * MARGINS["side"]) * POINTS, (8.27 - 2 * MARGINS["top"]) * POINTS
     return PAGE
+
+
+def header_size(scale: int) -> int:
+    """The font size of the header and footer: they shrink with the page, to no less than 6 pt."""
+    return max(9, math.ceil(SMALLEST_PRINTED * 100 / scale))
 
 
 def smallest_font(sheet: SheetPlan) -> float:
@@ -112,15 +117,23 @@ def text_points(text: str, size: float) -> float:
     return sum(size if ord(ch) >= 0x2E80 else size * 0.53 for ch in text)
 
 
-def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool = False) -> None:
-    """Choose the scale, wrap the prose, and place the page breaks of one sheet."""
+def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None = None) -> None:
+    """Choose the orientation (unless given) and the scale, wrap the prose, and place the page
+    breaks of one sheet."""
     bottom, right = last_cell(sheet)
     widths = widths_in_points(sheet, right)
+    # the widest block (with column A; the first with all columns left of it), or without blocks
+    # the whole sheet, fits the width if it can
+    spans = [sum(widths[left:r + 1]) + widths[1] for _, left, _, r in sheet.keep[1:]]
+    if sheet.keep:
+        spans.append(sum(widths[1:sheet.keep[0][3] + 1]))
+    widest = max(spans, default=sum(widths))
+    lowest = lowest_scale(sheet)
+    if landscape is None:  # portrait, unless only a landscape page holds the widest block
+        fits = [page_size(False)[0], page_size(True)[0]]
+        landscape = widest * lowest / 100 > fits[0] and widest * lowest / 100 <= fits[1]
     page_width, page_height = page_size(landscape)
-    # the widest block (with column A), or without blocks the whole sheet, fits the width if it can
-    widest = max((sum(widths[left:r + 1]) + widths[1] for _, left, _, r in sheet.keep),
-                 default=sum(widths))
-    scale = int(max(lowest_scale(sheet), min(100, math.floor(100 * page_width / widest))))
+    scale = int(max(lowest, min(100, math.floor(100 * page_width / widest))))
     wrap_prose(sheet, page_width * 100 / scale, widths)
     heights = heights_in_points(sheet, bottom)
     title = sum(heights[TITLE_ROWS[0]:TITLE_ROWS[1] + 1])

@@ -47,6 +47,7 @@ def key(kind: str = "number", fmt: str = "General") -> tuple[str, str]:
 
 # Square cells, (column width in characters, row height in points), sized by rendering a sheet
 # in LibreOffice and measuring: a column of width w is about 7.7w + 5.5 pixels there.
+MARGIN_WIDTH = 2.0  # column A of the sheets of tensors
 TENSOR_CELL = (4.75, 33.0)  # about 44 x 44 pixels
 PIXEL_CELL = (3.35, 23.25)  # about 31 x 31 pixels
 # the narrow columns of the Overview and the rows of its heat maps: 7 x 7 pixels in Excel
@@ -62,11 +63,17 @@ def zoom_to_fit(columns: int, width: float, screen_pixels: int = 1400) -> int:
     return int(max(25, min(100, 100 * screen_pixels / max(1.0, pixels_wide(columns, width)))))
 
 
+TENSOR_CHARACTERS = 6  # what a tensor cell shows at 9 pt in Excel, sign included
+
+
 def number_format(values) -> str:
-    """About three significant digits for the largest magnitude of a tensor, in at most 8
-    characters (a tensor cell holds no more at 8 pt): 1234 -> "#,##0", 0.0123 -> "0.0000";
-    below 0.001 the digits move into an exponent, 0.00022 -> "0.0E+00"."""
-    largest = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    """About three significant digits for the largest magnitude of a tensor, in at most six
+    characters: 1234 -> "#,##0", 0.0191 -> "0.0000" (0.019 when some values are negative);
+    where that would show fewer than two digits, an exponent: 0.0005 -> "0E+0"."""
+    values = np.asarray(values, dtype=float)
+    largest = float(np.max(np.abs(values))) if values.size else 0.0
+    if largest >= 10_000:
+        return "0"
     if largest >= 1000:
         return "#,##0"
     if largest >= 100:
@@ -75,9 +82,11 @@ def number_format(values) -> str:
         return "0.0"
     if largest >= 1 or largest == 0:
         return "0.00"
-    if largest < 0.001:
-        return "0.0E+00"
-    decimals = 2 - math.floor(math.log10(largest))  # 0.5 -> 3, 0.05 -> 4, 0.005 -> 5
+    sign = 1 if values.min() < 0 else 0
+    wanted = 2 - math.floor(math.log10(largest))  # 0.5 -> 3, 0.05 -> 4, 0.005 -> 5
+    decimals = min(wanted, TENSOR_CHARACTERS - 2 - sign)
+    if largest * 10 ** decimals < 10:
+        return "0E+0"
     return "0." + "0" * decimals
 
 

@@ -100,5 +100,5 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     footer = texts("labels", "footer", page="{page}", pages="{pages}")  # filled by the spreadsheet
     for sheet in book.plan.sheets:
         printing.lay_out(sheet, header=sheet.cells[1, 1][1], footer=footer,
-                         landscape=sheet.title == "Overview")
+                         landscape=True if sheet.title == "Overview" else None)
     return Walkthrough(book.plan)

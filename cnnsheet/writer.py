@@ -35,7 +35,7 @@ from cnnsheet import style
 from cnnsheet.files import write_atomically
 from cnnsheet.layout import COLUMNS, MAX_COLUMNS, MAX_ROWS, absolute, area
 from cnnsheet.plan import PrintSetup, Scale, SheetPlan, WorkbookPlan
-from cnnsheet.printing import MARGINS
+from cnnsheet.printing import MARGINS, header_size
 
 SAMPLE_COLUMN = MAX_COLUMNS  # the style samples sit in the last column of the first sheet
 _SAMPLE = re.compile(rb'<c [^>]*?r="XFD(\d+)"[^>]*?>|<c [^>]*?r="XFD(\d+)"[^>]*?/>')
@@ -152,15 +152,16 @@ def _print_setup(ws, setup: PrintSetup) -> None:
         ws.row_breaks.append(Break(id=row - 1))
     for col in setup.col_breaks:
         ws.col_breaks.append(Break(id=col - 1))
+    size = header_size(setup.scale)
     if setup.header:
         ws.oddHeader.left.text = setup.header.replace("&", "&&")
-        ws.oddHeader.left.size = 9
+        ws.oddHeader.left.size = size
     ws.oddHeader.right.text = "&A"
-    ws.oddHeader.right.size = 9
+    ws.oddHeader.right.size = size
     if setup.footer:
         ws.oddFooter.center.text = (setup.footer.replace("&", "&&")
                                     .format(page="&P", pages="&N"))
-        ws.oddFooter.center.size = 9
+        ws.oddFooter.center.size = size
 
 
 def _colour_rule(areas: list[str], scale: Scale) -> ColorScaleRule:

@@ -117,23 +117,25 @@ def test_the_texts_read_as_prose_and_the_backward_pass_points_the_right_way():
     assert "too large" in "".join(texts_of(plan["Step"]))
 
 
-@pytest.mark.parametrize("largest, fmt, shown", [
-    (9248, "#,##0", "9,248"), (255, "0", "255"), (12.3, "0.0", "12.3"), (3.14159, "0.00", "3.14"),
-    (0.5, "0.000", "0.500"), (0.0123, "0.0000", "0.0123"), (0.00456, "0.00000", "0.00456"),
-    (2.2e-5, "0.0E+00", "2.2E-05"), (0, "0.00", "0.00"),
+@pytest.mark.parametrize("values, fmt, shown", [
+    ([9248, -3], "#,##0", "9,248"), ([255, 0], "0", "255"), ([12.3, -1], "0.0", "12.3"),
+    ([3.14159, -1], "0.00", "3.14"), ([0.5, -0.1], "0.000", "0.500"), ([0.0191, 0], "0.0000", "0.0191"),
+    ([0.0191, -0.01], "0.000", "0.019"), ([0.00456, 0], "0.0000", "0.0046"),
+    ([0.00456, -0.001], "0E+0", "5E-3"), ([2.2e-5, 0], "0E+0", "2E-5"), ([0, 0], "0.00", "0.00"),
 ])
-def test_number_formats_fit_the_magnitude(largest, fmt, shown):
-    assert style.number_format(np.array([largest, -largest / 3])) == fmt
-    assert excel_like(largest, fmt) == shown
+def test_number_formats_fit_the_magnitude_in_six_characters(values, fmt, shown):
+    assert style.number_format(np.array(values)) == fmt
+    assert excel_like(max(values, key=abs), fmt) == shown
+    assert len(("-" if min(values) < 0 else "") + shown) <= style.TENSOR_CHARACTERS
 
 
 def excel_like(value: float, fmt: str) -> str:
     """How a spreadsheet shows a positive value in these few formats."""
     if fmt == "#,##0":
         return f"{value:,.0f}"
-    if "E" in fmt:
-        mantissa, exponent = f"{value:.{len(fmt.split('E')[0]) - 2}E}".split("E")
-        return f"{mantissa}E{exponent[0]}{int(exponent[1:]):02d}"
+    if fmt == "0E+0":
+        mantissa, exponent = f"{value:.0E}".split("E")
+        return f"{mantissa}E{int(exponent)}"
     decimals = len(fmt.split(".")[1]) if "." in fmt else 0
     return f"{value:.{decimals}f}"
 

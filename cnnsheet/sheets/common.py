@@ -160,8 +160,11 @@ class Book:
 
     @staticmethod
     def square_cells(ws: SheetPlan, top: int, bottom: int, right: int, size=style.TENSOR_CELL):
+        """Square cells from column B on; column A, which only holds text, stays a narrow margin
+        (a printed page then holds a whole 24-wide block)."""
         width, height = size
-        for col in range(1, right + 2):
+        ws.widths[1] = style.MARGIN_WIDTH
+        for col in range(2, right + 2):
             ws.widths[col] = width
         for row in range(top, bottom + 1):
             ws.heights[row] = height
