@@ -27,7 +27,7 @@ MARGIN = 12  # narrow columns left of the heat maps, for the name of each map's 
 GLANCE_COLUMNS = 200  # a row of heat maps wraps beyond this many columns
 THUMB_SIDE = 32  # a larger map is shown with every k-th value, k = ceil(side / 32)
 THUMB_LEAST = 24  # a smaller map shows each value as a square of cells, to be this wide at least
-SUMMARY_VALUE = (24, 38)  # merged columns of the summary's values; its links follow
+SUMMARY_VALUE = (30, 44)  # merged columns of the summary's values; its links follow
 TABLE = {"table_step": 1, "table_layer": 14, "table_shape": 38, "table_size": (58, 68),
          "table_size_rule": 70, "table_params": (122, 134), "table_note": 137}
 
