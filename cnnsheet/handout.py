@@ -22,6 +22,7 @@ from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import write_atomically
 from cnnsheet.layout import area
 from cnnsheet.plan import SheetPlan, WorkbookPlan
+from cnnsheet.sheets.overview import OVERVIEW, TABLE
 
 # sheets of the handout, by name: the forward steps, then the start of learning
 HANDOUT = re.compile(r"^(Overview|Image|Filters\d+|Conv\d+|ReLU\d+|Pool\d+|Flatten|Dense\d+|"
@@ -62,8 +63,8 @@ def one_page(sheet: SheetPlan) -> str:
     widths = printing.widths_in_points(sheet, right)
     heights = printing.heights_in_points(sheet, bottom)
     if sheet.keep:
-        if sheet.title == "Overview":  # the page of the network at a glance, not the table
-            bottom = max(unit[2] for unit in sheet.keep)
+        if sheet.title == OVERVIEW:  # the network at a glance, not the table of sheets below it
+            bottom = max(unit[2] for unit in sheet.keep if unit[3] != TABLE["table_note"])
         else:
             _, _, bottom, unit_right = sheet.keep[0]
             right = max(unit_right, merged_right(sheet))

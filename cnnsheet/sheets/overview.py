@@ -28,8 +28,8 @@ GLANCE_COLUMNS = 200  # a row of heat maps wraps beyond this many columns
 THUMB_SIDE = 32  # a larger map is shown with every k-th value, k = ceil(side / 32)
 THUMB_LEAST = 24  # a smaller map shows each value as a square of cells, to be this wide at least
 SUMMARY_VALUE = (30, 44)  # merged columns of the summary's values; its links follow
-TABLE = {"table_step": 1, "table_layer": 14, "table_shape": 38, "table_size": (58, 68),
-         "table_size_rule": 70, "table_params": (122, 134), "table_note": 137}
+TABLE = {"table_step": 1, "table_layer": 16, "table_shape": 40, "table_size": (62, 74),
+         "table_size_rule": 76, "table_params": (128, 140), "table_note": 143}
 
 
 def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_backward: bool,
@@ -172,6 +172,7 @@ def table(book: Book, ws, row: int):
     t = book.texts
     for key, col in TABLE.items():
         ws.label(row, col if isinstance(col, int) else col[0], t("overview", key))
+    ws.keep.append((row, 1, row + 3, TABLE["table_note"]))  # the heading prints with its first rows
     first = row + 1
     order = {title: index for index, title in enumerate(book.plan.sheetnames)}
     size_cols, params_cols = TABLE["table_size"], TABLE["table_params"]
