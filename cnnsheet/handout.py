@@ -3,7 +3,7 @@
 The handout is a view of the workbook plan: the Overview, and for every step one representative
 block (the first filter, the first feature map, its pooled map, the dense outputs, softmax and
 loss, the gradient step, the saliency map), each sheet's print area cut to what fits one page.
-The other sheets are hidden. LibreOffice, run headless, prints that workbook to PDF.
+The other sheets are left out. LibreOffice, run headless, prints that workbook to PDF.
 """
 
 from __future__ import annotations

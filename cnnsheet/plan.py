@@ -109,7 +109,6 @@ class SheetPlan:
     merges: list = field(default_factory=list)  # areas shown as one cell: "B3:D3"
     keep: list = field(default_factory=list)  # (top, left, bottom, right): never split in print
     printing: PrintSetup = field(default_factory=PrintSetup)
-    hidden: bool = False
     widths: dict = field(default_factory=dict)  # column -> width in characters
     heights: dict = field(default_factory=dict)  # row -> height in points
     freeze: str | None = None

@@ -23,6 +23,7 @@ PAGE = ((8.27 - 2 * MARGINS["side"]) * POINTS, (11.0 - 2 * MARGINS["top"]) * POI
 SMALLEST_PRINTED = 6.0  # points
 DEFAULT_ROW = 15.0  # points
 TITLE_ROWS = (1, 2)  # the title and the link back
+HEADER_CHARACTERS = 180  # of the header's text; the codes for size, sheet name and '&&' take the rest
 
 
 def column_points(width: float) -> float:
@@ -147,4 +148,6 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
     setup.landscape = landscape
     setup.col_breaks = breaks(widths, 1, capacity_w, col_units)
     setup.row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, row_units)
-    setup.header, setup.footer = header, footer
+    # Excel refuses a header or footer of more than 255 characters, codes included
+    setup.header = header if len(header) <= HEADER_CHARACTERS else header[:HEADER_CHARACTERS - 3] + "..."
+    setup.footer = footer[:HEADER_CHARACTERS]

@@ -86,8 +86,6 @@ def _skeleton(plan: WorkbookPlan):
             ws.freeze_panes = sheet.freeze
         ws.sheet_view.zoomScale = sheet.zoom
         _print_setup(ws, sheet.printing)
-        if sheet.hidden:
-            ws.sheet_state = "hidden"
         for areas, scale in sheet.scales:
             ws.conditional_formatting.add(" ".join(areas), _colour_rule(areas, scale))
         for drop_down in sheet.drop_downs:

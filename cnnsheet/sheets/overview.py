@@ -139,9 +139,10 @@ def glance(book: Book, ws, row: int) -> int:
         areas = []
         side = max(blocks[0].height, blocks[0].width)
         step = max(1, math.ceil(side / THUMB_SIDE))  # read every step-th value
-        zoom = max(1, THUMB_LEAST // side)  # draw each value as zoom x zoom cells
-        if isinstance(where, Vector):
-            step, zoom = 1, max(1, min(8, 4 * THUMB_LEAST // side))
+        zoom = min(4, max(1, THUMB_LEAST // side))  # draw each value as zoom x zoom cells
+        if isinstance(where, Vector):  # a strip of at most GLANCE_COLUMNS cells
+            step = max(1, math.ceil(side / GLANCE_COLUMNS))
+            zoom = max(1, min(8, 4 * THUMB_LEAST // side))
         height = math.ceil(blocks[0].height / step) * (3 if isinstance(where, Vector) else zoom)
         width = math.ceil(blocks[0].width / step) * zoom
         per_row = max(1, GLANCE_COLUMNS // (width + 1))
