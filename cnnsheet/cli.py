@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cnnsheet import __version__, budget, shapes
+from cnnsheet import __version__, budget, handout, shapes
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import check_output
 from cnnsheet.images import load_image, load_photo, square_and_resize
@@ -291,9 +291,13 @@ def epoch_line(event: EpochEnd) -> str:
 @architecture_options
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seed of the random weights (with --untrained).")
+@click.option("--pdf", type=click.Path(path_type=Path), default=None,
+              help="Also print a handout to this PDF: the overview and one page per step "
+                   "(needs LibreOffice).")
 @click.pass_context
 @user_errors
-def explain(ctx, photo, output, model, label, lang, templates, forward_only, untrained, seed, **options):
+def explain(ctx, photo, output, model, label, lang, templates, forward_only, untrained, seed, pdf,
+            **options):
     """Write a workbook that walks through one pass of the network on PHOTO, every number a live
     formula. Without PHOTO it uses a bundled drawing; without --model, the bundled shapes model."""
     shaped = [f"--{key}" for key in options
@@ -311,13 +315,27 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     budget.check_workbook(network, with_backward=not forward_only)
     true_index = class_index(network, label)
     texts = Texts(lang, templates)
+    soffice = None
+    if pdf:
+        check_output(pdf, "pdf", inputs=[photo, model, output], option="--pdf")
+        soffice = handout.find_soffice()  # before any work
     image = load_image(photo)  # the whole photo, for the overview
     pixels = np.asarray(square_and_resize(image, network.input_size), dtype=np.uint8)
     walkthrough = build_walkthrough(network, pixels, texts, true_index, image, shown(photo.name),
-                                    with_backward=not forward_only)
+                                    with_backward=not forward_only, untrained=untrained,
+                                    bundled=model is None and not untrained)
     walkthrough.save(output)
+    if pdf:
+        handout.save_pdf(walkthrough.plan, pdf, soffice)
     probabilities = network.predict(pixels).probabilities[0]
     best = int(probabilities.argmax())
     click.echo(f"wrote {shown(output)}: {shown(photo.name)} -> {shown(network.classes[best])} "
                f"({probabilities[best]:.1%}); {len(walkthrough.sheetnames)} sheets, "
                f"{walkthrough.formula_count:,} formulas")
+    if pdf:
+        click.echo(f"wrote {shown(pdf)}: the handout")
+    if untrained:
+        click.echo("note: the weights are random (--untrained), so the prediction means nothing yet")
+    elif model is None:
+        click.echo(f"note: the bundled model knows only {', '.join(network.classes)} and calls any "
+                   f"photo one of them; train your own with `cnnsheet train DATA_DIR`")

@@ -51,6 +51,17 @@ class DropDown:
 
 
 @dataclass(frozen=True)
+class WholeNumbers:
+    """Cells that accept only whole numbers from `low` to `high` (pixels), refusing others."""
+
+    refs: tuple  # areas
+    low: int
+    high: int
+    title: str
+    message: str
+
+
+@dataclass(frozen=True)
 class BarChart:
     title: str
     categories: str  # area of text cells, on the same sheet
@@ -67,6 +78,23 @@ class Picture:
 
 
 @dataclass
+class PrintSetup:
+    """How a sheet prints: its area, the rows repeated on every page, the page breaks (a new page
+    starts at each of these rows and columns), the orientation, a fixed scale in percent (never
+    fit-to-page, which would shrink numbers), and the texts of the header and the footer (the
+    footer's {page} and {pages} become the page number and the page count)."""
+
+    area: str | None = None
+    title_rows: tuple | None = None  # (first, last)
+    row_breaks: list = field(default_factory=list)
+    col_breaks: list = field(default_factory=list)
+    landscape: bool = False
+    scale: int = 100
+    header: str = ""
+    footer: str = ""
+
+
+@dataclass
 class SheetPlan:
     """One sheet: cells keyed by (row, col) -> (formula or None, value, style key)."""
 
@@ -74,9 +102,13 @@ class SheetPlan:
     cells: dict = field(default_factory=dict)
     scales: list = field(default_factory=list)  # (list of areas, Scale)
     drop_downs: list = field(default_factory=list)
+    whole_numbers: list = field(default_factory=list)  # WholeNumbers
     links: list = field(default_factory=list)  # (row, col, target sheet)
     charts: list = field(default_factory=list)
     pictures: list = field(default_factory=list)
+    merges: list = field(default_factory=list)  # areas shown as one cell: "B3:D3"
+    keep: list = field(default_factory=list)  # (top, left, bottom, right): never split in print
+    printing: PrintSetup = field(default_factory=PrintSetup)
     widths: dict = field(default_factory=dict)  # column -> width in characters
     heights: dict = field(default_factory=dict)  # row -> height in points
     freeze: str | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cnnsheet.plan import Scale
@@ -11,6 +13,7 @@ SEQUENTIAL = "E6550D"  # white -> orange for values that cannot be negative
 CHANNEL_COLOURS = {"R": "FF0000", "G": "00B000", "B": "0000FF", "grey": "FFFFFF"}
 LINK_COLOUR = "0563C1"
 INPUT_FILL = "FFF2CC"  # cells a student is invited to change
+INPUT_FRAME = "BF9000"  # the gold frame of every cell a student may change (pixels included)
 ZERO_FILL = "D9D9D9"
 
 # Fonts are named, so that no reader depends on a fallback: Calibri is Excel's own (LibreOffice
@@ -18,19 +21,23 @@ ZERO_FILL = "D9D9D9"
 # for macOS, and LibreOffice falls back to any installed Chinese font for it.
 FONTS = {"en": "Calibri", "zh": "Microsoft YaHei"}
 
-# Cell looks by kind: font size, bold, font colour, fill, centred. A style key is (kind, number
-# format); the writer registers each key once.
+# Cell looks by kind: font size, bold, font colour, fill, centred, framed. A style key is (kind,
+# number format); the writer registers each key once. Only cells a student may change are framed.
 KINDS = {
     "plain": {"size": 11},
-    "number": {"size": 8, "centre": True},
+    "prose": {"size": 11, "wrap": True},  # a line of explanation, wrapped within the printed page
+    "number": {"size": 9, "centre": True},  # 9 pt: at the print scale of 67% still 6 pt
     "value": {"size": 10, "centre": True},
-    "pixel": {"size": 8, "color": "808080", "centre": True},  # readable on black and on colour
-    "zero": {"size": 8, "color": "7F7F7F", "fill": ZERO_FILL, "centre": True},
+    # grey digits are readable on black and on colour
+    "pixel": {"size": 9, "color": "808080", "centre": True, "frame": INPUT_FRAME},
+    "zero": {"size": 9, "color": "7F7F7F", "fill": ZERO_FILL, "centre": True},
     "heading": {"size": 11, "bold": True},
-    "input": {"size": 11, "bold": True, "fill": INPUT_FILL},
+    "input": {"size": 11, "bold": True, "fill": INPUT_FILL, "frame": INPUT_FRAME},
+    "mirror": {"size": 11, "bold": True, "color": "404040"},  # shows an input, not to be typed in
     "big": {"size": 14, "bold": True},
     "title": {"size": 14, "bold": True},
     "link": {"size": 11, "color": LINK_COLOUR, "underline": True},
+    "thumb": {"size": 6},  # a cell of a small heat map on the Overview, its digits hidden
 }
 
 
@@ -40,8 +47,11 @@ def key(kind: str = "number", fmt: str = "General") -> tuple[str, str]:
 
 # Square cells, (column width in characters, row height in points), sized by rendering a sheet
 # in LibreOffice and measuring: a column of width w is about 7.7w + 5.5 pixels there.
+MARGIN_WIDTH = 2.0  # column A of the sheets of tensors
 TENSOR_CELL = (4.75, 33.0)  # about 44 x 44 pixels
 PIXEL_CELL = (3.35, 23.25)  # about 31 x 31 pixels
+# the narrow columns of the Overview and the rows of its heat maps: 7 x 7 pixels in Excel
+THUMB_CELL = (0.6, 5.25)
 
 
 def pixels_wide(columns: int, width: float) -> float:
@@ -53,16 +63,39 @@ def zoom_to_fit(columns: int, width: float, screen_pixels: int = 1400) -> int:
     return int(max(25, min(100, 100 * screen_pixels / max(1.0, pixels_wide(columns, width)))))
 
 
-def number_format(values: np.ndarray) -> str:
-    """About three significant digits for the largest magnitude of a tensor."""
-    largest = float(np.max(np.abs(values))) if np.size(values) else 0.0
+TENSOR_CHARACTERS = 6  # what a tensor cell shows at 9 pt in Excel, sign included
+
+
+def number_format(values) -> str:
+    """About three significant digits for the largest magnitude of a tensor, in at most six
+    characters: 1234 -> "#,##0", 0.0191 -> "0.0000" (0.019 when some values are negative);
+    where that would show fewer than two digits, an exponent: 0.0005 -> "0E+0"."""
+    values = np.asarray(values, dtype=float)
+    largest = float(np.max(np.abs(values))) if values.size else 0.0
+    if largest >= 10_000:
+        return "0"
+    if largest >= 1000:
+        return "#,##0"
     if largest >= 100:
         return "0"
     if largest >= 10:
         return "0.0"
-    if largest >= 1:
+    if largest >= 1 or largest == 0:
         return "0.00"
-    return "0.000"
+    sign = 1 if values.min() < 0 else 0
+    wanted = 2 - math.floor(math.log10(largest))  # 0.5 -> 3, 0.05 -> 4, 0.005 -> 5
+    decimals = min(wanted, TENSOR_CHARACTERS - 2 - sign)
+    if largest * 10 ** decimals < 10:
+        return "0E+0"
+    return "0." + "0" * decimals
+
+
+def loss_format(value: float) -> str:
+    """A loss (or its change): four decimals, or an exponent when that would show only zeros."""
+    return "0.0000" if abs(value) >= 0.001 or value == 0 else "0.00E+00"
+
+
+COUNT = "#,##0"  # parameter counts: 9,248
 
 
 def scale_for(values: np.ndarray) -> Scale:

@@ -100,3 +100,21 @@ class Texts:
 
     def lines(self, section: str, key: str, **values) -> list[str]:
         return [line for line in self(section, key, **values).splitlines() if line.strip()]
+
+    def count(self, key: str, n: int) -> str:
+        """A counted noun from [labels]: "one pixel|{n} pixels" (or "no row|one row|{n} rows")
+        gives the form for n; a text without "|" (Chinese) serves every n."""
+        forms = self("labels", key, n=f"{n:,}").split("|")
+        if len(forms) == 3:
+            return forms[0] if n == 0 else forms[1] if n == 1 else forms[2]
+        if len(forms) == 2:
+            return forms[0] if n == 1 else forms[1]
+        return forms[0]
+
+    def class_names(self, names: list[str]) -> list[str]:
+        """Class names as the workbook shows them: [classes] may translate a name for display
+        (the model file and the command line keep the original). Falls back to the originals
+        when a translation would make two names equal."""
+        table = self.table.get("classes", {})
+        shown = [table.get(name, name).strip() or name for name in names]
+        return shown if len(set(shown)) == len(shown) else list(names)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from cnnsheet import budget, writer
+from cnnsheet import budget, printing, writer
 from cnnsheet.model import Model
 from cnnsheet.plan import WorkbookPlan
 from cnnsheet.sheets import image, output, overview, passes
@@ -53,20 +53,28 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
                       target_index: int | None = None, photo: Image.Image | None = None,
                       photo_name: str = "", with_backward: bool = False,
                       learning_rate: float = DEFAULT_LEARNING_RATE,
-                      saliency_index: int | None = None) -> Walkthrough:
+                      saliency_index: int | None = None, untrained: bool = False,
+                      bundled: bool = False) -> Walkthrough:
     """The workbook for one photo's uint8 pixels (H, W, 3) and what every formula must give.
 
     The target class (Loss sheet) and the class of the saliency map default to the predicted
-    one; `with_backward` adds the gradients, the gradient-descent step and the saliency map."""
+    one; `with_backward` adds the gradients, the gradient-descent step and the saliency map.
+    `untrained` (random weights) and `bundled` (the bundled shapes model) change what the texts
+    say about the weights and the classes."""
     texts = texts or Texts("en")
     budget.check_workbook(model, with_backward)
     predicted = int(model.predict(pixels).probabilities[0].argmax())
     book = Book(model, pixels, texts, predicted if target_index is None else target_index,
-                learning_rate, predicted if saliency_index is None else saliency_index)
+                learning_rate, predicted if saliency_index is None else saliency_index,
+                untrained=untrained)
     image.input_sheet(book, image.image_sheet(book))
     probabilities = output.softmax_sheet(book, book.first, passes.forward(book, book.first))
     output.loss_sheet(book, probabilities)
     if with_backward:
         passes.backward(book, probabilities)
-    overview.overview_sheet(book, photo, photo_name, with_backward)
+    overview.overview_sheet(book, photo, photo_name, with_backward, bundled and not untrained)
+    footer = texts("labels", "footer", page="{page}", pages="{pages}")  # filled by the spreadsheet
+    for sheet in book.plan.sheets:
+        printing.lay_out(sheet, header=sheet.cells[1, 1][1], footer=footer,
+                         landscape=True if sheet.title == "Overview" else None)
     return Walkthrough(book.plan)

@@ -24,15 +24,18 @@ from openpyxl.chart import BarChart, Reference, Series
 from openpyxl.chart.data_source import AxDataSource, NumData, NumVal, StrData, StrRef, StrVal
 from openpyxl.drawing.image import Image as SheetImage
 from openpyxl.formatting.rule import ColorScaleRule
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.hyperlink import Hyperlink
+from openpyxl.worksheet.page import PageMargins
+from openpyxl.worksheet.pagebreak import Break
 
 from cnnsheet import style
 from cnnsheet.files import write_atomically
 from cnnsheet.layout import COLUMNS, MAX_COLUMNS, MAX_ROWS, absolute, area
-from cnnsheet.plan import Scale, SheetPlan, WorkbookPlan
+from cnnsheet.plan import PrintSetup, Scale, SheetPlan, WorkbookPlan
+from cnnsheet.printing import MARGINS, header_size
 
 SAMPLE_COLUMN = MAX_COLUMNS  # the style samples sit in the last column of the first sheet
 _SAMPLE = re.compile(rb'<c [^>]*?r="XFD(\d+)"[^>]*?>|<c [^>]*?r="XFD(\d+)"[^>]*?/>')
@@ -84,9 +87,7 @@ def _skeleton(plan: WorkbookPlan):
         if sheet.freeze:
             ws.freeze_panes = sheet.freeze
         ws.sheet_view.zoomScale = sheet.zoom
-        ws.page_setup.orientation = "landscape"
-        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
-        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        _print_setup(ws, sheet.printing)
         for areas, scale in sheet.scales:
             ws.conditional_formatting.add(" ".join(areas), _colour_rule(areas, scale))
         for drop_down in sheet.drop_downs:
@@ -95,11 +96,21 @@ def _skeleton(plan: WorkbookPlan):
                                         errorTitle=drop_down.title, error=drop_down.message)
             validation.add(drop_down.ref)
             ws.add_data_validation(validation)
+        for rule in sheet.whole_numbers:
+            validation = DataValidation(type="whole", operator="between", formula1=str(rule.low),
+                                        formula2=str(rule.high), allow_blank=False,
+                                        showErrorMessage=True, errorStyle="stop",
+                                        errorTitle=rule.title, error=rule.message)
+            for ref in rule.refs:
+                validation.add(ref)
+            ws.add_data_validation(validation)
         for row, col, target in sheet.links:
             ref = area(row, col, row, col)
             ws.cell(row, col).hyperlink = Hyperlink(ref=ref, location=f"'{target}'!A1")
         for chart in sheet.charts:
             ws.add_chart(_bar_chart(ws, chart), chart.anchor)
+        for merged in sheet.merges:
+            ws.merge_cells(merged)
         for picture in sheet.pictures:
             ws.add_image(SheetImage(io.BytesIO(picture.png)), picture.anchor)
     for name, target in plan.names.items():
@@ -115,10 +126,42 @@ def _skeleton(plan: WorkbookPlan):
                          color=look.get("color"), underline="single" if look.get("underline") else None)
         if "fill" in look:
             cell.fill = PatternFill("solid", fgColor=look["fill"])
+        if "frame" in look:
+            side = Side(style="thin", color=look["frame"])
+            cell.border = Border(left=side, right=side, top=side, bottom=side)
         if look.get("centre"):
             cell.alignment = Alignment(horizontal="center", vertical="center")
+        elif look.get("wrap"):
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
         cell.number_format = fmt
     return book, keys
+
+
+def _print_setup(ws, setup: PrintSetup) -> None:
+    """Print settings: the plan's area, breaks, title rows, scale, header and footer."""
+    ws.page_setup.orientation = "landscape" if setup.landscape else "portrait"
+    ws.page_setup.scale = setup.scale
+    ws.sheet_properties.pageSetUpPr.fitToPage = False
+    ws.page_margins = PageMargins(left=MARGINS["side"], right=MARGINS["side"], top=MARGINS["top"],
+                                  bottom=MARGINS["top"], header=MARGINS["header"], footer=MARGINS["header"])
+    if setup.area:
+        ws.print_area = setup.area
+    if setup.title_rows:
+        ws.print_title_rows = f"{setup.title_rows[0]}:{setup.title_rows[1]}"
+    for row in setup.row_breaks:  # Break(id=n): the page ends after row n
+        ws.row_breaks.append(Break(id=row - 1))
+    for col in setup.col_breaks:
+        ws.col_breaks.append(Break(id=col - 1))
+    size = header_size(setup.scale)
+    if setup.header:
+        ws.oddHeader.left.text = setup.header.replace("&", "&&")
+        ws.oddHeader.left.size = size
+    ws.oddHeader.right.text = "&A"
+    ws.oddHeader.right.size = size
+    if setup.footer:
+        ws.oddFooter.center.text = (setup.footer.replace("&", "&&")
+                                    .format(page="&P", pages="&N"))
+        ws.oddFooter.center.size = size
 
 
 def _colour_rule(areas: list[str], scale: Scale) -> ColorScaleRule:

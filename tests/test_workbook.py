@@ -29,7 +29,7 @@ def test_the_default_walkthrough_from_the_cli_matches_the_engine(tmp_path, calc_
     result = CliRunner().invoke(main, ["explain", "-o", str(out)])
     assert result.exit_code == 0, result.output
     model, pixels = default_case()
-    expected = build_walkthrough(model, pixels, with_backward=True).expected
+    expected = build_walkthrough(model, pixels, with_backward=True, bundled=True).expected
     [recalculated] = convert([out], tmp_path / "calc", calc_profile)
     assert compare(out, recalculated, expected) > 70_000
     assert cached_values_match(out, recalculated) > 70_000
@@ -161,7 +161,7 @@ def test_chinese_and_a_teachers_own_texts(tmp_path):
     own.mkdir()
     (own / "en.toml").write_text('[conv]\ntitle = "Sliding {filters} magnifying glasses"\n')
     plan = build_walkthrough(model, pixels, Texts("en", own)).plan
-    assert plan["Conv1"].cells[1, 1][1] == "Sliding 8 magnifying glasses"
+    assert plan["Conv1"].cells[1, 1][1] == "Step 4 - Sliding 8 magnifying glasses"  # numbered
     assert plan["Pool1"].cells[1, 1][1].startswith("Step 6")  # everything else is built in
     (own / "en.toml").write_text('[conv]\ntitle = "Sliding {glasses}"\n')
     with pytest.raises(Exception, match="unknown placeholder 'glasses'"):

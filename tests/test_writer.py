@@ -20,6 +20,7 @@ from strategies import models
 
 from cnnsheet import budget
 from cnnsheet.layout import valid_name
+from cnnsheet.sheets.overview import SUMMARY_VALUE
 from cnnsheet.texts import Texts
 from cnnsheet.workbook import build_walkthrough
 
@@ -51,16 +52,18 @@ def sheet_part(path, title: str) -> str:
 def test_every_formula_carries_the_engines_value(default_file):
     """A viewer that does not recalculate (Protected View, previews, pandas) reads the numbers."""
     walkthrough, path = default_file
-    assert compare(path, path, walkthrough.expected, rtol=0) == 73_413
+    assert compare(path, path, walkthrough.expected, rtol=0) == 90_021
     values = openpyxl.load_workbook(path, data_only=True)
-    assert values["Overview"]["B9"].value == "triangle"  # a text result is cached as text
+    overview = values["Overview"]
+    row = next(row for row in range(1, 30) if overview.cell(row, 1).value == "prediction")
+    assert overview.cell(row, SUMMARY_VALUE[0]).value == "triangle"  # a text result is cached as text
     assert 'fullCalcOnLoad="1"' in part(path, "xl/workbook.xml")  # Excel still recalculates
 
 
 def test_gnumeric_agrees_with_the_engine_on_the_default_walkthrough(default_file, tmp_path):
     walkthrough, path = default_file
     recalculated = recalculate(path, tmp_path / "gnumeric.xlsx")
-    assert compare(path, recalculated, walkthrough.expected) == 73_413
+    assert compare(path, recalculated, walkthrough.expected) == 90_021
 
 
 @settings(max_examples=1, deadline=None, suppress_health_check=list(HealthCheck))
@@ -91,6 +94,7 @@ def test_gnumeric_agrees_on_a_random_two_block_network_also_after_an_edit(tmp_pa
 WRITE = """
 import json, sys, openpyxl
 from helpers import default_case
+from cnnsheet.sheets.overview import SUMMARY_VALUE
 from cnnsheet.workbook import build_walkthrough
 model, pixels = default_case()
 build_walkthrough(model, pixels).save(sys.argv[1])
@@ -179,11 +183,12 @@ def test_text_from_templates_and_file_names_stays_text(tmp_path):
     book = openpyxl.load_workbook(path)
     formulas = [cell.value for ws in book.worksheets for row in ws.iter_rows() for cell in row
                 if cell.data_type == "f"]
-    assert len(formulas) == 12_561
+    assert len(formulas) == 29_169
     assert not any("HYPERLINK" in f or "cmd|" in f or "@SUM" in f or "1+1" in f for f in formulas)
     texts = {cell.value for ws in book.worksheets for row in ws.iter_rows() for cell in row
              if cell.data_type == "s"}
-    assert {'=HYPERLINK("http://example.invalid","click")', "+cmd|' /C calc'!A0", "@SUM(A1)"} <= texts
+    assert {"+cmd|' /C calc'!A0", "@SUM(A1)"} <= texts
+    assert 'Step 4 - =HYPERLINK("http://example.invalid","click")' in texts  # a numbered title
     assert any("=1+1\ufffd.jpg" in text for text in texts)
 
 

@@ -96,23 +96,48 @@ class Book:
     masks: dict = field(default_factory=dict)  # pool layer -> (blocks, sheet) of its Mask sheet
     rotated: dict = field(default_factory=dict)  # conv layer -> (blocks, sheet) of Rotated kernels
     loss_after: float = 0.0
+    untrained: bool = False  # random weights: the texts must not speak of training
+    numbers: dict = field(default_factory=dict)  # numbering ("step", "d", "s", "Newstep") -> last
 
     def __post_init__(self):
         self.trace = self.model.predict(self.pixels)
         self.first = Pass(self.trace, self.model.params())
         self.plan.lang = self.texts.lang
+        self.class_names = self.texts.class_names(self.model.classes)  # as the workbook shows them
+
+    def numbered(self, heading: str, numbering: str | None, prefix: str = "") -> str:
+        """"Step 4 - ...", "Backward 3 - ...", "Saliency pass 2 - ...": numbered in the order the
+        sheets are planned, which is the order of the workbook. The New... sheets repeat the
+        numbers of the first pass, whose Image and Input sheets (1 and 2) they do not repeat."""
+        if numbering is None:
+            return heading
+        counter = prefix + numbering
+        self.numbers[counter] = self.numbers.get(counter, 2 if prefix else 0) + 1
+        number = self.numbers[counter]
+        if numbering == "step":
+            return self.texts("labels", "step_title", number=number, title=heading)
+        if numbering == "d":
+            return self.texts("labels", "backward_title", number=number, title=heading)
+        return self.texts("gradients", "saliency_title", number=number, title=heading)
+
+    def legend(self, scale) -> str:
+        """What the colours of a sheet mean, from its Scale."""
+        kind = {"fixed": "probability"}.get(scale.kind, scale.kind)
+        return self.texts("colours", kind)
 
     # ---- sheets ------------------------------------------------------------------------------
     def sheet(self, kind: str, section: str, body_keys=("body",), fp: Pass | None = None,
-              title: str | None = None, **values) -> tuple[SheetPlan, int]:
-        """A new sheet with its title, the link back, and the explanation; returns (sheet, first
-        free row). Sheets of the pass after the gradient step are called New...; they say so."""
+              title: str | None = None, numbering: str | None = "step", colours=(),
+              **values) -> tuple[SheetPlan, int]:
+        """A new sheet with its numbered title, the link back, the explanation and what its
+        colours (Scales) mean; returns (sheet, first free row). Sheets of the pass after the
+        gradient step are called New...; they say so."""
         prefix = fp.sheet_prefix if fp else ""
         self.counts[prefix + kind] = self.counts.get(prefix + kind, 0) + 1
         single = kind in SINGLE_SHEETS
         title = title or prefix + (kind if single else f"{kind}{self.counts[prefix + kind]}")
         ws = self.plan.sheet(title)
-        heading = self.texts(section, "title", **values)
+        heading = self.numbered(self.texts(section, "title", **values), numbering, prefix)
         if prefix:
             heading = self.texts("step", "after_title", title=heading)
             body_keys, section, values = ("after_body",), "step", {"sheet": title[len(prefix):]}
@@ -124,6 +149,9 @@ class Book:
             for line in self.texts.lines(where, key, **values):
                 ws.text(row, 1, line)
                 row += 1
+        for scale in colours:
+            ws.text(row, 1, self.legend(scale))
+            row += 1
         ws.freeze = "A3"
         return ws, row + 1
 
@@ -132,8 +160,11 @@ class Book:
 
     @staticmethod
     def square_cells(ws: SheetPlan, top: int, bottom: int, right: int, size=style.TENSOR_CELL):
+        """Square cells from column B on; column A, which only holds text, stays a narrow margin
+        (a printed page then holds a whole 24-wide block)."""
         width, height = size
-        for col in range(1, right + 2):
+        ws.widths[1] = style.MARGIN_WIDTH
+        for col in range(2, right + 2):
             ws.widths[col] = width
         for row in range(top, bottom + 1):
             ws.heights[row] = height
@@ -147,6 +178,7 @@ class Book:
         zero = style.key("zero", "0")
         for block in blocks:
             ws.label(block.top - border - 1, block.left - border, block.label)
+            ws.keep.append((block.top - border - 1, block.left - border, *block.outer[2:]))
             if border:
                 top_, left_, bottom_, right_ = block.outer
                 for row in range(top_, bottom_ + 1):
@@ -196,10 +228,12 @@ class Book:
         self.steps.append(Step(sheet, layer, shape, **details))
 
     def step(self, fp: Pass, sheet: str, layer: str, shape: tuple, **details):
-        """A row of the overview's table for a forward sheet of the first pass only (the first
-        pass's sheets describe the network)."""
+        """A row of the overview's table for a forward sheet; only the first pass's rows count
+        parameters and work out sizes (they describe the network)."""
         if fp is self.first:
             self.overview_row(sheet, layer, shape, **details)
+        else:
+            self.overview_row(sheet, layer, shape)
 
     def previous_name(self, layer) -> str:
         """The tensor a layer reads: the output of the layer before it, or the input."""
@@ -209,20 +243,17 @@ class Book:
     def output_name(self, layer, j: int) -> str:
         """A dense output's column heading: the class name for the last layer, else 'unit j'."""
         if layer is self.model.layers[-1]:
-            return self.model.classes[j]
+            return self.class_names[j]
         return self.texts("labels", "unit", number=j + 1)
 
-    def gradient_sheet(self, tag: str, forward_sheet: str, section: str, keys=("body",), **values):
+    def gradient_sheet(self, tag: str, forward_sheet: str, section: str, keys=("body",),
+                       colours=(style.DIVERGING,), **values):
         """A sheet for the gradient of a forward sheet's tensor: dConv1 for Conv1, or sConv1 in the
         saliency pass, whose title and first line say that it starts from a class score."""
         if tag == "s":
             keys = (("gradients", "saliency_body"), *keys)
-        ws, top = self.sheet(tag + forward_sheet, section, keys, title=tag + forward_sheet,
-                             sheet=forward_sheet, **values)
-        if tag == "s":
-            heading = ws.cells[1, 1][1]
-            ws.text(1, 1, self.texts("gradients", "saliency_title", title=heading), style.key("title"))
-        return ws, top
+        return self.sheet(tag + forward_sheet, section, keys, title=tag + forward_sheet,
+                          numbering=tag, colours=colours, sheet=forward_sheet, **values)
 
     def record(self, tag: str, layer, key: str, index: tuple, sheet: str, row: int, col: int):
         """Remember where d loss / d parameter landed, for the gradient step."""

@@ -37,6 +37,7 @@ def filter_bands(book: Book, ws, top: int, layer: Conv, write_tap, write_bias):
                         ws.number(*block.cell(i, j), 0, zero)
             row_blocks.append(block)
         bias_col = LEFT + C * (span + 1)
+        ws.keep.append((band, LEFT, band + span, bias_col))
         ws.label(band, bias_col, book.texts("labels", "bias"))
         write_bias(band + 1, bias_col, f)
         bias_cells.append(a1(band + 1, bias_col))
@@ -49,10 +50,11 @@ def filters_sheet(book: Book, fp: Pass, layer: Conv):
     """Weights, one row of kernels per filter (spread with zeros when dilated), and biases."""
     F, C, k = layer.filters, layer.in_channels, layer.kernel
     span, d = layer.span, layer.dilation
-    keys = ("body", "body_dilation") if d > 1 else ("body",)
+    keys = ("body_untrained" if book.untrained else "body",) + (("body_dilation",) if d > 1 else ())
     per_filter = C * k * k + 1
-    ws, top = book.sheet("Filters", "filters", keys, fp, layer=layer.name, filters=F, channels=C,
-                         kernel=k, weights=per_filter, total=F * per_filter, dilation=d, span=span)
+    ws, top = book.sheet("Filters", "filters", keys, fp, colours=(style.DIVERGING,), layer=layer.name,
+                         filters=F, channels=C, kernel=k, weights=f"{per_filter:,}",
+                         total=f"{F * per_filter:,}", dilation=d, span=span)
     fmt = style.number_format(fp.params[f"{layer.name}.weight"])
     kernels, bias_cells = filter_bands(
         book, ws, top, layer,
@@ -75,8 +77,9 @@ def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, b
     F, Ho, Wo = values.shape
     in_h = in_blocks[0].height
     k, s, p, d = layer.kernel, layer.stride, layer.padding, layer.dilation
-    ws, top = book.sheet("Conv", "conv", fp=fp, layer=layer.name, filters=F, out_h=Ho, out_w=Wo,
-                         stride=s, kernel=k, products=layer.in_channels * k * k, in_h=in_h,
+    ws, top = book.sheet("Conv", "conv", fp=fp, colours=(style.DIVERGING,), layer=layer.name,
+                         filters=F, out_h=Ho, out_w=Wo, stride=s, step=book.texts.count("pixels", s),
+                         kernel=k, products=f"{layer.in_channels * k * k:,}", in_h=in_h,
                          padding=p, dilation=d)
     labels = [book.texts("labels", "filter", number=f + 1) for f in range(F)]
     blocks = book.blocks(ws, top, values, labels, border)
@@ -127,7 +130,8 @@ def spread(book: Book, tag: str, layer: Conv, incoming, dz: np.ndarray, border: 
     s = layer.stride
     Hd, Wd = (Ho - 1) * s + 1, (Wo - 1) * s + 1
     number = book.at[layer.name][1][len("Conv"):]
-    ws, top = book.sheet("Spread", "spread", title=f"{tag}Spread{number}", stride=s, sheet=grad_sheet)
+    ws, top = book.sheet("Spread", "spread", title=f"{tag}Spread{number}", numbering=tag,
+                         colours=(style.DIVERGING,), stride=s, sheet=grad_sheet)
     values = np.zeros((F, Hd, Wd))
     values[:, ::s, ::s] = dz
     blocks = book.blocks(ws, top, values, [b.label for b in grad_blocks], border)
@@ -167,7 +171,7 @@ def weight_gradients(book: Book, tag: str, layer: Conv, grads, incoming, spread_
     book.overview_row(ws.title, layer.name, dw.shape)
 
 
-def rotated_kernels(book: Book, layer: Conv):
+def rotated_kernels(book: Book, layer: Conv, tag: str):
     """Each kernel turned by 180 degrees (spread when dilated), read live from its Filters sheet."""
     if layer.name in book.rotated:
         return book.rotated[layer.name]
@@ -179,7 +183,8 @@ def rotated_kernels(book: Book, layer: Conv):
     turned = spread_kernels[:, ::-1, ::-1]
     labels = [f"{book.texts('labels', 'filter', number=f + 1)}: {kernels[f][c].label}"
               for f in range(F) for c in range(C)]
-    ws, top = book.sheet("Rotated", "rotated", title=f"Rotated{number}", layer=layer.name)
+    ws, top = book.sheet("Rotated", "rotated", title=f"Rotated{number}", numbering=tag,
+                         colours=(style.DIVERGING,), layer=layer.name)
     blocks = book.blocks(ws, top, turned, labels)
     book.tensor(ws, blocks, turned, lambda n, u, v: (
         f"={kernels[n // C][n % C].address(span - 1 - u, span - 1 - v)}"),
@@ -192,7 +197,7 @@ def rotated_kernels(book: Book, layer: Conv):
 def input_gradient(book: Book, tag: str, layer: Conv, grads, spread_map):
     """d input: the zero-framed gradient map convolved with the turned kernels, summed over filters."""
     spread_blocks, spread_sheet = spread_map
-    rot_blocks, rot_sheet = rotated_kernels(book, layer)
+    rot_blocks, rot_sheet = rotated_kernels(book, layer, tag)
     previous = book.previous_name(layer)
     in_blocks, in_sheet = book.at[previous]
     values = grads.tensors[previous][0]

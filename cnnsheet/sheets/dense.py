@@ -15,7 +15,10 @@ def dense_sheet(book: Book, fp: Pass, layer: Dense, source: Vector, relu_next: b
     """Inputs down column C, one column of weights per output, the outputs in a row on top."""
     m, n = layer.units, layer.inputs
     keys = ("body",) + (("body_relu",) if relu_next else ()) + (("body_logits",) if last else ())
-    ws, top = book.sheet("Dense", "dense", keys, fp, layer=layer.name, units=m, inputs=n, weights=m * n)
+    number = book.counts.get(fp.sheet_prefix + "Dense", 0) + 1
+    colours = (style.DIVERGING,) + ((style.SEQUENTIAL_SCALE,) if relu_next else ())
+    ws, top = book.sheet("Dense", "dense", keys, fp, colours=colours, layer=f"Dense{number}",
+                         units=f"{m:,}", inputs=f"{n:,}", weights=f"{m * n:,}")
     prefix = f"{fp.name_prefix}dense{book.counts[fp.sheet_prefix + 'Dense']}"
     g = DenseGeometry(ws.title, top + 1, top + 2, top + 3, top + 5, LEFT + 1, LEFT + 2)
     outputs = fp.trace.tensors[layer.name][0]
@@ -70,7 +73,8 @@ def dense_backward(book: Book, tag: str, layer: Dense, incoming: Vector, grads, 
     g = book.dense_at[layer.name]
     m, n = layer.units, layer.inputs
     keys = ("body",) + (("body_relu",) if relu_after else ()) + (("body_params",) if with_params else ())
-    ws, top = book.gradient_sheet(tag, g.sheet, "ddense", keys, layer=layer.name, units=m, inputs=n)
+    ws, top = book.gradient_sheet(tag, g.sheet, "ddense", keys, layer=g.sheet, units=f"{m:,}",
+                                  inputs=f"{n:,}", source=incoming.sheet)
     dz_row, db_row, data_top = top + 1, top + 2, top + 4
     in_col, first, dx_col = LEFT + 1, LEFT + 2, LEFT + 3 + m
     dz = grads.tensors[layer.name][0]
@@ -92,6 +96,7 @@ def dense_backward(book: Book, tag: str, layer: Dense, incoming: Vector, grads, 
         dw, db = grads.params[f"{layer.name}.weight"], grads.params[f"{layer.name}.bias"]
         ws.label(db_row, LEFT, book.texts("labels", "db"))
         ws.label(data_top - 1, in_col, book.texts("labels", "input"))
+        ws.label(data_top - 1, first, book.texts("labels", "dw"))
         inputs = book.trace.tensors[previous][0]
         look_w = style.key("number", style.number_format(dw))
         look_in = style.key("number", style.number_format(inputs))

@@ -12,7 +12,8 @@ from cnnsheet.sheets.common import Book, Pass
 def flatten_sheet(book: Book, fp: Pass, values, in_blocks, in_sheet, scale) -> Vector:
     C, H, W = len(in_blocks), in_blocks[0].height, in_blocks[0].width
     count = C * H * W
-    ws, top = book.sheet("Flatten", "flatten", fp=fp, count=count, channels=C, height=H, width=W)
+    ws, top = book.sheet("Flatten", "flatten", fp=fp, colours=(scale,), count=f"{count:,}", channels=C,
+                         height=H, width=W)
     for col, key in enumerate(["index", "map", "row", "column", "value"], LEFT):
         ws.label(top, col, book.texts("labels", key))
     vector = Vector(ws.title, top + 1, LEFT + 4, count)
@@ -40,7 +41,7 @@ def unflatten(book: Book, tag: str, layer: Flatten, incoming: Vector, grads):
     blocks_in, sheet = book.at[previous]
     values = grads.tensors[previous][0]
     C, H, W = values.shape
-    ws, top = book.gradient_sheet(tag, sheet, "unflatten", count=C * H * W)
+    ws, top = book.gradient_sheet(tag, sheet, "unflatten", count=f"{C * H * W:,}")
     blocks = book.blocks(ws, top, values, [b.label for b in blocks_in])
     book.tensor(ws, blocks, values,
                 lambda c, i, j: f"={incoming.address((c * H + i) * W + j)}", style.DIVERGING)

@@ -6,13 +6,13 @@ from __future__ import annotations
 from cnnsheet import style
 from cnnsheet.layout import LEFT, a1
 from cnnsheet.model import LUMA
-from cnnsheet.plan import Scale
+from cnnsheet.plan import Scale, WholeNumbers
 from cnnsheet.sheets.common import Book, channel_names
 
 
 def image_sheet(book: Book):
     size = book.model.input_size
-    ws, top = book.sheet("Image", "image", size=size)
+    ws, top = book.sheet("Image", "image", colours=(style.channel_scale("R"),), size=size)
     pixels = book.pixels.transpose(2, 0, 1)  # (3, H, W)
     blocks = book.blocks(ws, top, pixels, ["R", "G", "B"])
     look = style.key("pixel", "0")
@@ -22,6 +22,9 @@ def image_sheet(book: Book):
                 ws.number(*block.cell(i, j), int(pixels[c, i, j]), look)
         ws.scale(block.data, style.channel_scale(channel))
         book.name(f"image_{channel}", ws, block.data)
+    ws.whole_numbers.append(WholeNumbers(tuple(block.data for block in blocks), 0, 255,
+                                         book.texts("labels", "not_a_pixel_title"),
+                                         book.texts("labels", "not_a_pixel")))
     book.square_cells(ws, top, blocks[-1].top + size, blocks[-1].left + size, style.PIXEL_CELL)
     book.overview_row(ws.title, book.texts("overview", "image_row"), (3, size, size))
     return blocks
@@ -31,8 +34,9 @@ def input_sheet(book: Book, image_blocks):
     model = book.model
     names = channel_names(model.channels, True)
     border = book.border_for(0)
-    keys = ("body", "body_padding") if border else ("body",)
-    ws, top = book.sheet("Input", "input", keys, padding=border)
+    keys = ("body_untrained" if book.untrained else "body",) + (("body_padding",) if border else ())
+    ws, top = book.sheet("Input", "input", keys, colours=(input_scale(model),),
+                         width=book.texts.count("cells", border))
     # a small table of the normalisation constants, named mean_R, std_R, ...
     ws.label(top, LEFT, book.texts("labels", "mean"))
     ws.label(top + 1, LEFT, book.texts("labels", "std"))
@@ -65,7 +69,7 @@ def pixel_gradients(book: Book, dinput_blocks, dinput_sheet, dpixels):
     """From the scaled input back to the 0-255 pixels: divide by 255 x std (and by the luma
     weights when the network sees grey)."""
     names = channel_names(book.model.channels, True)
-    ws, top = book.gradient_sheet("s", "Image", "simage")
+    ws, top = book.gradient_sheet("s", "Image", "simage")  # numbered on in the saliency pass
     blocks = book.blocks(ws, top, dpixels, ["R", "G", "B"])
 
     def formula(c, i, j):

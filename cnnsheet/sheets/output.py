@@ -23,16 +23,16 @@ VALUE = style.key("value", "0.0000")
 
 def class_choice(book: Book, ws: SheetPlan, row: int, col: int, index: int, name: str) -> str:
     """A yellow cell holding one class name, a drop-down that refuses anything else, and a name."""
-    ws.text(row, col, book.model.classes[index], style.key("input"))
+    ws.text(row, col, book.class_names[index], style.key("input"))
     ws.drop_downs.append(DropDown(a1(row, col), "class_names", book.texts("labels", "not_a_class_title"),
                                   book.texts("labels", "not_a_class")))
     return book.name(name, ws, a1(row, col))
 
 
 def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> Vector:
-    classes = book.model.classes
+    classes = book.class_names
     K = len(classes)
-    ws, top = book.sheet("Softmax", "softmax", fp=fp)
+    ws, top = book.sheet("Softmax", "softmax", fp=fp, colours=(style.PROBABILITY,))
     for col, key in enumerate(["class", "logit", "exp", "probability"], LEFT):
         ws.label(top, col, book.texts("labels", key))
     first = top + 1
@@ -54,6 +54,7 @@ def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> Vector:
     names = Vector(ws.title, first, LEFT, K)
     if fp is book.first:
         book.name("class_names", ws, names.data)
+        book.at["probabilities"] = (probabilities, ws.title)
     book.name(f"{fp.name_prefix}probabilities", ws, probabilities.data)
     ws.scale(probabilities.data, style.PROBABILITY)
     ws.width("ABCDE", (3, 18, 14, 18, 16))
@@ -64,7 +65,7 @@ def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> Vector:
 
 
 def loss_sheet(book: Book, probabilities: Vector):
-    classes = book.model.classes
+    classes = book.class_names
     K = len(classes)
     target = book.target_index
     ws, top = book.sheet("Loss", "loss")
@@ -85,19 +86,20 @@ def loss_sheet(book: Book, probabilities: Vector):
     ws.label(p_row, LEFT, book.texts("labels", "p_true"))
     ws.label(loss_row, LEFT, book.texts("labels", "loss"))
     ws.formula(p_row, LEFT + 1, true_probability_formula("onehot", "probabilities"), p[target], VALUE)
-    ws.formula(loss_row, LEFT + 1, cross_entropy_formula(a1(p_row, LEFT + 1)), -np.log(p[target]),
-               style.key("big"))
+    loss = -np.log(p[target])
+    ws.formula(loss_row, LEFT + 1, cross_entropy_formula(a1(p_row, LEFT + 1)), loss,
+               style.key("big", style.loss_format(loss)))
     book.name("loss", ws, a1(loss_row, LEFT + 1))
     ws.width("ABCD", (3, 24, 14, 10))
     book.overview_row(ws.title, "cross-entropy", (1,))
 
 
 def dlogits_sheet(book: Book, probabilities: Vector, dlogits: np.ndarray) -> Vector:
-    ws, top = book.sheet("dLogits", "dlogits")
+    ws, top = book.sheet("dLogits", "dlogits", numbering="d", colours=(style.DIVERGING,))
     for col, key in enumerate(["class", "probability", "onehot", "gradient"], LEFT):
         ws.label(top, col, book.texts("labels", key))
     p = book.trace.probabilities[0]
-    for k, name in enumerate(book.model.classes):
+    for k, name in enumerate(book.class_names):
         row = top + 1 + k
         ws.text(row, LEFT, name)
         ws.formula(row, LEFT + 1, Flatten.formula(probabilities.address(k)), p[k], VALUE)

@@ -1,77 +1,89 @@
-"""The first sheet: the photo and what the network sees, the prediction and the loss (live), and
-a table of every sheet with its shape, live size arithmetic and parameter count."""
+"""The first sheet: the photo and what the network sees, the prediction and the loss (live), the
+network at a glance (a small live heat map of every map of the pass, each linking to its sheet),
+and a table of every sheet with its shape, live size arithmetic and parameter count.
+
+The sheet is a grid of narrow columns, so that the heat maps can be drawn one cell per value:
+texts overflow into the empty cells to their right, and the few numbers sit in merged cells.
+"""
 
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 from PIL import Image
 
 from cnnsheet import style
-from cnnsheet.layout import area
+from cnnsheet.layers import Flatten
+from cnnsheet.layout import Block, Vector, a1, area
 from cnnsheet.plan import Picture
 from cnnsheet.sheets.common import OVERVIEW, Book
 
 PICTURE_SIDE = 224  # pixels
+PICTURE_ROWS = 13  # rows of the default height that a picture covers, with its caption
+PICTURE_COLUMNS = 44  # narrow columns that a picture covers, with a gap
+MARGIN = 12  # narrow columns left of the heat maps, for the name of each map's sheet
+GLANCE_COLUMNS = 200  # a row of heat maps wraps beyond this many columns
+THUMB_SIDE = 32  # a larger map is shown with every k-th value, k = ceil(side / 32)
+THUMB_LEAST = 24  # a smaller map shows each value as a square of cells, to be this wide at least
+SUMMARY_VALUE = (30, 44)  # merged columns of the summary's values; its links follow
+TABLE = {"table_step": 1, "table_layer": 16, "table_shape": 40, "table_size": (62, 74),
+         "table_size_rule": 76, "table_params": (128, 140), "table_note": 143}
 
 
-def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_backward: bool):
-    t, model = book.texts, book.model
+def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_backward: bool,
+                   bundled: bool = False):
+    """`bundled`: the model is the bundled shapes model, which the Overview says knows only
+    its three shapes."""
+    t, names = book.texts, book.class_names
     ws = book.plan.sheet(OVERVIEW)
     book.plan.sheets.insert(0, book.plan.sheets.pop())  # planned last, shown first
     ws.text(1, 1, t("overview", "title", photo=photo_name or t("overview", "photo")), style.key("title"))
     row = 3
-    for line in t.lines("overview", "body"):
+    lines = t.lines("overview", "body") + [t("overview", "editable" if with_backward else "editable_forward")]
+    if book.untrained:
+        lines.append(t("overview", "untrained"))
+    elif bundled:
+        lines.append(t("overview", "bundled"))
+    for line in lines:
         ws.text(row, 1, line)
         row += 1
     row += 1
     p = book.trace.probabilities[0]
     target = book.target_index
-    summary = [
+    loss = -np.log(p[target])
+    summary = [  # the cells a student may change are mirrored here, with where to change them
         ("predicted", "=INDEX(class_names,MATCH(MAX(probabilities),probabilities,0))",
-         model.classes[int(p.argmax())], "General"),
-        ("probability", "=MAX(probabilities)", p.max(), "0.0%"),
-        ("true_class", "=target_class", model.classes[target], "General"),
-        ("loss", "=loss", -np.log(p[target]), "0.0000"),
+         names[int(p.argmax())], "General", None),
+        ("probability", "=MAX(probabilities)", p.max(), "0.0%", None),
+        ("true_class", "=target_class", names[target], "General", "Loss"),
+        ("loss", "=loss", loss, style.loss_format(loss), None),
     ]
     if with_backward:
-        summary += [("learning_rate", "=learning_rate", book.learning_rate, "0.000"),
-                    ("loss_after_step", "=loss_after_step", book.loss_after, "0.0000"),
-                    ("saliency_class", "=saliency_class", model.classes[book.saliency_index], "General")]
-    for key, formula, value, fmt in summary:
+        summary += [("learning_rate", "=learning_rate", book.learning_rate, "General", "Step"),
+                    ("loss_after_step", "=loss_after_step", book.loss_after,
+                     style.loss_format(book.loss_after), None),
+                    ("saliency_class", "=saliency_class", names[book.saliency_index], "General",
+                     "Saliency")]
+    first_value, last_value = SUMMARY_VALUE
+    for key, formula, value, fmt, where in summary:
         ws.label(row, 1, t("overview", key))
-        ws.formula(row, 2, formula, value, style.key("heading", fmt))
+        ws.formula(row, first_value, formula, value, style.key("mirror" if where else "heading", fmt))
+        ws.merges.append(area(row, first_value, row, last_value))
+        if where:
+            ws.link(row, last_value + 2, t("labels", "change_on", sheet=where), where)
         row += 1
-    row += 1
-    headers = ["table_step", "table_layer", "table_shape", "table_size", "table_size_rule",
-               "table_params", "table_note"]
-    for col, key in enumerate(headers, 1):
-        ws.label(row, col, t("overview", key))
-    first = row + 1
-    for step in book.steps:
-        row += 1
-        ws.link(row, 1, step.sheet, step.sheet)
-        ws.text(row, 2, step.layer)
-        ws.text(row, 3, " x ".join(str(n) for n in step.shape))
-        if step.size_formula:
-            size = step.shape[1] if len(step.shape) == 3 else step.shape[0]
-            ws.formula(row, 4, step.size_formula, size, style.key("heading"))
-            ws.text(row, 5, step.size_rule)
-        if step.params_formula:
-            ws.formula(row, 6, step.params_formula, step.params, style.key("heading"))
-        if step.note:
-            ws.text(row, 7, step.note)
-    row += 1
-    ws.label(row, 5, t("overview", "total"))
-    ws.formula(row, 6, f"=SUM({area(first, 6, row - 1, 6)})", sum(s.params for s in book.steps),
-               style.key("big"))
-    ws.width("ABCDEFG", (20, 16, 14, 14, 36, 12, 30))
-    pictures(book, ws, photo, anchor_col="H")
+    row = pictures(book, ws, photo, row + 1)
+    row = glance(book, ws, row + 1)
+    table(book, ws, row + 1)
+    for col in range(1, GLANCE_COLUMNS + MARGIN + 2):
+        ws.widths.setdefault(col, style.THUMB_CELL[0])
 
 
-def pictures(book: Book, ws, photo: Image.Image | None, anchor_col: str):
-    """The photo as given and the small square the network sees, each with a caption."""
+def pictures(book: Book, ws, photo: Image.Image | None, row: int) -> int:
+    """The photo as given and the small square the network sees, side by side, each with a
+    caption; returns the first row below them."""
     size = book.model.input_size
     view = Image.fromarray(book.pixels).resize((PICTURE_SIDE, PICTURE_SIDE), Image.Resampling.NEAREST)
     shown = [(view, book.texts("overview", "network_view", size=size))]
@@ -79,11 +91,110 @@ def pictures(book: Book, ws, photo: Image.Image | None, anchor_col: str):
         thumbnail = photo.copy()
         thumbnail.thumbnail((PICTURE_SIDE, PICTURE_SIDE))
         shown.insert(0, (thumbnail, book.texts("overview", "photo")))
-    col = ord(anchor_col) - 64
-    row = 3
-    for picture, caption in shown:
+    for number, (picture, caption) in enumerate(shown):
+        col = 1 + number * PICTURE_COLUMNS
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
         ws.label(row, col, caption)
-        ws.pictures.append(Picture(buffer.getvalue(), f"{anchor_col}{row + 1}"))
-        row += 14
+        ws.pictures.append(Picture(buffer.getvalue(), a1(row + 1, col)))
+    return row + PICTURE_ROWS
+
+
+def maps_of_the_pass(book: Book) -> list:
+    """(sheet, blocks or a Vector) of every map of the first pass, in its order: the input, each
+    conv, ReLU and pool, the dense outputs, the probabilities."""
+    maps, seen = [], set()
+    for name in ["input", *(layer.name for layer in book.model.layers
+                            if not isinstance(layer, Flatten)), "probabilities"]:
+        where, _ = book.at[name]
+        sheet = where.sheet if isinstance(where, Vector) else where[0].sheet
+        key = (sheet, where.data if isinstance(where, Vector) else where[0].data)
+        if key not in seen:
+            seen.add(key)
+            maps.append((sheet, where))
+    return maps
+
+
+def glance(book: Book, ws, row: int) -> int:
+    """A small live heat map of every map of the pass: one narrow cell per value (every k-th value
+    of a large map), reading the real sheet, with its digits hidden and its sheet's colour scale.
+    Returns the first row below."""
+    ws.label(row, 1, book.texts("overview", "glance"))
+    ws.text(row + 1, 1, book.texts("overview", "glance_colours"))
+    row += 3
+    thumb = style.key("thumb", ";;;")
+    for sheet, where in maps_of_the_pass(book):
+        scale = next(s for areas, s in book.plan[sheet].scales
+                     if (where.data if isinstance(where, Vector) else where[0].data) in areas)
+        ws.link(row, 1, sheet, sheet)
+        if isinstance(where, Vector):
+            values = [book.plan[sheet].cells[where.cell(i)][1] for i in range(where.length)]
+            labels = [book.texts("overview", "glance_probabilities")] if sheet == "Softmax" else [""]
+            blocks = [Block(sheet, 0, 0, 1, where.length)]
+            read = [lambda i, j, vector=where: vector.address(j)]
+        else:
+            values = None
+            blocks, labels = where, [b.label for b in where]
+            read = [lambda i, j, b=b: b.address(i, j) for b in where]
+        areas = []
+        side = max(blocks[0].height, blocks[0].width)
+        step = max(1, math.ceil(side / THUMB_SIDE))  # read every step-th value
+        zoom = min(4, max(1, THUMB_LEAST // side))  # draw each value as zoom x zoom cells
+        if isinstance(where, Vector):  # a strip of at most GLANCE_COLUMNS cells
+            step = max(1, math.ceil(side / GLANCE_COLUMNS))
+            zoom = max(1, min(8, 4 * THUMB_LEAST // side))
+        height = math.ceil(blocks[0].height / step) * (3 if isinstance(where, Vector) else zoom)
+        width = math.ceil(blocks[0].width / step) * zoom
+        per_row = max(1, GLANCE_COLUMNS // (width + 1))
+        for number, (block, label, address) in enumerate(zip(blocks, labels, read)):
+            band, place = divmod(number, per_row)
+            top, left = row + 1 + band * (height + 2), MARGIN + 1 + place * (width + 1)
+            if label:
+                ws.link(top - 1, left, label, sheet)
+            for i in range(height):
+                ws.heights[top + i] = style.THUMB_CELL[1]
+                for j in range(width):
+                    y = 0 if isinstance(where, Vector) else i // zoom * step
+                    x = j // zoom * step
+                    value = values[x] if values is not None else book.plan[sheet].cells[block.cell(y, x)][1]
+                    ws.formula(top + i, left + j, f"={address(y, x)}", value, thumb)
+            areas.append(area(top, left, top + height - 1, left + width - 1))
+        ws.scale(areas, scale)
+        bands = math.ceil(len(blocks) / per_row)
+        right = MARGIN + min(len(blocks), per_row) * (width + 1)
+        ws.keep.append((row, 1, row + bands * (height + 2) - 1, right))
+        row += bands * (height + 2) + 1
+    return row
+
+
+def table(book: Book, ws, row: int):
+    """Every sheet in the workbook's order: a link, the layer, the shape, the live arithmetic of
+    its height and its parameter count."""
+    t = book.texts
+    for key, col in TABLE.items():
+        ws.label(row, col if isinstance(col, int) else col[0], t("overview", key))
+    ws.keep.append((row, 1, row + 3, TABLE["table_note"]))  # the heading prints with its first rows
+    first = row + 1
+    order = {title: index for index, title in enumerate(book.plan.sheetnames)}
+    size_cols, params_cols = TABLE["table_size"], TABLE["table_params"]
+    for step in sorted(book.steps, key=lambda s: order[s.sheet]):
+        row += 1
+        ws.link(row, TABLE["table_step"], step.sheet, step.sheet)
+        ws.text(row, TABLE["table_layer"], step.layer)
+        ws.text(row, TABLE["table_shape"], " x ".join(str(n) for n in step.shape))
+        if step.size_formula:
+            size = step.shape[1] if len(step.shape) == 3 else step.shape[0]
+            ws.formula(row, size_cols[0], step.size_formula, size, style.key("heading"))
+            ws.merges.append(area(row, size_cols[0], row, size_cols[1]))
+            ws.text(row, TABLE["table_size_rule"], step.size_rule)
+        if step.params_formula:
+            ws.formula(row, params_cols[0], step.params_formula, step.params,
+                       style.key("heading", style.COUNT))
+            ws.merges.append(area(row, params_cols[0], row, params_cols[1]))
+        if step.note:
+            ws.text(row, TABLE["table_note"], step.note)
+    row += 1
+    ws.label(row, TABLE["table_size_rule"], t("overview", "total"))
+    ws.formula(row, params_cols[0], f"=SUM({area(first, params_cols[0], row - 1, params_cols[0])})",
+               sum(s.params for s in book.steps), style.key("big", style.COUNT))
+    ws.merges.append(area(row, params_cols[0], row, params_cols[1]))

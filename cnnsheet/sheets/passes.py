@@ -87,7 +87,7 @@ def chain(book: Book, tag: str, seed: Vector, grads, with_params: bool, to_input
 
 def gradient_step(book: Book, grads):
     """learning_rate, the stepped weights, a forward pass through them, and the loss after."""
-    ws, top = book.sheet("Step", "step")
+    ws, top = book.sheet("Step", "step", numbering=None)
     rate = book.learning_rate
     ws.label(top, LEFT, book.texts("labels", "learning_rate"))
     ws.number(top, LEFT + 1, rate, style.key("input", "0.000"))
@@ -113,7 +113,7 @@ def gradient_step(book: Book, grads):
             ("loss_change", f"={a1(top + 3, LEFT + 1)}-{a1(top + 2, LEFT + 1)}", loss_after - loss_before)]
     for offset, (key, formula, value) in enumerate(rows, 2):
         ws.label(top + offset, LEFT, book.texts("labels", key))
-        ws.formula(top + offset, LEFT + 1, formula, value, style.key("big", "0.000000"))
+        ws.formula(top + offset, LEFT + 1, formula, value, style.key("big", style.loss_format(value)))
     book.name("loss_after_step", ws, a1(top + 3, LEFT + 1))
     ws.width("ABC", (3, 34, 16))
     book.overview_row(ws.title, "learning_rate", (1,))
@@ -124,12 +124,13 @@ def saliency_sheets(book: Book):
     model, trace = book.model, book.trace
     K = len(model.classes)
     chosen = book.saliency_index
-    ws, top = book.sheet("Saliency", "saliency", size=model.input_size)
+    ws, top = book.sheet("Saliency", "saliency", numbering=None, colours=(style.SEQUENTIAL_SCALE,),
+                         size=model.input_size)
     ws.label(top, LEFT, book.texts("labels", "saliency_class"))
     output.class_choice(book, ws, top, LEFT + 1, chosen, "saliency_class")
     ws.label(top + 2, LEFT, book.texts("labels", "class"))
     ws.label(top + 2, LEFT + 1, book.texts("labels", "seed"))
-    for k, name in enumerate(model.classes):
+    for k, name in enumerate(book.class_names):
         ws.text(top + 3 + k, LEFT, name)
         ws.formula(top + 3 + k, LEFT + 1, onehot_formula(a1(top + 3 + k, LEFT), "saliency_class"),
                    float(k == chosen), style.key("value", "0"))
@@ -148,6 +149,7 @@ def saliency_sheets(book: Book):
             cells = ",".join(f"ABS({b.address(i, j)})" for b in pixel_blocks)
             ws.formula(*heat_block.cell(i, j), f"=MAX({cells})", heat[0, i, j], look)
     book.name("saliency", ws, heat_block.data)
+    ws.keep.append((heat_top - 1, heat_left, heat_top + size - 1, heat_left + size - 1))
     ws.scale(heat_block.data, style.SEQUENTIAL_SCALE)
     book.square_cells(ws, heat_top, heat_top + size, heat_left + size)
     ws.width("ABCD", (3, 30, 16, 3))

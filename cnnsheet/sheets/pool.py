@@ -18,13 +18,15 @@ def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet
     rows, cols = layer.dropped((C, H, W))
     keys = ("body", "body_dropped") if rows or cols else ("body",)
     q, t = layer.size, layer.stride
-    ws, top = book.sheet("Pool", "pool", keys, fp, layer=in_sheet, size=q, stride=t,
-                         factor=round(H * W / (values.shape[1] * values.shape[2]), 1),
-                         rows=rows, cols=cols)
+    factor = round(H * W / (values.shape[1] * values.shape[2]), 1)
+    ws, top = book.sheet("Pool", "pool", keys, fp, colours=(scale,), layer=in_sheet, size=q, stride=t,
+                         factor=f"{factor:g}", rows=book.texts.count("rows", rows),
+                         cols=book.texts.count("columns", cols))
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
     book.tensor(ws, blocks, values,
                 lambda c, i, j: MaxPool.formula(in_blocks[c].window_address(i * t, j * t, q, q)), scale)
-    note = book.texts("pool", "body_dropped", rows=rows, cols=cols) if rows or cols else ""
+    note = book.texts("pool", "body_dropped", rows=book.texts.count("rows", rows),
+                      cols=book.texts.count("columns", cols)) if rows or cols else ""
     book.step(fp, ws.title, layer.name, values.shape, size_formula=f"=INT(({H}-{q})/{t})+1",
               size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note)
     return blocks, ws.title
@@ -67,7 +69,7 @@ def wins(layer, in_block, in_sheet, out_block, out_sheet, y, x, window) -> str:
     return f"AND({here}={maximum},{'+'.join(counts)}=0)"
 
 
-def mask_sheet(book: Book, layer: MaxPool):
+def mask_sheet(book: Book, layer: MaxPool, tag: str):
     """How many pooling windows each input cell is the first maximum of (usually 0 or 1)."""
     if layer.name in book.masks:
         return book.masks[layer.name]
@@ -76,7 +78,9 @@ def mask_sheet(book: Book, layer: MaxPool):
     # the backward pass of an all-ones gradient counts, per cell, the windows it wins
     wins_count = layer.backward(np.ones((1, *book.trace.tensors[layer.name][0].shape)),
                                 book.trace.caches[layer.name])[0][0]
-    ws, top = book.sheet("Mask", "mask", size=layer.size, sheet=in_sheet)
+    number = out_sheet[len("Pool"):]  # Mask2 belongs to Pool2, whichever pass needs it first
+    ws, top = book.sheet("Mask", "mask", title=f"Mask{number}", numbering=tag,
+                         colours=(style.SEQUENTIAL_SCALE,), size=layer.size, sheet=in_sheet)
     blocks = book.blocks(ws, top, wins_count, [b.label for b in in_blocks])
 
     def formula(c, y, x):
@@ -92,7 +96,7 @@ def mask_sheet(book: Book, layer: MaxPool):
 
 def pool_backward(book: Book, tag: str, layer: MaxPool, incoming, grads):
     """Each window's gradient goes to its first maximum; every other cell gets 0."""
-    mask_blocks, mask_sheet_title = mask_sheet(book, layer)
+    mask_blocks, mask_sheet_title = mask_sheet(book, layer, tag)
     grad_blocks, grad_sheet = incoming
     previous = book.previous_name(layer)
     in_blocks, in_sheet = book.at[previous]

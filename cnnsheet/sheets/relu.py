@@ -8,7 +8,7 @@ from cnnsheet.sheets.common import Book, Pass
 
 
 def relu_sheet(book: Book, fp: Pass, layer: ReLU, values, in_blocks, in_sheet, border):
-    ws, top = book.sheet("ReLU", "relu", fp=fp, layer=in_sheet)
+    ws, top = book.sheet("ReLU", "relu", fp=fp, colours=(style.SEQUENTIAL_SCALE,), layer=in_sheet)
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
     book.tensor(ws, blocks, values, lambda c, i, j: ReLU.formula(in_blocks[c].address(i, j)),
                 style.SEQUENTIAL_SCALE)

@@ -1,0 +1,153 @@
+"""How the workbook prints, decided as plain data on each sheet's plan (the writer only translates).
+
+A page holds what fits on A4 and on US Letter alike. Each sheet prints at one fixed scale, the
+largest at which its widest block fits the page, but never below the scale at which its smallest
+digits would print under 6 pt: a wide sheet takes more pages instead of shrinking. Page breaks fall
+between blocks (a block and its heading stay together unless the block alone is larger than a
+page), the sheet's title rows repeat on every page, the header names the step and the sheet, and
+the footer counts the pages. Lines of explanation wrap within the printed width.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cnnsheet import style
+from cnnsheet.layout import area
+from cnnsheet.plan import SheetPlan
+
+MARGINS = {"side": 0.3, "top": 0.7, "header": 0.3}  # inches
+POINTS = 72
+# portrait: the narrower of A4 (8.27 in) and Letter (8.5 in) wide, the shorter of them (11 in) high
+PAGE = ((8.27 - 2 * MARGINS["side"]) * POINTS, (11.0 - 2 * MARGINS["top"]) * POINTS)
+SMALLEST_PRINTED = 6.0  # points
+DEFAULT_ROW = 15.0  # points
+TITLE_ROWS = (1, 2)  # the title and the link back
+HEADER_CHARACTERS = 180  # of the header's text; the codes for size, sheet name and '&&' take the rest
+
+
+def column_points(width: float) -> float:
+    """A column's width in points: as LibreOffice draws it from one character on (Excel's are a
+    little narrower), as Excel draws it below (LibreOffice's are narrower)."""
+    return 0.75 * (8.2 * width + 5.5) if width >= 1 else 0.75 * 12 * width
+
+
+def page_size(landscape: bool) -> tuple[float, float]:
+    """The printable (width, height) in points."""
+    if landscape:
+        return (11.0 - 2 * MARGINS["side"]) * POINTS, (8.27 - 2 * MARGINS["top"]) * POINTS
+    return PAGE
+
+
+def header_size(scale: int) -> int:
+    """The font size of the header and footer: they shrink with the page, to no less than 6 pt."""
+    return max(9, math.ceil(SMALLEST_PRINTED * 100 / scale))
+
+
+def smallest_font(sheet: SheetPlan) -> float:
+    """The smallest font of any visible number or text on the sheet (hidden digits don't count)."""
+    sizes = [style.KINDS[kind]["size"] for _, _, (kind, fmt) in sheet.cells.values() if fmt != ";;;"]
+    return min(sizes, default=11)
+
+
+def lowest_scale(sheet: SheetPlan) -> int:
+    """The scale (percent) below which the sheet's smallest font prints under 6 pt."""
+    return math.ceil(100 * SMALLEST_PRINTED / smallest_font(sheet))
+
+
+def widths_in_points(sheet: SheetPlan, last: int) -> list[float]:
+    """Points of columns 1..last (index 0 unused)."""
+    return [0.0] + [column_points(sheet.widths.get(col, 8.43)) for col in range(1, last + 1)]
+
+
+def heights_in_points(sheet: SheetPlan, last: int) -> list[float]:
+    return [0.0] + [sheet.heights.get(row, DEFAULT_ROW) for row in range(1, last + 1)]
+
+
+def breaks(sizes: list[float], first: int, capacity: float, units: list[tuple[int, int]]) -> list[int]:
+    """Where new pages start along one direction: greedily fill each page from `first`, ending it
+    before the last unit (first, last index) that would not fit; a unit larger than a page is split."""
+    inside = set()  # indices at which a page may not start: inside a unit
+    for start, end in units:
+        inside.update(range(start + 1, end + 1))
+    starts, used, page_start = [], 0.0, first
+    for index in range(first, len(sizes)):
+        if used + sizes[index] > capacity and index > page_start:
+            candidates = [i for i in range(page_start + 1, index + 1) if i not in inside]
+            start = candidates[-1] if candidates else index
+            starts.append(start)
+            page_start = start
+            used = sum(sizes[start:index])
+        used += sizes[index]
+    return starts
+
+
+def last_cell(sheet: SheetPlan) -> tuple[int, int]:
+    rows = [r for r, _ in sheet.cells] + list(sheet.heights)
+    cols = [c for _, c in sheet.cells]
+    for _, _, bottom, right in sheet.keep:
+        rows.append(bottom)
+        cols.append(right)
+    return max(rows, default=1), max(cols, default=1)
+
+
+def wrap_prose(sheet: SheetPlan, width_points: float, widths: list[float]):
+    """Long lines of explanation in column A: merged across the printed width and wrapped, their
+    rows made tall enough for the lines they take."""
+    columns, total = 0, 0.0
+    while columns + 1 < len(widths) and total + widths[columns + 1] <= width_points:
+        columns += 1
+        total += widths[columns]
+    columns = max(columns, 1)
+    busy = {row for row, col in sheet.cells if 1 < col <= columns}  # table rows, not prose
+    for (row, col), (formula, value, (kind, fmt)) in list(sheet.cells.items()):
+        if col != 1 or formula is not None or kind != "plain" or not isinstance(value, str):
+            continue
+        if row in busy:
+            continue
+        lines = math.ceil(text_points(value, 11) / (total * 0.95)) if total else 1
+        if lines <= 1 and text_points(value, 11) <= total:
+            continue
+        sheet.cells[row, col] = (None, value, (("prose", fmt)))
+        sheet.merges.append(area(row, 1, row, columns))
+        sheet.heights[row] = max(sheet.heights.get(row, DEFAULT_ROW), 15.0 * lines)
+
+
+def text_points(text: str, size: float) -> float:
+    """About how wide a text prints: CJK characters are square, Latin ones about half as wide."""
+    return sum(size if ord(ch) >= 0x2E80 else size * 0.53 for ch in text)
+
+
+def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None = None) -> None:
+    """Choose the orientation (unless given) and the scale, wrap the prose, and place the page
+    breaks of one sheet."""
+    bottom, right = last_cell(sheet)
+    widths = widths_in_points(sheet, right)
+    # the widest block (with column A; the first with all columns left of it), or without blocks
+    # the whole sheet, fits the width if it can
+    spans = [sum(widths[left:r + 1]) + widths[1] for _, left, _, r in sheet.keep[1:]]
+    if sheet.keep:
+        spans.append(sum(widths[1:sheet.keep[0][3] + 1]))
+    widest = max(spans, default=sum(widths))
+    lowest = lowest_scale(sheet)
+    if landscape is None:  # portrait, unless only a landscape page holds the widest block
+        fits = [page_size(False)[0], page_size(True)[0]]
+        landscape = widest * lowest / 100 > fits[0] and widest * lowest / 100 <= fits[1]
+    page_width, page_height = page_size(landscape)
+    scale = int(max(lowest, min(100, math.floor(100 * page_width / widest))))
+    wrap_prose(sheet, page_width * 100 / scale, widths)
+    heights = heights_in_points(sheet, bottom)
+    title = sum(heights[TITLE_ROWS[0]:TITLE_ROWS[1] + 1])
+    capacity_w, capacity_h = page_width * 100 / scale, page_height * 100 / scale - title
+    col_units = [(left, r) for _, left, _, r in sheet.keep]
+    row_units = [(top, b) for top, _, b, _ in sheet.keep]
+    setup = sheet.printing
+    setup.area = area(1, 1, bottom, right)
+    setup.title_rows = TITLE_ROWS
+    setup.scale = scale
+    setup.landscape = landscape
+    setup.col_breaks = breaks(widths, 1, capacity_w, col_units)
+    setup.row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, row_units)
+    # Excel refuses a header or footer of more than 255 characters, codes included
+    setup.header = header if len(header) <= HEADER_CHARACTERS else header[:HEADER_CHARACTERS - 3] + "..."
+    setup.footer = footer[:HEADER_CHARACTERS]
