@@ -51,6 +51,31 @@ class DropDown:
 
 
 @dataclass(frozen=True)
+class WholeNumber:
+    """A cell that takes only a whole number from `low` to `high`; the prompt says what to type."""
+
+    ref: str
+    low: int
+    high: int
+    title: str
+    prompt: str
+    message: str  # shown when the entry is refused
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """Cells of `areas` drawn with `look` (a key of style.HIGHLIGHTS) wherever `formula` is true.
+
+    The formula is written for the top-left cell of the first area and may use ROW() and COLUMN();
+    it reaches cells of other sheets only through defined names, which every program accepts in
+    a colour rule. A program that ignores such rules simply shows no highlight."""
+
+    areas: tuple
+    formula: str
+    look: str = "chosen"
+
+
+@dataclass(frozen=True)
 class BarChart:
     title: str
     categories: str  # area of text cells, on the same sheet
@@ -74,6 +99,8 @@ class SheetPlan:
     cells: dict = field(default_factory=dict)
     scales: list = field(default_factory=list)  # (list of areas, Scale)
     drop_downs: list = field(default_factory=list)
+    whole_numbers: list = field(default_factory=list)
+    highlights: list = field(default_factory=list)
     links: list = field(default_factory=list)  # (row, col, target sheet)
     charts: list = field(default_factory=list)
     pictures: list = field(default_factory=list)
@@ -124,6 +151,9 @@ class SheetPlan:
 
     def scale(self, areas, scale: Scale):
         self.scales.append(([areas] if isinstance(areas, str) else list(areas), scale))
+
+    def highlight(self, areas, formula: str, look: str = "chosen"):
+        self.highlights.append(Highlight(tuple([areas] if isinstance(areas, str) else areas), formula, look))
 
     def width(self, columns: str, widths):
         """Column widths from letters: width("ABC", (3, 8, 9))."""

@@ -12,6 +12,7 @@ CHANNEL_COLOURS = {"R": "FF0000", "G": "00B000", "B": "0000FF", "grey": "FFFFFF"
 LINK_COLOUR = "0563C1"
 INPUT_FILL = "FFF2CC"  # cells a student is invited to change
 ZERO_FILL = "D9D9D9"
+HOLE_FILL = "F2F2F2"  # a cell a dilated kernel skips: shown, but not used
 
 # Fonts are named, so that no reader depends on a fallback: Calibri is Excel's own (LibreOffice
 # substitutes the metric-compatible Carlito); Microsoft YaHei ships with Windows and with Office
@@ -26,11 +27,22 @@ KINDS = {
     "value": {"size": 10, "centre": True},
     "pixel": {"size": 8, "color": "808080", "centre": True},  # readable on black and on colour
     "zero": {"size": 8, "color": "7F7F7F", "fill": ZERO_FILL, "centre": True},
+    "hole": {"size": 8, "color": "A6A6A6", "fill": HOLE_FILL, "centre": True},
     "heading": {"size": 11, "bold": True},
     "input": {"size": 11, "bold": True, "fill": INPUT_FILL},
     "big": {"size": 14, "bold": True},
     "title": {"size": 14, "bold": True},
     "link": {"size": 11, "color": LINK_COLOUR, "underline": True},
+}
+
+
+# Looks of the highlights that follow a choice (plan.Highlight): a border only, so that the colour
+# scale underneath still shows the value. Magenta stands out on black, red, green, blue and white.
+# Thin borders only: Excel refuses thicker ones in a conditional format.
+HIGHLIGHT_COLOUR = "FF00FF"
+HIGHLIGHTS = {
+    "chosen": {"border": HIGHLIGHT_COLOUR, "bold": True},  # the cells a choice reads or makes
+    "field": {"border": HIGHLIGHT_COLOUR, "bold": False},  # the pixels that can reach it
 }
 
 

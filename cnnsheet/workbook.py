@@ -17,7 +17,7 @@ from cnnsheet.errors import CnnsheetError
 from cnnsheet.layout import MAX_ROWS
 from cnnsheet.model import Model
 from cnnsheet.plan import WorkbookPlan
-from cnnsheet.sheets import image, output, overview, passes
+from cnnsheet.sheets import image, output, overview, passes, zoom
 from cnnsheet.sheets.common import Book
 from cnnsheet.sheets.passes import DEFAULT_LEARNING_RATE
 from cnnsheet.texts import Texts
@@ -34,7 +34,8 @@ class Walkthrough:
 
     @property
     def formula_count(self) -> int:
-        return sum(formula is not None for sheet in self.plan.sheets for formula, _, _ in sheet.cells.values())
+        return sum(formula is not None
+                   for sheet in self.plan.sheets for formula, _, _ in sheet.cells.values())
 
     @property
     def names(self) -> dict:
@@ -76,11 +77,13 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
                       target_index: int | None = None, photo: Image.Image | None = None,
                       photo_name: str = "", with_backward: bool = False,
                       learning_rate: float = DEFAULT_LEARNING_RATE,
-                      saliency_index: int | None = None) -> Walkthrough:
+                      saliency_index: int | None = None, zoom_choices: dict | None = None) -> Walkthrough:
     """The workbook for one photo's uint8 pixels (H, W, 3) and what every formula must give.
 
     The target class (Loss sheet) and the class of the saliency map default to the predicted
-    one; `with_backward` adds the gradients, the gradient-descent step and the saliency map."""
+    one; `zoom_choices` maps a conv's number to the 0-based (filter, row, col) its Zoom sheet
+    shows first (by default filter 1 at its strongest cell); `with_backward` adds the gradients,
+    the gradient-descent step and the saliency map."""
     texts = texts or Texts("en")
     check_size(model, with_backward)
     predicted = int(model.predict(pixels).probabilities[0].argmax())
@@ -89,6 +92,7 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     image.input_sheet(book, image.image_sheet(book))
     probabilities = output.softmax_sheet(book, book.first, passes.forward(book, book.first))
     output.loss_sheet(book, probabilities)
+    zoom.zoom_sheets(book, zoom_choices)
     if with_backward:
         passes.backward(book, probabilities)
     overview.overview_sheet(book, photo, photo_name, with_backward)

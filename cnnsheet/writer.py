@@ -23,8 +23,9 @@ from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference, Series
 from openpyxl.chart.data_source import AxDataSource, NumData, NumVal, StrData, StrRef, StrVal
 from openpyxl.drawing.image import Image as SheetImage
-from openpyxl.formatting.rule import ColorScaleRule
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.formatting.rule import ColorScaleRule, Rule
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles.differential import DifferentialStyle
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.hyperlink import Hyperlink
@@ -32,7 +33,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from cnnsheet import style
 from cnnsheet.files import write_atomically
 from cnnsheet.layout import COLUMNS, MAX_COLUMNS, MAX_ROWS, absolute, area
-from cnnsheet.plan import Scale, SheetPlan, WorkbookPlan
+from cnnsheet.plan import Highlight, Scale, SheetPlan, WorkbookPlan
 
 SAMPLE_COLUMN = MAX_COLUMNS  # the style samples sit in the last column of the first sheet
 _SAMPLE = re.compile(rb'<c [^>]*?r="XFD(\d+)"[^>]*?>|<c [^>]*?r="XFD(\d+)"[^>]*?/>')
@@ -87,6 +88,17 @@ def _skeleton(plan: WorkbookPlan):
         ws.sheet_properties.pageSetUpPr.fitToPage = True
         for areas, scale in sheet.scales:
             ws.conditional_formatting.add(" ".join(areas), _colour_rule(areas, scale))
+        for highlight in sheet.highlights:  # after the scales: they draw over them
+            ws.conditional_formatting.add(" ".join(highlight.areas), _highlight_rule(highlight))
+        for choice in sheet.whole_numbers:
+            validation = DataValidation(type="whole", operator="between", formula1=str(choice.low),
+                                        formula2=str(choice.high), allow_blank=False,
+                                        showErrorMessage=True, errorStyle="stop",
+                                        errorTitle=choice.title, error=choice.message,
+                                        showInputMessage=True, promptTitle=choice.title,
+                                        prompt=choice.prompt)
+            validation.add(choice.ref)
+            ws.add_data_validation(validation)
         for drop_down in sheet.drop_downs:
             validation = DataValidation(type="list", formula1=drop_down.source, allow_blank=False,
                                         showErrorMessage=True, errorStyle="stop",
@@ -135,6 +147,15 @@ def _colour_rule(areas: list[str], scale: Scale) -> ColorScaleRule:
     return ColorScaleRule(start_type="formula", start_value=f"-{largest}", start_color=style.BLUE,
                           mid_type="num", mid_value=0, mid_color=style.WHITE,
                           end_type="formula", end_value=largest, end_color=style.RED)
+
+
+def _highlight_rule(highlight: Highlight) -> Rule:
+    """A formula rule drawing a border (and maybe bold figures) where the formula is true."""
+    look = style.HIGHLIGHTS[highlight.look]
+    side = Side(style="thin", color=look["border"])
+    dxf = DifferentialStyle(border=Border(left=side, right=side, top=side, bottom=side),
+                            font=Font(bold=True) if look["bold"] else None)
+    return Rule(type="expression", dxf=dxf, formula=[highlight.formula.removeprefix("=")])
 
 
 def _bar_chart(ws, plan_chart) -> BarChart:

@@ -1,6 +1,7 @@
 """Small builders shared by the tests."""
 
 import numpy as np
+from openpyxl.utils.cell import coordinate_to_tuple
 
 from cnnsheet.model import Model
 
@@ -41,3 +42,18 @@ def default_case():
 
     model = load_model(default_model_path())
     return model, load_photo(default_photo_path(), model.input_size)
+
+
+def zoom_choices(walkthrough) -> dict:
+    """The 0-based (filter, row, col) each Zoom sheet holds: after an edit elsewhere, the engine's
+    default choice may move, the typed one does not."""
+    choices, number = {}, 1
+    while f"zoom{number}_filter" in walkthrough.names:
+        picked = []
+        for key in ("filter", "row", "col"):
+            sheet, ref = walkthrough.names[f"zoom{number}_{key}"].rsplit("!", 1)
+            row, col = coordinate_to_tuple(ref.replace("$", ""))
+            picked.append(walkthrough.plan[sheet.strip("'")].cells[row, col][1] - 1)
+        choices[number] = tuple(picked)
+        number += 1
+    return choices

@@ -24,6 +24,7 @@ def image_sheet(book: Book):
         book.name(f"image_{channel}", ws, block.data)
     book.square_cells(ws, top, blocks[-1].top + size, blocks[-1].left + size, style.PIXEL_CELL)
     book.overview_row(ws.title, book.texts("overview", "image_row"), (3, size, size))
+    book.at["image"] = (blocks, ws.title)
     return blocks
 
 

@@ -1,0 +1,277 @@
+"""One neuron up close: a Zoom sheet after each Conv sheet of the first pass.
+
+The student picks a filter, a row and a column (three named yellow cells). The sheet pulls the
+window that output cell reads, channel by channel, live from the sheet the layer reads (INDEX
+into the area framed by the zero padding), sets the chosen filter's kernel beside it, multiplies
+them one cell per weight, adds the bias, and checks the total against the Conv sheet. Colour
+rules driven by the same names outline the window, the chosen cell and what it feeds, and the
+pixels of the photo that can reach it (the receptive field), which a small table of 0/1 flags
+carries down through every earlier conv and pool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnsheet import style
+from cnnsheet.errors import CnnsheetError
+from cnnsheet.layers import Conv, MaxPool, ReLU, reached_by
+from cnnsheet.layout import Block, a1, area, quote_sheet
+from cnnsheet.plan import WholeNumber
+from cnnsheet.sheets.common import Book, channel_names
+
+LABELS, VALUES, GRID = 2, 3, 4  # columns: labels, values, then the square cells of the grids
+
+
+def indexed(source: str, cells: int, row: str, col: str) -> str:
+    """INDEX(source, row, col); a source of one cell is that cell (Gnumeric's INDEX refuses to
+    index a single cell, even at 1, 1)."""
+    return f"INDEX({source},{row},{col})" if cells > 1 else source
+
+
+def receptive_field(layers: list, sizes: list[int], out_index: int) -> set[int]:
+    """The input rows (or columns) that can influence row `out_index` of the last of `layers`.
+
+    `sizes[i]` is the length of the input of `layers[i]`; ReLUs keep the set, a conv or a pool
+    replaces it with every row its windows read there, minus the zero padding."""
+    rows = {out_index}
+    for layer, size in zip(reversed(layers), reversed(sizes)):
+        if isinstance(layer, (Conv, MaxPool)):
+            rows = {y for out in rows for y in layer.reads(out) if 0 <= y < size}
+    return rows
+
+
+def receptive_field_size(layers: list) -> tuple[int, int]:
+    """(size, jump) of a stack of convs and pools, ignoring the edges: each layer widens the field
+    by (span - 1) x the jump so far, and multiplies the jump (the stride product) by its stride."""
+    size, jump = 1, 1
+    for layer in layers:
+        if isinstance(layer, (Conv, MaxPool)):
+            size, jump = size + (layer.span - 1) * jump, jump * layer.stride
+    return size, jump
+
+
+def zoom_sheets(book: Book, choices: dict | None = None):
+    """A Zoom sheet after every Conv sheet of the first pass. `choices` maps the conv's number
+    (1, 2, ...) to a 0-based (filter, row, col); by default filter 1 at its strongest cell."""
+    number = 0
+    for index, layer in enumerate(book.model.layers):
+        if isinstance(layer, Conv):
+            number += 1
+            zoom_sheet(book, index, layer, number, (choices or {}).get(number))
+
+
+def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
+    t = book.texts
+    trace = book.trace
+    F, C, k = layer.filters, layer.in_channels, layer.kernel
+    s, p, d, span = layer.stride, layer.padding, layer.dilation, layer.span
+    previous = book.previous_name(layer)
+    x = trace.tensors[previous][0]  # (C, H, W)
+    out = trace.tensors[layer.name][0]  # (F, Ho, Wo)
+    _, Ho, Wo = out.shape
+    if choice is None:
+        choice = (0, *np.unravel_index(int(np.argmax(out[0])), out[0].shape))
+    f, i, j = (int(v) for v in choice)
+    in_blocks, in_sheet = book.at[previous]
+    out_blocks, conv_title = book.at[layer.name]
+    if in_blocks[0].border != p:
+        raise CnnsheetError(f"internal: {in_sheet} is framed by {in_blocks[0].border} zeros, "
+                            f"{layer.name} pads by {p}")
+    names = channel_names(C, previous == "input")
+    title = f"Zoom{n}"
+    keys = ["body"] + (["body_stride"] if s > 1 else []) + (["body_padding"] if p else []) + (
+        ["body_dilation"] if d > 1 else [])
+    ws, top = book.sheet("Zoom", "zoom", tuple(keys), title=title, number=n, conv=conv_title,
+                         input=in_sheet, layer=layer.name, channels=C, kernel=k, span=span,
+                         stride=s, padding=p, dilation=d, products=C * k * k)
+    sheets = book.plan.sheets  # place it just after its Conv sheet
+    sheets.insert(book.plan.sheetnames.index(conv_title) + 1, sheets.pop())
+    choose = f"zoom{n}_filter", f"zoom{n}_row", f"zoom{n}_col"
+    pick, row_name, col_name = choose
+
+    # ---- the choice ----------------------------------------------------------------------------
+    ws.label(top, LABELS, t("zoom", "choose", conv=conv_title))
+    look_choice = style.key("input", "0")
+    for offset, (key, name, value, high) in enumerate(zip(("filter", "row", "col"), choose,
+                                                          (f, i, j), (F, Ho, Wo))):
+        row = top + 1 + offset
+        ws.text(row, LABELS, t("zoom", f"pick_{key}"))
+        ws.number(row, VALUES, value + 1, look_choice)
+        ws.text(row, GRID, t("zoom", "range", high=high))
+        book.name(name, ws, a1(row, VALUES))
+        ws.whole_numbers.append(WholeNumber(a1(row, VALUES), 1, high, t("zoom", f"pick_{key}"),
+                                            t("zoom", "prompt", high=high),
+                                            t("zoom", "refused", high=high)))
+
+    # ---- the window, the kernel and the products, channel by channel ----------------------------
+    weight = layer.weight  # (F, C, k, k)
+    xp = np.pad(x, ((0, 0), (p, p), (p, p)))  # (C, H+2p, W+2p)
+    window = xp[:, i * s:i * s + span, j * s:j * s + span]  # (C, span, span)
+    kernel = np.zeros((C, span, span))
+    kernel[:, ::d, ::d] = weight[f]
+    products = window[:, ::d, ::d] * weight[f]  # (C, k, k)
+    grid_top = top + 12
+    look_x = style.key("number", style.number_format(x))
+    look_w = style.key("number", style.number_format(weight))
+    look_product = style.key("number", style.number_format(products))
+    hole, zero = style.key("hole", style.number_format(x)), style.key("zero", "0")
+    window_blocks, kernel_blocks = [], []
+    for c in range(C):
+        left = GRID + c * (2 * span + 3)
+        window_block = Block(title, grid_top + 1, left, span, span)
+        kernel_block = Block(title, grid_top + 1, left + span + 1, span, span)
+        ws.label(grid_top, left, t("zoom", "window", channel=names[c]))
+        ws.label(grid_top, left + span + 1, t("zoom", "kernel", channel=names[c]))
+        outer = in_blocks[c].outer
+        cells = (outer[2] - outer[0] + 1) * (outer[3] - outer[1] + 1)
+        source = quote_sheet(in_sheet) + "!" + area(*outer)
+        kernels = [f"conv{n}_f{g + 1}_{names[c]}" for g in range(F)]
+        for a in range(span):
+            for b in range(span):
+                tap = a % d == 0 and b % d == 0
+                ws.formula(*window_block.cell(a, b),
+                           "=" + indexed(source, cells, f"({row_name}-1)*{s}+{a + 1}",
+                                         f"({col_name}-1)*{s}+{b + 1}"),
+                           window[c, a, b], look_x if tap else hole)
+                if tap:
+                    picks = ",".join(indexed(name, span * span, a + 1, b + 1) for name in kernels)
+                    ws.formula(*kernel_block.cell(a, b), f"=CHOOSE({pick},{picks})", kernel[c, a, b], look_w)
+                else:
+                    ws.number(*kernel_block.cell(a, b), 0, zero)
+        window_blocks.append(window_block)
+        kernel_blocks.append(kernel_block)
+    product_top = grid_top + span + 3
+    ws.label(product_top - 1, GRID, t("zoom", "products", count=C * k * k))
+    product_block = Block(title, product_top + 1, GRID, k, C * k)
+    for c in range(C):
+        ws.label(product_top, GRID + c * k, names[c])
+        for a in range(k):
+            for b in range(k):
+                ws.formula(*product_block.cell(a, c * k + b),
+                           f"={window_blocks[c].ref(a * d, b * d)}*{kernel_blocks[c].ref(a * d, b * d)}",
+                           products[c, a, b], look_product)
+    book.name(f"zoom{n}_products", ws, product_block.data)
+    ws.scale([b.data for b in window_blocks], style.scale_for(x))
+    ws.scale([b.data for b in kernel_blocks] + [product_block.data], style.DIVERGING)
+
+    # ---- sum, bias, total, and the same cell on the Conv sheet ----------------------------------
+    look = style.key("value", "0.0000")
+    row = top + 5
+    bias = layer.bias[f]
+    total = products.sum() + bias
+    biases = ",".join(f"conv{n}_f{g + 1}_bias" for g in range(F))
+    conv_cells = ",".join(indexed(block.data_address, Ho * Wo, row_name, col_name) for block in out_blocks)
+    mine, theirs = a1(row + 2, VALUES), a1(row + 3, VALUES)
+    agree, differ = (t("zoom", key).replace('"', '""') for key in ("agree", "differ"))
+    rows = [("sum", f"=SUM(zoom{n}_products)", products.sum(), look),
+            ("bias", f"=CHOOSE({pick},{biases})", bias, look),
+            ("total", f"={a1(row, VALUES)}+{a1(row + 1, VALUES)}", total, style.key("big", "0.0000")),
+            ("on_conv", f"=CHOOSE({pick},{conv_cells})", out[f, i, j], look),
+            ("check", f'=IF(ABS({mine}-{theirs})<=1E-9*(1+ABS({theirs})),"{agree}","{differ}")',
+             t("zoom", "agree"), style.key("heading"))]
+    for offset, (key, formula, value, look_) in enumerate(rows):
+        ws.text(row + offset, LABELS, t("zoom", key, conv=conv_title))
+        ws.formula(row + offset, VALUES, formula, value, look_)
+    book.name(f"zoom{n}_value", ws, a1(row + 2, VALUES))
+
+    field_top = product_top + k + 3
+    field = receptive_field_table(book, ws, index, layer, n, (i, j), field_top)
+    ws.text(top + 10, LABELS, t("zoom", "field"))
+    ws.formula(top + 10, VALUES, f"=SUM(zoom{n}_field_rows)&\" x \"&SUM(zoom{n}_field_cols)",
+               f"{len(field[0])} x {len(field[1])}", style.key("heading"))
+
+    book.square_cells(ws, grid_top, product_top + k + 1, max(GRID + C * (2 * span + 3), GRID + C * k))
+    ws.width("ABC", (3, 34, 12))
+    highlights(book, index, layer, n, in_blocks, out_blocks)
+    book.steps.insert(next(number for number, step in enumerate(book.steps)
+                           if step.sheet == conv_title) + 1,
+                      type(book.steps[0])(title, layer.name, (C, k, k)))
+
+
+def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chosen, top: int):
+    """0/1 flags of the rows and columns of every earlier sheet that can reach the chosen cell:
+    the conv's own input from the choice, every tensor below from the one above it, through the
+    windows of each conv and pool (a ReLU keeps them). Returns the input's (rows, cols) sets."""
+    t = book.texts
+    layers = book.model.layers[:index + 1]
+    ws.label(top - 1, LABELS, t("zoom", "field_table"))
+    ws.text(top, LABELS, t("zoom", "field_rows"))
+    flag = style.key("value", "0")
+    zero = style.key("zero", "0")
+    names = (f"zoom{n}_row", f"zoom{n}_col")
+    above = None  # (column per axis, layer whose input this is)
+    col = VALUES
+    sets = [{chosen[0]}, {chosen[1]}]
+    for below in reversed(layers):
+        if isinstance(below, ReLU):
+            continue
+        tensor = book.previous_name(below)
+        sheet = book.at[tensor][1]
+        size_rows, size_cols = book.trace.tensors[tensor][0].shape[1:]
+        out_rows, out_cols = book.trace.tensors[below.name][0].shape[1:]
+        ws.label(top, col, sheet)
+        ws.text(top + 1, col, t("zoom", "rows"))
+        ws.text(top + 1, col + 1, t("zoom", "cols"))
+        for axis, (size, out_size) in enumerate(((size_rows, out_rows), (size_cols, out_cols))):
+            sets[axis] = {y for out in sets[axis] for y in below.reads(out) if 0 <= y < size}
+            for y in range(size):
+                cell = (top + 2 + y, col + axis)
+                value = float(y in sets[axis])
+                if above is None:  # the chosen output cell: the taps of its window, live
+                    offset = f"{y}-(({names[axis]}-1)*{below.stride}-{below.padding})"
+                    terms = [f"{offset}>=0", f"{offset}<={below.span - 1}"]
+                    if below.dilation > 1:
+                        terms.append(f"MOD({offset},{below.dilation})=0")
+                    ws.formula(*cell, f"=IF(AND({','.join(terms)}),1,0)", value, flag)
+                else:
+                    sources = reached_by(below, y, out_size)
+                    if sources:
+                        refs = ",".join(a1(top + 2 + out, above[axis]) for out in sources)
+                        ws.formula(*cell, f"=MAX({refs})", value, flag)
+                    else:  # no window reads it: a remainder a pool or stride left out
+                        ws.number(*cell, 0, zero)
+        above = (col, col + 1)
+        col += 2
+    size_rows, size_cols = book.trace.tensors["input"][0].shape[1:]
+    book.name(f"zoom{n}_field_rows", ws, area(top + 2, above[0], top + 1 + size_rows, above[0]))
+    book.name(f"zoom{n}_field_cols", ws, area(top + 2, above[1], top + 1 + size_cols, above[1]))
+    for y in range(max(size_rows, size_cols)):
+        ws.number(top + 2 + y, LABELS, y + 1, style.key("value", "0"))
+    ws.scale([area(top + 2, VALUES, top + 1 + max(size_rows, size_cols), col - 1)], style.PROBABILITY)
+    return sets
+
+
+def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_blocks):
+    """Rules that follow the choice: the taps of the window on the sheet the layer reads, the
+    chosen cell on the Conv sheet, the ReLU and pool cells it feeds, the field on the Image sheet."""
+    plan = book.plan
+    pick, row_name, col_name = f"zoom{n}_filter", f"zoom{n}_row", f"zoom{n}_col"
+    s, d, span = layer.stride, layer.dilation, layer.span
+    for block in in_blocks:  # in padded coordinates, from the top-left of the zero frame
+        top, left, bottom, right = block.outer
+        terms = []
+        for here, first, name in (("ROW()", top, row_name), ("COLUMN()", left, col_name)):
+            offset = f"{here}-{first}-({name}-1)*{s}"
+            terms += [f"{offset}>=0", f"{offset}<={span - 1}"] + ([f"MOD({offset},{d})=0"] if d > 1 else [])
+        plan[block.sheet].highlight(area(top, left, bottom, right), f"=AND({','.join(terms)})")
+
+    def cell_rule(blocks, size, stride):  # the cells whose window (size, stride) holds the choice
+        for g, block in enumerate(blocks):
+            terms = [f"{pick}={g + 1}"]
+            for here, first, name in (("ROW()", block.top, row_name), ("COLUMN()", block.left, col_name)):
+                start = f"({here}-{first})*{stride}"
+                terms += [f"{start}<={name}-1", f"{name}-1<={start}+{size - 1}"]
+            plan[block.sheet].highlight(block.data, f"=AND({','.join(terms)})")
+
+    cell_rule(out_blocks, 1, 1)
+    later = book.model.layers[index + 1:]
+    if later and isinstance(later[0], ReLU):
+        cell_rule(book.at[later[0].name][0], 1, 1)
+        later = later[1:]
+    if later and isinstance(later[0], MaxPool):
+        cell_rule(book.at[later[0].name][0], later[0].size, later[0].stride)
+    for block in book.at["image"][0]:
+        plan[block.sheet].highlight(
+            block.data, f"=AND(INDEX(zoom{n}_field_rows,ROW()-{block.top - 1})=1,"
+                        f"INDEX(zoom{n}_field_cols,COLUMN()-{block.left - 1})=1)", "field")
