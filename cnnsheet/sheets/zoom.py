@@ -242,27 +242,52 @@ def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chose
     return sets
 
 
+def grid_position(blocks: list[Block]) -> tuple[str, str, str]:
+    """Formulas, for any data cell of a grid of equal blocks, of its block's number (1-based) and
+    its 0-based row and column inside the block. One formula serves every block, so a highlight
+    can share the colour scale's ranges: LibreOffice draws only the first of two overlapping
+    conditional formats, but every rule of one."""
+    first = blocks[0]
+    per_row = sum(1 for block in blocks if block.top == first.top)
+    down = blocks[per_row].top - first.top if len(blocks) > per_row else 0
+    across = blocks[1].left - first.left if per_row > 1 else 0
+    rows, cols = f"ROW()-{first.top}", f"COLUMN()-{first.left}"
+    number = ([f"INT(({rows})/{down})*{per_row}"] if down else []) + (
+        [f"INT(({cols})/{across})"] if across else [])
+    return ("+".join(number) + "+1" if number else "1",
+            f"MOD({rows},{down})" if down else f"({rows})",
+            f"MOD({cols},{across})" if across else f"({cols})")
+
+
 def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_blocks):
     """Rules that follow the choice: the taps of the window on the sheet the layer reads, the
     chosen cell on the Conv sheet, the ReLU and pool cells it feeds, the field on the Image sheet."""
     plan = book.plan
     pick, row_name, col_name = f"zoom{n}_filter", f"zoom{n}_row", f"zoom{n}_col"
-    s, d, span = layer.stride, layer.dilation, layer.span
-    for block in in_blocks:  # in padded coordinates, from the top-left of the zero frame
-        top, left, bottom, right = block.outer
+    s, p, d, span = layer.stride, layer.padding, layer.dilation, layer.span
+
+    def taps(row: str, col: str) -> str:  # row and col: 0-based, in the padded input
         terms = []
-        for here, first, name in (("ROW()", top, row_name), ("COLUMN()", left, col_name)):
-            offset = f"{here}-{first}-({name}-1)*{s}"
+        for here, name in ((row, row_name), (col, col_name)):
+            offset = f"{here}-({name}-1)*{s}"
             terms += [f"{offset}>=0", f"{offset}<={span - 1}"] + ([f"MOD({offset},{d})=0"] if d > 1 else [])
-        plan[block.sheet].highlight(area(top, left, bottom, right), f"=AND({','.join(terms)})")
+        return f"=AND({','.join(terms)})"
+
+    _, row, col = grid_position(in_blocks)
+    plan[in_blocks[0].sheet].highlight([block.data for block in in_blocks], taps(f"{row}+{p}", f"{col}+{p}"))
+    for block in in_blocks if p else ():  # the zero frame: no colour scale there, one rule a block
+        top, left, bottom, right = block.outer
+        frame = [area(top, left, block.top - 1, right), area(block.top + block.height, left, bottom, right),
+                 area(block.top, left, block.top + block.height - 1, block.left - 1),
+                 area(block.top, block.left + block.width, block.top + block.height - 1, right)]
+        plan[block.sheet].highlight(frame, taps(f"ROW()-{top}", f"COLUMN()-{left}"))
 
     def cell_rule(blocks, size, stride):  # the cells whose window (size, stride) holds the choice
-        for g, block in enumerate(blocks):
-            terms = [f"{pick}={g + 1}"]
-            for here, first, name in (("ROW()", block.top, row_name), ("COLUMN()", block.left, col_name)):
-                start = f"({here}-{first})*{stride}"
-                terms += [f"{start}<={name}-1", f"{name}-1<={start}+{size - 1}"]
-            plan[block.sheet].highlight(block.data, f"=AND({','.join(terms)})")
+        number, row, col = grid_position(blocks)
+        terms = [f"{pick}={number}"]
+        for here, name in ((row, row_name), (col, col_name)):
+            terms += [f"{here}*{stride}<={name}-1", f"{name}-1<={here}*{stride}+{size - 1}"]
+        plan[blocks[0].sheet].highlight([block.data for block in blocks], f"=AND({','.join(terms)})")
 
     cell_rule(out_blocks, 1, 1)
     later = book.model.layers[index + 1:]
@@ -271,7 +296,7 @@ def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_block
         later = later[1:]
     if later and isinstance(later[0], MaxPool):
         cell_rule(book.at[later[0].name][0], later[0].size, later[0].stride)
-    for block in book.at["image"][0]:
+    for block in book.at["image"][0]:  # each channel has a colour scale of its own
         plan[block.sheet].highlight(
             block.data, f"=AND(INDEX(zoom{n}_field_rows,ROW()-{block.top - 1})=1,"
                         f"INDEX(zoom{n}_field_cols,COLUMN()-{block.left - 1})=1)", "field")
