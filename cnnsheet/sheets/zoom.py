@@ -152,8 +152,13 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
                            f"={window_blocks[c].ref(a * d, b * d)}*{kernel_blocks[c].ref(a * d, b * d)}",
                            products[c, a, b], look_product)
     book.name(f"zoom{n}_products", ws, product_block.data)
-    ws.scale([b.data for b in window_blocks], style.scale_for(x))
-    ws.scale([b.data for b in kernel_blocks] + [product_block.data], style.DIVERGING)
+    def taps(block):  # the cells a dilated kernel uses: the holes keep their grey look
+        if d == 1:
+            return [block.data]
+        return [block.ref(a * d, b * d) for a in range(k) for b in range(k)]
+
+    ws.scale([cell for b in window_blocks for cell in taps(b)], style.scale_for(x))
+    ws.scale([cell for b in kernel_blocks for cell in taps(b)] + [product_block.data], style.DIVERGING)
 
     # ---- sum, bias, total, and the same cell on the Conv sheet ----------------------------------
     look = style.key("value", "0.0000")
@@ -182,7 +187,7 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
                f"{len(field[0])} x {len(field[1])}", style.key("heading"))
 
     book.square_cells(ws, grid_top, product_top + k + 1, max(GRID + C * (2 * span + 3), GRID + C * k))
-    ws.width("ABC", (3, 34, 12))
+    ws.width("ABC", (3, 46, 12))
     highlights(book, index, layer, n, in_blocks, out_blocks)
     book.steps.insert(next(number for number, step in enumerate(book.steps)
                            if step.sheet == conv_title) + 1,
