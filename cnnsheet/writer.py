@@ -89,7 +89,7 @@ def _skeleton(plan: WorkbookPlan):
         for areas, scale in sheet.scales:
             ws.conditional_formatting.add(" ".join(areas), _colour_rule(areas, scale))
         for highlight in sheet.highlights:  # after the scales: they draw over them
-            ws.conditional_formatting.add(" ".join(highlight.areas), _highlight_rule(highlight))
+            ws.conditional_formatting.add(" ".join(highlight.areas), _highlight_rule(highlight, font_name))
         for choice in sheet.whole_numbers:
             validation = DataValidation(type="whole", operator="between", formula1=str(choice.low),
                                         formula2=str(choice.high), allow_blank=False,
@@ -149,12 +149,13 @@ def _colour_rule(areas: list[str], scale: Scale) -> ColorScaleRule:
                           end_type="formula", end_value=largest, end_color=style.RED)
 
 
-def _highlight_rule(highlight: Highlight) -> Rule:
-    """A formula rule drawing a border (and maybe bold figures) where the formula is true."""
+def _highlight_rule(highlight: Highlight, font_name: str) -> Rule:
+    """A formula rule drawing a border (and maybe bold figures) where the formula is true. A
+    shared colour scale's range puts it in the same conditional format as the scale."""
     look = style.HIGHLIGHTS[highlight.look]
     side = Side(style="thin", color=look["border"])
     dxf = DifferentialStyle(border=Border(left=side, right=side, top=side, bottom=side),
-                            font=Font(bold=True) if look["bold"] else None)
+                            font=Font(name=font_name, bold=True) if look["bold"] else None)
     return Rule(type="expression", dxf=dxf, formula=[highlight.formula.removeprefix("=")])
 
 

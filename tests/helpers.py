@@ -45,15 +45,17 @@ def default_case():
 
 
 def zoom_choices(walkthrough) -> dict:
-    """The 0-based (filter, row, col) each Zoom sheet holds: after an edit elsewhere, the engine's
-    default choice may move, the typed one does not."""
-    choices, number = {}, 1
-    while f"zoom{number}_filter" in walkthrough.names:
-        picked = []
-        for key in ("filter", "row", "col"):
-            sheet, ref = walkthrough.names[f"zoom{number}_{key}"].rsplit("!", 1)
-            row, col = coordinate_to_tuple(ref.replace("$", ""))
-            picked.append(walkthrough.plan[sheet.strip("'")].cells[row, col][1] - 1)
-        choices[number] = tuple(picked)
-        number += 1
+    """The 0-based (filter, row, col) each Zoom sheet and each pool's choice hold, by name prefix
+    ("zoom1", "pool1"): after an edit elsewhere the engine's default choice may move, a typed
+    one does not."""
+    choices = {}
+    for name in walkthrough.names:
+        if name.endswith("_filter") and name.startswith(("zoom", "pool")):
+            prefix = name.removesuffix("_filter")
+            picked = []
+            for key in ("filter", "row", "col"):
+                sheet, ref = walkthrough.names[f"{prefix}_{key}"].rsplit("!", 1)
+                row, col = coordinate_to_tuple(ref.replace("$", ""))
+                picked.append(walkthrough.plan[sheet.strip("'")].cells[row, col][1] - 1)
+            choices[prefix] = tuple(picked)
     return choices

@@ -97,8 +97,12 @@ def by_hand(model: Model, pixels, number: int, choice):
     return products, total, field
 
 
-def check_by_hand(walkthrough, recalculated, model, pixels, number, choice):
-    """The named products, the value and the field flags of a recalculated file, against by_hand."""
+def check_by_hand(walkthrough, recalculated, model, pixels, prefix, choice):
+    """The named products, the value and the field flags of a recalculated file, against by_hand;
+    for a pool's choice, its maximum. Returns how many products (or maxima) were checked."""
+    if prefix.startswith("pool"):
+        return check_pool_by_hand(walkthrough, recalculated, model, pixels, prefix, choice)
+    number = int(prefix.removeprefix("zoom"))
     products, total, (rows, cols) = by_hand(model, pixels, number, choice)
     values = openpyxl.load_workbook(recalculated, data_only=True)
     sheet, top, left = cell_of(walkthrough, f"zoom{number}_products")
@@ -115,22 +119,39 @@ def check_by_hand(walkthrough, recalculated, model, pixels, number, choice):
     return C * k * k
 
 
+def check_pool_by_hand(walkthrough, recalculated, model, pixels, prefix, choice):
+    trace = model.predict(pixels)
+    pools = [layer for layer in model.layers if layer.kind == "maxpool"]
+    layer = pools[int(prefix.removeprefix("pool")) - 1]
+    f, i, j = choice
+    x = trace.tensors[list(trace.tensors)[model.layers.index(layer)]][0]  # what the pool reads
+    q, t = layer.size, layer.stride
+    wanted = x[f, i * t:i * t + q, j * t:j * t + q].max()
+    assert wanted == trace.tensors[layer.name][0][f, i, j]
+    values = openpyxl.load_workbook(recalculated, data_only=True)
+    sheet, row, col = cell_of(walkthrough, f"{prefix}_max")
+    assert values[sheet].cell(row, col).value == pytest.approx(wanted, rel=1e-9, abs=1e-12)
+    return 1
+
+
 def choose(walkthrough, path, edited, choices: dict):
     """Type 1-based choices into the three yellow cells of each Zoom sheet, as a student would."""
     book = openpyxl.load_workbook(path)
-    for number, (f, i, j) in choices.items():
+    for prefix, (f, i, j) in choices.items():
         for key, value in (("filter", f), ("row", i), ("col", j)):
-            sheet, row, col = cell_of(walkthrough, f"zoom{number}_{key}")
+            sheet, row, col = cell_of(walkthrough, f"{prefix}_{key}")
             book[sheet].cell(row, col).value = value + 1
     book.save(edited)
 
 
 def random_choices(model, rng) -> dict:
-    choices = {}
-    convs = [i for i, layer in enumerate(model.layers) if isinstance(layer, Conv)]
-    for number, index in enumerate(convs, 1):
-        F, Ho, Wo = model.shapes[index + 1]
-        choices[number] = (int(rng.integers(F)), int(rng.integers(Ho)), int(rng.integers(Wo)))
+    choices, counts = {}, {"conv": 0, "maxpool": 0}
+    for index, layer in enumerate(model.layers):
+        if layer.kind in counts:
+            counts[layer.kind] += 1
+            F, Ho, Wo = model.shapes[index + 1]
+            prefix = ("zoom" if layer.kind == "conv" else "pool") + str(counts[layer.kind])
+            choices[prefix] = (int(rng.integers(F)), int(rng.integers(Ho)), int(rng.integers(Wo)))
     return choices
 
 
@@ -166,8 +187,8 @@ def test_zoom_sheets_follow_any_choice_in_libreoffice(tmp_path_factory, calc_pro
         edited_values = next(recalculated)
         zoom_cells = {key: value for key, value in after.items() if key[0].startswith("Zoom")}
         assert zoom_cells and compare(edited, edited_values, after) >= len(zoom_cells)
-        for number, choice in choices.items():
-            check_by_hand(walkthrough, edited_values, model, pixels, number, choice)
+        for prefix, choice in choices.items():
+            check_by_hand(walkthrough, edited_values, model, pixels, prefix, choice)
 
 
 def hard_model() -> Model:
@@ -186,7 +207,8 @@ def test_a_hard_case_in_libreoffice_and_gnumeric(tmp_path, calc_profile):
     walkthrough = build_walkthrough(model, pixels, with_backward=True)
     original, edited = tmp_path / "hard.xlsx", tmp_path / "hard-edited.xlsx"
     walkthrough.save(original)
-    choices = {1: (1, 0, 3), 2: (2, 4, 0)}  # edges: the windows hang over the zero padding
+    # at the edges, where the windows hang over the zero padding
+    choices = {"zoom1": (1, 0, 3), "zoom2": (2, 4, 0), "pool1": (1, 4, 2)}
     choose(walkthrough, original, edited, choices)
     after = build_walkthrough(model, pixels, with_backward=True, zoom_choices=choices).expected
     calc = convert([original, edited], tmp_path / "calc", calc_profile)
@@ -195,8 +217,8 @@ def test_a_hard_case_in_libreoffice_and_gnumeric(tmp_path, calc_profile):
         compare(original, values, walkthrough.expected)
     for values in (calc[1], gnumeric[1]):
         compare(edited, values, after)
-        assert sum(check_by_hand(walkthrough, values, model, pixels, number, choice)
-                   for number, choice in choices.items()) == 1 * 3 * 3 + 2 * 2 * 2
+        assert sum(check_by_hand(walkthrough, values, model, pixels, prefix, choice)
+                   for prefix, choice in choices.items()) == 1 * 3 * 3 + 2 * 2 * 2 + 1
 
 
 def test_the_default_choice_is_the_strongest_cell_of_filter_one():

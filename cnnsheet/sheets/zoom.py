@@ -19,6 +19,7 @@ from cnnsheet.layers import Conv, MaxPool, ReLU, reached_by
 from cnnsheet.layout import Block, a1, area, quote_sheet
 from cnnsheet.plan import WholeNumber
 from cnnsheet.sheets.common import Book, channel_names
+from cnnsheet.sheets.pool import earlier_in_window
 
 LABELS, VALUES, GRID = 2, 3, 4  # columns: labels, values, then the square cells of the grids
 
@@ -52,13 +53,41 @@ def receptive_field_size(layers: list) -> tuple[int, int]:
 
 
 def zoom_sheets(book: Book, choices: dict | None = None):
-    """A Zoom sheet after every Conv sheet of the first pass. `choices` maps the conv's number
-    (1, 2, ...) to a 0-based (filter, row, col); by default filter 1 at its strongest cell."""
-    number = 0
+    """A Zoom sheet after every Conv sheet of the first pass, and a choice of one cell on every
+    Pool sheet. `choices` maps "zoom1", "pool1", ... to a 0-based (filter, row, col); by default
+    filter 1 at its strongest cell."""
+    choices = choices or {}
+    convs = pools = 0
     for index, layer in enumerate(book.model.layers):
         if isinstance(layer, Conv):
-            number += 1
-            zoom_sheet(book, index, layer, number, (choices or {}).get(number))
+            convs += 1
+            zoom_sheet(book, index, layer, convs, choices.get(f"zoom{convs}"))
+        elif isinstance(layer, MaxPool):
+            pools += 1
+            pool_choice(book, layer, pools, choices.get(f"pool{pools}"))
+
+
+def strongest(values: np.ndarray) -> tuple[int, int, int]:
+    """The default choice: the largest value of the first map of a (F, H, W) tensor."""
+    return (0, *(int(v) for v in np.unravel_index(int(np.argmax(values[0])), values[0].shape)))
+
+
+def choice_cells(book: Book, ws, top: int, label_col: int, value_col: int, prefix: str, choice,
+                 highs) -> tuple[str, str, str]:
+    """Three yellow cells named <prefix>_filter, _row, _col (1-based), each refusing anything but
+    a whole number in its range; returns the names."""
+    t = book.texts
+    names = []
+    for offset, (key, value, high) in enumerate(zip(("filter", "row", "col"), choice, highs)):
+        row = top + offset
+        ws.text(row, label_col, t("zoom", f"pick_{key}"))
+        ws.number(row, value_col, value + 1, style.key("input", "0"))
+        ws.text(row, value_col + 1, t("zoom", "range", high=high))
+        names.append(book.name(f"{prefix}_{key}", ws, a1(row, value_col)))
+        ws.whole_numbers.append(WholeNumber(a1(row, value_col), 1, high, t("zoom", f"pick_{key}"),
+                                            t("zoom", "prompt", high=high),
+                                            t("zoom", "refused", high=high)))
+    return tuple(names)
 
 
 def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
@@ -70,9 +99,7 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     x = trace.tensors[previous][0]  # (C, H, W)
     out = trace.tensors[layer.name][0]  # (F, Ho, Wo)
     _, Ho, Wo = out.shape
-    if choice is None:
-        choice = (0, *np.unravel_index(int(np.argmax(out[0])), out[0].shape))
-    f, i, j = (int(v) for v in choice)
+    f, i, j = choice or strongest(out)
     in_blocks, in_sheet = book.at[previous]
     out_blocks, conv_title = book.at[layer.name]
     if in_blocks[0].border != p:
@@ -87,22 +114,9 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
                          stride=s, padding=p, dilation=d, products=C * k * k)
     sheets = book.plan.sheets  # place it just after its Conv sheet
     sheets.insert(book.plan.sheetnames.index(conv_title) + 1, sheets.pop())
-    choose = f"zoom{n}_filter", f"zoom{n}_row", f"zoom{n}_col"
-    pick, row_name, col_name = choose
-
-    # ---- the choice ----------------------------------------------------------------------------
     ws.label(top, LABELS, t("zoom", "choose", conv=conv_title))
-    look_choice = style.key("input", "0")
-    for offset, (key, name, value, high) in enumerate(zip(("filter", "row", "col"), choose,
-                                                          (f, i, j), (F, Ho, Wo))):
-        row = top + 1 + offset
-        ws.text(row, LABELS, t("zoom", f"pick_{key}"))
-        ws.number(row, VALUES, value + 1, look_choice)
-        ws.text(row, GRID, t("zoom", "range", high=high))
-        book.name(name, ws, a1(row, VALUES))
-        ws.whole_numbers.append(WholeNumber(a1(row, VALUES), 1, high, t("zoom", f"pick_{key}"),
-                                            t("zoom", "prompt", high=high),
-                                            t("zoom", "refused", high=high)))
+    pick, row_name, col_name = choice_cells(book, ws, top + 1, LABELS, VALUES, f"zoom{n}", (f, i, j),
+                                            (F, Ho, Wo))
 
     # ---- the window, the kernel and the products, channel by channel ----------------------------
     weight = layer.weight  # (F, C, k, k)
@@ -305,3 +319,64 @@ def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_block
         plan[block.sheet].highlight(
             block.data, f"=AND(INDEX(zoom{n}_field_rows,ROW()-{block.top - 1})=1,"
                         f"INDEX(zoom{n}_field_cols,COLUMN()-{block.left - 1})=1)", "field")
+
+
+def pool_choice(book: Book, layer: MaxPool, n: int, choice):
+    """Below the maps of a Pool sheet: a choice of one pooled cell, the window it took its maximum
+    from (read live from the sheet before), and a 1 on the window's first maximum, the winner."""
+    t = book.texts
+    out_blocks, pool_title = book.at[layer.name]
+    in_blocks, in_sheet = book.at[book.previous_name(layer)]
+    values = book.trace.tensors[layer.name][0]  # (C, Ho, Wo)
+    x = book.trace.tensors[book.previous_name(layer)][0]  # (C, H, W)
+    C, Ho, Wo = values.shape
+    q, stride = layer.size, layer.stride
+    f, i, j = choice or strongest(values)
+    ws = book.plan[pool_title]
+    top = max(block.outer[2] for block in out_blocks) + 3
+    label_col, value_col = 2, 2 + max(8, q)  # the labels run over the narrow columns to their right
+    ws.label(top, label_col, t("zoom", "pool_choose", sheet=pool_title))
+    pick, row_name, col_name = choice_cells(book, ws, top + 1, label_col, value_col, f"pool{n}",
+                                            (f, i, j), (C, Ho, Wo))
+    window = x[f, i * stride:i * stride + q, j * stride:j * stride + q]  # (q, q)
+    winner = np.zeros((q, q))
+    winner[np.unravel_index(int(np.argmax(window)), window.shape)] = 1  # the first maximum
+    grid_top = top + 6
+    window_block = Block(ws.title, grid_top + 1, label_col, q, q)
+    winner_block = Block(ws.title, grid_top + 1, label_col + q + 1, q, q)
+    ws.label(grid_top, window_block.left, t("zoom", "pool_window", sheet=in_sheet))
+    ws.label(grid_top - 1, winner_block.left, t("zoom", "pool_winner"))
+    maximum = a1(grid_top + q + 2, value_col)
+    look = style.key("number", style.number_format(x))
+    for a in range(q):
+        for b in range(q):
+            picks = ",".join(indexed(block.data_address, block.height * block.width,
+                                     f"({row_name}-1)*{stride}+{a + 1}", f"({col_name}-1)*{stride}+{b + 1}")
+                             for block in in_blocks)
+            ws.formula(*window_block.cell(a, b), f"=CHOOSE({pick},{picks})", window[a, b], look)
+            row, col = window_block.cell(a, b)
+            counts = [f"COUNTIF({area(*box)},{maximum})"
+                      for box in earlier_in_window(window_block.top, window_block.left, q, row, col)]
+            here = a1(row, col)
+            first = f"AND({here}={maximum},{'+'.join(counts)}=0)" if counts else f"{here}={maximum}"
+            ws.formula(*winner_block.cell(a, b), f"=IF({first},1,0)", winner[a, b], style.key("value", "0"))
+    ws.scale(window_block.data, style.scale_for(x))
+    ws.scale(winner_block.data, style.PROBABILITY)
+    for row in range(window_block.top, window_block.top + q):
+        ws.heights[row] = style.TENSOR_CELL[1]
+    same = ",".join(indexed(b.data_address, Ho * Wo, row_name, col_name) for b in out_blocks)
+    rows = [("pool_max", f"=MAX({window_block.data})", window.max()),
+            ("pool_same", f"=CHOOSE({pick},{same})", values[f, i, j])]
+    for offset, (key, formula, value) in enumerate(rows):
+        ws.text(grid_top + q + 2 + offset, label_col, t("zoom", key, sheet=pool_title))
+        ws.formula(grid_top + q + 2 + offset, value_col, formula, value, look)
+    book.name(f"pool{n}_max", ws, maximum)
+    # the chosen window on the sheet before, the chosen cell here
+    number, row, col = grid_position(in_blocks)
+    terms = [f"{pick}={number}"]
+    for here, name in ((row, row_name), (col, col_name)):
+        terms += [f"{here}>=({name}-1)*{stride}", f"{here}<=({name}-1)*{stride}+{q - 1}"]
+    book.plan[in_sheet].highlight([block.data for block in in_blocks], f"=AND({','.join(terms)})")
+    number, row, col = grid_position(out_blocks)
+    ws.highlight([block.data for block in out_blocks],
+                 f"=AND({pick}={number},{row}={row_name}-1,{col}={col_name}-1)")
