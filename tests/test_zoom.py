@@ -272,3 +272,16 @@ def test_highlight_rules_follow_the_choice_names_and_share_the_colour_scales_ran
             assert re.search(rf"<formula>[^<]*\b{name}\b", rules), (sheet, name)
         alone = [f for f in formats if 'type="expression"' in f and "colorScale" not in f]
         assert not alone or sheet in ("Input", "Pool1")  # only the zero frames a conv reads
+
+
+def test_the_overview_gives_each_conv_and_pool_its_receptive_field_and_jump():
+    model = hard_model()
+    plan = build_walkthrough(model, np.zeros((13, 13, 3), dtype=np.uint8)).plan
+    overview = plan["Overview"]
+    rows = {overview.cells[row, 1][1]: row for row, col in overview.cells if col == 1}
+    for sheet, last in (("Conv1", 1), ("Pool1", 3), ("Conv2", 4)):
+        size, jump = receptive_field_size(model.layers[:last])
+        assert [overview.cells[rows[sheet], col][1] for col in (7, 8)] == [size, jump], sheet
+    conv2 = [overview.cells[rows["Conv2"], col][1] for col in (7, 8)]
+    assert conv2 == [5 + (2 - 1) * 2 + (2 - 1) * 2, 2]  # conv1 spans 5, then pool1 and conv2
+    assert overview.cells[rows["Conv2"], 7][0] == f"=G{rows['Pool1']}+(2-1)*H{rows['Pool1']}"

@@ -54,7 +54,7 @@ def input_sheet(book: Book, image_blocks):
 
     # a black pixel reads (0 - mean) / std: below zero whenever the mean is above it
     book.tensor(ws, blocks, values, formula, input_scale(model))
-    book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape)
+    book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape, field_start=True)
     book.at["input"] = (blocks, ws.title)
 
 

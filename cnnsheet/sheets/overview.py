@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from cnnsheet import style
-from cnnsheet.layout import area
+from cnnsheet.layout import a1, area
 from cnnsheet.plan import Picture
 from cnnsheet.sheets.common import OVERVIEW, Book
 
@@ -45,10 +45,11 @@ def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_
         row += 1
     row += 1
     headers = ["table_step", "table_layer", "table_shape", "table_size", "table_size_rule",
-               "table_params", "table_note"]
+               "table_params", "table_field", "table_jump", "table_note"]
     for col, key in enumerate(headers, 1):
         ws.label(row, col, t("overview", key))
     first = row + 1
+    field = None  # (row, size, jump) of the last row with a receptive field
     for step in book.steps:
         row += 1
         ws.link(row, 1, step.sheet, step.sheet)
@@ -60,14 +61,24 @@ def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_
             ws.text(row, 5, step.size_rule)
         if step.params_formula:
             ws.formula(row, 6, step.params_formula, step.params, style.key("heading"))
+        if step.field_start:
+            ws.number(row, 7, 1, style.key("heading"))
+            ws.number(row, 8, 1, style.key("heading"))
+            field = (row, 1, 1)
+        elif step.window and field:
+            (span, stride), (before, size, jump) = step.window, field
+            field = (row, size + (span - 1) * jump, jump * stride)
+            ws.formula(row, 7, f"={a1(before, 7)}+({span}-1)*{a1(before, 8)}", field[1], style.key("heading"))
+            ws.formula(row, 8, f"={a1(before, 8)}*{stride}", field[2], style.key("heading"))
         if step.note:
-            ws.text(row, 7, step.note)
+            ws.text(row, 9, step.note)
     row += 1
     ws.label(row, 5, t("overview", "total"))
     ws.formula(row, 6, f"=SUM({area(first, 6, row - 1, 6)})", sum(s.params for s in book.steps),
                style.key("big"))
-    ws.width("ABCDEFG", (20, 16, 14, 14, 36, 12, 30))
-    pictures(book, ws, photo, anchor_col="H")
+    ws.text(row + 2, 1, t("overview", "field_note"))
+    ws.width("ABCDEFGHI", (20, 16, 14, 14, 36, 12, 14, 10, 30))
+    pictures(book, ws, photo, anchor_col="J")
 
 
 def pictures(book: Book, ws, photo: Image.Image | None, anchor_col: str):

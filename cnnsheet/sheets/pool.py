@@ -26,7 +26,7 @@ def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet
                 lambda c, i, j: MaxPool.formula(in_blocks[c].window_address(i * t, j * t, q, q)), scale)
     note = book.texts("pool", "body_dropped", rows=rows, cols=cols) if rows or cols else ""
     book.step(fp, ws.title, layer.name, values.shape, size_formula=f"=INT(({H}-{q})/{t})+1",
-              size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note)
+              size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note, window=(q, t))
     return blocks, ws.title
 
 
