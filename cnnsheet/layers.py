@@ -42,6 +42,11 @@ def sliding_windows(x: np.ndarray, kernel: int, stride: int, dilation: int, out_
     )
 
 
+def reached_by(layer, in_index: int, out_size: int) -> list[int]:
+    """The output rows (or columns) of a conv or pool whose window reads input row `in_index`."""
+    return [out for out in range(out_size) if in_index in layer.reads(out)]
+
+
 def window_slice(offset: int, stride: int, count: int) -> slice:
     """The input rows (or columns) that kernel offset `offset` touches across `count` outputs."""
     return slice(offset, offset + stride * (count - 1) + 1, stride)
@@ -118,6 +123,12 @@ class Conv:
         """Pixels covered by the kernel along one side: a dilated kernel has holes between taps."""
         return self.dilation * (self.kernel - 1) + 1
 
+    def reads(self, out_index: int) -> list[int]:
+        """The input rows (or columns) the taps of output row `out_index` land on, in unpadded
+        coordinates: below 0 or past the end is zero padding."""
+        first = out_index * self.stride - self.padding
+        return [first + tap * self.dilation for tap in range(self.kernel)]
+
 
 class ReLU:
     """max(0, x); the gradient at exactly 0 is 0, as in PyTorch."""
@@ -175,6 +186,14 @@ class MaxPool:
         _, Ho, Wo = self.output_shape(shape)
         covered = lambda n_out: self.stride * (n_out - 1) + self.size
         return H - covered(Ho), W - covered(Wo)
+
+    @property
+    def span(self) -> int:
+        return self.size
+
+    def reads(self, out_index: int) -> list[int]:
+        """The input rows (or columns) of the window of output row `out_index`."""
+        return [out_index * self.stride + offset for offset in range(self.size)]
 
     def offsets(self, Ho: int, Wo: int):
         """(row slice, column slice) of every window position, in row-major order."""

@@ -52,13 +52,28 @@ class DropDown:
 
 @dataclass(frozen=True)
 class WholeNumbers:
-    """Cells that accept only whole numbers from `low` to `high` (pixels), refusing others."""
+    """Cells that take only a whole number from `low` to `high` (pixels, the choice of a neuron);
+    the prompt, if any, says what to type, and `message` is shown when an entry is refused."""
 
     refs: tuple  # areas
     low: int
     high: int
     title: str
     message: str
+    prompt: str = ""
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """Cells of `areas` drawn with `look` (a key of style.HIGHLIGHTS) wherever `formula` is true.
+
+    The formula is written for the top-left cell of the first area and may use ROW() and COLUMN();
+    it reaches cells of other sheets only through defined names, which every program accepts in
+    a colour rule. A program that ignores such rules simply shows no highlight."""
+
+    areas: tuple
+    formula: str
+    look: str = "chosen"
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,7 @@ class SheetPlan:
     scales: list = field(default_factory=list)  # (list of areas, Scale)
     drop_downs: list = field(default_factory=list)
     whole_numbers: list = field(default_factory=list)  # WholeNumbers
+    highlights: list = field(default_factory=list)  # Highlight
     links: list = field(default_factory=list)  # (row, col, target sheet)
     charts: list = field(default_factory=list)
     pictures: list = field(default_factory=list)
@@ -156,6 +172,9 @@ class SheetPlan:
 
     def scale(self, areas, scale: Scale):
         self.scales.append(([areas] if isinstance(areas, str) else list(areas), scale))
+
+    def highlight(self, areas, formula: str, look: str = "chosen"):
+        self.highlights.append(Highlight(tuple([areas] if isinstance(areas, str) else areas), formula, look))
 
     def width(self, columns: str, widths):
         """Column widths from letters: width("ABC", (3, 8, 9))."""

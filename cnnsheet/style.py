@@ -15,6 +15,7 @@ LINK_COLOUR = "0563C1"
 INPUT_FILL = "FFF2CC"  # cells a student is invited to change
 INPUT_FRAME = "BF9000"  # the gold frame of every cell a student may change (pixels included)
 ZERO_FILL = "D9D9D9"
+HOLE_FILL = "F2F2F2"  # a cell a dilated kernel skips: shown, but not used
 
 # Fonts are named, so that no reader depends on a fallback: Calibri is Excel's own (LibreOffice
 # substitutes the metric-compatible Carlito); Microsoft YaHei ships with Windows and with Office
@@ -31,6 +32,7 @@ KINDS = {
     # grey digits are readable on black and on colour
     "pixel": {"size": 9, "color": "808080", "centre": True, "frame": INPUT_FRAME},
     "zero": {"size": 9, "color": "7F7F7F", "fill": ZERO_FILL, "centre": True},
+    "hole": {"size": 9, "color": "A6A6A6", "fill": HOLE_FILL, "centre": True},
     "heading": {"size": 11, "bold": True},
     "input": {"size": 11, "bold": True, "fill": INPUT_FILL, "frame": INPUT_FRAME},
     "mirror": {"size": 11, "bold": True, "color": "404040"},  # shows an input, not to be typed in
@@ -38,6 +40,16 @@ KINDS = {
     "title": {"size": 14, "bold": True},
     "link": {"size": 11, "color": LINK_COLOUR, "underline": True},
     "thumb": {"size": 6},  # a cell of a small heat map on the Overview, its digits hidden
+}
+
+
+# Looks of the highlights that follow a choice (plan.Highlight): a border only, so that the colour
+# scale underneath still shows the value. Magenta stands out on black, red, green, blue and white.
+# Thin borders only: Excel refuses thicker ones in a conditional format.
+HIGHLIGHT_COLOUR = "FF00FF"
+HIGHLIGHTS = {
+    "chosen": {"border": HIGHLIGHT_COLOUR, "bold": True},  # the cells a choice reads or makes
+    "field": {"border": HIGHLIGHT_COLOUR, "bold": False},  # the pixels that can reach it
 }
 
 

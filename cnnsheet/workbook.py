@@ -15,7 +15,7 @@ from PIL import Image
 from cnnsheet import budget, printing, writer
 from cnnsheet.model import Model
 from cnnsheet.plan import WorkbookPlan
-from cnnsheet.sheets import image, output, overview, passes
+from cnnsheet.sheets import image, output, overview, passes, zoom
 from cnnsheet.sheets.common import Book
 from cnnsheet.sheets.passes import DEFAULT_LEARNING_RATE
 from cnnsheet.texts import Texts
@@ -54,13 +54,14 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
                       photo_name: str = "", with_backward: bool = False,
                       learning_rate: float = DEFAULT_LEARNING_RATE,
                       saliency_index: int | None = None, untrained: bool = False,
-                      bundled: bool = False) -> Walkthrough:
+                      bundled: bool = False, zoom_choices: dict | None = None) -> Walkthrough:
     """The workbook for one photo's uint8 pixels (H, W, 3) and what every formula must give.
 
     The target class (Loss sheet) and the class of the saliency map default to the predicted
     one; `with_backward` adds the gradients, the gradient-descent step and the saliency map.
     `untrained` (random weights) and `bundled` (the bundled shapes model) change what the texts
-    say about the weights and the classes."""
+    say about the weights and the classes. `zoom_choices` maps a conv's number to the 0-based
+    (filter, row, col) its Zoom sheet shows first (by default filter 1 at its strongest cell)."""
     texts = texts or Texts("en")
     budget.check_workbook(model, with_backward)
     predicted = int(model.predict(pixels).probabilities[0].argmax())
@@ -70,6 +71,7 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     image.input_sheet(book, image.image_sheet(book))
     probabilities = output.softmax_sheet(book, book.first, passes.forward(book, book.first))
     output.loss_sheet(book, probabilities)
+    zoom.zoom_sheets(book, zoom_choices)
     if with_backward:
         passes.backward(book, probabilities)
     overview.overview_sheet(book, photo, photo_name, with_backward, bundled and not untrained)

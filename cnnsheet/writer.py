@@ -23,8 +23,9 @@ from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference, Series
 from openpyxl.chart.data_source import AxDataSource, NumData, NumVal, StrData, StrRef, StrVal
 from openpyxl.drawing.image import Image as SheetImage
-from openpyxl.formatting.rule import ColorScaleRule
+from openpyxl.formatting.rule import ColorScaleRule, Rule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles.differential import DifferentialStyle
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.hyperlink import Hyperlink
@@ -34,7 +35,7 @@ from openpyxl.worksheet.pagebreak import Break
 from cnnsheet import style
 from cnnsheet.files import write_atomically
 from cnnsheet.layout import COLUMNS, MAX_COLUMNS, MAX_ROWS, absolute, area
-from cnnsheet.plan import PrintSetup, Scale, SheetPlan, WorkbookPlan
+from cnnsheet.plan import Highlight, PrintSetup, Scale, SheetPlan, WorkbookPlan
 from cnnsheet.printing import MARGINS, header_size
 
 SAMPLE_COLUMN = MAX_COLUMNS  # the style samples sit in the last column of the first sheet
@@ -90,6 +91,8 @@ def _skeleton(plan: WorkbookPlan):
         _print_setup(ws, sheet.printing)
         for areas, scale in sheet.scales:
             ws.conditional_formatting.add(" ".join(areas), _colour_rule(areas, scale))
+        for highlight in sheet.highlights:  # after the scales: they draw over them
+            ws.conditional_formatting.add(" ".join(highlight.areas), _highlight_rule(highlight, font_name))
         for drop_down in sheet.drop_downs:
             validation = DataValidation(type="list", formula1=drop_down.source, allow_blank=False,
                                         showErrorMessage=True, errorStyle="stop",
@@ -100,7 +103,9 @@ def _skeleton(plan: WorkbookPlan):
             validation = DataValidation(type="whole", operator="between", formula1=str(rule.low),
                                         formula2=str(rule.high), allow_blank=False,
                                         showErrorMessage=True, errorStyle="stop",
-                                        errorTitle=rule.title, error=rule.message)
+                                        errorTitle=rule.title, error=rule.message,
+                                        showInputMessage=bool(rule.prompt), promptTitle=rule.title,
+                                        prompt=rule.prompt or None)
             for ref in rule.refs:
                 validation.add(ref)
             ws.add_data_validation(validation)
@@ -180,6 +185,16 @@ def _colour_rule(areas: list[str], scale: Scale) -> ColorScaleRule:
     return ColorScaleRule(start_type="formula", start_value=f"-{largest}", start_color=style.BLUE,
                           mid_type="num", mid_value=0, mid_color=style.WHITE,
                           end_type="formula", end_value=largest, end_color=style.RED)
+
+
+def _highlight_rule(highlight: Highlight, font_name: str) -> Rule:
+    """A formula rule drawing a border (and maybe bold figures) where the formula is true. A
+    shared colour scale's range puts it in the same conditional format as the scale."""
+    look = style.HIGHLIGHTS[highlight.look]
+    side = Side(style="thin", color=look["border"])
+    dxf = DifferentialStyle(border=Border(left=side, right=side, top=side, bottom=side),
+                            font=Font(name=font_name, bold=True) if look["bold"] else None)
+    return Rule(type="expression", dxf=dxf, formula=[highlight.formula.removeprefix("=")])
 
 
 def _bar_chart(ws, plan_chart) -> BarChart:

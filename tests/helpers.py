@@ -1,6 +1,7 @@
 """Small builders shared by the tests."""
 
 import numpy as np
+from openpyxl.utils.cell import coordinate_to_tuple
 
 from cnnsheet.model import Model
 
@@ -41,3 +42,20 @@ def default_case():
 
     model = load_model(default_model_path())
     return model, load_photo(default_photo_path(), model.input_size)
+
+
+def zoom_choices(walkthrough) -> dict:
+    """The 0-based (filter, row, col) each Zoom sheet and each pool's choice hold, by name prefix
+    ("zoom1", "pool1"): after an edit elsewhere the engine's default choice may move, a typed
+    one does not."""
+    choices = {}
+    for name in walkthrough.names:
+        if name.endswith("_filter") and name.startswith(("zoom", "pool")):
+            prefix = name.removesuffix("_filter")
+            picked = []
+            for key in ("filter", "row", "col"):
+                sheet, ref = walkthrough.names[f"{prefix}_{key}"].rsplit("!", 1)
+                row, col = coordinate_to_tuple(ref.replace("$", ""))
+                picked.append(walkthrough.plan[sheet.strip("'")].cells[row, col][1] - 1)
+            choices[prefix] = tuple(picked)
+    return choices

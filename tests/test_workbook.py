@@ -4,7 +4,7 @@ import numpy as np
 import openpyxl
 import pytest
 from click.testing import CliRunner
-from helpers import config, default_case, small_model
+from helpers import config, default_case, small_model, zoom_choices
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from libreoffice import cached_values_match, compare, convert
@@ -96,7 +96,8 @@ def test_the_workbook_is_live(tmp_path, calc_profile):
     model.params()["conv1.weight"][0, 0, 1, 2] = 0.5
     model.params()["hidden.weight"][0, 7] = -0.3
     expected = build_walkthrough(model, changed_pixels, target_index=1, with_backward=True,
-                                 learning_rate=0.2, saliency_index=0).expected
+                                 learning_rate=0.2, saliency_index=0,
+                                 zoom_choices=zoom_choices(walkthrough)).expected
     assert expected != walkthrough.expected
     [recalculated] = convert([changed], tmp_path / "calc", calc_profile)
     compare(changed, recalculated, expected)

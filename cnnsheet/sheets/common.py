@@ -34,6 +34,8 @@ class Step:
     params_formula: str | None = None
     params: int = 0
     note: str = ""
+    window: tuple | None = None  # (span, stride) of a conv or pool: how it widens the field
+    field_start: bool = False  # the input: each cell sees one pixel, and moves one at a time
 
 
 @dataclass

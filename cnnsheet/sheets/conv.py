@@ -99,7 +99,7 @@ def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, b
     book.tensor(ws, blocks, values, formula, style.DIVERGING)
     book.step(fp, ws.title, layer.name, values.shape,
               size_formula=f"=INT(({in_h}+2*{p}-{d}*({k}-1)-1)/{s})+1",
-              size_rule=f"floor(({in_h} + 2x{p} - {d}x({k}-1) - 1) / {s}) + 1")
+              size_rule=f"floor(({in_h} + 2x{p} - {d}x({k}-1) - 1) / {s}) + 1", window=(layer.span, s))
     return blocks, ws.title
 
 

@@ -27,6 +27,7 @@ def image_sheet(book: Book):
                                          book.texts("labels", "not_a_pixel")))
     book.square_cells(ws, top, blocks[-1].top + size, blocks[-1].left + size, style.PIXEL_CELL)
     book.overview_row(ws.title, book.texts("overview", "image_row"), (3, size, size))
+    book.at["image"] = (blocks, ws.title)
     return blocks
 
 
@@ -57,7 +58,7 @@ def input_sheet(book: Book, image_blocks):
 
     # a black pixel reads (0 - mean) / std: below zero whenever the mean is above it
     book.tensor(ws, blocks, values, formula, input_scale(model))
-    book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape)
+    book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape, field_start=True)
     book.at["input"] = (blocks, ws.title)
 
 

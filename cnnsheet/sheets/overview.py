@@ -29,7 +29,8 @@ THUMB_SIDE = 32  # a larger map is shown with every k-th value, k = ceil(side / 
 THUMB_LEAST = 24  # a smaller map shows each value as a square of cells, to be this wide at least
 SUMMARY_VALUE = (30, 44)  # merged columns of the summary's values; its links follow
 TABLE = {"table_step": 1, "table_layer": 16, "table_shape": 40, "table_size": (62, 74),
-         "table_size_rule": 76, "table_params": (128, 140), "table_note": 143}
+         "table_size_rule": 76, "table_params": (128, 140), "table_field": (143, 152),
+         "table_jump": (154, 161), "table_note": 164}
 
 
 def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_backward: bool,
@@ -167,6 +168,28 @@ def glance(book: Book, ws, row: int) -> int:
     return row
 
 
+def receptive_field(ws, row: int, step, field):
+    """The receptive field and jump of a conv or pool row, as live arithmetic from the row
+    before: size + (span - 1) x jump, and jump x stride. Returns the new (row, size, jump)."""
+    (size_col, _), (jump_col, _) = TABLE["table_field"], TABLE["table_jump"]
+    look = style.key("heading")
+    if step.field_start:
+        field = (row, 1, 1)
+        ws.number(row, size_col, 1, look)
+        ws.number(row, jump_col, 1, look)
+    elif step.window and field:
+        (span, stride), (before, size, jump) = step.window, field
+        field = (row, size + (span - 1) * jump, jump * stride)
+        ws.formula(row, size_col, f"={a1(before, size_col)}+({span}-1)*{a1(before, jump_col)}",
+                   field[1], look)
+        ws.formula(row, jump_col, f"={a1(before, jump_col)}*{stride}", field[2], look)
+    else:
+        return field
+    for first, last in (TABLE["table_field"], TABLE["table_jump"]):
+        ws.merges.append(area(row, first, row, last))
+    return field
+
+
 def table(book: Book, ws, row: int):
     """Every sheet in the workbook's order: a link, the layer, the shape, the live arithmetic of
     its height and its parameter count."""
@@ -177,6 +200,7 @@ def table(book: Book, ws, row: int):
     first = row + 1
     order = {title: index for index, title in enumerate(book.plan.sheetnames)}
     size_cols, params_cols = TABLE["table_size"], TABLE["table_params"]
+    field = None  # (row, size, jump) of the last row with a receptive field
     for step in sorted(book.steps, key=lambda s: order[s.sheet]):
         row += 1
         ws.link(row, TABLE["table_step"], step.sheet, step.sheet)
@@ -191,6 +215,7 @@ def table(book: Book, ws, row: int):
             ws.formula(row, params_cols[0], step.params_formula, step.params,
                        style.key("heading", style.COUNT))
             ws.merges.append(area(row, params_cols[0], row, params_cols[1]))
+        field = receptive_field(ws, row, step, field)
         if step.note:
             ws.text(row, TABLE["table_note"], step.note)
     row += 1
@@ -198,3 +223,4 @@ def table(book: Book, ws, row: int):
     ws.formula(row, params_cols[0], f"=SUM({area(first, params_cols[0], row - 1, params_cols[0])})",
                sum(s.params for s in book.steps), style.key("big", style.COUNT))
     ws.merges.append(area(row, params_cols[0], row, params_cols[1]))
+    ws.text(row + 2, 1, t("overview", "field_note"))

@@ -28,7 +28,7 @@ def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet
     note = book.texts("pool", "body_dropped", rows=book.texts.count("rows", rows),
                       cols=book.texts.count("columns", cols)) if rows or cols else ""
     book.step(fp, ws.title, layer.name, values.shape, size_formula=f"=INT(({H}-{q})/{t})+1",
-              size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note)
+              size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note, window=(q, t))
     return blocks, ws.title
 
 

@@ -1,0 +1,382 @@
+"""One neuron up close: a Zoom sheet after each Conv sheet of the first pass.
+
+The student picks a filter, a row and a column (three named yellow cells). The sheet pulls the
+window that output cell reads, channel by channel, live from the sheet the layer reads (INDEX
+into the area framed by the zero padding), sets the chosen filter's kernel beside it, multiplies
+them one cell per weight, adds the bias, and checks the total against the Conv sheet. Colour
+rules driven by the same names outline the window, the chosen cell and what it feeds, and the
+pixels of the photo that can reach it (the receptive field), which a small table of 0/1 flags
+carries down through every earlier conv and pool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnsheet import style
+from cnnsheet.errors import CnnsheetError
+from cnnsheet.layers import Conv, MaxPool, ReLU, reached_by
+from cnnsheet.layout import Block, a1, area, quote_sheet
+from cnnsheet.plan import WholeNumbers
+from cnnsheet.sheets.common import Book, channel_names
+from cnnsheet.sheets.pool import earlier_in_window
+
+LABELS, VALUES, GRID = 2, 3, 4  # columns: labels, values, then the square cells of the grids
+
+
+def indexed(source: str, cells: int, row: str, col: str) -> str:
+    """INDEX(source, row, col); a source of one cell is that cell (Gnumeric's INDEX refuses to
+    index a single cell, even at 1, 1)."""
+    return f"INDEX({source},{row},{col})" if cells > 1 else source
+
+
+def receptive_field(layers: list, sizes: list[int], out_index: int) -> set[int]:
+    """The input rows (or columns) that can influence row `out_index` of the last of `layers`.
+
+    `sizes[i]` is the length of the input of `layers[i]`; ReLUs keep the set, a conv or a pool
+    replaces it with every row its windows read there, minus the zero padding."""
+    rows = {out_index}
+    for layer, size in zip(reversed(layers), reversed(sizes)):
+        if isinstance(layer, (Conv, MaxPool)):
+            rows = {y for out in rows for y in layer.reads(out) if 0 <= y < size}
+    return rows
+
+
+def receptive_field_size(layers: list) -> tuple[int, int]:
+    """(size, jump) of a stack of convs and pools, ignoring the edges: each layer widens the field
+    by (span - 1) x the jump so far, and multiplies the jump (the stride product) by its stride."""
+    size, jump = 1, 1
+    for layer in layers:
+        if isinstance(layer, (Conv, MaxPool)):
+            size, jump = size + (layer.span - 1) * jump, jump * layer.stride
+    return size, jump
+
+
+def zoom_sheets(book: Book, choices: dict | None = None):
+    """A Zoom sheet after every Conv sheet of the first pass, and a choice of one cell on every
+    Pool sheet. `choices` maps "zoom1", "pool1", ... to a 0-based (filter, row, col); by default
+    filter 1 at its strongest cell."""
+    choices = choices or {}
+    convs = pools = 0
+    for index, layer in enumerate(book.model.layers):
+        if isinstance(layer, Conv):
+            convs += 1
+            zoom_sheet(book, index, layer, convs, choices.get(f"zoom{convs}"))
+        elif isinstance(layer, MaxPool):
+            pools += 1
+            pool_choice(book, layer, pools, choices.get(f"pool{pools}"))
+
+
+def strongest(values: np.ndarray) -> tuple[int, int, int]:
+    """The default choice: the largest value of the first map of a (F, H, W) tensor."""
+    return (0, *(int(v) for v in np.unravel_index(int(np.argmax(values[0])), values[0].shape)))
+
+
+def choice_cells(book: Book, ws, top: int, label_col: int, value_col: int, prefix: str, choice,
+                 highs) -> tuple[str, str, str]:
+    """Three yellow cells named <prefix>_filter, _row, _col (1-based), each refusing anything but
+    a whole number in its range; returns the names."""
+    t = book.texts
+    names = []
+    for offset, (key, value, high) in enumerate(zip(("filter", "row", "col"), choice, highs)):
+        row = top + offset
+        ws.text(row, label_col, t("zoom", f"pick_{key}"))
+        ws.number(row, value_col, value + 1, style.key("input", "0"))
+        ws.text(row, value_col + 1, t("zoom", "range", high=high))
+        names.append(book.name(f"{prefix}_{key}", ws, a1(row, value_col)))
+        ws.whole_numbers.append(WholeNumbers((a1(row, value_col),), 1, high, t("zoom", f"pick_{key}"),
+                                             t("zoom", "refused", high=high),
+                                             prompt=t("zoom", "prompt", high=high)))
+    return tuple(names)
+
+
+def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
+    t = book.texts
+    trace = book.trace
+    F, C, k = layer.filters, layer.in_channels, layer.kernel
+    s, p, d, span = layer.stride, layer.padding, layer.dilation, layer.span
+    previous = book.previous_name(layer)
+    x = trace.tensors[previous][0]  # (C, H, W)
+    out = trace.tensors[layer.name][0]  # (F, Ho, Wo)
+    _, Ho, Wo = out.shape
+    f, i, j = choice or strongest(out)
+    in_blocks, in_sheet = book.at[previous]
+    out_blocks, conv_title = book.at[layer.name]
+    if in_blocks[0].border != p:
+        raise CnnsheetError(f"internal: {in_sheet} is framed by {in_blocks[0].border} zeros, "
+                            f"{layer.name} pads by {p}")
+    names = channel_names(C, previous == "input")
+    title = f"Zoom{n}"
+    keys = ["body"] + (["body_stride"] if s > 1 else []) + (["body_padding"] if p else []) + (
+        ["body_dilation"] if d > 1 else [])
+    ws, top = book.sheet("Zoom", "zoom", tuple(keys), title=title, number=n, conv=conv_title,
+                         input=in_sheet, layer=layer.name, channels=C, kernel=k, span=span,
+                         stride=s, padding=p, dilation=d, products=C * k * k)
+    sheets = book.plan.sheets  # place it just after its Conv sheet
+    sheets.insert(book.plan.sheetnames.index(conv_title) + 1, sheets.pop())
+    ws.label(top, LABELS, t("zoom", "choose", conv=conv_title))
+    pick, row_name, col_name = choice_cells(book, ws, top + 1, LABELS, VALUES, f"zoom{n}", (f, i, j),
+                                            (F, Ho, Wo))
+
+    # ---- the window, the kernel and the products, channel by channel ----------------------------
+    weight = layer.weight  # (F, C, k, k)
+    xp = np.pad(x, ((0, 0), (p, p), (p, p)))  # (C, H+2p, W+2p)
+    window = xp[:, i * s:i * s + span, j * s:j * s + span]  # (C, span, span)
+    kernel = np.zeros((C, span, span))
+    kernel[:, ::d, ::d] = weight[f]
+    products = window[:, ::d, ::d] * weight[f]  # (C, k, k)
+    grid_top = top + 12
+    look_x = style.key("number", style.number_format(x))
+    look_w = style.key("number", style.number_format(weight))
+    look_product = style.key("number", style.number_format(products))
+    hole, zero = style.key("hole", style.number_format(x)), style.key("zero", "0")
+    window_blocks, kernel_blocks = [], []
+    for c in range(C):
+        left = GRID + c * (2 * span + 3)
+        window_block = Block(title, grid_top + 1, left, span, span)
+        kernel_block = Block(title, grid_top + 1, left + span + 1, span, span)
+        ws.label(grid_top, left, t("zoom", "window", channel=names[c]))
+        ws.label(grid_top, left + span + 1, t("zoom", "kernel", channel=names[c]))
+        outer = in_blocks[c].outer
+        cells = (outer[2] - outer[0] + 1) * (outer[3] - outer[1] + 1)
+        source = quote_sheet(in_sheet) + "!" + area(*outer)
+        kernels = [f"conv{n}_f{g + 1}_{names[c]}" for g in range(F)]
+        for a in range(span):
+            for b in range(span):
+                tap = a % d == 0 and b % d == 0
+                ws.formula(*window_block.cell(a, b),
+                           "=" + indexed(source, cells, f"({row_name}-1)*{s}+{a + 1}",
+                                         f"({col_name}-1)*{s}+{b + 1}"),
+                           window[c, a, b], look_x if tap else hole)
+                if tap:
+                    picks = ",".join(indexed(name, span * span, a + 1, b + 1) for name in kernels)
+                    ws.formula(*kernel_block.cell(a, b), f"=CHOOSE({pick},{picks})", kernel[c, a, b], look_w)
+                else:
+                    ws.number(*kernel_block.cell(a, b), 0, zero)
+        window_blocks.append(window_block)
+        kernel_blocks.append(kernel_block)
+    product_top = grid_top + span + 3
+    ws.label(product_top - 1, GRID, t("zoom", "products", count=C * k * k))
+    product_block = Block(title, product_top + 1, GRID, k, C * k)
+    for c in range(C):
+        ws.label(product_top, GRID + c * k, names[c])
+        for a in range(k):
+            for b in range(k):
+                ws.formula(*product_block.cell(a, c * k + b),
+                           f"={window_blocks[c].ref(a * d, b * d)}*{kernel_blocks[c].ref(a * d, b * d)}",
+                           products[c, a, b], look_product)
+    book.name(f"zoom{n}_products", ws, product_block.data)
+    def taps(block):  # the cells a dilated kernel uses: the holes keep their grey look
+        if d == 1:
+            return [block.data]
+        return [block.ref(a * d, b * d) for a in range(k) for b in range(k)]
+
+    ws.scale([cell for b in window_blocks for cell in taps(b)], style.scale_for(x))
+    ws.scale([cell for b in kernel_blocks for cell in taps(b)] + [product_block.data], style.DIVERGING)
+
+    # ---- sum, bias, total, and the same cell on the Conv sheet ----------------------------------
+    look = style.key("value", "0.0000")
+    row = top + 5
+    bias = layer.bias[f]
+    total = products.sum() + bias
+    biases = ",".join(f"conv{n}_f{g + 1}_bias" for g in range(F))
+    conv_cells = ",".join(indexed(block.data_address, Ho * Wo, row_name, col_name) for block in out_blocks)
+    mine, theirs = a1(row + 2, VALUES), a1(row + 3, VALUES)
+    agree, differ = (t("zoom", key).replace('"', '""') for key in ("agree", "differ"))
+    rows = [("sum", f"=SUM(zoom{n}_products)", products.sum(), look),
+            ("bias", f"=CHOOSE({pick},{biases})", bias, look),
+            ("total", f"={a1(row, VALUES)}+{a1(row + 1, VALUES)}", total, style.key("big", "0.0000")),
+            ("on_conv", f"=CHOOSE({pick},{conv_cells})", out[f, i, j], look),
+            ("check", f'=IF(ABS({mine}-{theirs})<=1E-9*(1+ABS({theirs})),"{agree}","{differ}")',
+             t("zoom", "agree"), style.key("heading"))]
+    for offset, (key, formula, value, look_) in enumerate(rows):
+        ws.text(row + offset, LABELS, t("zoom", key, conv=conv_title))
+        ws.formula(row + offset, VALUES, formula, value, look_)
+    book.name(f"zoom{n}_value", ws, a1(row + 2, VALUES))
+
+    field_top = product_top + k + 3
+    field = receptive_field_table(book, ws, index, layer, n, (i, j), field_top)
+    ws.text(top + 10, LABELS, t("zoom", "field"))
+    ws.formula(top + 10, VALUES, f"=SUM(zoom{n}_field_rows)&\" x \"&SUM(zoom{n}_field_cols)",
+               f"{len(field[0])} x {len(field[1])}", style.key("heading"))
+
+    book.square_cells(ws, grid_top, product_top + k + 1, max(GRID + C * (2 * span + 3), GRID + C * k))
+    ws.width("ABC", (3, 46, 12))
+    highlights(book, index, layer, n, in_blocks, out_blocks)
+    book.steps.insert(next(number for number, step in enumerate(book.steps)
+                           if step.sheet == conv_title) + 1,
+                      type(book.steps[0])(title, layer.name, (C, k, k)))
+
+
+def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chosen, top: int):
+    """0/1 flags of the rows and columns of every earlier sheet that can reach the chosen cell:
+    the conv's own input from the choice, every tensor below from the one above it, through the
+    windows of each conv and pool (a ReLU keeps them). Returns the input's (rows, cols) sets."""
+    t = book.texts
+    layers = book.model.layers[:index + 1]
+    ws.label(top - 1, LABELS, t("zoom", "field_table"))
+    ws.text(top, LABELS, t("zoom", "field_rows"))
+    flag = style.key("value", "0")
+    zero = style.key("zero", "0")
+    names = (f"zoom{n}_row", f"zoom{n}_col")
+    above = None  # (column per axis, layer whose input this is)
+    col = VALUES
+    sets = [{chosen[0]}, {chosen[1]}]
+    for below in reversed(layers):
+        if isinstance(below, ReLU):
+            continue
+        tensor = book.previous_name(below)
+        sheet = book.at[tensor][1]
+        size_rows, size_cols = book.trace.tensors[tensor][0].shape[1:]
+        out_rows, out_cols = book.trace.tensors[below.name][0].shape[1:]
+        ws.label(top, col, sheet)
+        ws.text(top + 1, col, t("zoom", "rows"))
+        ws.text(top + 1, col + 1, t("zoom", "cols"))
+        for axis, (size, out_size) in enumerate(((size_rows, out_rows), (size_cols, out_cols))):
+            sets[axis] = {y for out in sets[axis] for y in below.reads(out) if 0 <= y < size}
+            for y in range(size):
+                cell = (top + 2 + y, col + axis)
+                value = float(y in sets[axis])
+                if above is None:  # the chosen output cell: the taps of its window, live
+                    offset = f"{y}-(({names[axis]}-1)*{below.stride}-{below.padding})"
+                    terms = [f"{offset}>=0", f"{offset}<={below.span - 1}"]
+                    if below.dilation > 1:
+                        terms.append(f"MOD({offset},{below.dilation})=0")
+                    ws.formula(*cell, f"=IF(AND({','.join(terms)}),1,0)", value, flag)
+                else:
+                    sources = reached_by(below, y, out_size)
+                    if sources:
+                        refs = ",".join(a1(top + 2 + out, above[axis]) for out in sources)
+                        ws.formula(*cell, f"=MAX({refs})", value, flag)
+                    else:  # no window reads it: a remainder a pool or stride left out
+                        ws.number(*cell, 0, zero)
+        above = (col, col + 1)
+        col += 2
+    size_rows, size_cols = book.trace.tensors["input"][0].shape[1:]
+    book.name(f"zoom{n}_field_rows", ws, area(top + 2, above[0], top + 1 + size_rows, above[0]))
+    book.name(f"zoom{n}_field_cols", ws, area(top + 2, above[1], top + 1 + size_cols, above[1]))
+    for y in range(max(size_rows, size_cols)):
+        ws.number(top + 2 + y, LABELS, y + 1, style.key("value", "0"))
+    ws.scale([area(top + 2, VALUES, top + 1 + max(size_rows, size_cols), col - 1)], style.PROBABILITY)
+    return sets
+
+
+def grid_position(blocks: list[Block]) -> tuple[str, str, str]:
+    """Formulas, for any data cell of a grid of equal blocks, of its block's number (1-based) and
+    its 0-based row and column inside the block. One formula serves every block, so a highlight
+    can share the colour scale's ranges: LibreOffice draws only the first of two overlapping
+    conditional formats, but every rule of one."""
+    first = blocks[0]
+    per_row = sum(1 for block in blocks if block.top == first.top)
+    down = blocks[per_row].top - first.top if len(blocks) > per_row else 0
+    across = blocks[1].left - first.left if per_row > 1 else 0
+    rows, cols = f"ROW()-{first.top}", f"COLUMN()-{first.left}"
+    number = ([f"INT(({rows})/{down})*{per_row}"] if down else []) + (
+        [f"INT(({cols})/{across})"] if across else [])
+    return ("+".join(number) + "+1" if number else "1",
+            f"MOD({rows},{down})" if down else f"({rows})",
+            f"MOD({cols},{across})" if across else f"({cols})")
+
+
+def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_blocks):
+    """Rules that follow the choice: the taps of the window on the sheet the layer reads, the
+    chosen cell on the Conv sheet, the ReLU and pool cells it feeds, the field on the Image sheet."""
+    plan = book.plan
+    pick, row_name, col_name = f"zoom{n}_filter", f"zoom{n}_row", f"zoom{n}_col"
+    s, p, d, span = layer.stride, layer.padding, layer.dilation, layer.span
+
+    def taps(row: str, col: str) -> str:  # row and col: 0-based, in the padded input
+        terms = []
+        for here, name in ((row, row_name), (col, col_name)):
+            offset = f"{here}-({name}-1)*{s}"
+            terms += [f"{offset}>=0", f"{offset}<={span - 1}"] + ([f"MOD({offset},{d})=0"] if d > 1 else [])
+        return f"=AND({','.join(terms)})"
+
+    _, row, col = grid_position(in_blocks)
+    plan[in_blocks[0].sheet].highlight([block.data for block in in_blocks], taps(f"{row}+{p}", f"{col}+{p}"))
+    for block in in_blocks if p else ():  # the zero frame: no colour scale there, one rule a block
+        top, left, bottom, right = block.outer
+        frame = [area(top, left, block.top - 1, right), area(block.top + block.height, left, bottom, right),
+                 area(block.top, left, block.top + block.height - 1, block.left - 1),
+                 area(block.top, block.left + block.width, block.top + block.height - 1, right)]
+        plan[block.sheet].highlight(frame, taps(f"ROW()-{top}", f"COLUMN()-{left}"))
+
+    def cell_rule(blocks, size, stride):  # the cells whose window (size, stride) holds the choice
+        number, row, col = grid_position(blocks)
+        terms = [f"{pick}={number}"]
+        for here, name in ((row, row_name), (col, col_name)):
+            terms += [f"{here}*{stride}<={name}-1", f"{name}-1<={here}*{stride}+{size - 1}"]
+        plan[blocks[0].sheet].highlight([block.data for block in blocks], f"=AND({','.join(terms)})")
+
+    cell_rule(out_blocks, 1, 1)
+    later = book.model.layers[index + 1:]
+    if later and isinstance(later[0], ReLU):
+        cell_rule(book.at[later[0].name][0], 1, 1)
+        later = later[1:]
+    if later and isinstance(later[0], MaxPool):
+        cell_rule(book.at[later[0].name][0], later[0].size, later[0].stride)
+    for block in book.at["image"][0]:  # each channel has a colour scale of its own
+        plan[block.sheet].highlight(
+            block.data, f"=AND(INDEX(zoom{n}_field_rows,ROW()-{block.top - 1})=1,"
+                        f"INDEX(zoom{n}_field_cols,COLUMN()-{block.left - 1})=1)", "field")
+
+
+def pool_choice(book: Book, layer: MaxPool, n: int, choice):
+    """Below the maps of a Pool sheet: a choice of one pooled cell, the window it took its maximum
+    from (read live from the sheet before), and a 1 on the window's first maximum, the winner."""
+    t = book.texts
+    out_blocks, pool_title = book.at[layer.name]
+    in_blocks, in_sheet = book.at[book.previous_name(layer)]
+    values = book.trace.tensors[layer.name][0]  # (C, Ho, Wo)
+    x = book.trace.tensors[book.previous_name(layer)][0]  # (C, H, W)
+    C, Ho, Wo = values.shape
+    q, stride = layer.size, layer.stride
+    f, i, j = choice or strongest(values)
+    ws = book.plan[pool_title]
+    top = max(block.outer[2] for block in out_blocks) + 3
+    label_col, value_col = 2, 2 + max(8, q)  # the labels run over the narrow columns to their right
+    ws.label(top, label_col, t("zoom", "pool_choose", sheet=pool_title))
+    pick, row_name, col_name = choice_cells(book, ws, top + 1, label_col, value_col, f"pool{n}",
+                                            (f, i, j), (C, Ho, Wo))
+    window = x[f, i * stride:i * stride + q, j * stride:j * stride + q]  # (q, q)
+    winner = np.zeros((q, q))
+    winner[np.unravel_index(int(np.argmax(window)), window.shape)] = 1  # the first maximum
+    grid_top = top + 6
+    window_block = Block(ws.title, grid_top + 1, label_col, q, q)
+    winner_block = Block(ws.title, grid_top + 1, label_col + q + 1, q, q)
+    ws.label(grid_top, window_block.left, t("zoom", "pool_window", sheet=in_sheet))
+    ws.label(grid_top - 1, winner_block.left, t("zoom", "pool_winner"))
+    maximum = a1(grid_top + q + 2, value_col)
+    look = style.key("number", style.number_format(x))
+    for a in range(q):
+        for b in range(q):
+            picks = ",".join(indexed(block.data_address, block.height * block.width,
+                                     f"({row_name}-1)*{stride}+{a + 1}", f"({col_name}-1)*{stride}+{b + 1}")
+                             for block in in_blocks)
+            ws.formula(*window_block.cell(a, b), f"=CHOOSE({pick},{picks})", window[a, b], look)
+            row, col = window_block.cell(a, b)
+            counts = [f"COUNTIF({area(*box)},{maximum})"
+                      for box in earlier_in_window(window_block.top, window_block.left, q, row, col)]
+            here = a1(row, col)
+            first = f"AND({here}={maximum},{'+'.join(counts)}=0)" if counts else f"{here}={maximum}"
+            ws.formula(*winner_block.cell(a, b), f"=IF({first},1,0)", winner[a, b], style.key("value", "0"))
+    ws.scale(window_block.data, style.scale_for(x))
+    ws.scale(winner_block.data, style.PROBABILITY)
+    for row in range(window_block.top, window_block.top + q):
+        ws.heights[row] = style.TENSOR_CELL[1]
+    same = ",".join(indexed(b.data_address, Ho * Wo, row_name, col_name) for b in out_blocks)
+    rows = [("pool_max", f"=MAX({window_block.data})", window.max()),
+            ("pool_same", f"=CHOOSE({pick},{same})", values[f, i, j])]
+    for offset, (key, formula, value) in enumerate(rows):
+        ws.text(grid_top + q + 2 + offset, label_col, t("zoom", key, sheet=pool_title))
+        ws.formula(grid_top + q + 2 + offset, value_col, formula, value, look)
+    book.name(f"pool{n}_max", ws, maximum)
+    # the chosen window on the sheet before, the chosen cell here
+    number, row, col = grid_position(in_blocks)
+    terms = [f"{pick}={number}"]
+    for here, name in ((row, row_name), (col, col_name)):
+        terms += [f"{here}>=({name}-1)*{stride}", f"{here}<=({name}-1)*{stride}+{q - 1}"]
+    book.plan[in_sheet].highlight([block.data for block in in_blocks], f"=AND({','.join(terms)})")
+    number, row, col = grid_position(out_blocks)
+    ws.highlight([block.data for block in out_blocks],
+                 f"=AND({pick}={number},{row}={row_name}-1,{col}={col_name}-1)")
