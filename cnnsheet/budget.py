@@ -71,10 +71,12 @@ MAX_DATASET_BYTES = 512 * MiB
 MAX_BATCH_SIZE = 4096
 
 # ---- the workbook ---------------------------------------------------------------------------
-# Every cell the workbook holds, numbers, formulas and labels. openpyxl keeps about 600 bytes a
-# cell (measured: 100,000 cells of the default walkthrough take 60 MB), so 2 million cells are
-# about 1.2 GB while writing; beyond this, Excel and LibreOffice take minutes to open the file.
-MAX_CELLS = 2_000_000
+# Every cell the workbook holds, numbers, formulas and labels, as workbook_cells estimates them
+# (an upper bound, up to about 1.8 times the real count). The plan keeps about 400 bytes a cell
+# (measured: the 1,517,728 cells of the 128x128 two-block walkthrough, estimated 2,038,483, peak at
+# 567 MB), so 3 million estimated cells stay under about 1.2 GB while writing; LibreOffice takes
+# about 20 s to open and recalculate that walkthrough, and far beyond it minutes.
+MAX_CELLS = 3_000_000
 MAX_ROWS, MAX_COLUMNS, MAX_FORMULA = 1_048_576, 16_384, 8_192  # Excel's own limits
 # Cells of a sheet that are not the tensor: title, link, explanation lines, labels (at most).
 SHEET_OVERHEAD = 80
@@ -189,6 +191,7 @@ def workbook_cells(model, with_backward: bool) -> int:
         return cells + (sheets + 2) * SHEET_OVERHEAD, sheets + 2
 
     total, sheets = forward_cells(with_input=True)
+    total += glance_cells(shapes) + inspector_cells(model)
     if with_backward:
         stepped, more_sheets = forward_cells(with_input=False)
         chain = 4 * (K + 1)  # dLogits
@@ -214,6 +217,38 @@ def workbook_cells(model, with_backward: bool) -> int:
                   + backward_sheets * SHEET_OVERHEAD)
         sheets += more_sheets + backward_sheets
     return total
+
+
+def glance_cells(shapes) -> int:
+    """The Overview's heat maps. A map side s is drawn in at most 24 cells when s < 24 (magnified)
+    and at most min(s, 32) otherwise (every k-th value); a vector of n values is a strip 3 cells
+    high and at most 96 (n < 96, magnified) or min(n, 200) cells wide; each with a label."""
+    def side(s):
+        return 24 if s < 24 else min(s, 32)
+
+    def strip(n):
+        return 3 * (96 if n < 96 else min(n, 200)) + 2
+
+    maps = sum(shape[0] * (side(shape[1]) * side(shape[2]) + 1) + 2 if len(shape) == 3 else strip(shape[0])
+               for shape in shapes)
+    return maps + strip(shapes[-1][0])  # and the probabilities
+
+
+def inspector_cells(model) -> int:
+    """The Zoom sheet of every conv (a window, a kernel and the products per input channel, the
+    sums, the choice, and which rows and columns of each earlier sheet reach the chosen cell) and
+    the choice of one cell on every Pool sheet (its window and the winner)."""
+    layers, shapes = model.layers, model.shapes
+    widest = max(max(shape[1:]) for shape in shapes if len(shape) == 3)
+    cells = 0
+    for layer, before in zip(layers, shapes):
+        if layer.kind == "conv":
+            C, span = before[0], layer.span
+            cells += C * (3 * span * span + 3 * span + 6) + 60 + (len(shapes) + 2) * (2 * widest + 4)
+            cells += SHEET_OVERHEAD
+        elif layer.kind == "maxpool":
+            cells += 2 * layer.size * (layer.size + 1) + 30
+    return cells
 
 
 def longest_formula(model, with_backward: bool) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cnnsheet import __version__, budget, handout, shapes
+from cnnsheet import __version__, budget, shapes
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import check_output
 from cnnsheet.images import load_image, load_photo, square_and_resize
@@ -35,7 +35,6 @@ from cnnsheet.train import (
     read_folder,
     split,
 )
-from cnnsheet.workbook import build_walkthrough
 
 STOP_SIGNALS = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
 
@@ -300,6 +299,10 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
             **options):
     """Write a workbook that walks through one pass of the network on PHOTO, every number a live
     formula. Without PHOTO it uses a bundled drawing; without --model, the bundled shapes model."""
+    # the workbook's modules (and openpyxl) are imported here: predict and train start faster
+    from cnnsheet import handout
+    from cnnsheet.workbook import build_walkthrough
+
     shaped = [f"--{key}" for key in options
               if ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT]
     if untrained and model:

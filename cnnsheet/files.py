@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import stat
 import sys
 import tempfile
@@ -96,6 +97,21 @@ def _drop_writers(error: BaseException) -> None:
         sys.unraisablehook = hook
 
 
+STOP_SIGNALS = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
+
+
+def _hold_stop_signals():
+    """Block Ctrl-C and the termination signals (where the system can); returns the old mask."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def _release(held) -> None:
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def write_atomically(path, write) -> None:
     """Call write(temporary_path) in the target's folder, then rename it onto `path`.
 
@@ -105,13 +121,16 @@ def write_atomically(path, write) -> None:
     temporary file.
     """
     path = Path(path)
+    held = _hold_stop_signals()  # until the cleanup below is in place, or a stop could strand tmp
     try:
         fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=TEMPORARY_SUFFIX,
                                    dir=path.parent)
     except OSError as error:
+        _release(held)
         raise CnnsheetError(f"{path}: cannot be written ({error.strerror})") from None
     os.close(fd)
     try:
+        _release(held)  # a stop that came meanwhile is handled now, inside the cleanup
         write(tmp)
         umask = os.umask(0)
         os.umask(umask)

@@ -133,17 +133,17 @@ def test_terminal_text_is_escaped(text, expected):
 
 SLOW_SAVE = """
 import sys, time
-from openpyxl import Workbook
+from cnnsheet import writer
 from cnnsheet.cli import main
 
-def slow_save(self, filename):
-    with open(filename, "wb") as handle:
+def slow_write(plan, target, cached_values=True):
+    with open(target, "wb") as handle:
         handle.write(b"half a workbook")
         handle.flush()
         print("saving", flush=True)
         time.sleep(30)
 
-Workbook.save = slow_save
+writer._write = slow_write
 main(["explain", "-o", sys.argv[1]])
 """
 

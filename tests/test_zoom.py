@@ -20,7 +20,9 @@ from strategies import models
 from test_writer import sheet_part
 
 from cnnsheet.layers import Conv
+from cnnsheet.layout import COLUMNS
 from cnnsheet.model import Model
+from cnnsheet.sheets.overview import TABLE
 from cnnsheet.sheets.zoom import receptive_field, receptive_field_size
 from cnnsheet.workbook import build_walkthrough
 
@@ -278,10 +280,13 @@ def test_the_overview_gives_each_conv_and_pool_its_receptive_field_and_jump():
     model = hard_model()
     plan = build_walkthrough(model, np.zeros((13, 13, 3), dtype=np.uint8)).plan
     overview = plan["Overview"]
-    rows = {overview.cells[row, 1][1]: row for row, col in overview.cells if col == 1}
+    size_col, jump_col = TABLE["table_field"][0], TABLE["table_jump"][0]
+    rows = {overview.cells[row, 1][1]: row for row, col in overview.cells
+            if col == 1 and (row, size_col) in overview.cells}
     for sheet, last in (("Conv1", 1), ("Pool1", 3), ("Conv2", 4)):
         size, jump = receptive_field_size(model.layers[:last])
-        assert [overview.cells[rows[sheet], col][1] for col in (7, 8)] == [size, jump], sheet
-    conv2 = [overview.cells[rows["Conv2"], col][1] for col in (7, 8)]
+        assert [overview.cells[rows[sheet], col][1] for col in (size_col, jump_col)] == [size, jump], sheet
+    conv2 = [overview.cells[rows["Conv2"], col][1] for col in (size_col, jump_col)]
     assert conv2 == [5 + (2 - 1) * 2 + (2 - 1) * 2, 2]  # conv1 spans 5, then pool1 and conv2
-    assert overview.cells[rows["Conv2"], 7][0] == f"=G{rows['Pool1']}+(2-1)*H{rows['Pool1']}"
+    size, jump = COLUMNS[size_col], COLUMNS[jump_col]
+    assert overview.cells[rows["Conv2"], size_col][0] == f"={size}{rows['Pool1']}+(2-1)*{jump}{rows['Pool1']}"
