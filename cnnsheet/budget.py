@@ -59,19 +59,24 @@ MAX_MODEL_BYTES = 8 * MAX_PARAMETERS + MAX_CONFIG_BYTES + MiB
 MAX_PHOTO_PIXELS = 64_000_000
 # A teacher's template file is a page of text; a megabyte is a book.
 MAX_TEMPLATE_BYTES = 1 * MiB
+# Each line of a template text is one cell. Excel holds 32,767 characters a cell; the numbers and
+# names filled into the placeholders need a little of that.
+MAX_TEMPLATE_LINE = 30_000
 
 # ---- training -------------------------------------------------------------------------------
 # The training pictures stay in memory as uint8: 512 MB is 12,000 pictures of 119 x 119, or
-# 680,000 of the default 28 x 28. The default set takes 28 MB.
+# 228,000 of the default 28 x 28. The default set takes 28 MB.
 MAX_DATASET_BYTES = 512 * MiB
 # The command line's --batch-size limit; a batch's working set is checked below as well.
 MAX_BATCH_SIZE = 4096
 
 # ---- the workbook ---------------------------------------------------------------------------
-# Every cell the workbook holds, numbers, formulas and labels. openpyxl keeps about 600 bytes a
-# cell (measured: 100,000 cells of the default walkthrough take 60 MB), so 2 million cells are
-# about 1.2 GB while writing; beyond this, Excel and LibreOffice take minutes to open the file.
-MAX_CELLS = 2_000_000
+# Every cell the workbook holds, numbers, formulas and labels, as workbook_cells estimates them
+# (an upper bound, up to about 1.8 times the real count). The plan keeps about 400 bytes a cell
+# (measured: the 1,517,728 cells of the 128x128 two-block walkthrough, estimated 2,038,483, peak at
+# 567 MB), so 3 million estimated cells stay under about 1.2 GB while writing; LibreOffice takes
+# about 20 s to open and recalculate that walkthrough, and far beyond it minutes.
+MAX_CELLS = 3_000_000
 MAX_ROWS, MAX_COLUMNS, MAX_FORMULA = 1_048_576, 16_384, 8_192  # Excel's own limits
 # Cells of a sheet that are not the tensor: title, link, explanation lines, labels (at most).
 SHEET_OVERHEAD = 80
@@ -81,6 +86,8 @@ TERM_CHARACTERS = 64
 
 SHAPE_ADVICE = ("use a smaller input size (--size), fewer filters (--filters) or hidden units "
                 "(--hidden), or more pooling (--pool) or stride (--stride)")
+MAPS_ADVICE = ("use a smaller input size (--size), fewer filters (--filters), or more pooling (--pool) "
+               "or stride (--stride)")  # for what the feature maps alone decide
 
 
 def check_number(value: int, largest: int, where: str) -> int:
@@ -232,7 +239,7 @@ def check_workbook(model, with_backward: bool) -> None:
     column = max((math.prod(shape) for shape in model.shapes if len(shape) == 1), default=0)
     if column + SHEET_OVERHEAD > MAX_ROWS:
         raise CnnsheetError(f"the flattened vector has {column:,} values, one row each; Excel allows "
-                            f"{MAX_ROWS:,} rows: {SHAPE_ADVICE}")
+                            f"{MAX_ROWS:,} rows: {MAPS_ADVICE}")
     longest = longest_formula(model, with_backward)
     if longest > MAX_FORMULA:
         raise CnnsheetError(f"a formula would be up to {longest:,} characters long; Excel allows "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import signal
 import time
 import warnings
@@ -34,7 +35,6 @@ from cnnsheet.train import (
     read_folder,
     split,
 )
-from cnnsheet.workbook import build_walkthrough
 
 STOP_SIGNALS = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
 
@@ -44,6 +44,18 @@ def shown(text) -> str:
     escaped as \\x1b, \\n, ..., so that nothing printed can move the cursor or recolour it."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
                    for c in str(text))
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses nan and inf, which every comparison lets through."""
+
+    name = "float range"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
 
 
 def stop(signum, _frame):
@@ -62,6 +74,8 @@ def user_errors(command):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
+                for about_code in (DeprecationWarning, PendingDeprecationWarning):  # not the input's
+                    warnings.simplefilter("ignore", about_code)
                 return command(*args, **kwargs)
         except CnnsheetError as error:
             raise click.ClickException(shown(error)) from None
@@ -70,6 +84,9 @@ def user_errors(command):
                                        f"{shown(warning)}") from None
         except RecursionError:
             raise click.ClickException("an input is nested too deeply to be read") from None
+        except MemoryError:  # the budget should have refused first; say what to lower anyway
+            raise click.ClickException(f"out of memory: {budget.SHAPE_ADVICE}, or a smaller "
+                                       f"--batch-size") from None
 
     return wrapper
 
@@ -176,14 +193,14 @@ def architecture_from(options: dict) -> Architecture:
               show_default=True, help="Passes over the training pictures.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=Hyperparameters.batch_size,
               show_default=True, help="Pictures per gradient step.")
-@click.option("--lr", "learning_rate", type=click.FloatRange(0, min_open=True),
+@click.option("--lr", "learning_rate", type=FiniteFloat(0, min_open=True),
               default=Hyperparameters.learning_rate, show_default=True,
               help="Learning rate at the start (it decays to 0 along a cosine).")
-@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True),
+@click.option("--momentum", type=FiniteFloat(0, 1, max_open=True),
               default=Hyperparameters.momentum, show_default=True, help="SGD momentum.")
-@click.option("--weight-decay", type=click.FloatRange(0), default=Hyperparameters.weight_decay,
+@click.option("--weight-decay", type=FiniteFloat(0), default=Hyperparameters.weight_decay,
               show_default=True, help="L2 penalty on the weights.")
-@click.option("--val-split", "validation_split", type=click.FloatRange(0, 1, max_open=True),
+@click.option("--val-split", "validation_split", type=FiniteFloat(0, 1, max_open=True),
               default=Hyperparameters.validation_split, show_default=True,
               help="Fraction of the pictures held out for validation.")
 @click.option("--seed", type=click.IntRange(0), default=Hyperparameters.seed, show_default=True,
@@ -278,6 +295,9 @@ def epoch_line(event: EpochEnd) -> str:
 def explain(ctx, photo, output, model, label, lang, templates, forward_only, untrained, seed, **options):
     """Write a workbook that walks through one pass of the network on PHOTO, every number a live
     formula. Without PHOTO it uses a bundled drawing; without --model, the bundled shapes model."""
+    # the workbook's modules (and openpyxl) are imported here: predict and train start faster
+    from cnnsheet.workbook import build_walkthrough
+
     shaped = [f"--{key}" for key in options
               if ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT]
     if untrained and model:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import signal
 import stat
+import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 from cnnsheet.errors import CnnsheetError
@@ -29,6 +33,9 @@ def check_output(path, kind: str, inputs=(), option: str = "-o") -> Path:
     if path.suffix.lower() != extension:
         raise CnnsheetError(f"{where}: a {kind} file must end in {extension} "
                             f"(for example {path.stem or 'output'}{extension})")
+    if len(os.fsencode(path.name)) > name_max(path.parent):
+        raise CnnsheetError(f"{where}: the file name is longer than the file system allows "
+                            f"({name_max(path.parent)} bytes)")
     try:
         status = os.stat(path)
     except FileNotFoundError:
@@ -50,9 +57,6 @@ def check_output(path, kind: str, inputs=(), option: str = "-o") -> Path:
         raise CnnsheetError(f"{where}: the folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise CnnsheetError(f"{where}: the folder {parent} is not writable")
-    if len(os.fsencode(path.name)) > name_max(parent):
-        raise CnnsheetError(f"{where}: the file name is longer than the file system allows "
-                            f"({name_max(parent)} bytes)")
     return path
 
 
@@ -78,6 +82,36 @@ def temporary_prefix(path: Path) -> str:
     return "." + os.fsdecode(name) + "."  # a cut character stays as its bytes (surrogateescape)
 
 
+def _drop_writers(error: BaseException) -> None:
+    """Free what a failed writer left open (openpyxl leaves its ZipFile to the garbage collector,
+    which would try to finish the file on the full disk again and print a traceback)."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda _unraisable: None
+    try:
+        while error is not None:  # the error and those it happened while handling
+            traceback.clear_frames(error.__traceback__)
+            error.__traceback__ = None
+            error = error.__context__
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
+STOP_SIGNALS = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
+
+
+def _hold_stop_signals():
+    """Block Ctrl-C and the termination signals (where the system can); returns the old mask."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def _release(held) -> None:
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def write_atomically(path, write) -> None:
     """Call write(temporary_path) in the target's folder, then rename it onto `path`.
 
@@ -87,13 +121,16 @@ def write_atomically(path, write) -> None:
     temporary file.
     """
     path = Path(path)
+    held = _hold_stop_signals()  # until the cleanup below is in place, or a stop could strand tmp
     try:
         fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=TEMPORARY_SUFFIX,
                                    dir=path.parent)
     except OSError as error:
+        _release(held)
         raise CnnsheetError(f"{path}: cannot be written ({error.strerror})") from None
     os.close(fd)
     try:
+        _release(held)  # a stop that came meanwhile is handled now, inside the cleanup
         write(tmp)
         umask = os.umask(0)
         os.umask(umask)
@@ -103,6 +140,7 @@ def write_atomically(path, write) -> None:
         Path(tmp).unlink(missing_ok=True)
         if error.errno is None:
             raise
+        _drop_writers(error)
         raise CnnsheetError(f"{path}: cannot be written ({error.strerror})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -9,7 +9,9 @@ passes through untouched. The pixel count is checked from the file's header befo
 
 from __future__ import annotations
 
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,50 @@ def _lab_to_rgb(image: Image.Image) -> Image.Image:
     return ImageCms.applyTransform(image, transform)
 
 
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type: grey, RGB, palette, grey+alpha, RGBA
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+
+
+def png_rows_complete(path, image: Image.Image) -> bool:
+    """Whether a PNG's compressed data holds every row its header declares. Pillow fills the rows
+    of a stream that ends early with black and says nothing, so they are counted here."""
+    with open(path, "rb") as handle:
+        handle.seek(8)  # the signature
+        header = handle.read(8 + 13)
+        if len(header) < 21 or header[4:8] != b"IHDR":
+            return False
+        width, height, depth, colour, _, _, interlaced = struct.unpack(">IIBBBBB", header[8:21])
+        bits = depth * PNG_CHANNELS.get(colour, 4)
+        passes = ADAM7 if interlaced else [(0, 0, 1, 1)]
+        needed = 0
+        for left, top, step_x, step_y in passes:
+            columns, rows = -(-(width - left) // step_x), -(-(height - top) // step_y)
+            if columns > 0 and rows > 0:
+                needed += rows * (1 + -(-columns * bits // 8))  # a filter byte, then the row
+        inflater, found = zlib.decompressobj(), 0
+        handle.seek(8 + 8 + 13 + 4)  # after IHDR and its checksum
+        while found < needed:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return False
+            length, kind = struct.unpack(">I4s", chunk)
+            data = handle.read(length)
+            handle.seek(4, 1)  # the checksum (Pillow has checked it)
+            if kind == b"IEND":
+                return False
+            if kind == b"IDAT":
+                try:
+                    while data and found < needed:
+                        found += len(inflater.decompress(data, PNG_STEP))
+                        data = inflater.unconsumed_tail
+                except zlib.error:
+                    return False
+        return True
+
+
+PNG_STEP = 1 << 20  # bytes inflated at a time when counting a PNG's rows
+
+
 def square_and_resize(image: Image.Image, size: int) -> Image.Image:
     """Crop the centre square, then resize it to size x size (skipped when already that size)."""
     width, height = image.size
@@ -91,6 +137,8 @@ def load_image(path) -> Image.Image:
             with Image.open(path) as image:
                 budget.check_photo(path, *image.size)  # from the header: nothing decoded yet
                 image.load()
+                if image.format == "PNG" and not png_rows_complete(path, image):
+                    raise CnnsheetError(f"{path}: damaged or truncated image (rows are missing)")
                 image = ImageOps.exif_transpose(image)
                 rgb = to_rgb(image)
     except CnnsheetError:

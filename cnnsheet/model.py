@@ -100,7 +100,7 @@ def check_class_names(classes) -> None:
         if not isinstance(name, str) or not name.strip():
             raise CnnsheetError(f"class names must be non-empty text, got {_short(name)}")
         if not name.isprintable():
-            raise CnnsheetError(f"the class name {_short(name)} holds a control character")
+            raise CnnsheetError(f"the class name {_short(name)} holds a control or unprintable character")
         if len(name) > budget.MAX_CLASS_NAME:
             raise CnnsheetError(f"the class name {_short(name)} is longer than "
                                 f"{budget.MAX_CLASS_NAME} characters")
@@ -487,7 +487,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, shap
         except ValueError as error:
             raise CnnsheetError(f"{key} is not a plain numpy array ({error})") from None
         if dtype.hasobject or dtype.kind not in kinds:
-            raise CnnsheetError(f"{key} holds {_short(str(dtype))} values, not "
+            raise CnnsheetError(f"{key} holds {dtype.name} values, not "
                                 f"{'text' if kinds == 'U' else 'real numbers'}")
         if tuple(found) != tuple(shape):
             raise CnnsheetError(f"{key} has shape {tuple(found)}, the layers need {tuple(shape)}")

@@ -26,7 +26,7 @@ def _read(path: Path) -> dict:
         raise CnnsheetError(f"{path}: larger than {budget.MAX_TEMPLATE_BYTES:,} bytes; a template "
                             f"file holds a page of text")
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        return tomllib.loads(data.decode("utf-8-sig"))  # a byte-order mark from Notepad is fine
     except UnicodeDecodeError as error:
         raise CnnsheetError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
@@ -41,6 +41,10 @@ def check_text(text: str, where: str) -> None:
     illegal = ILLEGAL.search(text)
     if illegal:
         raise CnnsheetError(f"{where} holds the control character {illegal.group()!r}")
+    longest = max(map(len, text.splitlines()), default=0)
+    if longest > budget.MAX_TEMPLATE_LINE:
+        raise CnnsheetError(f"{where} has a line of {longest:,} characters; a line is one cell and "
+                            f"holds at most {budget.MAX_TEMPLATE_LINE:,}")
     try:
         fields = list(string.Formatter().parse(text))
     except ValueError as error:

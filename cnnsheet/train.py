@@ -251,9 +251,10 @@ def largest_weight(params: dict) -> float:
     largest = 0.0
     for value in params.values():
         if value.size:
-            largest = max(largest, float(np.max(np.abs(value))))
-            if not np.isfinite(largest):
+            here = float(np.max(np.abs(value)))
+            if not np.isfinite(here):  # nan too, which max() would pass over
                 return float("inf")
+            largest = max(largest, here)
     return largest
 
 

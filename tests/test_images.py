@@ -1,11 +1,14 @@
 """Photo input: every Pillow mode to 8-bit RGB, orientation, crop, resize, and named errors."""
 
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.images import load_photo
+from cnnsheet.images import ADAM7, load_image, load_photo
 
 
 def save(image, path, **kwargs):
@@ -122,3 +125,34 @@ def test_pillows_decompression_bomb_limit_is_kept(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10,000 pixels is over twice the limit
     with pytest.raises(CnnsheetError, match="decompression bomb"):
         load_photo(path, 8)
+
+
+def png_by_hand(width, height, raw: bytes, interlaced=0) -> bytes:
+    """An 8-bit grey PNG whose compressed data is `raw` (filter bytes and rows), complete or not."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, interlaced)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+def adam7_rows(grey: np.ndarray) -> bytes:
+    raw = b""
+    for left, top, step_x, step_y in ADAM7:
+        for row in grey[top::step_y, left::step_x]:
+            if row.size:
+                raw += b"\0" + row.tobytes()
+    return raw
+
+
+@pytest.mark.parametrize("interlaced", [0, 1])
+def test_a_png_whose_data_ends_before_its_last_row_is_named(tmp_path, interlaced):
+    """Pillow paints the missing rows black without a word; cnnsheet refuses the file."""
+    grey = np.arange(13 * 11, dtype=np.uint8).reshape(11, 13)
+    raw = adam7_rows(grey) if interlaced else b"".join(b"\0" + row.tobytes() for row in grey)
+    whole, short = tmp_path / "whole.png", tmp_path / "short.png"
+    whole.write_bytes(png_by_hand(13, 11, raw, interlaced))
+    short.write_bytes(png_by_hand(13, 11, raw[:len(raw) // 2], interlaced))
+    assert np.array_equal(np.asarray(load_image(whole))[..., 0], grey)
+    with pytest.raises(CnnsheetError, match="short.png: damaged or truncated image"):
+        load_image(short)

@@ -174,7 +174,7 @@ def test_chinese_and_a_teachers_own_texts(tmp_path):
     (["--label", "hexagon"], "--label 'hexagon' is not a class"),
     (["-o", "missing/w.xlsx"], "the folder missing does not exist"),
     (["--filters", "3"], "add --untrained"),
-    (["--untrained", "--size", "400", "--pool", "1", "--hidden", "0"], "Excel allows 1,048,576 rows"),
+    (["--untrained", "--size", "368", "--pool", "1", "--hidden", "0"], "Excel allows 1,048,576 rows"),
     (["--untrained", "--size", "400", "--pool", "1"], "parameters (the limit is 10,000,000)"),
     (["--untrained", "--size", "8", "--kernel", "9"], "kernel 9 is larger than the padded input 8"),
     (["--templates", "nowhere"], "--templates nowhere: no such folder"),
