@@ -65,7 +65,7 @@ MAX_TEMPLATE_LINE = 30_000
 
 # ---- training -------------------------------------------------------------------------------
 # The training pictures stay in memory as uint8: 512 MB is 12,000 pictures of 119 x 119, or
-# 680,000 of the default 28 x 28. The default set takes 28 MB.
+# 228,000 of the default 28 x 28. The default set takes 28 MB.
 MAX_DATASET_BYTES = 512 * MiB
 # The command line's --batch-size limit; a batch's working set is checked below as well.
 MAX_BATCH_SIZE = 4096

@@ -4,21 +4,41 @@ import numpy as np
 import pytest
 import torch
 from helpers import config, random_pixels, small_model
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from strategies import architectures
 from torch_oracle import torch_forward, torch_params, torch_pass
 
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.layers import conv_output_size
+from cnnsheet.layers import MaxPool, conv_output_size
 from cnnsheet.model import Model
 
 TOLERANCE = {"rtol": 1e-10, "atol": 1e-12}
+
+def ties_between_nonzero_maxima(model, trace) -> bool:
+    """Whether some pooling window has two equal largest values other than 0. In floats such a tie
+    comes from an overlapping pool that copied one value twice; NumPy and torch add the products
+    of the next conv in different orders, so the two copies may differ in their last bit in one
+    of them and the gradient goes to a different cell. Ties are tested exactly by the integer
+    cases, whose sums are exact in both."""
+    names = list(trace.tensors)
+    for layer in model.layers:
+        if isinstance(layer, MaxPool):
+            x = trace.tensors[names[names.index(layer.name) - 1]]  # (N, C, H, W)
+            q, t = layer.size, layer.stride
+            windows = np.lib.stride_tricks.sliding_window_view(x, (q, q), axis=(2, 3))[:, :, ::t, ::t]
+            ranked = np.sort(windows.reshape(*windows.shape[:4], q * q), axis=-1)
+            if q > 1 and np.any((ranked[..., -1] == ranked[..., -2]) & (ranked[..., -1] != 0)):
+                return True
+    return False
+
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(architectures())
 def test_every_tensor_and_gradient_matches_torch(case):
     model, x, labels = case
     trace, losses, grads = model.gradients(x, labels)
+    integers = np.array_equal(x, np.round(x))
+    assume(integers or not ties_between_nonzero_maxima(model, trace))
     tensors, tensor_grads, param_grads = torch_pass(model, x, labels)
     assert list(trace.tensors) == list(tensors)
     for name, value in tensors.items():
