@@ -262,7 +262,7 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     writable_output(output)
     soffice = handout.find_soffice() if pdf else None  # before any work
     if pdf:
-        writable_output(pdf)
+        handout.check_output(pdf)
     photo = photo or default_photo_path()
     image = load_image(photo)  # the whole photo, for the overview
     pixels = np.asarray(square_and_resize(image, network.input_size), dtype=np.uint8)

@@ -52,6 +52,17 @@ def find_soffice() -> str:
     raise CnnsheetError(INSTALL_HINT)
 
 
+def check_output(path: Path) -> Path:
+    """Fail before any work when the PDF cannot be written."""
+    if path.is_dir():
+        raise CnnsheetError(f"--pdf {path}: is a folder")
+    if not path.parent.is_dir():
+        raise CnnsheetError(f"--pdf {path}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise CnnsheetError(f"--pdf {path}: the folder {path.parent} is not writable")
+    return path
+
+
 def one_page(sheet: SheetPlan) -> str:
     """The print area of a sheet's page in the handout: its title and explanation and its first
     block, or as much of a sheet without blocks as fits one page."""
