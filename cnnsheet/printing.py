@@ -91,9 +91,14 @@ def last_cell(sheet: SheetPlan) -> tuple[int, int]:
     return max(rows, default=1), max(cols, default=1)
 
 
+# a kind of text in column A -> (its wrapped kind, the size it measures as, points per line);
+# bold titles measure larger than their size
+WRAPPED = {"plain": ("prose", 11.0, 15.0), "title": ("title_prose", 15.5, 20.0)}
+
+
 def wrap_prose(sheet: SheetPlan, width_points: float, widths: list[float]):
-    """Long lines of explanation in column A: merged across the printed width and wrapped, their
-    rows made tall enough for the lines they take."""
+    """Long titles and lines of explanation in column A: merged across the printed width and
+    wrapped, their rows made tall enough for the lines they take."""
     columns, total = 0, 0.0
     while columns + 1 < len(widths) and total + widths[columns + 1] <= width_points:
         columns += 1
@@ -101,16 +106,17 @@ def wrap_prose(sheet: SheetPlan, width_points: float, widths: list[float]):
     columns = max(columns, 1)
     busy = {row for row, col in sheet.cells if 1 < col <= columns}  # table rows, not prose
     for (row, col), (formula, value, (kind, fmt)) in list(sheet.cells.items()):
-        if col != 1 or formula is not None or kind != "plain" or not isinstance(value, str):
+        if col != 1 or formula is not None or kind not in WRAPPED or not isinstance(value, str):
             continue
         if row in busy:
             continue
-        lines = math.ceil(text_points(value, 11) / (total * 0.95)) if total else 1
-        if lines <= 1 and text_points(value, 11) <= total:
+        wrapped, size, line = WRAPPED[kind]
+        lines = math.ceil(text_points(value, size) / (total * 0.95)) if total else 1
+        if lines <= 1:
             continue
-        sheet.cells[row, col] = (None, value, (("prose", fmt)))
+        sheet.cells[row, col] = (None, value, (wrapped, fmt))
         sheet.merges.append(area(row, 1, row, columns))
-        sheet.heights[row] = max(sheet.heights.get(row, DEFAULT_ROW), 15.0 * lines)
+        sheet.heights[row] = max(sheet.heights.get(row, DEFAULT_ROW), line * lines)
 
 
 def text_points(text: str, size: float) -> float:

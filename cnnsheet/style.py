@@ -38,6 +38,7 @@ KINDS = {
     "mirror": {"size": 11, "bold": True, "color": "404040"},  # shows an input, not to be typed in
     "big": {"size": 14, "bold": True},
     "title": {"size": 14, "bold": True},
+    "title_prose": {"size": 14, "bold": True, "wrap": True},  # a title wrapped within the printed page
     "link": {"size": 11, "color": LINK_COLOUR, "underline": True},
     "thumb": {"size": 6},  # a cell of a small heat map on the Overview, its digits hidden
 }

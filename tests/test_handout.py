@@ -100,6 +100,14 @@ def test_without_libreoffice_explain_pdf_fails_first_in_one_line(tmp_path, monke
     assert list(tmp_path.iterdir()) == []  # checked before any work: not even the workbook
 
 
+def test_a_pdf_that_cannot_be_written_fails_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["explain", "--pdf", "missing/handout.pdf"])
+    assert result.exit_code == 1
+    assert "--pdf missing/handout.pdf: the folder missing does not exist" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_every_sheet_has_print_settings_and_breaks_fall_between_blocks():
     model, photo = default_case()
     plan = build_walkthrough(model, photo, with_backward=True).plan

@@ -117,6 +117,15 @@ def test_the_texts_read_as_prose_and_the_backward_pass_points_the_right_way():
     assert "too large" in "".join(texts_of(plan["Step"]))
 
 
+@pytest.mark.parametrize("lang, said", [
+    ("en", "so they leave out the last row and the last column, as in PyTorch"),
+    ("zh", "所以最后 1 行和最后 1 列被舍去")])
+def test_what_pooling_leaves_out_reads_as_a_sentence(lang, said):
+    model = Model(Architecture(size=13, kernel=3, pool=2).config(shapes.CLASSES)).init(0)
+    plan = build_walkthrough(model, pixels(13), Texts(lang)).plan
+    assert said in "".join(texts_of(plan["Pool1"]))
+
+
 @pytest.mark.parametrize("values, fmt, shown", [
     ([9248, -3], "#,##0", "9,248"), ([255, 0], "0", "255"), ([12.3, -1], "0.0", "12.3"),
     ([3.14159, -1], "0.00", "3.14"), ([0.5, -0.1], "0.000", "0.500"), ([0.0191, 0], "0.0000", "0.0191"),

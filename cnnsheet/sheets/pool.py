@@ -19,17 +19,25 @@ def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet
     keys = ("body", "body_dropped") if rows or cols else ("body",)
     q, t = layer.size, layer.stride
     factor = round(H * W / (values.shape[1] * values.shape[2]), 1)
+    dropped = left_out(book, rows, cols)
     ws, top = book.sheet("Pool", "pool", keys, fp, colours=(scale,), layer=in_sheet, size=q, stride=t,
-                         factor=f"{factor:g}", rows=book.texts.count("rows", rows),
-                         cols=book.texts.count("columns", cols))
+                         factor=f"{factor:g}", dropped=dropped)
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
     book.tensor(ws, blocks, values,
                 lambda c, i, j: MaxPool.formula(in_blocks[c].window_address(i * t, j * t, q, q)), scale)
-    note = book.texts("pool", "body_dropped", rows=book.texts.count("rows", rows),
-                      cols=book.texts.count("columns", cols)) if rows or cols else ""
+    note = book.texts("pool", "body_dropped", dropped=dropped) if rows or cols else ""
     book.step(fp, ws.title, layer.name, values.shape, size_formula=f"=INT(({H}-{q})/{t})+1",
               size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note, window=(q, t))
     return blocks, ws.title
+
+
+def left_out(book: Book, rows: int, cols: int) -> str:
+    """"the last row and the last 2 columns": what the pooling windows do not reach."""
+    parts = (([book.texts.count("rows", rows)] if rows else [])
+             + ([book.texts.count("columns", cols)] if cols else []))
+    if len(parts) == 2:
+        return book.texts("labels", "both", first=parts[0], second=parts[1])
+    return parts[0] if parts else ""
 
 
 def earlier_in_window(top: int, left: int, size: int, row: int, col: int) -> list[tuple]:
