@@ -90,6 +90,11 @@ def choice_cells(book: Book, ws, top: int, label_col: int, value_col: int, prefi
     return tuple(names)
 
 
+def colour_name(book: Book, n: int) -> str:
+    """The name, in the texts' language, of the colour of choice n's outlines."""
+    return book.texts("zoom", f"colour{(n - 1) % len(style.HIGHLIGHT_COLOURS) + 1}")
+
+
 def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     t = book.texts
     trace = book.trace
@@ -111,7 +116,7 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
         ["body_dilation"] if d > 1 else [])
     ws, top = book.sheet("Zoom", "zoom", tuple(keys), title=title, number=n, conv=conv_title,
                          input=in_sheet, layer=layer.name, channels=C, kernel=k, span=span,
-                         stride=s, padding=p, dilation=d, products=C * k * k)
+                         stride=s, padding=p, dilation=d, products=C * k * k, colour=colour_name(book, n))
     sheets = book.plan.sheets  # place it just after its Conv sheet
     sheets.insert(book.plan.sheetnames.index(conv_title) + 1, sheets.pop())
     ws.label(top, LABELS, t("zoom", "choose", conv=conv_title))
@@ -293,20 +298,23 @@ def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_block
         return f"=AND({','.join(terms)})"
 
     _, row, col = grid_position(in_blocks)
-    plan[in_blocks[0].sheet].highlight([block.data for block in in_blocks], taps(f"{row}+{p}", f"{col}+{p}"))
+    colour = n - 1
+    plan[in_blocks[0].sheet].highlight([block.data for block in in_blocks], taps(f"{row}+{p}", f"{col}+{p}"),
+                                       colour=colour)
     for block in in_blocks if p else ():  # the zero frame: no colour scale there, one rule a block
         top, left, bottom, right = block.outer
         frame = [area(top, left, block.top - 1, right), area(block.top + block.height, left, bottom, right),
                  area(block.top, left, block.top + block.height - 1, block.left - 1),
                  area(block.top, block.left + block.width, block.top + block.height - 1, right)]
-        plan[block.sheet].highlight(frame, taps(f"ROW()-{top}", f"COLUMN()-{left}"))
+        plan[block.sheet].highlight(frame, taps(f"ROW()-{top}", f"COLUMN()-{left}"), colour=colour)
 
     def cell_rule(blocks, size, stride):  # the cells whose window (size, stride) holds the choice
         number, row, col = grid_position(blocks)
         terms = [f"{pick}={number}"]
         for here, name in ((row, row_name), (col, col_name)):
             terms += [f"{here}*{stride}<={name}-1", f"{name}-1<={here}*{stride}+{size - 1}"]
-        plan[blocks[0].sheet].highlight([block.data for block in blocks], f"=AND({','.join(terms)})")
+        plan[blocks[0].sheet].highlight([block.data for block in blocks], f"=AND({','.join(terms)})",
+                                        colour=colour)
 
     cell_rule(out_blocks, 1, 1)
     later = book.model.layers[index + 1:]
@@ -318,7 +326,7 @@ def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_block
     for block in book.at["image"][0]:  # each channel has a colour scale of its own
         plan[block.sheet].highlight(
             block.data, f"=AND(INDEX(zoom{n}_field_rows,ROW()-{block.top - 1})=1,"
-                        f"INDEX(zoom{n}_field_cols,COLUMN()-{block.left - 1})=1)", "field")
+                        f"INDEX(zoom{n}_field_cols,COLUMN()-{block.left - 1})=1)", "field", colour)
 
 
 def pool_choice(book: Book, layer: MaxPool, n: int, choice):
@@ -335,7 +343,7 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     ws = book.plan[pool_title]
     top = max(block.outer[2] for block in out_blocks) + 3
     label_col, value_col = 2, 2 + max(8, q)  # the labels run over the narrow columns to their right
-    ws.label(top, label_col, t("zoom", "pool_choose", sheet=pool_title))
+    ws.label(top, label_col, t("zoom", "pool_choose", sheet=pool_title, colour=colour_name(book, n)))
     pick, row_name, col_name = choice_cells(book, ws, top + 1, label_col, value_col, f"pool{n}",
                                             (f, i, j), (C, Ho, Wo))
     window = x[f, i * stride:i * stride + q, j * stride:j * stride + q]  # (q, q)
@@ -376,7 +384,8 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     terms = [f"{pick}={number}"]
     for here, name in ((row, row_name), (col, col_name)):
         terms += [f"{here}>=({name}-1)*{stride}", f"{here}<=({name}-1)*{stride}+{q - 1}"]
-    book.plan[in_sheet].highlight([block.data for block in in_blocks], f"=AND({','.join(terms)})")
+    book.plan[in_sheet].highlight([block.data for block in in_blocks], f"=AND({','.join(terms)})",
+                                  colour=n - 1)
     number, row, col = grid_position(out_blocks)
     ws.highlight([block.data for block in out_blocks],
-                 f"=AND({pick}={number},{row}={row_name}-1,{col}={col_name}-1)")
+                 f"=AND({pick}={number},{row}={row_name}-1,{col}={col_name}-1)", colour=n - 1)
