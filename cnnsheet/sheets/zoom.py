@@ -22,12 +22,32 @@ from cnnsheet.sheets.common import Book, channel_names
 from cnnsheet.sheets.pool import earlier_in_window
 
 LABELS, VALUES, GRID = 2, 3, 4  # columns: labels, values, then the square cells of the grids
+CHOOSE_LIMIT = 32  # up to this many filters, CHOOSE(filter, one per filter) spells them out
 
 
 def indexed(source: str, cells: int, row: str, col: str) -> str:
     """INDEX(source, row, col); a source of one cell is that cell (Gnumeric's INDEX refuses to
     index a single cell, even at 1, 1)."""
     return f"INDEX({source},{row},{col})" if cells > 1 else source
+
+
+def from_chosen_block(blocks: list[Block], sources: list[str], pick: str, row, col) -> str:
+    """Element (row, col) (1-based formulas) of the block that the cell `pick` names, among blocks
+    laid out as a grid of equal pitch. A few: CHOOSE(pick, INDEX(source, row, col), ...), which
+    reads plainly; many (CHOOSE takes at most 254 and a formula 8,192 characters): one INDEX into
+    the whole grid, the block's offset computed from its number."""
+    cells = blocks[0].height * blocks[0].width
+    if len(blocks) <= CHOOSE_LIMIT:
+        return f"CHOOSE({pick},{','.join(indexed(source, cells, row, col) for source in sources)})"
+    first = blocks[0]
+    per_row = sum(1 for block in blocks if block.top == first.top)
+    down = blocks[per_row].top - first.top if len(blocks) > per_row else 0
+    across = blocks[1].left - first.left if per_row > 1 else 0
+    whole = area(first.top, first.left, max(b.top + b.height - 1 for b in blocks),
+                 max(b.left + b.width - 1 for b in blocks))
+    rows = f"INT(({pick}-1)/{per_row})*{down}+{row}" if down else f"{row}"
+    cols = f"MOD({pick}-1,{per_row})*{across}+{col}" if across else f"{col}"
+    return f"INDEX({quote_sheet(first.sheet)}!{whole},{rows},{cols})"
 
 
 def receptive_field(layers: list, sizes: list[int], out_index: int) -> set[int]:
@@ -146,6 +166,7 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
         cells = (outer[2] - outer[0] + 1) * (outer[3] - outer[1] + 1)
         source = quote_sheet(in_sheet) + "!" + area(*outer)
         kernels = [f"conv{n}_f{g + 1}_{names[c]}" for g in range(F)]
+        filter_blocks = [book.kernels[layer.name][g][c] for g in range(F)]
         for a in range(span):
             for b in range(span):
                 tap = a % d == 0 and b % d == 0
@@ -154,8 +175,8 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
                                          f"({col_name}-1)*{s}+{b + 1}"),
                            window[c, a, b], look_x if tap else hole)
                 if tap:
-                    picks = ",".join(indexed(name, span * span, a + 1, b + 1) for name in kernels)
-                    ws.formula(*kernel_block.cell(a, b), f"=CHOOSE({pick},{picks})", kernel[c, a, b], look_w)
+                    formula = from_chosen_block(filter_blocks, kernels, pick, a + 1, b + 1)
+                    ws.formula(*kernel_block.cell(a, b), f"={formula}", kernel[c, a, b], look_w)
                 else:
                     ws.number(*kernel_block.cell(a, b), 0, zero)
         window_blocks.append(window_block)
@@ -184,14 +205,15 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     row = top + 5
     bias = layer.bias[f]
     total = products.sum() + bias
-    biases = ",".join(f"conv{n}_f{g + 1}_bias" for g in range(F))
-    conv_cells = ",".join(indexed(block.data_address, Ho * Wo, row_name, col_name) for block in out_blocks)
+    biases = from_chosen_block(book.biases[layer.name], [f"conv{n}_f{g + 1}_bias" for g in range(F)],
+                               pick, 1, 1)
+    conv_cell = from_chosen_block(out_blocks, [b.data_address for b in out_blocks], pick, row_name, col_name)
     mine, theirs = a1(row + 2, VALUES), a1(row + 3, VALUES)
     agree, differ = (t("zoom", key).replace('"', '""') for key in ("agree", "differ"))
     rows = [("sum", f"=SUM(zoom{n}_products)", products.sum(), look),
-            ("bias", f"=CHOOSE({pick},{biases})", bias, look),
+            ("bias", f"={biases}", bias, look),
             ("total", f"={a1(row, VALUES)}+{a1(row + 1, VALUES)}", total, style.key("big", "0.0000")),
-            ("on_conv", f"=CHOOSE({pick},{conv_cells})", out[f, i, j], look),
+            ("on_conv", f"={conv_cell}", out[f, i, j], look),
             ("check", f'=IF(ABS({mine}-{theirs})<=1E-9*(1+ABS({theirs})),"{agree}","{differ}")',
              t("zoom", "agree"), style.key("heading"))]
     for offset, (key, formula, value, look_) in enumerate(rows):
@@ -358,10 +380,10 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     look = style.key("number", style.number_format(x))
     for a in range(q):
         for b in range(q):
-            picks = ",".join(indexed(block.data_address, block.height * block.width,
-                                     f"({row_name}-1)*{stride}+{a + 1}", f"({col_name}-1)*{stride}+{b + 1}")
-                             for block in in_blocks)
-            ws.formula(*window_block.cell(a, b), f"=CHOOSE({pick},{picks})", window[a, b], look)
+            formula = from_chosen_block(in_blocks, [block.data_address for block in in_blocks], pick,
+                                        f"({row_name}-1)*{stride}+{a + 1}",
+                                        f"({col_name}-1)*{stride}+{b + 1}")
+            ws.formula(*window_block.cell(a, b), f"={formula}", window[a, b], look)
             row, col = window_block.cell(a, b)
             counts = [f"COUNTIF({area(*box)},{maximum})"
                       for box in earlier_in_window(window_block.top, window_block.left, q, row, col)]
@@ -372,9 +394,9 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     ws.scale(winner_block.data, style.PROBABILITY)
     for row in range(window_block.top, window_block.top + q):
         ws.heights[row] = style.TENSOR_CELL[1]
-    same = ",".join(indexed(b.data_address, Ho * Wo, row_name, col_name) for b in out_blocks)
+    same = from_chosen_block(out_blocks, [b.data_address for b in out_blocks], pick, row_name, col_name)
     rows = [("pool_max", f"=MAX({window_block.data})", window.max()),
-            ("pool_same", f"=CHOOSE({pick},{same})", values[f, i, j])]
+            ("pool_same", f"={same}", values[f, i, j])]
     for offset, (key, formula, value) in enumerate(rows):
         ws.text(grid_top + q + 2 + offset, label_col, t("zoom", key, sheet=pool_title))
         ws.formula(grid_top + q + 2 + offset, value_col, formula, value, look)
