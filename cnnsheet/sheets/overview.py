@@ -76,7 +76,8 @@ def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_
     ws.label(row, 5, t("overview", "total"))
     ws.formula(row, 6, f"=SUM({area(first, 6, row - 1, 6)})", sum(s.params for s in book.steps),
                style.key("big"))
-    ws.text(row + 2, 1, t("overview", "field_note"))
+    for offset, line in enumerate(t.lines("overview", "field_note"), 2):
+        ws.text(row + offset, 1, line)
     ws.width("ABCDEFGHI", (20, 16, 14, 14, 36, 12, 14, 10, 30))
     pictures(book, ws, photo, anchor_col="J")
 
