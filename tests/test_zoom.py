@@ -290,7 +290,7 @@ def test_the_overview_gives_each_conv_and_pool_its_receptive_field_and_jump():
 def test_many_filters_are_picked_by_one_index_into_the_grid(tmp_path, calc_profile):
     """Past CHOOSE_LIMIT filters, CHOOSE would grow past Excel's limits: one INDEX into the
     whole grid of maps (or kernels, or biases), its offset computed from the filter's number.
-    Checked in LibreOffice with a choice in the last row of maps, after an edit."""
+    Checked in LibreOffice and Gnumeric with a choice in the last row of maps, after an edit."""
     model = Model(config(6, channels=1, blocks=[{"filters": CHOOSE_LIMIT + 3, "kernel": 2, "pool": 2}]))
     model.init(1)
     pixels = np.random.default_rng(2).integers(0, 256, size=(6, 6, 3)).astype(np.uint8)
@@ -305,5 +305,6 @@ def test_many_filters_are_picked_by_one_index_into_the_grid(tmp_path, calc_profi
     calc = convert([original, edited], tmp_path / "calc", calc_profile)
     compare(original, calc[0], walkthrough.expected)
     compare(edited, calc[1], after)
+    compare(edited, recalculate(edited, tmp_path / "many-gnumeric.xlsx"), after)
     for prefix, choice in choices.items():
         check_by_hand(walkthrough, calc[1], model, pixels, prefix, choice)
