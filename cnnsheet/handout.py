@@ -115,7 +115,7 @@ def handout_plan(plan: WorkbookPlan) -> WorkbookPlan:
                                         col_breaks=[])
             values = {where: (None, value, look) for where, (_, value, look) in sheet.cells.items()}
             sheets.append(dataclasses.replace(sheet, cells=values, printing=setup, drop_downs=[],
-                                              whole_numbers=[]))
+                                              whole_numbers=[], highlights=[]))
     kept = {sheet.title for sheet in sheets}
     names = {name: ref for name, ref in plan.names.items() if ref.split("!")[0].strip("'") in kept}
     return WorkbookPlan(sheets, names, plan.lang)

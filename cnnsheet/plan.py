@@ -74,6 +74,7 @@ class Highlight:
     areas: tuple
     formula: str
     look: str = "chosen"
+    colour: int = 0  # which of style.HIGHLIGHT_COLOURS: one per choice, so that two do not mix
 
 
 @dataclass(frozen=True)
@@ -173,8 +174,9 @@ class SheetPlan:
     def scale(self, areas, scale: Scale):
         self.scales.append(([areas] if isinstance(areas, str) else list(areas), scale))
 
-    def highlight(self, areas, formula: str, look: str = "chosen"):
-        self.highlights.append(Highlight(tuple([areas] if isinstance(areas, str) else areas), formula, look))
+    def highlight(self, areas, formula: str, look: str = "chosen", colour: int = 0):
+        self.highlights.append(Highlight(tuple([areas] if isinstance(areas, str) else areas), formula,
+                                         look, colour))
 
     def width(self, columns: str, widths):
         """Column widths from letters: width("ABC", (3, 8, 9))."""

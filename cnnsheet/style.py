@@ -46,11 +46,12 @@ KINDS = {
 
 # Looks of the highlights that follow a choice (plan.Highlight): a border only, so that the colour
 # scale underneath still shows the value. Magenta stands out on black, red, green, blue and white.
-# Thin borders only: Excel refuses thicker ones in a conditional format.
-HIGHLIGHT_COLOUR = "FF00FF"
+# Thin borders only: Excel refuses thicker ones in a conditional format. Each conv layer's choice
+# has a colour of its own (magenta, cyan, orange, then again), named in the texts.
+HIGHLIGHT_COLOURS = ("FF00FF", "00B0F0", "FF9900")
 HIGHLIGHTS = {
-    "chosen": {"border": HIGHLIGHT_COLOUR, "bold": True},  # the cells a choice reads or makes
-    "field": {"border": HIGHLIGHT_COLOUR, "bold": False},  # the pixels that can reach it
+    "chosen": {"bold": True},  # the cells a choice reads or makes
+    "field": {"bold": False},  # the pixels that can reach it
 }
 
 

@@ -191,7 +191,8 @@ def _highlight_rule(highlight: Highlight, font_name: str) -> Rule:
     """A formula rule drawing a border (and maybe bold figures) where the formula is true. A
     shared colour scale's range puts it in the same conditional format as the scale."""
     look = style.HIGHLIGHTS[highlight.look]
-    side = Side(style="thin", color=look["border"])
+    colour = style.HIGHLIGHT_COLOURS[highlight.colour % len(style.HIGHLIGHT_COLOURS)]
+    side = Side(style="thin", color=colour)
     dxf = DifferentialStyle(border=Border(left=side, right=side, top=side, bottom=side),
                             font=Font(name=font_name, bold=True) if look["bold"] else None)
     return Rule(type="expression", dxf=dxf, formula=[highlight.formula.removeprefix("=")])

@@ -23,7 +23,7 @@ from cnnsheet.layers import Conv
 from cnnsheet.layout import COLUMNS
 from cnnsheet.model import Model
 from cnnsheet.sheets.overview import TABLE
-from cnnsheet.sheets.zoom import receptive_field, receptive_field_size
+from cnnsheet.sheets.zoom import CHOOSE_LIMIT, receptive_field, receptive_field_size
 from cnnsheet.workbook import build_walkthrough
 
 
@@ -290,3 +290,27 @@ def test_the_overview_gives_each_conv_and_pool_its_receptive_field_and_jump():
     assert conv2 == [5 + (2 - 1) * 2 + (2 - 1) * 2, 2]  # conv1 spans 5, then pool1 and conv2
     size, jump = COLUMNS[size_col], COLUMNS[jump_col]
     assert overview.cells[rows["Conv2"], size_col][0] == f"={size}{rows['Pool1']}+(2-1)*{jump}{rows['Pool1']}"
+
+
+
+def test_many_filters_are_picked_by_one_index_into_the_grid(tmp_path, calc_profile):
+    """Past CHOOSE_LIMIT filters, CHOOSE would grow past Excel's limits: one INDEX into the
+    whole grid of maps (or kernels, or biases), its offset computed from the filter's number.
+    Checked in LibreOffice and Gnumeric with a choice in the last row of maps, after an edit."""
+    model = Model(config(6, channels=1, blocks=[{"filters": CHOOSE_LIMIT + 3, "kernel": 2, "pool": 2}]))
+    model.init(1)
+    pixels = np.random.default_rng(2).integers(0, 256, size=(6, 6, 3)).astype(np.uint8)
+    walkthrough = build_walkthrough(model, pixels)
+    formula = walkthrough.plan["Zoom1"].cells[cell_of(walkthrough, "zoom1_value")[1] + 1, 3][0]
+    assert "CHOOSE" not in formula and formula.startswith("=INDEX(Conv1!")
+    original, edited = tmp_path / "many.xlsx", tmp_path / "many-edited.xlsx"
+    walkthrough.save(original)
+    choices = {"zoom1": (CHOOSE_LIMIT + 1, 4, 2), "pool1": (CHOOSE_LIMIT + 2, 1, 0)}
+    choose(walkthrough, original, edited, choices)
+    after = build_walkthrough(model, pixels, zoom_choices=choices).expected
+    calc = convert([original, edited], tmp_path / "calc", calc_profile)
+    compare(original, calc[0], walkthrough.expected)
+    compare(edited, calc[1], after)
+    compare(edited, recalculate(edited, tmp_path / "many-gnumeric.xlsx"), after)
+    for prefix, choice in choices.items():
+        check_by_hand(walkthrough, calc[1], model, pixels, prefix, choice)

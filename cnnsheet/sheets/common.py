@@ -94,6 +94,7 @@ class Book:
     param_at: dict = field(default_factory=dict)  # (layer, "weight"/"bias", index) -> "Sheet!B3"
     grad_at: dict = field(default_factory=dict)  # the same for d loss / d parameter
     kernels: dict = field(default_factory=dict)  # conv layer -> [filter][channel] kernel Blocks
+    biases: dict = field(default_factory=dict)  # conv layer -> [filter] 1 x 1 Blocks of its biases
     dense_at: dict = field(default_factory=dict)  # dense layer -> DenseGeometry
     masks: dict = field(default_factory=dict)  # pool layer -> (blocks, sheet) of its Mask sheet
     rotated: dict = field(default_factory=dict)  # conv layer -> (blocks, sheet) of Rotated kernels

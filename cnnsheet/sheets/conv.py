@@ -67,6 +67,9 @@ def filters_sheet(book: Book, fp: Pass, layer: Conv):
         book.name(f"{prefix}_f{f + 1}_bias", ws, bias)
     if fp is book.first:
         book.kernels[layer.name] = kernels
+        bias_col = LEFT + C * (span + 1)  # as filter_bands puts it: right of the last kernel
+        book.biases[layer.name] = [Block(ws.title, row_blocks[0].top, bias_col, 1, 1)
+                                   for row_blocks in kernels]
     ws.scale([b.data for row_blocks in kernels for b in row_blocks] + bias_cells, style.DIVERGING)
     book.step(fp, ws.title, layer.name, layer.weight.shape, params_formula=f"={F}*{C}*{k}*{k}+{F}",
               params=layer.weight.size + layer.bias.size)

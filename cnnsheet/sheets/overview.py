@@ -223,4 +223,5 @@ def table(book: Book, ws, row: int):
     ws.formula(row, params_cols[0], f"=SUM({area(first, params_cols[0], row - 1, params_cols[0])})",
                sum(s.params for s in book.steps), style.key("big", style.COUNT))
     ws.merges.append(area(row, params_cols[0], row, params_cols[1]))
-    ws.text(row + 2, 1, t("overview", "field_note"))
+    for offset, line in enumerate(t.lines("overview", "field_note"), 2):
+        ws.text(row + offset, 1, line)

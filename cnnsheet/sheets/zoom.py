@@ -22,12 +22,32 @@ from cnnsheet.sheets.common import Book, channel_names
 from cnnsheet.sheets.pool import earlier_in_window
 
 LABELS, VALUES, GRID = 2, 3, 4  # columns: labels, values, then the square cells of the grids
+CHOOSE_LIMIT = 32  # up to this many filters, CHOOSE(filter, one per filter) spells them out
 
 
 def indexed(source: str, cells: int, row: str, col: str) -> str:
     """INDEX(source, row, col); a source of one cell is that cell (Gnumeric's INDEX refuses to
     index a single cell, even at 1, 1)."""
     return f"INDEX({source},{row},{col})" if cells > 1 else source
+
+
+def from_chosen_block(blocks: list[Block], sources: list[str], pick: str, row, col) -> str:
+    """Element (row, col) (1-based formulas) of the block that the cell `pick` names, among blocks
+    laid out as a grid of equal pitch. A few: CHOOSE(pick, INDEX(source, row, col), ...), which
+    reads plainly; many (CHOOSE takes at most 254 and a formula 8,192 characters): one INDEX into
+    the whole grid, the block's offset computed from its number."""
+    cells = blocks[0].height * blocks[0].width
+    if len(blocks) <= CHOOSE_LIMIT:
+        return f"CHOOSE({pick},{','.join(indexed(source, cells, row, col) for source in sources)})"
+    first = blocks[0]
+    per_row = sum(1 for block in blocks if block.top == first.top)
+    down = blocks[per_row].top - first.top if len(blocks) > per_row else 0
+    across = blocks[1].left - first.left if per_row > 1 else 0
+    whole = area(first.top, first.left, max(b.top + b.height - 1 for b in blocks),
+                 max(b.left + b.width - 1 for b in blocks))
+    rows = f"INT(({pick}-1)/{per_row})*{down}+{row}" if down else f"{row}"
+    cols = f"MOD({pick}-1,{per_row})*{across}+{col}" if across else f"{col}"
+    return f"INDEX({quote_sheet(first.sheet)}!{whole},{rows},{cols})"
 
 
 def receptive_field(layers: list, sizes: list[int], out_index: int) -> set[int]:
@@ -90,6 +110,11 @@ def choice_cells(book: Book, ws, top: int, label_col: int, value_col: int, prefi
     return tuple(names)
 
 
+def colour_name(book: Book, n: int) -> str:
+    """The name, in the texts' language, of the colour of choice n's outlines."""
+    return book.texts("zoom", f"colour{(n - 1) % len(style.HIGHLIGHT_COLOURS) + 1}")
+
+
 def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     t = book.texts
     trace = book.trace
@@ -113,7 +138,7 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
                          colours=tuple(dict.fromkeys((style.scale_for(x), style.DIVERGING))),
                          number=n, conv=conv_title,
                          input=in_sheet, layer=layer.name, channels=C, kernel=k, span=span,
-                         stride=s, padding=p, dilation=d, products=C * k * k)
+                         stride=s, padding=p, dilation=d, products=C * k * k, colour=colour_name(book, n))
     sheets = book.plan.sheets  # place it just after its Conv sheet
     sheets.insert(book.plan.sheetnames.index(conv_title) + 1, sheets.pop())
     ws.label(top, LABELS, t("zoom", "choose", conv=conv_title))
@@ -143,6 +168,7 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
         cells = (outer[2] - outer[0] + 1) * (outer[3] - outer[1] + 1)
         source = quote_sheet(in_sheet) + "!" + area(*outer)
         kernels = [f"conv{n}_f{g + 1}_{names[c]}" for g in range(F)]
+        filter_blocks = [book.kernels[layer.name][g][c] for g in range(F)]
         for a in range(span):
             for b in range(span):
                 tap = a % d == 0 and b % d == 0
@@ -151,8 +177,8 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
                                          f"({col_name}-1)*{s}+{b + 1}"),
                            window[c, a, b], look_x if tap else hole)
                 if tap:
-                    picks = ",".join(indexed(name, span * span, a + 1, b + 1) for name in kernels)
-                    ws.formula(*kernel_block.cell(a, b), f"=CHOOSE({pick},{picks})", kernel[c, a, b], look_w)
+                    formula = from_chosen_block(filter_blocks, kernels, pick, a + 1, b + 1)
+                    ws.formula(*kernel_block.cell(a, b), f"={formula}", kernel[c, a, b], look_w)
                 else:
                     ws.number(*kernel_block.cell(a, b), 0, zero)
         window_blocks.append(window_block)
@@ -181,13 +207,14 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     row = top + 5
     bias = layer.bias[f]
     total = products.sum() + bias
-    biases = ",".join(f"conv{n}_f{g + 1}_bias" for g in range(F))
-    conv_cells = ",".join(indexed(block.data_address, Ho * Wo, row_name, col_name) for block in out_blocks)
+    biases = from_chosen_block(book.biases[layer.name], [f"conv{n}_f{g + 1}_bias" for g in range(F)],
+                               pick, 1, 1)
+    conv_cell = from_chosen_block(out_blocks, [b.data_address for b in out_blocks], pick, row_name, col_name)
     mine, theirs = a1(row + 2, VALUES), a1(row + 3, VALUES)
     rows = [("sum", f"=SUM(zoom{n}_products)", products.sum(), look),
-            ("bias", f"=CHOOSE({pick},{biases})", bias, look),
+            ("bias", f"={biases}", bias, look),
             ("total", f"={a1(row, VALUES)}+{a1(row + 1, VALUES)}", total, style.key("big", "0.0000")),
-            ("on_conv", f"=CHOOSE({pick},{conv_cells})", out[f, i, j], look),
+            ("on_conv", f"={conv_cell}", out[f, i, j], look),
             # 1 or 0, not a text: a teacher's words never go inside a formula
             ("check", f"=IF(ABS({mine}-{theirs})<=1E-9*(1+ABS({theirs})),1,0)", 1, style.key("heading", "0"))]
     for offset, (key, formula, value, look_) in enumerate(rows):
@@ -294,20 +321,23 @@ def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_block
         return f"=AND({','.join(terms)})"
 
     _, row, col = grid_position(in_blocks)
-    plan[in_blocks[0].sheet].highlight([block.data for block in in_blocks], taps(f"{row}+{p}", f"{col}+{p}"))
+    colour = n - 1
+    plan[in_blocks[0].sheet].highlight([block.data for block in in_blocks], taps(f"{row}+{p}", f"{col}+{p}"),
+                                       colour=colour)
     for block in in_blocks if p else ():  # the zero frame: no colour scale there, one rule a block
         top, left, bottom, right = block.outer
         frame = [area(top, left, block.top - 1, right), area(block.top + block.height, left, bottom, right),
                  area(block.top, left, block.top + block.height - 1, block.left - 1),
                  area(block.top, block.left + block.width, block.top + block.height - 1, right)]
-        plan[block.sheet].highlight(frame, taps(f"ROW()-{top}", f"COLUMN()-{left}"))
+        plan[block.sheet].highlight(frame, taps(f"ROW()-{top}", f"COLUMN()-{left}"), colour=colour)
 
     def cell_rule(blocks, size, stride):  # the cells whose window (size, stride) holds the choice
         number, row, col = grid_position(blocks)
         terms = [f"{pick}={number}"]
         for here, name in ((row, row_name), (col, col_name)):
             terms += [f"{here}*{stride}<={name}-1", f"{name}-1<={here}*{stride}+{size - 1}"]
-        plan[blocks[0].sheet].highlight([block.data for block in blocks], f"=AND({','.join(terms)})")
+        plan[blocks[0].sheet].highlight([block.data for block in blocks], f"=AND({','.join(terms)})",
+                                        colour=colour)
 
     cell_rule(out_blocks, 1, 1)
     later = book.model.layers[index + 1:]
@@ -319,7 +349,7 @@ def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_block
     for block in book.at["image"][0]:  # each channel has a colour scale of its own
         plan[block.sheet].highlight(
             block.data, f"=AND(INDEX(zoom{n}_field_rows,ROW()-{block.top - 1})=1,"
-                        f"INDEX(zoom{n}_field_cols,COLUMN()-{block.left - 1})=1)", "field")
+                        f"INDEX(zoom{n}_field_cols,COLUMN()-{block.left - 1})=1)", "field", colour)
 
 
 def pool_choice(book: Book, layer: MaxPool, n: int, choice):
@@ -336,7 +366,7 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     ws = book.plan[pool_title]
     top = max(block.outer[2] for block in out_blocks) + 3
     label_col, value_col = 2, 2 + max(8, q)  # the labels run over the narrow columns to their right
-    ws.label(top, label_col, t("zoom", "pool_choose", sheet=pool_title))
+    ws.label(top, label_col, t("zoom", "pool_choose", sheet=pool_title, colour=colour_name(book, n)))
     pick, row_name, col_name = choice_cells(book, ws, top + 1, label_col, value_col, f"pool{n}",
                                             (f, i, j), (C, Ho, Wo))
     window = x[f, i * stride:i * stride + q, j * stride:j * stride + q]  # (q, q)
@@ -351,10 +381,10 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     look = style.key("number", style.number_format(x))
     for a in range(q):
         for b in range(q):
-            picks = ",".join(indexed(block.data_address, block.height * block.width,
-                                     f"({row_name}-1)*{stride}+{a + 1}", f"({col_name}-1)*{stride}+{b + 1}")
-                             for block in in_blocks)
-            ws.formula(*window_block.cell(a, b), f"=CHOOSE({pick},{picks})", window[a, b], look)
+            formula = from_chosen_block(in_blocks, [block.data_address for block in in_blocks], pick,
+                                        f"({row_name}-1)*{stride}+{a + 1}",
+                                        f"({col_name}-1)*{stride}+{b + 1}")
+            ws.formula(*window_block.cell(a, b), f"={formula}", window[a, b], look)
             row, col = window_block.cell(a, b)
             counts = [f"COUNTIF({area(*box)},{maximum})"
                       for box in earlier_in_window(window_block.top, window_block.left, q, row, col)]
@@ -365,9 +395,9 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     ws.scale(winner_block.data, style.PROBABILITY)
     for row in range(window_block.top, window_block.top + q):
         ws.heights[row] = style.TENSOR_CELL[1]
-    same = ",".join(indexed(b.data_address, Ho * Wo, row_name, col_name) for b in out_blocks)
+    same = from_chosen_block(out_blocks, [b.data_address for b in out_blocks], pick, row_name, col_name)
     rows = [("pool_max", f"=MAX({window_block.data})", window.max()),
-            ("pool_same", f"=CHOOSE({pick},{same})", values[f, i, j])]
+            ("pool_same", f"={same}", values[f, i, j])]
     for offset, (key, formula, value) in enumerate(rows):
         ws.text(grid_top + q + 2 + offset, label_col, t("zoom", key, sheet=pool_title))
         ws.formula(grid_top + q + 2 + offset, value_col, formula, value, look)
@@ -377,7 +407,8 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     terms = [f"{pick}={number}"]
     for here, name in ((row, row_name), (col, col_name)):
         terms += [f"{here}>=({name}-1)*{stride}", f"{here}<=({name}-1)*{stride}+{q - 1}"]
-    book.plan[in_sheet].highlight([block.data for block in in_blocks], f"=AND({','.join(terms)})")
+    book.plan[in_sheet].highlight([block.data for block in in_blocks], f"=AND({','.join(terms)})",
+                                  colour=n - 1)
     number, row, col = grid_position(out_blocks)
     ws.highlight([block.data for block in out_blocks],
-                 f"=AND({pick}={number},{row}={row_name}-1,{col}={col_name}-1)")
+                 f"=AND({pick}={number},{row}={row_name}-1,{col}={col_name}-1)", colour=n - 1)
