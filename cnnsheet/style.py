@@ -112,11 +112,6 @@ def loss_format(value: float) -> str:
 COUNT = "#,##0"  # parameter counts: 9,248
 
 
-def scale_for(values: np.ndarray) -> Scale:
-    """Orange for tensors that cannot be negative, blue-white-red for the others."""
-    return Scale("sequential") if np.min(values, initial=0) >= 0 else Scale("diverging")
-
-
 DIVERGING, SEQUENTIAL_SCALE, PROBABILITY = Scale("diverging"), Scale("sequential"), Scale("fixed")
 
 

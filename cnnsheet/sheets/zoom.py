@@ -92,6 +92,12 @@ def strongest(values: np.ndarray) -> tuple[int, int, int]:
     return (0, *(int(v) for v in np.unravel_index(int(np.argmax(values[0])), values[0].shape)))
 
 
+def sheet_scale(book: Book, sheet: str):
+    """The colour scale of the sheet a window is read from, so the window looks as it does there
+    (chosen by what the sheet can hold, never by its current values: the layout stays put)."""
+    return book.plan[sheet].scales[0][1]
+
+
 def choice_cells(book: Book, ws, top: int, label_col: int, value_col: int, prefix: str, choice,
                  highs) -> tuple[str, str, str]:
     """Three yellow cells named <prefix>_filter, _row, _col (1-based), each refusing anything but
@@ -135,7 +141,7 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     keys = ["body"] + (["body_stride"] if s > 1 else []) + (["body_padding"] if p else []) + (
         ["body_dilation"] if d > 1 else [])
     ws, top = book.sheet("Zoom", "zoom", tuple(keys), title=title, numbering=None,  # not a step
-                         colours=tuple(dict.fromkeys((style.scale_for(x), style.DIVERGING))),
+                         colours=tuple(dict.fromkeys((sheet_scale(book, in_sheet), style.DIVERGING))),
                          number=n, conv=conv_title,
                          input=in_sheet, layer=layer.name, channels=C, kernel=k, span=span,
                          stride=s, padding=p, dilation=d, products=C * k * k, colour=colour_name(book, n))
@@ -199,7 +205,7 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
             return [block.data]
         return [block.ref(a * d, b * d) for a in range(k) for b in range(k)]
 
-    ws.scale([cell for b in window_blocks for cell in taps(b)], style.scale_for(x))
+    ws.scale([cell for b in window_blocks for cell in taps(b)], sheet_scale(book, in_sheet))
     ws.scale([cell for b in kernel_blocks for cell in taps(b)] + [product_block.data], style.DIVERGING)
 
     # ---- sum, bias, total, and the same cell on the Conv sheet ----------------------------------
@@ -391,7 +397,7 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
             here = a1(row, col)
             first = f"AND({here}={maximum},{'+'.join(counts)}=0)" if counts else f"{here}={maximum}"
             ws.formula(*winner_block.cell(a, b), f"=IF({first},1,0)", winner[a, b], style.key("value", "0"))
-    ws.scale(window_block.data, style.scale_for(x))
+    ws.scale(window_block.data, sheet_scale(book, in_sheet))
     ws.scale(winner_block.data, style.PROBABILITY)
     for row in range(window_block.top, window_block.top + q):
         ws.heights[row] = style.TENSOR_CELL[1]
