@@ -114,8 +114,6 @@ def _skeleton(plan: WorkbookPlan):
             ws.cell(row, col).hyperlink = Hyperlink(ref=ref, location=f"'{target}'!A1")
         for chart in sheet.charts:
             ws.add_chart(_bar_chart(ws, chart), chart.anchor)
-        for merged in sheet.merges:
-            ws.merge_cells(merged)
         for picture in sheet.pictures:
             ws.add_image(SheetImage(io.BytesIO(picture.png)), picture.anchor)
     for name, target in plan.names.items():
@@ -260,7 +258,17 @@ def _with_cells(sheet_xml: bytes, sheet: SheetPlan, style_ids: dict, cached_valu
     yield sheet_xml[:found.start()]
     yield _columns(sheet)
     yield from _sheet_data(sheet, style_ids, cached_values)
+    yield _merges(sheet)  # the element that follows <sheetData> in a sheet of ours
     yield sheet_xml[found.end():]
+
+
+def _merges(sheet: SheetPlan) -> bytes:
+    """The <mergeCells> element: cells shown as one (openpyxl's merge_cells restyles every cell of
+    each area, which measured 0.11 s of the default walkthrough's 0.18 s skeleton)."""
+    if not sheet.merges:
+        return b""
+    cells = "".join(f'<mergeCell ref="{ref}"/>' for ref in sheet.merges)
+    return f'<mergeCells count="{len(sheet.merges)}">{cells}</mergeCells>'.encode()
 
 
 def _columns(sheet: SheetPlan) -> bytes:
