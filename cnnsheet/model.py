@@ -91,6 +91,17 @@ def _short(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def check_array_names(expected, given) -> None:
+    """Refuse arrays the layers do not have (shown escaped: they may come from a file), then
+    arrays they need and lack."""
+    unknown = sorted(set(given) - set(expected))
+    missing = sorted(set(expected) - set(given))
+    if unknown:
+        raise CnnsheetError(f"unexpected array(s): {', '.join(_short(name) for name in unknown)}")
+    if missing:
+        raise CnnsheetError(f"missing array(s): {', '.join(missing)}")
+
+
 def check_class_names(classes) -> None:
     """Class names become cells, drop-down entries and lines on a terminal: short printable text."""
     if not isinstance(classes, list) or len(classes) < 2:
@@ -255,12 +266,7 @@ class Model:
     def set_params(self, arrays: dict) -> None:
         """Copy arrays into the model, checking names, shapes and finiteness."""
         expected = self.params()
-        missing = sorted(set(expected) - set(arrays))
-        extra = sorted(set(arrays) - set(expected))
-        if missing:
-            raise CnnsheetError(f"missing array(s): {', '.join(missing)}")
-        if extra:
-            raise CnnsheetError(f"unexpected array(s): {', '.join(extra)}")
+        check_array_names(expected, arrays)
         for key, target in expected.items():
             value = np.asarray(arrays[key])
             if value.shape != target.shape:
@@ -461,12 +467,7 @@ def _read_model(archive: zipfile.ZipFile) -> Model:
         raise CnnsheetError("config is nested too deeply to be a model's JSON") from None
     model = Model(config)
     expected = model.params()
-    unknown = sorted(set(members) - set(expected))
-    missing = sorted(set(expected) - set(members))
-    if unknown:
-        raise CnnsheetError(f"unexpected array(s): {', '.join(_short(name) for name in unknown)}")
-    if missing:
-        raise CnnsheetError(f"missing array(s): {', '.join(missing)}")
+    check_array_names(expected, members)  # before a member is read
     model.set_params({key: _read_member(archive, info, key, expected[key].shape, REAL_KINDS)
                       for key, info in members.items()})
     return model
