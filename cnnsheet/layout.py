@@ -88,17 +88,29 @@ class Block:
     border: int = 0
     label: str = ""
 
+    def __post_init__(self):
+        a1(*self.outer[:2]), a1(*self.outer[2:])  # within Excel's rows and columns, or refused
+
     def cell(self, i: int, j: int) -> tuple[int, int]:
         """Row and column of element (i, j); -border <= i < height + border reaches the zeros."""
         return self.top + i, self.left + j
 
+    @functools.cached_property
+    def _letters(self) -> dict:
+        """Element column j (the border's included) -> its letters. The block was checked to lie
+        within Excel's limits, so references into it need no check of their own; tens of thousands
+        of formulas are made of them."""
+        return {j: COLUMNS[self.left + j] for j in range(-self.border, self.width + self.border)}
+
     def ref(self, i: int, j: int) -> str:
-        return a1(self.top + i, self.left + j)
+        return f"{self._letters[j]}{self.top + i}"
 
     def window(self, i: int, j: int, height: int, width: int) -> str:
         """The area of `height` x `width` elements whose top-left is element (i, j)."""
-        top, left = self.top + i, self.left + j
-        return area(top, left, top + height - 1, left + width - 1)
+        if height == 1 and width == 1:
+            return self.ref(i, j)
+        top, letters = self.top + i, self._letters
+        return f"{letters[j]}{top}:{letters[j + width - 1]}{top + height - 1}"
 
     @property
     def data(self) -> str:
@@ -110,7 +122,7 @@ class Block:
 
     def address(self, i: int, j: int) -> str:
         """Element (i, j) as a formula on any sheet reads it: 'Input!B10'."""
-        return self._sheet_prefix + a1(self.top + i, self.left + j)
+        return f"{self._sheet_prefix}{self._letters[j]}{self.top + i}"
 
     def window_address(self, i: int, j: int, height: int, width: int) -> str:
         """A window as a formula on any sheet reads it: 'Input!B10:F14'."""

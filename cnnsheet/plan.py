@@ -147,17 +147,21 @@ class SheetPlan:
                                     f"{value}, not a finite number")
         self.cells[row, col] = (text, value, style)
 
-    def formulas(self, cells: list, style, zero_style):
+    def formulas(self, cells, style, zero_style):
         """Many formula cells at once, ((row, col), formula, value) each, whose values were
         checked to be finite by the caller; a formula of None is a cell that is 0 whatever the
         inputs, written as a constant in `zero_style`."""
-        longest = max((len(f) for _, f, _ in cells if f is not None), default=0)
+        store, zero, longest = self.cells, (None, 0, zero_style), 0
+        for where, formula, value in cells:
+            if formula is None:
+                store[where] = zero
+            else:
+                store[where] = (formula, value, style)
+                if len(formula) > longest:
+                    longest = len(formula)
         if longest > MAX_FORMULA:
             raise CnnsheetError(f"a formula on sheet {self.title} would be {longest:,} characters "
                                 f"long; Excel allows {MAX_FORMULA:,}")
-        store = self.cells
-        for where, formula, value in cells:
-            store[where] = (formula, value, style) if formula is not None else (None, 0, zero_style)
 
     def text(self, row: int, col: int, value: str, style=("plain", "General")):
         """Any text that is not one of our formulas: it stays text, whatever its first character."""

@@ -11,6 +11,7 @@ the footer counts the pages. Lines of explanation wrap within the printed width.
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 
 from cnnsheet import style
 from cnnsheet.layout import area
@@ -46,8 +47,8 @@ def header_size(scale: int) -> int:
 
 def smallest_font(sheet: SheetPlan) -> float:
     """The smallest font of any visible number or text on the sheet (hidden digits don't count)."""
-    sizes = [style.KINDS[kind]["size"] for _, _, (kind, fmt) in sheet.cells.values() if fmt != ";;;"]
-    return min(sizes, default=11)
+    looks = set(map(itemgetter(2), sheet.cells.values()))  # (kind, format): a few per sheet
+    return min((style.KINDS[kind]["size"] for kind, fmt in looks if fmt != ";;;"), default=11)
 
 
 def lowest_scale(sheet: SheetPlan) -> int:
@@ -83,12 +84,9 @@ def breaks(sizes: list[float], first: int, capacity: float, units: list[tuple[in
 
 
 def last_cell(sheet: SheetPlan) -> tuple[int, int]:
-    rows = [r for r, _ in sheet.cells] + list(sheet.heights)
-    cols = [c for _, c in sheet.cells]
-    for _, _, bottom, right in sheet.keep:
-        rows.append(bottom)
-        cols.append(right)
-    return max(rows, default=1), max(cols, default=1)
+    rows, cols = zip(*sheet.cells, *((bottom, right) for _, _, bottom, right in sheet.keep),
+                     *((row, 1) for row in sheet.heights), (1, 1))
+    return max(rows), max(cols)
 
 
 # a kind of text in column A -> (its wrapped kind, the size it measures as, points per line);
@@ -105,10 +103,9 @@ def wrap_prose(sheet: SheetPlan, width_points: float, widths: list[float]):
         total += widths[columns]
     columns = max(columns, 1)
     busy = {row for row, col in sheet.cells if 1 < col <= columns}  # table rows, not prose
-    for (row, col), (formula, value, (kind, fmt)) in list(sheet.cells.items()):
-        if col != 1 or formula is not None or kind not in WRAPPED or not isinstance(value, str):
-            continue
-        if row in busy:
+    for row, col in [where for where in sheet.cells if where[1] == 1 and where[0] not in busy]:
+        formula, value, (kind, fmt) = sheet.cells[row, col]
+        if formula is not None or kind not in WRAPPED or not isinstance(value, str):
             continue
         wrapped, size, line = WRAPPED[kind]
         lines = math.ceil(text_points(value, size) / (total * 0.95)) if total else 1

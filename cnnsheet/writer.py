@@ -32,7 +32,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.page import PageMargins
 from openpyxl.worksheet.pagebreak import Break
 
-from cnnsheet import style
+from cnnsheet import memory, style
 from cnnsheet.files import write_atomically
 from cnnsheet.layout import COLUMNS, MAX_COLUMNS, MAX_ROWS, absolute, area
 from cnnsheet.plan import Highlight, PrintSetup, Scale, SheetPlan, WorkbookPlan
@@ -51,6 +51,7 @@ _RELATIONSHIP = re.compile(rb'<Relationship [^>]*?Id="([^"]*)"[^>]*?Target="([^"
 COMPRESSION = 1
 
 
+@memory.no_cycle_collection()
 def save(plan: WorkbookPlan, path, cached_values: bool = True) -> None:
     """Write the workbook atomically: never a half-written file. Without `cached_values` the
     formulas carry no values (as openpyxl writes them), to measure what the values cost."""

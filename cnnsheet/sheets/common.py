@@ -13,7 +13,7 @@ import numpy as np
 from cnnsheet import style
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.layers import Conv
-from cnnsheet.layout import LEFT, Block, a1, area, blocks_per_row, grid, on
+from cnnsheet.layout import LEFT, Block, a1, area, blocks_per_row, grid, on, quote_sheet
 from cnnsheet.model import Model, Trace
 from cnnsheet.plan import Scale, SheetPlan, WorkbookPlan
 from cnnsheet.texts import Texts
@@ -203,13 +203,10 @@ class Book:
                                 f"numbers")
         look = style.key("number", fmt or style.number_format(values))
         zero = style.key("zero", "0")
-        cells = []  # ((row, col), formula, value): one pass over the tensor, checked as a whole
-        for c, block in enumerate(blocks):
-            for i, row_values in enumerate(values[c].tolist()):
-                row = block.top + i
-                for j, value in enumerate(row_values):
-                    cells.append(((row, block.left + j), formula_of(c, i, j), value))
-        ws.formulas(cells, look, zero)
+        ws.formulas((((block.top + i, block.left + j), formula_of(c, i, j), value)
+                     for c, block in enumerate(blocks)
+                     for i, row_values in enumerate(values[c].tolist())
+                     for j, value in enumerate(row_values)), look, zero)
         ws.scale([block.data for block in blocks], scale)
 
     def border_for(self, index: int) -> int:
@@ -219,12 +216,20 @@ class Book:
 
     def param(self, fp: Pass, ws: SheetPlan, row, col, layer, key: str, index: tuple, fmt: str):
         """A weight or bias: a number in the first pass, `old - learning_rate * gradient` after."""
-        value = fp.params[f"{layer.name}.{key}"][index]
+        self.params(fp, ws, layer, key, [(row, col, index)], fmt)
+
+    def params(self, fp: Pass, ws: SheetPlan, layer, key: str, cells, fmt: str):
+        """Weights or biases of a layer at (row, col, index) each, as `param` places one."""
+        values = fp.params[f"{layer.name}.{key}"]
+        look = style.key("number", fmt)
         if fp.step is None:
-            ws.number(row, col, value, style.key("number", fmt))
-            self.param_at[layer.name, key, index] = on(ws.title, a1(row, col))
+            sheet = quote_sheet(ws.title) + "!"
+            for row, col, index in cells:
+                ws.number(row, col, values[index], look)
+                self.param_at[layer.name, key, index] = sheet + a1(row, col)
         else:
-            ws.formula(row, col, fp.step(layer, key, index), value, style.key("number", fmt))
+            for row, col, index in cells:
+                ws.formula(row, col, fp.step(layer, key, index), values[index], look)
 
     def overview_row(self, sheet: str, layer: str, shape: tuple, **details):
         """A row of the overview's table."""

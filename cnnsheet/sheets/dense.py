@@ -39,8 +39,7 @@ def dense_sheet(book: Book, fp: Pass, layer: Dense, source: Vector, relu_next: b
         col = g.first + j
         ws.label(top, col, book.output_name(layer, j))
         book.param(fp, ws, g.bias_row, col, layer, "bias", (j,), fmt_w)
-        for i in range(n):
-            book.param(fp, ws, g.data_top + i, col, layer, "weight", (j, i), fmt_w)
+        book.params(fp, ws, layer, "weight", [(g.data_top + i, col, (j, i)) for i in range(n)], fmt_w)
         weights = book.name(f"{prefix}_w{j + 1}", ws, area(g.data_top, col, g.data_top + n - 1, col))
         bias_name = book.name(f"{prefix}_b{j + 1}", ws, a1(g.bias_row, col))
         ws.formula(g.out_row, col, Dense.formula(inputs, weights, bias_name), outputs[j], look_out)

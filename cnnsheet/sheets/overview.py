@@ -16,7 +16,7 @@ from PIL import Image
 
 from cnnsheet import style
 from cnnsheet.layers import Flatten
-from cnnsheet.layout import Block, Vector, a1, area
+from cnnsheet.layout import Vector, a1, area
 from cnnsheet.plan import Picture
 from cnnsheet.sheets.common import OVERVIEW, Book
 
@@ -128,41 +128,42 @@ def glance(book: Book, ws, row: int) -> int:
         scale = next(s for areas, s in book.plan[sheet].scales
                      if (where.data if isinstance(where, Vector) else where[0].data) in areas)
         ws.link(row, 1, sheet, sheet)
+        source = book.plan[sheet].cells
         if isinstance(where, Vector):
-            values = [book.plan[sheet].cells[where.cell(i)][1] for i in range(where.length)]
+            shape = (1, where.length)
             labels = [book.texts("overview", "glance_probabilities")] if sheet == "Softmax" else [""]
-            blocks = [Block(sheet, 0, 0, 1, where.length)]
-            read = [lambda i, j, vector=where: vector.address(j)]
+            reads = [lambda i, j, vector=where: (vector.address(j), vector.cell(j))]
         else:
-            values = None
-            blocks, labels = where, [b.label for b in where]
-            read = [lambda i, j, b=b: b.address(i, j) for b in where]
+            shape = (where[0].height, where[0].width)
+            labels = [b.label for b in where]
+            reads = [lambda i, j, b=b: (b.address(i, j), b.cell(i, j)) for b in where]
         areas = []
-        side = max(blocks[0].height, blocks[0].width)
+        side = max(shape)
         step = max(1, math.ceil(side / THUMB_SIDE))  # read every step-th value
         zoom = min(4, max(1, THUMB_LEAST // side))  # draw each value as zoom x zoom cells
         if isinstance(where, Vector):  # a strip of at most GLANCE_COLUMNS cells
             step = max(1, math.ceil(side / GLANCE_COLUMNS))
             zoom = max(1, min(8, 4 * THUMB_LEAST // side))
-        height = math.ceil(blocks[0].height / step) * (3 if isinstance(where, Vector) else zoom)
-        width = math.ceil(blocks[0].width / step) * zoom
+        height = math.ceil(shape[0] / step) * (3 if isinstance(where, Vector) else zoom)
+        width = math.ceil(shape[1] / step) * zoom
         per_row = max(1, GLANCE_COLUMNS // (width + 1))
-        for number, (block, label, address) in enumerate(zip(blocks, labels, read)):
+        for number, (label, read) in enumerate(zip(labels, reads)):
             band, place = divmod(number, per_row)
             top, left = row + 1 + band * (height + 2), MARGIN + 1 + place * (width + 1)
             if label:
                 ws.link(top - 1, left, label, sheet)
+            cells = []
             for i in range(height):
                 ws.heights[top + i] = style.THUMB_CELL[1]
+                y = 0 if isinstance(where, Vector) else i // zoom * step
                 for j in range(width):
-                    y = 0 if isinstance(where, Vector) else i // zoom * step
-                    x = j // zoom * step
-                    value = values[x] if values is not None else book.plan[sheet].cells[block.cell(y, x)][1]
-                    ws.formula(top + i, left + j, f"={address(y, x)}", value, thumb)
+                    address, cell = read(y, j // zoom * step)
+                    cells.append(((top + i, left + j), f"={address}", source[cell][1]))
+            ws.formulas(cells, thumb, thumb)
             areas.append(area(top, left, top + height - 1, left + width - 1))
         ws.scale(areas, scale)
-        bands = math.ceil(len(blocks) / per_row)
-        right = MARGIN + min(len(blocks), per_row) * (width + 1)
+        bands = math.ceil(len(reads) / per_row)
+        right = MARGIN + min(len(reads), per_row) * (width + 1)
         ws.keep.append((row, 1, row + bands * (height + 2) - 1, right))
         row += bands * (height + 2) + 1
     return row
