@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import math
 import signal
@@ -302,6 +303,8 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     # the workbook's modules (and openpyxl) are imported here: predict and train start faster
     from cnnsheet import handout
     from cnnsheet.workbook import build_walkthrough
+
+    gc.disable()  # for the rest of this one-shot process; see memory.no_cycle_collection
 
     shaped = [f"--{key}" for key in options
               if ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT]

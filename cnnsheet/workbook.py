@@ -8,6 +8,7 @@ evaluate to; `Walkthrough.save` hands the plan to the writer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 from PIL import Image
@@ -32,8 +33,8 @@ class Walkthrough:
 
     @property
     def formula_count(self) -> int:
-        return sum(formula is not None
-                   for sheet in self.plan.sheets for formula, _, _ in sheet.cells.values())
+        return sum(len(sheet.cells) - list(map(itemgetter(0), sheet.cells.values())).count(None)
+                   for sheet in self.plan.sheets)
 
     @property
     def names(self) -> dict:
