@@ -2,7 +2,9 @@
 
 Every part of the file is written here as text: the package's content types and relationships,
 the workbook (sheets, defined names, print areas), the styles (one cell format per style key of the
-plan), each sheet and its drawing with the pictures and the bar chart. The cells, tens of thousands
+plan), each sheet and its drawing with the pictures and the bar chart, and the theme (the default
+Office theme, cnnsheet/theme1.xml, as openpyxl writes it: the chart takes its colours and lines
+from it, and without it LibreOffice draws the bars in no colour at all). The cells, tens of thousands
 of formulas, carry the engine's value beside each formula (`<f>` and `<v>`), so that a viewer that
 does not recalculate (Excel's Protected View, previews, pandas) shows the numbers. Excel still
 recalculates everything on load (fullCalcOnLoad).
@@ -25,6 +27,7 @@ from cnnsheet.files import write_atomically
 from cnnsheet.layout import COLUMNS, MAX_ROWS, a1, absolute, area, bounds
 from cnnsheet.plan import BarChart, Highlight, Picture, PrintSetup, Scale, SheetPlan, WorkbookPlan
 from cnnsheet.printing import MARGINS, header_size
+from cnnsheet.resources import theme_path
 
 # zlib level of the zip. Measured on the default walkthrough: level 1 saves it in 0.32 s as 1.44 MB,
 # level 6 in 0.39 s as 1.25 MB, level 9 in 0.76 s as 1.23 MB.
@@ -36,12 +39,17 @@ CHARTML = "http://schemas.openxmlformats.org/drawingml/2006/chart"
 SPREADSHEET_DRAWING = "http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing"
 OFFICE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 PACKAGE = "http://schemas.openxmlformats.org/package/2006"
+# Namespaces are declared on a part's root, as openpyxl declares them when lxml is not installed:
+# Gnumeric drops a chart whose drawing declares them on the inner elements (openpyxl with lxml).
+DRAWING_NAMESPACES = (f'xmlns="{SPREADSHEET_DRAWING}" xmlns:a="{DRAWINGML}" xmlns:c="{CHARTML}" '
+                      f'xmlns:r="{OFFICE}"')
 _OPENXML = "application/vnd.openxmlformats-officedocument"
 # kind of part -> (its content type, the type of the relationship that points to it)
 PART_TYPES = {
     "workbook": (f"{_OPENXML}.spreadsheetml.sheet.main+xml", f"{OFFICE}/officeDocument"),
     "worksheet": (f"{_OPENXML}.spreadsheetml.worksheet+xml", f"{OFFICE}/worksheet"),
     "styles": (f"{_OPENXML}.spreadsheetml.styles+xml", f"{OFFICE}/styles"),
+    "theme": (f"{_OPENXML}.theme+xml", f"{OFFICE}/theme"),
     "drawing": (f"{_OPENXML}.drawing+xml", f"{OFFICE}/drawing"),
     "chart": (f"{_OPENXML}.drawingml.chart+xml", f"{OFFICE}/chart"),
     "image": ("image/png", f"{OFFICE}/image"),
@@ -51,7 +59,7 @@ PART_TYPES = {
 }
 # parts that every file has, by kind, in the order they are written
 FIXED_PARTS = {"app": "docProps/app.xml", "core": "docProps/core.xml", "workbook": "xl/workbook.xml",
-               "styles": "xl/styles.xml"}
+               "styles": "xl/styles.xml", "theme": "xl/theme/theme1.xml"}
 
 
 def save(plan: WorkbookPlan, path, cached_values: bool = True) -> None:
@@ -73,8 +81,10 @@ def _write(plan: WorkbookPlan, target, cached_values: bool = True) -> None:
         out.writestr(FIXED_PARTS["core"], _core(time.gmtime()))
         out.writestr(FIXED_PARTS["workbook"], _workbook(plan))
         out.writestr(_relationships_part(FIXED_PARTS["workbook"]), _relationships(
-            [("worksheet", "/" + part.sheet) for part in parts] + [("styles", "styles.xml")]))
+            [("worksheet", "/" + part.sheet) for part in parts]
+            + [("styles", "styles.xml"), ("theme", "theme/theme1.xml")]))
         out.writestr(FIXED_PARTS["styles"], styles)
+        out.writestr(FIXED_PARTS["theme"], theme_path().read_bytes())
         for sheet, part in zip(plan.sheets, parts):
             with out.open(part.sheet, "w", force_zip64=True) as stream:
                 for chunk in _worksheet(sheet, style_ids, dxf_ids, part.drawing is not None,
@@ -157,9 +167,12 @@ def _relationships_part(part: str) -> str:
     return f"{folder}/_rels/{name}.rels"
 
 
-# the extended properties: only the application's name
+# The extended properties: only the application's name. LibreOffice takes a file whose application's
+# name begins "Microsoft" as Excel's and then lays it out as Excel would (heights of rows, in print),
+# as it did the files openpyxl wrote ("Microsoft Excel Compatible / Openpyxl"), on which the layout
+# of printing.py was measured.
 APP = ('<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties">'
-       "<Application>cnnsheet</Application></Properties>")
+       "<Application>Microsoft Excel Compatible / cnnsheet</Application></Properties>")
 
 
 def _core(now: time.struct_time) -> str:
@@ -180,7 +193,7 @@ WORKBOOK_VIEW = ('<bookViews><workbookView visibility="visible" minimized="0" sh
 
 
 def _workbook(plan: WorkbookPlan) -> str:
-    sheets = "".join(f'<sheet xmlns:r="{OFFICE}" name="{_attribute(sheet.title)}" sheetId="{number}" '
+    sheets = "".join(f'<sheet name="{_attribute(sheet.title)}" sheetId="{number}" '
                      f'state="visible" r:id="rId{number}"/>'
                      for number, sheet in enumerate(plan.sheets, 1))
     names = [f'<definedName name="{_attribute(name)}">{_xml(target)}</definedName>'
@@ -188,7 +201,7 @@ def _workbook(plan: WorkbookPlan) -> str:
     for index, sheet in enumerate(plan.sheets):
         names += _print_names(sheet, index)
     defined = f"<definedNames>{''.join(names)}</definedNames>" if names else ""
-    return (f'<workbook xmlns="{MAIN}"><workbookPr/><workbookProtection/>{WORKBOOK_VIEW}'
+    return (f'<workbook xmlns="{MAIN}" xmlns:r="{OFFICE}"><workbookPr/><workbookProtection/>{WORKBOOK_VIEW}'
             f'<sheets>{sheets}</sheets>{defined}<calcPr calcId="124519" fullCalcOnLoad="1"/></workbook>')
 
 
@@ -216,9 +229,10 @@ def _quoted(title: str) -> str:
 BUILTIN_FORMATS = {"General": 0, "0": 1, "0.00": 2, "#,##0": 3, "#,##0.00": 4, "0%": 9, "0.00%": 10,
                    "0.00E+00": 11}
 FIRST_CUSTOM_FORMAT = 164
-# The Normal style's font, Excel's default whatever the language: Excel measures column widths in
-# its digits, and the widths of style.py were measured so.
-NORMAL_FONT = '<font><name val="Calibri"/><family val="2"/><sz val="11"/></font>'
+# The Normal style's font, Excel's default (the theme's body font) whatever the language: Excel
+# measures column widths in its digits, and the widths of style.py were measured so.
+NORMAL_FONT = ('<font><name val="Calibri"/><family val="2"/><color theme="1"/><sz val="11"/>'
+               '<scheme val="minor"/></font>')
 NO_FILL, GREY_FILL = "<fill><patternFill/></fill>", '<fill><patternFill patternType="gray125"/></fill>'
 NO_BORDER = "<border><left/><right/><top/><bottom/><diagonal/></border>"
 # a look's key -> its alignment; the first that a look has counts
@@ -482,18 +496,17 @@ def _drawing(sheet: SheetPlan) -> str:
         width, height = (EMU_PER_CM * cm for cm in CHART_SIZE)
         anchors.append(_anchor(chart.anchor, width, height) + (
             f'<graphicFrame><nvGraphicFramePr><cNvPr id="{number}" name="Chart {number}"/>'
-            f'<cNvGraphicFramePr/></nvGraphicFramePr><xfrm/><a:graphic xmlns:a="{DRAWINGML}">'
-            f'<a:graphicData uri="{CHARTML}"><c:chart xmlns:c="{CHARTML}" xmlns:r="{OFFICE}" '
-            f'r:id="rId{number}"/></a:graphicData></a:graphic></graphicFrame><clientData/></oneCellAnchor>'))
+            f'<cNvGraphicFramePr/></nvGraphicFramePr><xfrm/><a:graphic><a:graphicData uri="{CHARTML}">'
+            f'<c:chart r:id="rId{number}"/></a:graphicData></a:graphic></graphicFrame><clientData/>'
+            "</oneCellAnchor>"))
     for number, picture in enumerate(sheet.pictures, len(sheet.charts) + 1):
         width, height = (EMU_PER_PIXEL * pixels for pixels in _png_size(picture))
         anchors.append(_anchor(picture.anchor, width, height) + (
             f'<pic><nvPicPr><cNvPr id="{number}" name="Image {number}" descr="Picture"/><cNvPicPr/>'
-            f'</nvPicPr><blipFill><a:blip xmlns:a="{DRAWINGML}" xmlns:r="{OFFICE}" cstate="print" '
-            f'r:embed="rId{number}"/><a:stretch xmlns:a="{DRAWINGML}"><a:fillRect/></a:stretch>'
-            f'</blipFill><spPr><a:prstGeom xmlns:a="{DRAWINGML}" prst="rect"/></spPr></pic>'
-            "<clientData/></oneCellAnchor>"))
-    return f'<wsDr xmlns="{SPREADSHEET_DRAWING}">{"".join(anchors)}</wsDr>'
+            f'</nvPicPr><blipFill><a:blip cstate="print" r:embed="rId{number}"/><a:stretch><a:fillRect/>'
+            '</a:stretch></blipFill><spPr><a:prstGeom prst="rect"/></spPr></pic><clientData/>'
+            "</oneCellAnchor>"))
+    return f'<wsDr {DRAWING_NAMESPACES}>{"".join(anchors)}</wsDr>'
 
 
 def _anchor(cell: str, width: int, height: int) -> str:
@@ -518,11 +531,11 @@ def _bar_chart(sheet_title: str, chart: BarChart) -> str:
     categories = "".join(f'<pt idx="{i}"><v>{_xml(v)}</v></pt>' for i, v in enumerate(chart.category_cache))
     values = "".join(f'<pt idx="{i}"><v>{_value(float(v))}</v></pt>' for i, v in enumerate(chart.value_cache))
     return (
-        f'<chartSpace xmlns="{CHARTML}"><chart><title><tx><rich><a:bodyPr xmlns:a="{DRAWINGML}"/>'
-        f'<a:p xmlns:a="{DRAWINGML}"><a:pPr><a:defRPr/></a:pPr><a:r><a:t>{_xml(chart.title)}</a:t></a:r>'
-        '</a:p></rich></tx></title><plotArea><barChart><barDir val="col"/><grouping val="clustered"/>'
-        f'<ser><idx val="0"/><order val="0"/><spPr><a:ln xmlns:a="{DRAWINGML}"><a:prstDash val="solid"/>'
-        f"</a:ln></spPr><cat><strRef><f>{sheet}!{absolute(chart.categories)}</f><strCache>"
+        f'<chartSpace xmlns="{CHARTML}" xmlns:a="{DRAWINGML}"><chart><title><tx><rich><a:bodyPr/><a:p>'
+        f"<a:pPr><a:defRPr/></a:pPr><a:r><a:t>{_xml(chart.title)}</a:t></a:r></a:p></rich></tx></title>"
+        '<plotArea><barChart><barDir val="col"/><grouping val="clustered"/><ser><idx val="0"/>'
+        '<order val="0"/><spPr><a:ln><a:prstDash val="solid"/></a:ln></spPr>'
+        f"<cat><strRef><f>{sheet}!{absolute(chart.categories)}</f><strCache>"
         f'<ptCount val="{len(chart.category_cache)}"/>{categories}</strCache></strRef></cat>'
         f"<val><numRef><f>{sheet}!{absolute(chart.values)}</f><numCache><formatCode>General</formatCode>"
         f'<ptCount val="{len(chart.value_cache)}"/>{values}</numCache></numRef></val></ser>'
