@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cnnsheet import style
 from cnnsheet.files import write_atomically
@@ -57,7 +57,7 @@ PART_TYPES = {
              f"{PACKAGE}/relationships/metadata/core-properties"),
     "app": (f"{_OPENXML}.extended-properties+xml", f"{OFFICE}/extended-properties"),
 }
-# parts that every file has, by kind, in the order they are written
+# the parts every file has, by kind
 FIXED_PARTS = {"app": "docProps/app.xml", "core": "docProps/core.xml", "workbook": "xl/workbook.xml",
                "styles": "xl/styles.xml", "theme": "xl/theme/theme1.xml"}
 
@@ -69,8 +69,7 @@ def save(plan: WorkbookPlan, path, cached_values: bool = True) -> None:
 
 
 def _write(plan: WorkbookPlan, target, cached_values: bool = True) -> None:
-    parts = [_SheetParts.of(sheet, number) for number, sheet in enumerate(plan.sheets, 1)]
-    _number_drawings(parts)
+    parts = _parts(plan)
     styles, style_ids, dxf_ids = _styles(plan)
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESSION) as out:
         out.writestr("[Content_Types].xml", _content_types(parts))
@@ -104,34 +103,32 @@ def _write(plan: WorkbookPlan, target, cached_values: bool = True) -> None:
 
 
 # ---- the package: which parts there are and how they point to each other ----------------------
-@dataclass
+@dataclass(frozen=True)
 class _SheetParts:
     """The parts of one sheet: its XML and, if it shows a chart or a picture, its drawing."""
 
     sheet: str
-    chart_count: int
-    image_count: int
-    drawing: str | None = None
-    charts: list = field(default_factory=list)
-    images: list = field(default_factory=list)
-
-    @classmethod
-    def of(cls, sheet: SheetPlan, number: int) -> _SheetParts:
-        return cls(f"xl/worksheets/sheet{number}.xml", len(sheet.charts), len(sheet.pictures))
+    drawing: str | None
+    charts: tuple
+    images: tuple
 
 
-def _number_drawings(parts: list[_SheetParts]) -> None:
-    """Drawings, charts and images are numbered across the workbook, in the order of the sheets."""
-    drawings = charts = images = 0
-    for part in parts:
-        if not part.chart_count and not part.image_count:
-            continue
-        drawings += 1
-        part.drawing = f"xl/drawings/drawing{drawings}.xml"
-        part.charts = [f"xl/charts/chart{charts + n}.xml" for n in range(1, part.chart_count + 1)]
-        part.images = [f"xl/media/image{images + n}.png" for n in range(1, part.image_count + 1)]
-        charts += part.chart_count
-        images += part.image_count
+def _parts(plan: WorkbookPlan) -> list[_SheetParts]:
+    """Each sheet's parts; drawings, charts and images are numbered across the workbook, in the
+    order of the sheets."""
+    parts, drawings, charts, images = [], 0, 0, 0
+    for number, sheet in enumerate(plan.sheets, 1):
+        drawing = None
+        if sheet.charts or sheet.pictures:
+            drawings += 1
+            drawing = f"xl/drawings/drawing{drawings}.xml"
+        parts.append(_SheetParts(
+            f"xl/worksheets/sheet{number}.xml", drawing,
+            tuple(f"xl/charts/chart{charts + n}.xml" for n in range(1, len(sheet.charts) + 1)),
+            tuple(f"xl/media/image{images + n}.png" for n in range(1, len(sheet.pictures) + 1))))
+        charts += len(sheet.charts)
+        images += len(sheet.pictures)
+    return parts
 
 
 def _content_types(parts: list[_SheetParts]) -> str:
@@ -154,7 +151,8 @@ def _content_types(parts: list[_SheetParts]) -> str:
 
 
 def _relationships(targets: list[tuple[str, str]]) -> str:
-    """A relationships part: (kind of part, target) -> rId1, rId2, ... in order."""
+    """A relationships part: (kind of part, target) -> rId1, rId2, ... in order. Targets in xl/
+    are absolute ('/xl/worksheets/sheet1.xml'), as openpyxl writes them."""
     return (f'<Relationships xmlns="{PACKAGE}/relationships">'
             + "".join(f'<Relationship Type="{PART_TYPES[kind][1]}" Target="{target}" Id="rId{n}"/>'
                       for n, (kind, target) in enumerate(targets, 1))
@@ -367,9 +365,14 @@ def _sheet_view(sheet: SheetPlan) -> str:
             f'{others}<selection pane="{active}" {cursor}/></sheetView></sheetViews>')
 
 
+def _distinct(areas) -> dict:
+    """(top, left, bottom, right) -> reference, of each area once."""
+    return {bounds(ref): ref for text in areas for ref in text.split()}
+
+
 def _sqref(areas) -> str:
     """Areas as a list of references: each once, ordered by column, then row (as openpyxl does)."""
-    distinct = {bounds(ref): ref for text in areas for ref in text.split()}
+    distinct = _distinct(areas)
     return " ".join(distinct[key] for key in sorted(distinct, key=_by_column))
 
 
@@ -388,8 +391,7 @@ def _conditional_formats(sheet: SheetPlan, dxf_ids: dict) -> str:
             xml = _highlight_rule(rule, priority, dxf_ids[rule.look, rule.colour])
         else:
             xml = _colour_rule(areas, rule, priority)
-        key = frozenset(bounds(ref) for text in areas for ref in text.split())
-        groups.setdefault(key, (areas, []))[1].append(xml)
+        groups.setdefault(frozenset(_distinct(areas)), (areas, []))[1].append(xml)
     return "".join(f'<conditionalFormatting sqref="{_sqref(areas)}">{"".join(xml)}</conditionalFormatting>'
                    for areas, xml in groups.values())
 

@@ -32,8 +32,8 @@ from cnnsheet.texts import Texts
 from cnnsheet.train import Architecture
 from cnnsheet.workbook import build_walkthrough
 
-# part -> top-level elements of openpyxl's that the writer leaves out
-LEFT_OUT = {"xl/styles.xml": {"colors"}}
+# part -> what the writer leaves out of openpyxl's: a copy of the default palette
+LEFT_OUT = {"xl/styles.xml": rb"<colors>.*</colors>"}
 MAX_SHOWN = 300  # characters of each value a difference shows
 
 
@@ -165,11 +165,32 @@ def differences(ours: dict, reference: dict) -> list[str]:
     return found
 
 
-def element_order(data: bytes) -> list[str]:
-    """The tags of a part's elements in document order, the cells left out (they are the same
-    code's on both sides; their content is compared above)."""
+def comparable(name: str, data: bytes) -> bytes:
+    """A part as the comparisons below see it: without the cells (the same code writes them on both
+    sides; what they hold is compared above) and without what the writer leaves out."""
     data = re.sub(rb"<sheetData>.*</sheetData>", b"<sheetData/>", data, flags=re.S)
+    return re.sub(LEFT_OUT[name], b"", data, flags=re.S) if name in LEFT_OUT else data
+
+
+def element_order(data: bytes) -> list[str]:
+    """The tags of a part's elements in document order."""
     return [element.tag for element in ET.fromstring(data).iter()]
+
+
+def xml_parts(ours: Path, reference: Path):
+    """(name, our part, openpyxl's) of every XML part but the document's properties (name and
+    time of writing) and the content types (compared as a set)."""
+    with zipfile.ZipFile(ours) as mine, zipfile.ZipFile(reference) as theirs:
+        assert sorted(mine.namelist()) == sorted(theirs.namelist())
+        for name in mine.namelist():
+            if name.endswith((".xml", ".rels")) and not name.startswith(("docProps/", "[Content_Types]")):
+                yield name, comparable(name, mine.read(name)), comparable(name, theirs.read(name))
+
+
+def content_types(path: Path) -> list:
+    with zipfile.ZipFile(path) as archive:
+        return sorted((entry.tag, sorted(entry.attrib.items()))
+                      for entry in ET.fromstring(archive.read("[Content_Types].xml")))
 
 
 # ---- the comparisons ------------------------------------------------------------------------
@@ -179,22 +200,19 @@ def test_openpyxl_reads_the_same_workbook_as_from_its_own_skeleton(pair):
 
 
 def test_every_part_holds_openpyxls_elements_in_openpyxls_order(pair):
-    ours, reference = pair
-    with zipfile.ZipFile(ours) as mine, zipfile.ZipFile(reference) as theirs:
-        assert sorted(mine.namelist()) == sorted(theirs.namelist())
-        compared = 0
-        for name in mine.namelist():
-            if not name.endswith(".xml") or name.startswith("docProps/") or name == "[Content_Types].xml":
-                continue
-            mine_tags, their_tags = element_order(mine.read(name)), element_order(theirs.read(name))
-            if name in LEFT_OUT:
-                top = ET.fromstring(theirs.read(name))
-                kept = [child.tag for child in top if child.tag.split("}")[1] not in LEFT_OUT[name]]
-                assert [child.tag for child in ET.fromstring(mine.read(name))] == kept, name
-                continue
-            assert mine_tags == their_tags, name
-            compared += 1
-        assert compared > 40  # the workbook, every sheet, the drawings and the charts
+    compared = 0
+    for name, mine, theirs in xml_parts(*pair):
+        assert element_order(mine) == element_order(theirs), name
+        compared += 1
+    assert compared > 40  # the workbook, its styles and theme, every sheet, drawing and chart, the links
+
+
+def test_every_part_is_openpyxls_xml_once_canonical(pair):
+    """Elements, attributes and texts alike, once canonical (C14N 2.0: neither the order of the
+    attributes nor where a namespace is declared counts); the content types alike in any order."""
+    for name, mine, theirs in xml_parts(*pair):
+        assert ET.canonicalize(mine.decode()) == ET.canonicalize(theirs.decode()), name
+    assert content_types(pair[0]) == content_types(pair[1])
 
 
 # ---- the comparisons can fail ---------------------------------------------------------------
