@@ -300,7 +300,7 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
             **options):
     """Write a workbook that walks through one pass of the network on PHOTO, every number a live
     formula. Without PHOTO it uses a bundled drawing; without --model, the bundled shapes model."""
-    # the workbook's modules (and openpyxl) are imported here: predict and train start faster
+    # the workbook's modules are imported here: predict and train start faster
     from cnnsheet import handout
     from cnnsheet.workbook import build_walkthrough
 

@@ -83,8 +83,8 @@ def temporary_prefix(path: Path) -> str:
 
 
 def _drop_writers(error: BaseException) -> None:
-    """Free what a failed writer left open (openpyxl leaves its ZipFile to the garbage collector,
-    which would try to finish the file on the full disk again and print a traceback)."""
+    """Free what a failed writer left open (a zip archive left to the garbage collector would try
+    to finish the file on the full disk again and print a traceback)."""
     hook = sys.unraisablehook
     sys.unraisablehook = lambda _unraisable: None
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from cnnsheet import printing, writer
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import write_atomically
-from cnnsheet.layout import area
+from cnnsheet.layout import area, column_number
 from cnnsheet.plan import SheetPlan, WorkbookPlan
 from cnnsheet.sheets.overview import OVERVIEW, TABLE
 
@@ -93,13 +93,6 @@ def merged_right(sheet: SheetPlan) -> int:
         if letters:
             rights.append(column_number(letters[1]))
     return max(rights, default=1)
-
-
-def column_number(letters: str) -> int:
-    number = 0
-    for letter in letters:
-        number = number * 26 + ord(letter) - 64
-    return number
 
 
 def handout_plan(plan: WorkbookPlan) -> WorkbookPlan:

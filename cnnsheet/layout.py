@@ -19,6 +19,7 @@ LEFT = 2  # tensors and tables start in column B; column A is a margin
 _PLAIN_SHEET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _CELL_LIKE = re.compile(r"^([A-Za-z]{1,3}[0-9]+|[Rr][0-9]*([Cc][0-9]*)?|[Cc][0-9]*)$")
+_AREA = re.compile(r"^([A-Z]{1,3})([0-9]+)(?::([A-Z]{1,3})([0-9]+))?$")
 
 
 def column_letter(col: int) -> str:
@@ -35,6 +36,14 @@ COLUMNS = [""] + ["".join(letters) for n in (1, 2, 3)
                   for letters in itertools.product(string.ascii_uppercase, repeat=n)][:MAX_COLUMNS]
 
 
+def column_number(letters: str) -> int:
+    """'A' -> 1, 'AA' -> 27."""
+    number = 0
+    for letter in letters:
+        number = number * 26 + ord(letter) - 64
+    return number
+
+
 def a1(row: int, col: int) -> str:
     """(3, 2) -> 'B3'."""
     if 0 < row <= MAX_ROWS and 0 < col <= MAX_COLUMNS:
@@ -48,6 +57,17 @@ def area(top: int, left: int, bottom: int, right: int) -> str:
     if top == bottom and left == right:
         return a1(top, left)
     return f"{a1(top, left)}:{a1(bottom, right)}"
+
+
+def bounds(ref: str) -> tuple[int, int, int, int]:
+    """'B3:D5' -> (3, 2, 5, 4); 'B3' -> (3, 2, 3, 2): the inverse of `area`."""
+    found = _AREA.match(ref)
+    if found is None:
+        raise CnnsheetError(f"internal: {ref!r} is not an area such as B3 or B3:D5")
+    top, left = int(found[2]), column_number(found[1])
+    if found[3] is None:
+        return top, left, top, left
+    return top, left, int(found[4]), column_number(found[3])
 
 
 def absolute(ref: str) -> str:

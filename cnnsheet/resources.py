@@ -1,4 +1,5 @@
-"""Files installed with the package: the default model, the sample photos, the explanation texts."""
+"""Files installed with the package: the default model, the sample photos, the explanation texts,
+the workbook's theme."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 DEFAULT_MODEL = "shapes.npz"
 DEFAULT_PHOTO = "drawn-triangle.jpg"
+THEME = "theme1.xml"
 
 
 def samples_dir() -> Path:
@@ -23,3 +25,8 @@ def default_model_path() -> Path:
 
 def default_photo_path() -> Path:
     return samples_dir() / DEFAULT_PHOTO
+
+
+def theme_path() -> Path:
+    """The default Office theme (of Office 2007), as openpyxl writes it into every workbook."""
+    return Path(str(files("cnnsheet"))) / THEME

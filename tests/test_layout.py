@@ -11,7 +11,9 @@ from cnnsheet.layout import (
     absolute,
     area,
     blocks_per_row,
+    bounds,
     column_letter,
+    column_number,
     grid,
     quote_sheet,
     valid_name,
@@ -35,6 +37,13 @@ def test_a1_beyond_excel_is_an_error(row, col):
 @pytest.mark.parametrize("args, ref", [((3, 2, 5, 4), "B3:D5"), ((3, 2, 3, 2), "B3")])
 def test_area(args, ref):
     assert area(*args) == ref
+    assert bounds(ref) == args
+
+
+@pytest.mark.parametrize("ref", ["", "B", "3", "b3", "B3:", "B3:D", "$B$3", "B3 D5"])
+def test_bounds_refuses_what_is_not_one_area(ref):
+    with pytest.raises(CnnsheetError, match="is not an area"):
+        bounds(ref)
 
 
 def test_absolute():
@@ -85,3 +94,4 @@ def test_vector():
                                           (702, "ZZ"), (703, "AAA"), (16384, "XFD")])
 def test_column_letter(col, letters):
     assert column_letter(col) == letters == COLUMNS[col]
+    assert column_number(letters) == col

@@ -1,11 +1,8 @@
-"""The written file: every formula carries its value, a second engine (Gnumeric) agrees, the
-writer works with and without lxml, names, drop-downs, charts and fonts are portable, colour
-scales follow the values, and text stays text."""
+"""The written file: every formula carries its value, a second engine (Gnumeric) agrees, names,
+drop-downs, charts and fonts are portable, colour scales follow the values, and text stays text.
+(tests/test_parts.py holds every part against what openpyxl wrote.)"""
 
-import json
 import re
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
@@ -90,46 +87,6 @@ def test_gnumeric_agrees_on_a_random_two_block_network_also_after_an_edit(tmp_pa
     expected = build_walkthrough(model, pixels, target_index=1, with_backward=True,
                                  zoom_choices=zoom_choices(walkthrough)).expected
     compare(edited, recalculate(edited, folder / "edited-recalculated.xlsx"), expected)
-
-
-WRITE = """
-import json, sys, openpyxl
-from helpers import default_case
-from cnnsheet.sheets.overview import SUMMARY_VALUE
-from cnnsheet.workbook import build_walkthrough
-model, pixels = default_case()
-build_walkthrough(model, pixels).save(sys.argv[1])
-print(json.dumps(openpyxl.LXML))
-"""
-
-
-def cells(path, data_only: bool) -> dict:
-    book = openpyxl.load_workbook(path, data_only=data_only)
-    return {(ws.title, cell.coordinate): cell.value
-            for ws in book.worksheets for row in ws.iter_rows() for cell in row if cell.value is not None}
-
-
-def test_the_writer_works_with_and_without_lxml(tmp_path):
-    """openpyxl switches to lxml by itself when it is installed; the file must not change."""
-    import lxml  # noqa: F401  (in the test extra: missing, this fails; it is never skipped)
-
-    paths = {}
-    for setting in ("True", "False"):
-        path = tmp_path / f"lxml-{setting}.xlsx"
-        done = subprocess.run([sys.executable, "-c", WRITE, str(path)], capture_output=True, text=True,
-                              cwd=str(tmp_path), env={"OPENPYXL_LXML": setting, "PYTHONPATH": _tests()},
-                              timeout=120)
-        assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout) == (setting == "True")
-        paths[setting] = path
-    for data_only in (False, True):
-        assert cells(paths["True"], data_only) == cells(paths["False"], data_only)
-
-
-def _tests() -> str:
-    from pathlib import Path
-
-    return str(Path(__file__).parent)
 
 
 def test_names_drop_downs_chart_and_fonts_are_portable(default_file):
