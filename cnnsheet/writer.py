@@ -491,7 +491,6 @@ def _breaks(tag: str, starts: list) -> str:
 
 # ---- drawings: the bar chart and the pictures -------------------------------------------------
 EMU_PER_CM, EMU_PER_PIXEL = 360_000, 9525
-CHART_SIZE = (12, 7)  # cm, width and height
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -499,7 +498,7 @@ def _drawing(sheet: SheetPlan) -> str:
     """Where the sheet's charts, then its pictures, sit: their top-left cells and their sizes."""
     anchors = []
     for number, chart in enumerate(sheet.charts, 1):
-        width, height = (EMU_PER_CM * cm for cm in CHART_SIZE)
+        width, height = (EMU_PER_CM * cm for cm in style.CHART_SIZE)
         anchors.append(_anchor(chart.anchor, width, height) + (
             f'<graphicFrame><nvGraphicFramePr><cNvPr id="{number}" name="Chart {number}"/>'
             f'<cNvGraphicFramePr/></nvGraphicFramePr><xfrm/><a:graphic><a:graphicData uri="{CHARTML}">'

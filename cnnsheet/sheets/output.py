@@ -58,8 +58,10 @@ def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> Vector:
     book.name(f"{fp.name_prefix}probabilities", ws, probabilities.data)
     ws.scale(probabilities.data, style.PROBABILITY)
     ws.width("ABCDE", (3, 18, 14, 18, 16))
+    chart_top = first + K + 2
     ws.charts.append(BarChart(book.texts("labels", "probability"), names.data, probabilities.data,
-                              a1(first + K + 2, LEFT), tuple(classes), tuple(float(v) for v in p)))
+                              a1(chart_top, LEFT), tuple(classes), tuple(float(v) for v in p)))
+    ws.keep.append((chart_top, LEFT, chart_top + style.CHART_ROWS - 1, LEFT + 3))  # printed too
     book.step(fp, ws.title, "softmax", (K,))
     return probabilities
 
