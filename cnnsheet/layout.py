@@ -109,7 +109,10 @@ class Block:
     label: str = ""
 
     def __post_init__(self):
-        a1(*self.outer[:2]), a1(*self.outer[2:])  # within Excel's rows and columns, or refused
+        """Refuse a block beyond Excel's rows and columns (a1 says so): then no reference into it
+        needs a check of its own."""
+        a1(*self.outer[:2])
+        a1(*self.outer[2:])
 
     def cell(self, i: int, j: int) -> tuple[int, int]:
         """Row and column of element (i, j); -border <= i < height + border reaches the zeros."""
