@@ -304,7 +304,9 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     from cnnsheet import handout
     from cnnsheet.workbook import build_walkthrough
 
-    gc.disable()  # for the rest of this one-shot process; see memory.no_cycle_collection
+    if gc.isenabled():  # see memory.no_cycle_collection; on again once the plan is gone
+        gc.disable()
+        ctx.call_on_close(gc.enable)
 
     shaped = [f"--{key}" for key in options
               if ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT]

@@ -24,7 +24,12 @@ PAGE = ((8.27 - 2 * MARGINS["side"]) * POINTS, (11.0 - 2 * MARGINS["top"]) * POI
 SMALLEST_PRINTED = 6.0  # points
 DEFAULT_ROW = 15.0  # points
 TITLE_ROWS = (1, 2)  # the title and the link back
-HEADER_CHARACTERS = 180  # of the header's text; the codes for size, sheet name and '&&' take the rest
+HEADER_CHARACTERS = 180  # of a header's text as Excel counts it; the codes of size and sheet take the rest
+# A footer's page fields, the page's number and the number of pages, which the spreadsheet fills in:
+# one private character each in the plan (a brace could come from a template too)
+THIS_PAGE, PAGE_COUNT = "\ue000", "\ue001"
+# characters that Excel's header and footer codes write as two: '&&', and the fields '&P' and '&N'
+TWO_IN_CODES = {"&", THIS_PAGE, PAGE_COUNT}
 
 
 def column_points(width: float) -> float:
@@ -84,8 +89,12 @@ def breaks(sizes: list[float], first: int, capacity: float, units: list[tuple[in
 
 
 def last_cell(sheet: SheetPlan) -> tuple[int, int]:
-    rows, cols = zip(*sheet.cells, *((bottom, right) for _, _, bottom, right in sheet.keep),
-                     *((row, 1) for row in sheet.heights), (1, 1))
+    rows = [1, *sheet.heights] + [bottom for _, _, bottom, _ in sheet.keep]
+    cols = [1] + [right for _, _, _, right in sheet.keep]
+    if sheet.cells:
+        cell_rows, cell_cols = zip(*sheet.cells)  # the (row, col) keys: unzipped in C
+        rows.append(max(cell_rows))
+        cols.append(max(cell_cols))
     return max(rows), max(cols)
 
 
@@ -151,6 +160,17 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
     setup.landscape = landscape
     setup.col_breaks = breaks(widths, 1, capacity_w, col_units)
     setup.row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, row_units)
-    # Excel refuses a header or footer of more than 255 characters, codes included
-    setup.header = header if len(header) <= HEADER_CHARACTERS else header[:HEADER_CHARACTERS - 3] + "..."
-    setup.footer = footer[:HEADER_CHARACTERS]
+    setup.header, setup.footer = fit_header(header), fit_header(footer)
+
+
+def fit_header(text: str) -> str:
+    """A header's or footer's text, cut with '...' to HEADER_CHARACTERS as Excel counts them once
+    written in its codes: Excel refuses a header or footer of more than 255 characters."""
+    widths = [2 if character in TWO_IN_CODES else 1 for character in text]
+    if sum(widths) <= HEADER_CHARACTERS:
+        return text
+    end, used = 0, len("...")
+    while used + widths[end] <= HEADER_CHARACTERS:
+        used += widths[end]
+        end += 1
+    return text[:end] + "..."

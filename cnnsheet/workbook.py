@@ -33,8 +33,11 @@ class Walkthrough:
 
     @property
     def formula_count(self) -> int:
-        return sum(len(sheet.cells) - list(map(itemgetter(0), sheet.cells.values())).count(None)
-                   for sheet in self.plan.sheets)
+        count = 0
+        for sheet in self.plan.sheets:
+            formulas = list(map(itemgetter(0), sheet.cells.values()))  # formula or None, in C
+            count += len(formulas) - formulas.count(None)
+        return count
 
     @property
     def names(self) -> dict:
@@ -77,7 +80,8 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     if with_backward:
         passes.backward(book, probabilities)
     overview.overview_sheet(book, photo, photo_name, with_backward, bundled and not untrained)
-    footer = texts("labels", "footer", page="{page}", pages="{pages}")  # filled by the spreadsheet
+    # the page fields: filled in when the sheet prints
+    footer = texts("labels", "footer", page=printing.THIS_PAGE, pages=printing.PAGE_COUNT)
     for sheet in book.plan.sheets:
         printing.lay_out(sheet, header=sheet.cells[1, 1][1], footer=footer,
                          landscape=True if sheet.title == "Overview" else None)

@@ -27,7 +27,7 @@ from openpyxl.worksheet.pagebreak import Break
 from cnnsheet import style
 from cnnsheet.layout import MAX_COLUMNS, absolute, area
 from cnnsheet.plan import Highlight, PrintSetup, Scale, SheetPlan, WorkbookPlan
-from cnnsheet.printing import MARGINS, header_size
+from cnnsheet.printing import MARGINS, PAGE_COUNT, THIS_PAGE, header_size
 from cnnsheet.writer import COMPRESSION, _columns, _dimension, _merges, _sheet_data
 
 SAMPLE_COLUMN = MAX_COLUMNS  # the style samples sit in the last column of the first sheet
@@ -145,8 +145,8 @@ def _print_setup(ws, setup: PrintSetup) -> None:
     ws.oddHeader.right.text = "&A"
     ws.oddHeader.right.size = size
     if setup.footer:
-        ws.oddFooter.center.text = (setup.footer.replace("&", "&&")
-                                    .format(page="&P", pages="&N"))
+        ws.oddFooter.center.text = (setup.footer.replace("&", "&&").replace(THIS_PAGE, "&P")
+                                    .replace(PAGE_COUNT, "&N"))
         ws.oddFooter.center.size = size
 
 

@@ -2,17 +2,22 @@
 the PDF that LibreOffice prints: page counts, headers and footers on every page, no printed number
 under 6 pt (pdftotext -bbox gives each word's box), Chinese that renders."""
 
+import html
 import re
 import shutil
 import subprocess
+import zipfile
+from importlib import resources
 
 import pytest
 from click.testing import CliRunner
 from helpers import default_case
 from libreoffice import convert, soffice
 
-from cnnsheet import printing
+from cnnsheet import printing, style
 from cnnsheet.cli import main
+from cnnsheet.layout import bounds
+from cnnsheet.texts import Texts
 from cnnsheet.workbook import build_walkthrough
 
 BOX_PER_POINT = 1.27  # pdftotext's word box is this many times the font size (measured: 9 pt -> 11.4)
@@ -114,10 +119,15 @@ def test_every_sheet_has_print_settings_and_breaks_fall_between_blocks():
     plan = build_walkthrough(model, photo, with_backward=True).plan
     for sheet in plan.sheets:
         setup = sheet.printing
-        assert setup.area and setup.title_rows == (1, 2) and "{page}" in setup.footer, sheet.title
+        assert setup.area and setup.title_rows == (1, 2), sheet.title
+        assert printing.THIS_PAGE in setup.footer and printing.PAGE_COUNT in setup.footer
         assert setup.header == sheet.cells[1, 1][1]
         assert setup.scale >= printing.lowest_scale(sheet)
         page_height = printing.page_size(setup.landscape)[1] * 100 / setup.scale
+        for chart in sheet.charts:  # the whole chart prints
+            top, left, _, _ = bounds(chart.anchor)
+            _, _, bottom, right = bounds(setup.area)
+            assert bottom >= top + style.CHART_ROWS - 1 and right >= left + 3, sheet.title
         for top, _, bottom, _ in sheet.keep:
             tall = sum(sheet.heights.get(r, printing.DEFAULT_ROW) for r in range(top, bottom + 1))
             if tall < page_height - 40:
@@ -134,3 +144,38 @@ def test_the_workbook_prints_numbers_of_6_pt_at_least_with_headers_and_footers(t
     for number, page in enumerate(document, 1):
         assert f"page {number} of {len(document)}" in page_text(page)
     print(f"forward-only workbook: {len(document)} pages, smallest number {smallest_number(document):.2f} pt")
+
+
+def test_headers_and_footers_take_any_template_text_within_excels_limit(tmp_path):
+    """A footer with literal braces ({{ }} in a template) or cut in the middle, and a title made of
+    '&' (written '&&'): every header and footer is at most 255 characters as Excel counts them."""
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    text = (resources.files("cnnsheet.templates") / "en.toml").read_text(encoding="utf-8")
+    text = text.replace('step_title = "Step {number} - {title}"', 'step_title = "' + "&" * 200 + '{title}"')
+    for footer in ('"page {page} of {pages} {{draft}}"', '"' + "x" * 175 + ' {page} of {pages}"'):
+        (folder / "en.toml").write_text(text.replace('footer = "page {page} of {pages}"',
+                                                     f"footer = {footer}"), encoding="utf-8")
+        model, photo = default_case()
+        path = tmp_path / "out.xlsx"
+        build_walkthrough(model, photo, Texts("en", folder)).save(path)
+        with zipfile.ZipFile(path) as archive:
+            sheets = [archive.read(name).decode() for name in archive.namelist()
+                      if name.startswith("xl/worksheets/sheet")]
+        codes = [html.unescape(code) for sheet in sheets
+                 for code in re.findall(r"<odd(?:Header|Footer)>(.*?)</odd", sheet)]
+        assert codes and max(map(len, codes)) <= 255
+        footers = {code for code in codes if code.startswith("&C")}
+        if "draft" in footer:
+            assert all(code.endswith("page &P of &N {draft}") for code in footers), footers
+        else:
+            assert all(code.endswith(" ...") for code in footers), footers  # cut before the fields
+
+
+def test_fit_header_counts_what_excel_counts():
+    two = printing.TWO_IN_CODES
+    for text in ["plain", "&" * 400, "x" * 178 + printing.THIS_PAGE, "é" * 300]:
+        fitted = printing.fit_header(text)
+        assert sum(2 if c in two else 1 for c in fitted) <= printing.HEADER_CHARACTERS
+        assert fitted == text or (fitted.endswith("...") and text.startswith(fitted[:-3]))
+    assert printing.fit_header("plain") == "plain"

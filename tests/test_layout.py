@@ -34,6 +34,14 @@ def test_a1_beyond_excel_is_an_error(row, col):
         a1(row, col)
 
 
+def test_a_block_beyond_excel_is_an_error():
+    """Checked once when the block is made: references into it are then made unchecked."""
+    Block("S", 1_048_576, 16_384, 1, 1)
+    for top, left, border in ((1_048_576, 2, 1), (2, 16_384, 1), (1, 2, 1), (1_048_577, 2, 0)):
+        with pytest.raises(CnnsheetError, match="beyond Excel"):
+            Block("S", top, left, 1, 1, border)
+
+
 @pytest.mark.parametrize("args, ref", [((3, 2, 5, 4), "B3:D5"), ((3, 2, 3, 2), "B3")])
 def test_area(args, ref):
     assert area(*args) == ref

@@ -5,9 +5,12 @@ Every sheet's conditional formats (with their differential formats), data valida
 view, print settings, merged cells, sizes and cells (value, formula, number format, font, fill,
 border, alignment), the defined names, the chart and the pictures must read the same, and every
 part must hold openpyxl's elements in openpyxl's order. A meant difference: styles.xml holds no copy
-of the default palette (openpyxl writes one).
+of the default palette (openpyxl writes one). The reference takes the cells, merged cells, column
+widths and the dimension from the writer itself (as the old writer did), so for those the check is
+that openpyxl reads them back with the styles and sizes the plan asked for.
 """
 
+import gc
 import re
 import subprocess
 import sys
@@ -18,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import openpyxl
 import pytest
+from click.testing import CliRunner
 from gnumeric import recalculate
 from helpers import default_case, small_model
 from openpyxl.xml.functions import tostring
@@ -25,8 +29,10 @@ from openpyxl_reference import write_reference
 from PIL import Image
 
 from cnnsheet import shapes, writer
+from cnnsheet.cli import main
 from cnnsheet.model import Model
 from cnnsheet.plan import DropDown, Picture, WholeNumbers, WorkbookPlan
+from cnnsheet.printing import PAGE_COUNT, THIS_PAGE
 from cnnsheet.resources import default_photo_path
 from cnnsheet.texts import Texts
 from cnnsheet.train import Architecture
@@ -313,7 +319,7 @@ def test_texts_reach_the_reader_unchanged(tmp_path):
     sheet.whole_numbers.append(WholeNumbers(("C3:D4",), 1, 9, HOSTILE, HOSTILE, prompt=HOSTILE))
     sheet.link(3, 1, "back", title)
     sheet.printing.area, sheet.printing.title_rows = "A1:D4", (1, 2)
-    sheet.printing.header, sheet.printing.footer = HOSTILE, "{page} & {pages}"
+    sheet.printing.header, sheet.printing.footer = HOSTILE, f"{{x}} {THIS_PAGE} & {PAGE_COUNT}"
     plan.name("names", title, "A1:A2")
     path = tmp_path / "texts.xlsx"
     writer.save(plan, path)
@@ -324,7 +330,7 @@ def test_texts_reach_the_reader_unchanged(tmp_path):
     assert ws["A3"].hyperlink.location == "'it''s <&>'!A1"
     assert ws.print_area == "'it''s <&>'!$A$1:$D$4"
     assert ws.oddHeader.left.text == HOSTILE.replace("&", "&&")
-    assert ws.oddFooter.center.text == "&P && &N"
+    assert ws.oddFooter.center.text == "{x} &P && &N"
     assert openpyxl.load_workbook(path).defined_names["names"].attr_text == "'it''s <&>'!$A$1:$A$2"
 
 
@@ -360,3 +366,12 @@ def test_explain_does_not_import_openpyxl(tmp_path):
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "w.xlsx").stat().st_size > 100_000
 
+
+
+def test_explain_leaves_the_cycle_collector_as_it_found_it(tmp_path):
+    """explain pauses it while the plan lives; a caller in the same process gets it back."""
+    assert gc.isenabled()
+    for arguments in (["explain", "-o", str(tmp_path / "w.xlsx")],
+                      ["explain", "--untrained", "--model", "x"]):  # refused
+        CliRunner().invoke(main, arguments)
+        assert gc.isenabled(), arguments
