@@ -69,7 +69,16 @@ def _small():
     return build_walkthrough(model, pixels, photo=Image.open(default_photo_path()), with_backward=True)
 
 
-CASES = {"default": _default, "two blocks untrained": _two_blocks_untrained, "zh": _chinese}
+def _hostile_texts():
+    """Class names and a photo's name that the XML must escape and the sheets keep as text."""
+    model = small_model(size=8, hidden=(3,), classes=('A & B <b>"x"', "=SUM(1,2)", "'猫' 🐱"))
+    pixels = np.random.default_rng(1).integers(0, 256, (8, 8, 3)).astype(np.uint8)
+    return build_walkthrough(model, pixels, photo=Image.open(default_photo_path()),
+                             photo_name="cat & <b>\"x\" 'y' =1 猫.jpg", with_backward=True)
+
+
+CASES = {"default": _default, "two blocks untrained": _two_blocks_untrained, "zh": _chinese,
+         "hostile texts": _hostile_texts}
 
 
 def written(walkthrough, folder: Path) -> tuple[Path, Path]:
