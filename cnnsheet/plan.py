@@ -137,9 +137,7 @@ class SheetPlan:
 
     def formula(self, row: int, col: int, text: str, value, style=("number", "General")):
         """A live formula and what the engine says it evaluates to."""
-        if len(text) > MAX_FORMULA:
-            raise CnnsheetError(f"a formula on sheet {self.title} would be {len(text):,} characters "
-                                f"long; Excel allows {MAX_FORMULA:,}")
+        self._within_excel(len(text))
         if not isinstance(value, str):
             value = float(value)
             if not math.isfinite(value):
@@ -159,8 +157,12 @@ class SheetPlan:
                 store[where] = (formula, value, style)
                 if len(formula) > longest:
                     longest = len(formula)
-        if longest > MAX_FORMULA:
-            raise CnnsheetError(f"a formula on sheet {self.title} would be {longest:,} characters "
+        self._within_excel(longest)
+
+    def _within_excel(self, length: int):
+        """Refuse a formula longer than Excel takes."""
+        if length > MAX_FORMULA:
+            raise CnnsheetError(f"a formula on sheet {self.title} would be {length:,} characters "
                                 f"long; Excel allows {MAX_FORMULA:,}")
 
     def text(self, row: int, col: int, value: str, style=("plain", "General")):

@@ -30,6 +30,7 @@ from PIL import Image
 
 from cnnsheet import shapes, writer
 from cnnsheet.cli import main
+from cnnsheet.errors import CnnsheetError
 from cnnsheet.model import Model
 from cnnsheet.plan import DropDown, Picture, WholeNumbers, WorkbookPlan
 from cnnsheet.printing import PAGE_COUNT, THIS_PAGE
@@ -384,3 +385,12 @@ def test_explain_leaves_the_cycle_collector_as_it_found_it(tmp_path):
                       ["explain", "--untrained", "--model", "x"]):  # refused
         CliRunner().invoke(main, arguments)
         assert gc.isenabled(), arguments
+
+
+def test_a_formula_longer_than_excel_takes_is_refused():
+    sheet = WorkbookPlan().sheet("S")
+    sheet.formula(1, 1, "=" + "1" * 8191, 1.0)  # 8,192 characters: Excel's longest
+    for write in (lambda text: sheet.formula(1, 1, text, 1.0),
+                  lambda text: sheet.formulas([((1, 1), text, 1.0)], ("number", "General"), None)):
+        with pytest.raises(CnnsheetError, match="8,193 characters long; Excel allows 8,192"):
+            write("=" + "1" * 8192)
