@@ -29,7 +29,6 @@ HANDOUT = re.compile(r"^(Overview|Image|Filters\d+|Conv\d+|ReLU\d+|Pool\d+|Flatt
                      r"Softmax|Loss|dLogits|dFilters1|Step|Saliency)$")
 INSTALL_HINT = ("--pdf needs LibreOffice, which was not found: install it (libreoffice.org; on Debian "
                 "or Ubuntu: apt-get install libreoffice-calc-nogui) or put soffice on the PATH")
-CHART_ROWS = 16  # rows below a sheet's last cell that its chart covers
 SLACK = 0.9  # of a page's height: rows print a little taller than planned, wrapped text may take a line more
 
 
@@ -56,9 +55,7 @@ def one_page(sheet: SheetPlan) -> str:
     """The print area of a sheet's page in the handout: its title and explanation and its first
     block, or as much of a sheet without blocks as fits one page."""
     setup = sheet.printing
-    bottom, right = printing.last_cell(sheet)
-    if sheet.charts:
-        bottom += CHART_ROWS
+    bottom, right = printing.last_cell(sheet)  # a chart's rows are kept with its sheet
     page_width, page_height = printing.page_size(setup.landscape)
     widths = printing.widths_in_points(sheet, right)
     heights = printing.heights_in_points(sheet, bottom)

@@ -23,6 +23,7 @@ POINTS = 72
 PAGE = ((8.27 - 2 * MARGINS["side"]) * POINTS, (11.0 - 2 * MARGINS["top"]) * POINTS)
 SMALLEST_PRINTED = 6.0  # points
 DEFAULT_ROW = 15.0  # points
+CHART_ROWS = math.ceil(style.CHART_SIZE[1] / 2.54 * POINTS / DEFAULT_ROW)  # rows a chart covers
 TITLE_ROWS = (1, 2)  # the title and the link back
 HEADER_CHARACTERS = 180  # of a header's text as Excel counts it; the codes of size and sheet take the rest
 # A footer's page fields, the page's number and the number of pages, which the spreadsheet fills in:

@@ -66,10 +66,8 @@ TENSOR_CELL = (4.75, 33.0)  # about 44 x 44 pixels
 PIXEL_CELL = (3.35, 23.25)  # about 31 x 31 pixels
 # the narrow columns of the Overview and the rows of its heat maps: 7 x 7 pixels in Excel
 THUMB_CELL = (0.6, 5.25)
-# the bar chart of the probabilities: (width, height) in cm, and the rows of the default height
-# (15 pt) it covers, kept free below it and printed with it
+# the bar chart of the probabilities: (width, height) in cm
 CHART_SIZE = (12, 7)
-CHART_ROWS = math.ceil(CHART_SIZE[1] / 2.54 * 72 / 15)
 
 
 def pixels_wide(columns: int, width: float) -> float:

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from helpers import default_case
 from libreoffice import convert, soffice
 
-from cnnsheet import printing, style
+from cnnsheet import printing
 from cnnsheet.cli import main
 from cnnsheet.layout import bounds
 from cnnsheet.texts import Texts
@@ -127,7 +127,7 @@ def test_every_sheet_has_print_settings_and_breaks_fall_between_blocks():
         for chart in sheet.charts:  # the whole chart prints
             top, left, _, _ = bounds(chart.anchor)
             _, _, bottom, right = bounds(setup.area)
-            assert bottom >= top + style.CHART_ROWS - 1 and right >= left + 3, sheet.title
+            assert bottom >= top + printing.CHART_ROWS - 1 and right >= left + 3, sheet.title
         for top, _, bottom, _ in sheet.keep:
             tall = sum(sheet.heights.get(r, printing.DEFAULT_ROW) for r in range(top, bottom + 1))
             if tall < page_height - 40:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnsheet import style
+from cnnsheet import printing, style
 from cnnsheet.layers import (
     Flatten,
     cross_entropy_formula,
@@ -61,7 +61,7 @@ def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> Vector:
     chart_top = first + K + 2
     ws.charts.append(BarChart(book.texts("labels", "probability"), names.data, probabilities.data,
                               a1(chart_top, LEFT), tuple(classes), tuple(float(v) for v in p)))
-    ws.keep.append((chart_top, LEFT, chart_top + style.CHART_ROWS - 1, LEFT + 3))  # printed too
+    ws.keep.append((chart_top, LEFT, chart_top + printing.CHART_ROWS - 1, LEFT + 3))  # printed too
     book.step(fp, ws.title, "softmax", (K,))
     return probabilities
 
