@@ -42,7 +42,8 @@ from libreoffice import convert, make_profile  # noqa: E402
 
 from cnnsheet import __version__, shapes  # noqa: E402
 from cnnsheet.images import load_image, square_and_resize  # noqa: E402
-from cnnsheet.model import Model, load_model  # noqa: E402
+from cnnsheet.model import Model  # noqa: E402
+from cnnsheet.modelfile import load_model  # noqa: E402
 from cnnsheet.resources import default_model_path, default_photo_path  # noqa: E402
 from cnnsheet.texts import Texts  # noqa: E402
 from cnnsheet.train import Architecture  # noqa: E402

@@ -14,11 +14,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cnnsheet import __version__, budget, shapes
+from cnnsheet import __version__, budget, modelfile, shapes
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import check_output
 from cnnsheet.images import load_image, load_photo, square_and_resize
-from cnnsheet.model import Model, load_model
+from cnnsheet.model import Model
+from cnnsheet.modelfile import load_model
 from cnnsheet.resources import default_model_path, default_photo_path
 from cnnsheet.texts import LANGUAGES, Texts
 from cnnsheet.train import (
@@ -249,7 +250,7 @@ def train(data_dir, output, samples, **options):
                     event = next(events)
             last = event
             click.echo(epoch_line(event))
-        model.save(output)
+        modelfile.save(model, output)
     except KeyboardInterrupt:
         raise click.ClickException(f"interrupted: {shown(output)} was not written") from None
     seconds = time.perf_counter() - started

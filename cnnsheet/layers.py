@@ -64,10 +64,6 @@ class Conv:
         self.weight = np.zeros((filters, in_channels, kernel, kernel))  # (F, C, k, k)
         self.bias = np.zeros(filters)  # (F,)
 
-    def config(self) -> dict:
-        return {"type": "conv", "name": self.name, "filters": self.filters, "kernel": self.kernel,
-                "stride": self.stride, "padding": self.padding, "dilation": self.dilation}
-
     def params(self) -> dict:
         return {"weight": self.weight, "bias": self.bias}
 
@@ -138,9 +134,6 @@ class ReLU:
     def __init__(self, name):
         self.name = name
 
-    def config(self) -> dict:
-        return {"type": "relu", "name": self.name}
-
     def params(self) -> dict:
         return {}
 
@@ -167,9 +160,6 @@ class MaxPool:
         self.name = name
         self.size = size
         self.stride = stride or size
-
-    def config(self) -> dict:
-        return {"type": "maxpool", "name": self.name, "size": self.size, "stride": self.stride}
 
     def params(self) -> dict:
         return {}
@@ -244,9 +234,6 @@ class Flatten:
     def __init__(self, name):
         self.name = name
 
-    def config(self) -> dict:
-        return {"type": "flatten", "name": self.name}
-
     def params(self) -> dict:
         return {}
 
@@ -274,9 +261,6 @@ class Dense:
         self.inputs, self.units = inputs, units
         self.weight = np.zeros((units, inputs))  # (out, in)
         self.bias = np.zeros(units)  # (out,)
-
-    def config(self) -> dict:
-        return {"type": "dense", "name": self.name, "units": self.units}
 
     def params(self) -> dict:
         return {"weight": self.weight, "bias": self.bias}
@@ -311,11 +295,6 @@ def exp_formula(logit: str, logits: str) -> str:
 
 def normalise_formula(exp: str, exps: str) -> str:
     return f"={exp}/SUM({exps})"
-
-
-def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """-ln p[true class] for each sample (N,)."""
-    return -np.log(probabilities[np.arange(len(labels)), labels])
 
 
 def onehot_formula(class_name: str, chosen: str) -> str:

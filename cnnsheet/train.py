@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from cnnsheet import budget
+from cnnsheet.config import FORMAT, VERSION, check_class_names, config_and_shapes
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.images import load_photo
 from cnnsheet.memory import keep_freed_memory
-from cnnsheet.model import FORMAT, VERSION, Model, check_class_names, plan
+from cnnsheet.model import Model
 
 DEFAULT_SAMPLES = 12000  # synthetic shapes drawn when no folder is given
 
@@ -153,7 +154,7 @@ def read_folder(folder, size: int, files=None) -> Dataset:
 
 def check_training(architecture: Architecture, samples: int, batch_size: int) -> None:
     """The pictures and one batch's working set against the budget, before any is read or drawn."""
-    config, shapes = plan(architecture.config(["a", "b"]))
+    config, shapes = config_and_shapes(architecture.config(["a", "b"]))
     budget.check_training(config["layers"], shapes, samples, batch_size)
 
 

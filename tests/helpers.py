@@ -37,7 +37,7 @@ def random_pixels(rng, n, size):
 def default_case():
     """The bundled model and the bundled photo, as `cnnsheet explain` uses them by default."""
     from cnnsheet.images import load_photo
-    from cnnsheet.model import load_model
+    from cnnsheet.modelfile import load_model
     from cnnsheet.resources import default_model_path, default_photo_path
 
     model = load_model(default_model_path())

@@ -14,10 +14,11 @@ import pytest
 from helpers import config, small_model
 from PIL import Image
 
-from cnnsheet import budget
+from cnnsheet import budget, modelfile
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.images import load_image, to_rgb
-from cnnsheet.model import Model, load_model
+from cnnsheet.model import Model
+from cnnsheet.modelfile import load_model
 from cnnsheet.train import Architecture, Hyperparameters, channel_statistics, check_training, fit
 from cnnsheet.workbook import build_walkthrough
 
@@ -226,7 +227,7 @@ def test_scores_that_are_not_finite_are_refused_naming_the_model(tmp_path):
     model = small_model()
     for value in model.params().values():
         value *= 1e300
-    model.save(tmp_path / "huge.npz")
+    modelfile.save(model, tmp_path / "huge.npz")
     huge = load_model(tmp_path / "huge.npz")
     pixels = np.full((12, 12, 3), 255, dtype=np.uint8)
     with pytest.raises(CnnsheetError, match=r"huge.npz: the class scores are not finite"):

@@ -8,14 +8,14 @@ from click.testing import CliRunner
 from helpers import random_pixels, small_model
 from PIL import Image
 
-from cnnsheet import __version__
+from cnnsheet import __version__, modelfile
 from cnnsheet.cli import main
 
 
 @pytest.fixture
 def files(tmp_path):
     model = small_model(seed=2, size=12, classes=("circle", "square", "=1+1"))
-    model.save(tmp_path / "m.npz")
+    modelfile.save(model, tmp_path / "m.npz")
     pixels = random_pixels(np.random.default_rng(0), 1, 40)[0]
     Image.fromarray(pixels).save(tmp_path / "photo.png")
     return model, tmp_path / "m.npz", tmp_path / "photo.png"

@@ -154,18 +154,23 @@ def test_parameter_counts_of_the_articles_example():
     classes = [f"c{i}" for i in range(200)]
     model = Model(config(30, channels=1, classes=classes,
                          blocks=[{"filters": 10, "kernel": 5, "pool": 2}]))
-    rows = {row.name: row for row in model.summary()}
-    assert rows["conv1"].output_shape == (10, 26, 26) and rows["conv1"].parameters == 260
-    assert rows["pool1"].output_shape == (10, 13, 13)
-    assert rows["flatten"].output_shape == (1690,)
-    assert rows["logits"].parameters == 338_200
+    shapes = {layer.name: shape for layer, shape in zip(model.layers, model.shapes[1:])}
+    counts = {layer.name: sum(v.size for v in layer.params().values()) for layer in model.layers}
+    assert shapes["conv1"] == (10, 26, 26) and counts["conv1"] == 260
+    assert shapes["pool1"] == (10, 13, 13)
+    assert shapes["flatten"] == (1690,)
+    assert counts["logits"] == 338_200
     assert model.parameter_count == 338_460
 
 
-def test_a_pool_that_does_not_tile_its_input_is_floored_and_says_so():
+def test_a_pool_that_does_not_tile_its_input_is_floored():
     model = Model(config(7, blocks=[{"filters": 1, "kernel": 2, "pool": 2}]))  # 6x6 -> fine
-    assert all(row.note == "" for row in model.summary())
+    pool = model.layers[2]
+    assert pool.dropped(model.shapes[2]) == (0, 0)
     model = Model(config(8, blocks=[{"filters": 1, "kernel": 2, "pool": 2}]))  # 7x7 -> 3x3
-    pool = {row.name: row for row in model.summary()}["pool1"]
-    assert pool.output_shape == (1, 3, 3)
-    assert "dropped" in pool.note and "7x7" in pool.note
+    pool = model.layers[2]
+    assert model.shapes[3] == (1, 3, 3)
+    assert pool.dropped(model.shapes[2]) == (1, 1)
+    x = np.random.default_rng(0).normal(size=(1, 1, 7, 7))
+    dx, _ = pool.backward(np.ones((1, 1, 3, 3)), pool.forward(x)[1])
+    assert not dx[0, 0, 6].any() and not dx[0, 0, :, 6].any()  # the dropped row and column get nothing

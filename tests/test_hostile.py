@@ -59,7 +59,7 @@ from hostile_inputs import (
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from cnnsheet import budget, cli, shapes
+from cnnsheet import budget, cli, modelfile, shapes
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.model import Model
 from cnnsheet.resources import templates_dir
@@ -82,7 +82,7 @@ class Assets:
 def assets(tmp_path_factory) -> Assets:
     folder = tmp_path_factory.mktemp("assets")
     model = Model(make_config(**TINY)).init(3)
-    model.save(folder / "m.npz")
+    modelfile.save(model, folder / "m.npz")
     random_rgb(40, 30).save(folder / "photo.png")
     random_rgb(40, 30, seed=1).save(folder / "photo.jpg", quality=90)
     arrays = {name: value.copy() for name, value in model.params().items()}

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from helpers import config, small_model
 
+from cnnsheet import modelfile
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.model import Model, load_model
+from cnnsheet.model import Model
+from cnnsheet.modelfile import load_model
 
 
 def write(path, config_dict, arrays):
@@ -17,7 +19,7 @@ def write(path, config_dict, arrays):
 
 def test_round_trip_keeps_config_and_every_parameter(tmp_path):
     model = small_model(seed=5, hidden=[4])
-    model.save(tmp_path / "m.npz")
+    modelfile.save(model, tmp_path / "m.npz")
     loaded = load_model(tmp_path / "m.npz")
     assert loaded.config == model.config
     for name, value in model.params().items():
@@ -27,7 +29,7 @@ def test_round_trip_keeps_config_and_every_parameter(tmp_path):
 
 def test_the_file_is_readable_by_numpy_alone(tmp_path):
     model = small_model()
-    model.save(tmp_path / "m.npz")
+    modelfile.save(model, tmp_path / "m.npz")
     with np.load(tmp_path / "m.npz", allow_pickle=False) as archive:
         assert json.loads(str(archive["config"]))["format"] == "cnnsheet.model"
         assert archive["conv1.weight"].shape == (2, 3, 3, 3)
@@ -178,7 +180,7 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
 
     umask = os.umask(0o022)
     try:
-        small_model().save(tmp_path / "m.npz")
+        modelfile.save(small_model(), tmp_path / "m.npz")
     finally:
         os.umask(umask)
     assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644

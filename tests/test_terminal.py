@@ -22,7 +22,7 @@ import openpyxl
 import pytest
 from hostile_inputs import NOISE, child_env, random_rgb
 
-from cnnsheet.model import load_model
+from cnnsheet.modelfile import load_model
 from cnnsheet.resources import default_photo_path
 
 

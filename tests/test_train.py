@@ -8,7 +8,7 @@ from PIL import Image
 from cnnsheet import shapes
 from cnnsheet.cli import main
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.model import load_model
+from cnnsheet.modelfile import load_model
 from cnnsheet.resources import default_model_path, samples_dir
 from cnnsheet.train import (
     Architecture,
