@@ -34,9 +34,16 @@ def short(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _is_integer(value) -> bool:
+    """A whole number in JSON: True and False are numbers to Python, not to a config."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _integer(value, smallest: int, where: str, largest: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
+    if not _is_integer(value) or value < smallest:
         raise CnnsheetError(f"{where} must be a whole number >= {smallest}, got {short(value)}")
+    if value > largest and value.bit_length() > 64:  # thousands of digits: say how many, not which
+        raise CnnsheetError(f"{where} is a number of {len(str(value)):,} digits; the limit is {largest:,}")
     return budget.check_number(value, largest, where)
 
 
@@ -82,8 +89,8 @@ def _check_config(config: dict) -> dict:
         raise CnnsheetError("config has no 'input' object")
     size = _integer(source.get("size"), 1, "input size", budget.MAX_INPUT_SIZE)
     channels = source.get("channels")
-    if channels not in (1, 3):
-        raise CnnsheetError(f"input channels must be 1 (grey) or 3 (RGB), got {channels!r}")
+    if not _is_integer(channels) or channels not in (1, 3):
+        raise CnnsheetError(f"input channels must be 1 (grey) or 3 (RGB), got {short(channels)}")
     stats = {}
     for key, default in (("mean", 0.0), ("std", 1.0)):
         values = source.get(key, [default] * channels)
@@ -105,9 +112,10 @@ def _check_config(config: dict) -> dict:
     budget.check_number(len(raw_layers), budget.MAX_LAYERS, "the number of layers")
     layers, counts, names = [], {}, set()
     for index, raw in enumerate(raw_layers, 1):
-        if not isinstance(raw, dict) or raw.get("type") not in INTEGER_KEYS:
+        given = raw.get("type") if isinstance(raw, dict) else raw
+        if not isinstance(given, str) or given not in INTEGER_KEYS:  # a list or object is no type
             kinds = ", ".join(INTEGER_KEYS)
-            raise CnnsheetError(f"layer {index}: type must be one of {kinds}, got {short(raw)}")
+            raise CnnsheetError(f"layer {index}: type must be one of {kinds}, got {short(given)}")
         kind = raw["type"]
         counts[kind] = counts.get(kind, 0) + 1
         name = raw.get("name", f"{PREFIX[kind]}{counts[kind] if kind != 'flatten' else ''}")
@@ -123,16 +131,7 @@ def _check_config(config: dict) -> dict:
                                   LARGEST.get(key, budget.MAX_LAYER_NUMBER))
         layers.append(layer)
 
-    kinds = [layer["type"] for layer in layers]
-    if kinds.count("flatten") != 1:
-        raise CnnsheetError("the layers need exactly one flatten between the image layers and dense")
-    flat = kinds.index("flatten")
-    if any(kind not in SPATIAL_KINDS for kind in kinds[:flat]):
-        raise CnnsheetError("only conv, relu and maxpool layers may come before flatten")
-    if any(kind not in ("dense", "relu") for kind in kinds[flat + 1:]):
-        raise CnnsheetError("only dense and relu layers may come after flatten")
-    if kinds[-1] != "dense":
-        raise CnnsheetError("the last layer must be dense (its outputs are the class scores)")
+    _check_order(layers)
     if layers[-1]["units"] != len(classes):
         raise CnnsheetError(
             f"the last layer has {layers[-1]['units']} units but there are {len(classes)} classes"
@@ -141,6 +140,27 @@ def _check_config(config: dict) -> dict:
     return {"format": FORMAT, "version": VERSION,
             "input": {"size": size, "channels": channels, **stats},
             "layers": layers, "classes": list(classes), **extra}
+
+
+def _check_order(layers: list[dict]) -> None:
+    """The orders the sheets draw: image layers (conv, relu, maxpool, in any order), one flatten,
+    then dense layers, each followed by at most one relu (drawn on the dense layer's sheet), the
+    last dense giving the class scores."""
+    kinds = [layer["type"] for layer in layers]
+    if kinds.count("flatten") != 1:
+        raise CnnsheetError("the layers need exactly one flatten between the image layers and dense")
+    flat = kinds.index("flatten")
+    for index, layer in enumerate(layers):
+        where = f"layer {index + 1} ({layer['name']})"
+        if index < flat and layer["type"] not in SPATIAL_KINDS:
+            raise CnnsheetError(f"{where}: only conv, relu and maxpool layers may come before flatten")
+        if index > flat and layer["type"] not in ("dense", "relu"):
+            raise CnnsheetError(f"{where}: only dense and relu layers may come after flatten")
+        if index > flat and layer["type"] == "relu" and kinds[index - 1] != "dense":
+            raise CnnsheetError(f"{where}: after flatten a relu must come right after a dense layer, "
+                                f"not after {kinds[index - 1]}")
+    if kinds[-1] != "dense":
+        raise CnnsheetError("the last layer must be dense (its outputs are the class scores)")
 
 
 def _output_shape(spec: dict, shape: tuple) -> tuple:

@@ -59,6 +59,9 @@ def load_model(path) -> Model:
 
 
 END_OF_DIRECTORY = b"PK\x05\x06"  # the zip record that says where the table of contents is
+# When the counts do not fit (or a writer always uses them), a ZIP64 end record holds them, and a
+# 20-byte locator sits right before the end record; zipfile reads the record just before it.
+ZIP64_END, ZIP64_LOCATOR, ZIP64_END_SIZE = b"PK\x06\x06", b"PK\x06\x07", 56
 
 
 def _check_zip_directory(handle) -> None:
@@ -74,6 +77,12 @@ def _check_zip_directory(handle) -> None:
     if at < 0 or len(tail) - at < 22:
         raise CnnsheetError("not a cnnsheet model file (.npz): not a zip archive")
     entries, directory_size = struct.unpack("<HI", tail[at + 10:at + 16])
+    locator = at - 20
+    if locator >= 0 and tail[locator:locator + 4] == ZIP64_LOCATOR:
+        record = tail[max(locator - ZIP64_END_SIZE, 0):locator]
+        if len(record) < ZIP64_END_SIZE or not record.startswith(ZIP64_END):
+            raise CnnsheetError("not a cnnsheet model file (.npz): its ZIP64 end record is missing")
+        entries, directory_size = struct.unpack("<QQ", record[32:48])
     if entries > budget.MAX_MEMBERS or directory_size > budget.MAX_ZIP_DIRECTORY_BYTES:
         raise CnnsheetError(f"the archive lists {entries:,} members in {directory_size:,} bytes; a model "
                             f"file has at most {budget.MAX_MEMBERS}")
@@ -86,6 +95,8 @@ def _read_model(archive: zipfile.ZipFile) -> Model:
         if not info.filename.endswith(".npy") or info.filename[:-4] in members:
             raise CnnsheetError(f"unexpected member {short(info.filename)} (a model file holds "
                                 f"config.npy and one .npy per weight and bias)")
+        if info.flag_bits & 0x1:  # zipfile would ask for a password
+            raise CnnsheetError(f"{short(info.filename)} is encrypted (a model file holds plain arrays)")
         members[info.filename[:-4]] = info
     if "config" not in members:
         raise CnnsheetError("not a cnnsheet model file (no 'config' array)")
@@ -101,6 +112,8 @@ def _read_model(archive: zipfile.ZipFile) -> Model:
         config = json.loads(str(text[()]))
     except json.JSONDecodeError as error:
         raise CnnsheetError(f"config is not valid JSON ({error})") from None
+    except ValueError:  # Python refuses to read an integer of more than 4,300 digits
+        raise CnnsheetError("config holds a number too long to be any setting of a model") from None
     except RecursionError:
         raise CnnsheetError("config is nested too deeply to be a model's JSON") from None
     model = Model(config)

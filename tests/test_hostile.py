@@ -52,6 +52,7 @@ from hostile_inputs import (
     random_rgb,
     run_cli,
     set_compression_method,
+    set_encrypted_flag,
     snapshot,
     write_model,
     write_zip,
@@ -348,6 +349,20 @@ def hidden_only(p: Place) -> list[str]:
     return p.train(data, *TRAIN_SHAPE)
 
 
+def encrypted_member(p: Place) -> list[str]:
+    p.broken_model(name="enc.npz")
+    set_encrypted_flag(p.root / "enc.npz", "conv1.weight.npy")
+    return p.with_model("enc.npz")
+
+
+def two_relus_after_dense(config, arrays):
+    """flatten, dense, relu, relu, dense: the sheets draw one ReLU on a dense layer's sheet."""
+    config["layers"][4:4] = [{"type": "dense", "name": "hidden", "units": 2}, {"type": "relu"},
+                             {"type": "relu"}]
+    arrays["hidden.weight"], arrays["hidden.bias"] = np.zeros((2, 50)), np.zeros(2)
+    arrays["logits.weight"] = np.zeros((3, 2))
+
+
 # ---- the table ---------------------------------------------------------------------------------------
 def bad(change=None, **options):
     """The case `predict photo --model bad.npz` for the tiny model changed by `change`."""
@@ -501,6 +516,22 @@ MODELS = [
     Case("model-std-zero", bad(setting("input", "std", [0, 1, 1])), ("bad.npz",)),
     Case("model-mean-nan", bad(lambda c, a: json.dumps(c).replace('"mean": [0.5', '"mean": [NaN')),
          ("bad.npz",)),
+    # the model loader: numbers, types and flags Python reads its own way, and layer orders
+    Case("model-config-5000-digit-integer",
+         bad(lambda c, a: json.dumps(c).replace('"size": 12', '"size": 1' + "0" * 5000)), ("bad.npz",)),
+    Case("model-config-4000-digit-filters",
+         bad(lambda c, a: json.dumps(c).replace('"filters": 2', '"filters": 1' + "0" * 4000)), ("bad.npz",)),
+    Case("model-layer-type-a-list", bad(setting("layers", 1, "type", ["relu"])), ("bad.npz",)),
+    Case("model-layer-type-an-object", bad(setting("layers", 1, "type", {"relu": 1})), ("bad.npz",)),
+    Case("model-channels-true", bad(setting("input", "channels", True)), ("bad.npz",)),
+    Case("model-channels-3.0", bad(setting("input", "channels", 3.0)), ("bad.npz",)),
+    Case("model-channels-1.0-no-mean", bad(lambda c, a: c.update(input={"size": 12, "channels": 1.0})),
+         ("bad.npz",)),
+    Case("model-zip-member-encrypted", encrypted_member, ("enc.npz",)),
+    Case("model-relu-after-flatten", bad(lambda c, a: c["layers"].insert(4, {"type": "relu"})), ("bad.npz",)),
+    Case("model-two-relus-after-dense", bad(two_relus_after_dense), ("bad.npz",)),
+    Case("model-pool-after-flatten",
+         bad(lambda c, a: c["layers"].insert(4, {"type": "maxpool", "size": 1})), ("bad.npz",)),
 ]
 
 

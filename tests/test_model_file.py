@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from helpers import config, small_model
+from hostile_inputs import zip64_model
 
 from cnnsheet import modelfile
 from cnnsheet.errors import CnnsheetError
@@ -184,3 +185,48 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_model_with_a_zip64_end_record_loads(tmp_path):
+    """numpy reads such a file; so must cnnsheet (its member count and table size are then in
+    the ZIP64 record, and the classic end record says 0xFFFF)."""
+    model = small_model(seed=4)
+    path = zip64_model(tmp_path / "zip64.npz", model.config, model.params())
+    assert np.load(path)["conv1.weight"].shape == model.params()["conv1.weight"].shape
+    loaded = load_model(path)
+    for name, value in model.params().items():
+        np.testing.assert_array_equal(loaded.params()[name], value)
+
+
+def layers_of(kinds: str) -> list[dict]:
+    """Layers from their kinds ("conv relu flatten dense"); the last dense gives 3 class scores."""
+    specs = {"conv": {"filters": 2, "kernel": 2}, "relu": {}, "maxpool": {"size": 2, "stride": 1},
+             "flatten": {}, "dense": {"units": 2}}
+    layers = [{"type": kind, **specs[kind]} for kind in kinds.split()]
+    if layers[-1]["type"] == "dense":
+        layers[-1]["units"] = 3
+    return layers
+
+
+@pytest.mark.parametrize("kinds, message", [
+    ("conv relu flatten relu dense",
+     r"^layer 4 \(relu2\): after flatten a relu must come right after a dense layer, not after flatten$"),
+    ("flatten relu dense", r"^layer 2 \(relu1\): after flatten .* not after flatten$"),
+    ("conv flatten dense relu relu dense", r"^layer 5 \(relu2\): after flatten .* not after relu$"),
+    ("conv flatten dense maxpool dense", r"^layer 4 \(pool1\): only dense and relu layers"),
+    ("conv dense flatten dense", r"^layer 2 \(dense1\): only conv, relu and maxpool layers"),
+    ("conv flatten dense relu", "the last layer must be dense"),
+    ("conv relu maxpool dense", "exactly one flatten"),
+])
+def test_layer_orders_the_sheets_cannot_draw_are_refused_naming_the_layer(kinds, message):
+    with pytest.raises(CnnsheetError, match=message):
+        Model({**config(8), "layers": layers_of(kinds)})
+
+
+@pytest.mark.parametrize("kinds", [
+    "flatten dense", "relu flatten dense", "maxpool flatten dense", "conv conv flatten dense",
+    "maxpool conv relu relu maxpool maxpool flatten dense relu dense dense relu dense",
+])
+def test_odd_but_drawable_layer_orders_are_accepted(kinds):
+    model = Model({**config(8), "layers": layers_of(kinds)})
+    assert [layer.kind for layer in model.layers] == kinds.split()
