@@ -96,9 +96,11 @@ def user_errors(command):
 def class_index(model, label: str | None) -> int | None:
     if label is None:
         return None
-    if label not in model.classes:
+    # without regard to case, as the workbook's class cells (no two classes differ only by it)
+    folded = [name.casefold() for name in model.classes]
+    if label.casefold() not in folded:
         raise CnnsheetError(f"--label {label!r} is not a class of this model: {', '.join(model.classes)}")
-    return model.classes.index(label)
+    return folded.index(label.casefold())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

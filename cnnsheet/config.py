@@ -9,6 +9,7 @@ than the machine has is refused before anything is allocated.
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from cnnsheet import budget
 from cnnsheet.errors import CnnsheetError
@@ -74,6 +75,18 @@ def check_class_names(classes) -> None:
     duplicates = sorted({c for c in classes if classes.count(c) > 1})
     if duplicates:
         raise CnnsheetError(f"duplicate class names: {', '.join(duplicates)}")
+    clashes = differ_only_by_case(classes)
+    if clashes:
+        raise CnnsheetError(f"the class names {', '.join(map(short, clashes))} differ only by capitals, "
+                            f"which a spreadsheet does not tell apart")
+
+
+def differ_only_by_case(names) -> list[str]:
+    """The names equal to another once capitals are ignored. A spreadsheet compares text without
+    regard to case (and so does the workbook's choice of a class), so no two classes may differ
+    only by it; casefold also counts 'ß' and 'ss' as one, which errs on the safe side."""
+    folded = Counter(name.casefold() for name in names)
+    return sorted(name for name in names if folded[name.casefold()] > 1)
 
 
 def _check_config(config: dict) -> dict:

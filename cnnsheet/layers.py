@@ -298,8 +298,11 @@ def normalise_formula(exp: str, exps: str) -> str:
 
 
 def onehot_formula(class_name: str, chosen: str) -> str:
-    """1 for the chosen class; EXACT, because = ignores case and two classes may differ only by it."""
-    return f"=IF(EXACT({class_name},{chosen}),1,0)"
+    """1 for the chosen class, compared without regard to case: "Square" typed picks "square" (no
+    two classes differ only by case: config.check_class_names). Both sides are lower-cased text
+    compared exactly, so the result does not hang on an engine's case setting, and a number typed
+    for a class named "7" still picks it (LOWER turns it into text)."""
+    return f"=IF(EXACT(LOWER({class_name}),LOWER({chosen})),1,0)"
 
 
 def true_probability_formula(onehot: str, probabilities: str) -> str:

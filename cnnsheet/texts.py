@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 from cnnsheet import budget
+from cnnsheet.config import differ_only_by_case
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.resources import templates_dir
 
@@ -114,7 +115,7 @@ class Texts:
     def class_names(self, names: list[str]) -> list[str]:
         """Class names as the workbook shows them: [classes] may translate a name for display
         (the model file and the command line keep the original). Falls back to the originals
-        when a translation would make two names equal."""
+        when a translation would make two names equal, or equal but for capitals."""
         table = self.table.get("classes", {})
         shown = [table.get(name, name).strip() or name for name in names]
-        return shown if len(set(shown)) == len(shown) else list(names)
+        return list(names) if differ_only_by_case(shown) else shown

@@ -14,7 +14,7 @@ block_strategy = st.fixed_dictionaries({
     "pool": st.sampled_from([0, 1, 2, 3]), "pool_stride": st.integers(1, 3),
 })
 # Class names a teacher might type, including ones a spreadsheet could mistake for formulas.
-CLASS_NAMES = ["cat", "Cat", "dog", "=1+1", "@SUM(A1)", "+3", "-x", "'quoted'", "小猫", "a b"]
+CLASS_NAMES = ["cat", "Cats", "dog", "=1+1", "@SUM(A1)", "+3", "-x", "'quoted'", "小猫", "a b"]
 
 
 @st.composite

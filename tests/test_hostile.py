@@ -532,6 +532,8 @@ MODELS = [
     Case("model-two-relus-after-dense", bad(two_relus_after_dense), ("bad.npz",)),
     Case("model-pool-after-flatten",
          bad(lambda c, a: c["layers"].insert(4, {"type": "maxpool", "size": 1})), ("bad.npz",)),
+    Case("model-class-names-differ-only-by-case", bad(classes("cat", "Cat", "dog")), ("bad.npz",)),
+    Case("train-class-names-differ-only-by-case", train_on("cat", "dog", "CAT"), ("data",)),
 ]
 
 
