@@ -71,6 +71,7 @@ def typed(tmp_path_factory):
     return folder, cases
 
 
+@pytest.mark.slow
 def test_libreoffice_picks_a_class_typed_in_other_capitals_or_as_a_number(typed, calc_profile):
     folder, cases = typed
     paths = [path for path, _ in cases]
@@ -78,6 +79,7 @@ def test_libreoffice_picks_a_class_typed_in_other_capitals_or_as_a_number(typed,
         assert compare(path, recalculated, expected) > 1000
 
 
+@pytest.mark.slow
 def test_gnumeric_picks_a_class_typed_in_other_capitals_or_as_a_number(typed):
     folder, cases = typed
     for path, expected in cases:
