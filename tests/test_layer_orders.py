@@ -6,7 +6,7 @@ are refused, naming the layer."""
 import numpy as np
 import pytest
 from helpers import config
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from libreoffice import cached_values_match, compare, convert
 
@@ -53,9 +53,10 @@ def accepted_orders(draw):
     return model, pixels, int(rng.integers(len(CLASSES)))
 
 
+# No shrinking: each try starts LibreOffice, and the failure already names the layer order.
 @pytest.mark.slow
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.filter_too_much,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=3, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
 @given(st.lists(accepted_orders(), min_size=4, max_size=4))
 def test_every_accepted_layer_order_caches_what_its_formulas_compute(tmp_path_factory, calc_profile, batch):
     folder = tmp_path_factory.mktemp("orders")
