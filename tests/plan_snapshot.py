@@ -86,7 +86,7 @@ def differences(old, new, where="", found=None, worst=None):
         if a != b:
             gap = abs(a - b) / max(1.0, abs(a))
             worst[0] = max(worst[0], gap)
-            if gap > 1e-12:
+            if gap > 1e-12:  # more than rounding
                 found.append(f"{where}: {a!r} -> {b!r}")
     elif isinstance(old, dict) and isinstance(new, dict) and old.keys() == new.keys():
         for key in old:

@@ -12,7 +12,7 @@ import numpy as np
 
 from cnnsheet import style
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.layers import Conv
+from cnnsheet.layers import Conv, receptive_field_size
 from cnnsheet.layout import LEFT, Block, a1, area, blocks_per_row, grid, on, quote_sheet
 from cnnsheet.model import Model, Trace
 from cnnsheet.plan import Scale, SheetPlan, WorkbookPlan
@@ -35,7 +35,7 @@ class Step:
     params: int = 0
     note: str = ""
     window: tuple | None = None  # (span, stride) of a conv or pool: how it widens the field
-    field_start: bool = False  # the input: each cell sees one pixel, and moves one at a time
+    field: tuple | None = None  # the engine's (size, jump) of the receptive field of a cell here
 
 
 @dataclass
@@ -104,6 +104,7 @@ class Book:
 
     def __post_init__(self):
         self.trace = self.model.predict(self.pixels)
+        self.loss = float(self.model.loss(self.trace, [self.target_index])[0])  # finite where p is 0
         self.first = Pass(self.trace, self.model.params())
         self.plan.lang = self.texts.lang
         self.class_names = self.texts.class_names(self.model.classes)  # as the workbook shows them
@@ -247,6 +248,11 @@ class Book:
         """The tensor a layer reads: the output of the layer before it, or the input."""
         names = list(self.trace.tensors)
         return names[names.index(layer.name) - 1]
+
+    def field_of(self, layer) -> tuple[int, int]:
+        """The engine's (size, jump) of the receptive field of a cell of a layer's output."""
+        layers = self.model.layers
+        return receptive_field_size(layers[:layers.index(layer) + 1])
 
     def output_name(self, layer, j: int) -> str:
         """A dense output's column heading: the class name for the last layer, else 'unit j'."""

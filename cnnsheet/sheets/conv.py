@@ -93,7 +93,7 @@ def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, b
 
     @functools.cache
     def windows(i, j):  # the same for every filter
-        r0, c0 = layer.receptive_field(i, j)
+        r0, c0 = layer.window_origin(i, j)
         return [block.window_address(r0, c0, layer.span, layer.span) for block in in_blocks]
 
     def formula(f, i, j):
@@ -102,7 +102,8 @@ def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, b
     book.tensor(ws, blocks, values, formula, style.DIVERGING)
     book.step(fp, ws.title, layer.name, values.shape,
               size_formula=f"=INT(({in_h}+2*{p}-{d}*({k}-1)-1)/{s})+1",
-              size_rule=f"floor(({in_h} + 2x{p} - {d}x({k}-1) - 1) / {s}) + 1", window=(layer.span, s))
+              size_rule=f"floor(({in_h} + 2x{p} - {d}x({k}-1) - 1) / {s}) + 1", window=(layer.span, s),
+              field=book.field_of(layer))
     return blocks, ws.title
 
 
@@ -129,14 +130,12 @@ def spread(book: Book, tag: str, layer: Conv, incoming, dz: np.ndarray, border: 
     """dZ with stride - 1 zeros between its cells: the map that a strided conv's gradient slides
     over (the transposed convolution), framed by zeros for the full convolution."""
     grad_blocks, grad_sheet = incoming
-    F, Ho, Wo = dz.shape
     s = layer.stride
-    Hd, Wd = (Ho - 1) * s + 1, (Wo - 1) * s + 1
+    values = layer.spread(dz)  # (F, Hd, Wd)
+    F, Hd, Wd = values.shape
     number = book.at[layer.name][1][len("Conv"):]
     ws, top = book.sheet("Spread", "spread", title=f"{tag}Spread{number}", numbering=tag,
                          colours=(style.DIVERGING,), stride=s, sheet=grad_sheet)
-    values = np.zeros((F, Hd, Wd))
-    values[:, ::s, ::s] = dz
     blocks = book.blocks(ws, top, values, [b.label for b in grad_blocks], border)
     book.tensor(ws, blocks, values, lambda f, i, j: (
         f"={grad_blocks[f].address(i // s, j // s)}" if i % s == 0 and j % s == 0 else None),
@@ -178,12 +177,10 @@ def rotated_kernels(book: Book, layer: Conv, tag: str):
     """Each kernel turned by 180 degrees (spread when dilated), read live from its Filters sheet."""
     if layer.name in book.rotated:
         return book.rotated[layer.name]
-    F, C, span, d = layer.filters, layer.in_channels, layer.span, layer.dilation
+    F, C, span = layer.filters, layer.in_channels, layer.span
     kernels = book.kernels[layer.name]
     number = book.at[layer.name][1][len("Conv"):]
-    spread_kernels = np.zeros((F * C, span, span))
-    spread_kernels[:, ::d, ::d] = layer.weight.reshape(F * C, layer.kernel, layer.kernel)
-    turned = spread_kernels[:, ::-1, ::-1]
+    turned = layer.turned_kernels()  # (F * C, span, span)
     labels = [f"{book.texts('labels', 'filter', number=f + 1)}: {kernels[f][c].label}"
               for f in range(F) for c in range(C)]
     ws, top = book.sheet("Rotated", "rotated", title=f"Rotated{number}", numbering=tag,

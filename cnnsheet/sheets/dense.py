@@ -3,16 +3,16 @@ bias; then dz, dW = dz x input, db = dz, and the gradient sent back, W^T dz."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from cnnsheet import style
 from cnnsheet.layers import Dense, Flatten, ReLU
 from cnnsheet.layout import LEFT, Vector, a1, area, on
 from cnnsheet.sheets.common import Book, DenseGeometry, Pass
 
 
-def dense_sheet(book: Book, fp: Pass, layer: Dense, source: Vector, relu_next: bool, last: bool) -> Vector:
-    """Inputs down column C, one column of weights per output, the outputs in a row on top."""
+def dense_sheet(book: Book, fp: Pass, layer: Dense, source: Vector, relu_next: ReLU | None,
+                last: bool) -> Vector:
+    """Inputs down column C, one column of weights per output, the outputs in a row on top; the
+    ReLU that follows, if any, in the row below them."""
     m, n = layer.units, layer.inputs
     keys = ("body",) + (("body_relu",) if relu_next else ()) + (("body_logits",) if last else ())
     number = book.counts.get(fp.sheet_prefix + "Dense", 0) + 1
@@ -48,7 +48,7 @@ def dense_sheet(book: Book, fp: Pass, layer: Dense, source: Vector, relu_next: b
     ws.scale(out.data, style.DIVERGING)
     if relu_next:
         ws.label(g.relu_row, LEFT, book.texts("labels", "relu"))
-        after = np.maximum(outputs, 0)
+        after = fp.trace.tensors[relu_next.name][0]
         look = style.key("number", style.number_format(outputs))
         for j in range(m):
             ws.formula(g.relu_row, g.first + j, ReLU.formula(out.ref(j)), after[j], look)

@@ -4,6 +4,7 @@ the saliency pass, the gradient of a class score with respect to each pixel (sIm
 from __future__ import annotations
 
 from cnnsheet import style
+from cnnsheet.layers import receptive_field_size
 from cnnsheet.layout import LEFT, a1
 from cnnsheet.model import LUMA
 from cnnsheet.plan import Scale, WholeNumbers
@@ -58,7 +59,8 @@ def input_sheet(book: Book, image_blocks):
 
     # a black pixel reads (0 - mean) / std: below zero whenever the mean is above it
     book.tensor(ws, blocks, values, formula, input_scale(model))
-    book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape, field_start=True)
+    book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape,
+                      field=receptive_field_size([]))  # each cell sees one pixel, one apart
     book.at["input"] = (blocks, ws.title)
 
 

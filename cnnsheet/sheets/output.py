@@ -36,9 +36,7 @@ def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> Vector:
     for col, key in enumerate(["class", "logit", "exp", "probability"], LEFT):
         ws.label(top, col, book.texts("labels", key))
     first = top + 1
-    z = fp.trace.logits[0]
-    exps = np.exp(z - z.max())
-    p = fp.trace.probabilities[0]
+    z, exps, p = fp.trace.logits[0], fp.trace.exps[0], fp.trace.probabilities[0]
     exp_range = area(first, LEFT + 2, first + K - 1, LEFT + 2)
     for k, name in enumerate(classes):
         row = first + k
@@ -48,8 +46,9 @@ def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> Vector:
         ws.formula(row, LEFT + 2, exp_formula(a1(row, LEFT + 1), f"{fp.name_prefix}logits"), exps[k], VALUE)
         ws.formula(row, LEFT + 3, normalise_formula(a1(row, LEFT + 2), exp_range), p[k], VALUE)
     ws.label(first + K, LEFT + 1, book.texts("labels", "sum"))
-    ws.formula(first + K, LEFT + 2, f"=SUM({exp_range})", exps.sum(), VALUE)
-    ws.formula(first + K, LEFT + 3, f"=SUM({area(first, LEFT + 3, first + K - 1, LEFT + 3)})", p.sum(), VALUE)
+    ws.formula(first + K, LEFT + 2, f"=SUM({exp_range})", fp.trace.exp_sums[0], VALUE)
+    ws.formula(first + K, LEFT + 3, f"=SUM({area(first, LEFT + 3, first + K - 1, LEFT + 3)})",
+               fp.trace.probability_sums[0], VALUE)
     probabilities = Vector(ws.title, first, LEFT + 3, K)
     names = Vector(ws.title, first, LEFT, K)
     if fp is book.first:
@@ -88,7 +87,7 @@ def loss_sheet(book: Book, probabilities: Vector):
     ws.label(p_row, LEFT, book.texts("labels", "p_true"))
     ws.label(loss_row, LEFT, book.texts("labels", "loss"))
     ws.formula(p_row, LEFT + 1, true_probability_formula("onehot", "probabilities"), p[target], VALUE)
-    loss = -np.log(p[target])
+    loss = book.loss
     ws.formula(loss_row, LEFT + 1, cross_entropy_formula(a1(p_row, LEFT + 1)), loss,
                style.key("big", style.loss_format(loss)))
     book.name("loss", ws, a1(loss_row, LEFT + 1))

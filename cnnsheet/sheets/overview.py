@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import math
 
-import numpy as np
 from PIL import Image
 
 from cnnsheet import style
@@ -53,7 +52,7 @@ def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_
     row += 1
     p = book.trace.probabilities[0]
     target = book.target_index
-    loss = -np.log(p[target])
+    loss = book.loss
     summary = [  # the cells a student may change are mirrored here, with where to change them
         ("predicted", "=INDEX(class_names,MATCH(MAX(probabilities),probabilities,0))",
          names[int(p.argmax())], "General", None),
@@ -169,26 +168,26 @@ def glance(book: Book, ws, row: int) -> int:
     return row
 
 
-def receptive_field(ws, row: int, step, field):
-    """The receptive field and jump of a conv or pool row, as live arithmetic from the row
-    before: size + (span - 1) x jump, and jump x stride. Returns the new (row, size, jump)."""
+def field_cells(ws, row: int, step, before: int | None) -> int | None:
+    """The size and jump of the receptive field of a row's cells: constants on the input's row,
+    live arithmetic from the row `before` on a conv's or pool's (size + (span - 1) x jump, and
+    jump x stride), each cell caching the engine's number. Returns the row that the next conv or
+    pool reads its field from."""
     (size_col, _), (jump_col, _) = TABLE["table_field"], TABLE["table_jump"]
     look = style.key("heading")
-    if step.field_start:
-        field = (row, 1, 1)
-        ws.number(row, size_col, 1, look)
-        ws.number(row, jump_col, 1, look)
-    elif step.window and field:
-        (span, stride), (before, size, jump) = step.window, field
-        field = (row, size + (span - 1) * jump, jump * stride)
-        ws.formula(row, size_col, f"={a1(before, size_col)}+({span}-1)*{a1(before, jump_col)}",
-                   field[1], look)
-        ws.formula(row, jump_col, f"={a1(before, jump_col)}*{stride}", field[2], look)
+    if step.field is None or (step.window and before is None):
+        return before
+    size, jump = step.field
+    if step.window is None:  # the input: each cell sees one pixel, one apart
+        ws.number(row, size_col, size, look)
+        ws.number(row, jump_col, jump, look)
     else:
-        return field
+        span, stride = step.window
+        ws.formula(row, size_col, f"={a1(before, size_col)}+({span}-1)*{a1(before, jump_col)}", size, look)
+        ws.formula(row, jump_col, f"={a1(before, jump_col)}*{stride}", jump, look)
     for first, last in (TABLE["table_field"], TABLE["table_jump"]):
         ws.merges.append(area(row, first, row, last))
-    return field
+    return row
 
 
 def table(book: Book, ws, row: int):
@@ -201,7 +200,7 @@ def table(book: Book, ws, row: int):
     first = row + 1
     order = {title: index for index, title in enumerate(book.plan.sheetnames)}
     size_cols, params_cols = TABLE["table_size"], TABLE["table_params"]
-    field = None  # (row, size, jump) of the last row with a receptive field
+    field_row = None  # the last row with a receptive field
     for step in sorted(book.steps, key=lambda s: order[s.sheet]):
         row += 1
         ws.link(row, TABLE["table_step"], step.sheet, step.sheet)
@@ -216,13 +215,13 @@ def table(book: Book, ws, row: int):
             ws.formula(row, params_cols[0], step.params_formula, step.params,
                        style.key("heading", style.COUNT))
             ws.merges.append(area(row, params_cols[0], row, params_cols[1]))
-        field = receptive_field(ws, row, step, field)
+        field_row = field_cells(ws, row, step, field_row)
         if step.note:
             ws.text(row, TABLE["table_note"], step.note)
     row += 1
     ws.label(row, TABLE["table_size_rule"], t("overview", "total"))
     ws.formula(row, params_cols[0], f"=SUM({area(first, params_cols[0], row - 1, params_cols[0])})",
-               sum(s.params for s in book.steps), style.key("big", style.COUNT))
+               book.model.parameter_count, style.key("big", style.COUNT))
     ws.merges.append(area(row, params_cols[0], row, params_cols[1]))
     for offset, line in enumerate(t.lines("overview", "field_note"), 2):
         ws.text(row + offset, 1, line)

@@ -12,7 +12,6 @@ import numpy as np
 from cnnsheet import style
 from cnnsheet.layers import Conv, Dense, Flatten, MaxPool, ReLU, onehot_formula
 from cnnsheet.layout import LEFT, Block, Vector, a1
-from cnnsheet.model import Model
 from cnnsheet.sheets import conv, dense, flatten, image, output, pool, relu
 from cnnsheet.sheets.common import Book, Pass
 
@@ -40,7 +39,8 @@ def forward(book: Book, fp: Pass) -> Vector:
         elif isinstance(layer, Flatten):
             vector = flatten.flatten_sheet(book, fp, values, blocks, sheet, scale)
         elif isinstance(layer, Dense):
-            relu_next = index + 1 < len(layers) and isinstance(layers[index + 1], ReLU)
+            following = layers[index + 1] if index + 1 < len(layers) else None
+            relu_next = following if isinstance(following, ReLU) else None
             vector = dense.dense_sheet(book, fp, layer, vector, relu_next, last=index == len(layers) - 1)
         if fp is book.first:
             book.at[layer.name] = (vector, sheet) if vector is not None else (blocks, sheet)
@@ -50,10 +50,9 @@ def forward(book: Book, fp: Pass) -> Vector:
 def backward(book: Book, probabilities: Vector):
     """Gradients from the loss, the gradient-descent step, and the saliency map."""
     model, trace = book.model, book.trace
-    K = len(model.classes)
-    dlogits = trace.probabilities[0] - np.eye(K)[book.target_index]
-    grads = model.backward(trace, dlogits[None])
-    seed = output.dlogits_sheet(book, probabilities, dlogits)
+    dlogits = model.loss_gradient(trace, [book.target_index])  # (1, K)
+    grads = model.backward(trace, dlogits)
+    seed = output.dlogits_sheet(book, probabilities, dlogits[0])
     chain(book, "d", seed, grads, with_params=True, to_input=False)
     gradient_step(book, grads)
     saliency_sheets(book)
@@ -92,25 +91,19 @@ def gradient_step(book: Book, grads):
     ws.label(top, LEFT, book.texts("labels", "learning_rate"))
     ws.number(top, LEFT + 1, rate, style.key("input", "0.000"))
     book.name("learning_rate", ws, a1(top, LEFT + 1))
-    model = book.model
-    stepped = {name: value - rate * grads.params[name] for name, value in model.params().items()}
-    after_model = Model(model.config)
-    after_model.set_params(stepped)
-    new_trace = after_model.forward(book.trace.tensors["input"])
+    descent = book.model.descend(book.trace, grads, [book.target_index], rate)
 
     def new_weight(layer, key, index):
         where = (layer.name, key, index)
         return f"={book.param_at[where]}-learning_rate*{book.grad_at[where]}"
 
-    after = Pass(new_trace, stepped, "New", "new_", new_weight)
+    after = Pass(descent.trace, descent.model.params(), "New", "new_", new_weight)
     probabilities = output.softmax_sheet(book, after, forward(book, after))
-    target = book.target_index
-    loss_before = -np.log(book.trace.probabilities[0][target])
-    loss_after = book.loss_after = -np.log(new_trace.probabilities[0][target])
-    rows = [("loss", "=loss", loss_before),
+    book.loss_after = descent.loss_after
+    rows = [("loss", "=loss", descent.loss_before),
             ("loss_after_step", f"=-LN(SUMPRODUCT(onehot,{probabilities.data_address}))",
-             loss_after),
-            ("loss_change", f"={a1(top + 3, LEFT + 1)}-{a1(top + 2, LEFT + 1)}", loss_after - loss_before)]
+             descent.loss_after),
+            ("loss_change", f"={a1(top + 3, LEFT + 1)}-{a1(top + 2, LEFT + 1)}", descent.loss_change)]
     for offset, (key, formula, value) in enumerate(rows, 2):
         ws.label(top + offset, LEFT, book.texts("labels", key))
         ws.formula(top + offset, LEFT + 1, formula, value, style.key("big", style.loss_format(value)))

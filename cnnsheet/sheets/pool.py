@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
-
 from cnnsheet import style
 from cnnsheet.layers import MaxPool
 from cnnsheet.layout import Block, area, on
@@ -27,7 +25,8 @@ def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet
                 lambda c, i, j: MaxPool.formula(in_blocks[c].window_address(i * t, j * t, q, q)), scale)
     note = book.texts("pool", "body_dropped", dropped=dropped) if rows or cols else ""
     book.step(fp, ws.title, layer.name, values.shape, size_formula=f"=INT(({H}-{q})/{t})+1",
-              size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note, window=(q, t))
+              size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note, window=(q, t),
+              field=book.field_of(layer))
     return blocks, ws.title
 
 
@@ -83,9 +82,7 @@ def mask_sheet(book: Book, layer: MaxPool, tag: str):
         return book.masks[layer.name]
     in_blocks, in_sheet = book.at[book.previous_name(layer)]
     out_blocks, out_sheet = book.at[layer.name]
-    # the backward pass of an all-ones gradient counts, per cell, the windows it wins
-    wins_count = layer.backward(np.ones((1, *book.trace.tensors[layer.name][0].shape)),
-                                book.trace.caches[layer.name])[0][0]
+    wins_count = layer.windows_won(book.trace.caches[layer.name])[0]  # (C, H, W)
     number = out_sheet[len("Pool"):]  # Mask2 belongs to Pool2, whichever pass needs it first
     ws, top = book.sheet("Mask", "mask", title=f"Mask{number}", numbering=tag,
                          colours=(style.SEQUENTIAL_SCALE,), size=layer.size, sheet=in_sheet)

@@ -15,7 +15,7 @@ import numpy as np
 
 from cnnsheet import style
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.layers import Conv, MaxPool, ReLU, reached_by
+from cnnsheet.layers import Conv, MaxPool, ReLU, reached_by, receptive_field
 from cnnsheet.layout import Block, a1, area, quote_sheet
 from cnnsheet.plan import WholeNumbers
 from cnnsheet.sheets.common import Book, channel_names
@@ -48,28 +48,6 @@ def from_chosen_block(blocks: list[Block], sources: list[str], pick: str, row, c
     rows = f"INT(({pick}-1)/{per_row})*{down}+{row}" if down else f"{row}"
     cols = f"MOD({pick}-1,{per_row})*{across}+{col}" if across else f"{col}"
     return f"INDEX({quote_sheet(first.sheet)}!{whole},{rows},{cols})"
-
-
-def receptive_field(layers: list, sizes: list[int], out_index: int) -> set[int]:
-    """The input rows (or columns) that can influence row `out_index` of the last of `layers`.
-
-    `sizes[i]` is the length of the input of `layers[i]`; ReLUs keep the set, a conv or a pool
-    replaces it with every row its windows read there, minus the zero padding."""
-    rows = {out_index}
-    for layer, size in zip(reversed(layers), reversed(sizes)):
-        if isinstance(layer, (Conv, MaxPool)):
-            rows = {y for out in rows for y in layer.reads(out) if 0 <= y < size}
-    return rows
-
-
-def receptive_field_size(layers: list) -> tuple[int, int]:
-    """(size, jump) of a stack of convs and pools, ignoring the edges: each layer widens the field
-    by (span - 1) x the jump so far, and multiplies the jump (the stride product) by its stride."""
-    size, jump = 1, 1
-    for layer in layers:
-        if isinstance(layer, (Conv, MaxPool)):
-            size, jump = size + (layer.span - 1) * jump, jump * layer.stride
-    return size, jump
 
 
 def zoom_sheets(book: Book, choices: dict | None = None):
@@ -153,11 +131,8 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
 
     # ---- the window, the kernel and the products, channel by channel ----------------------------
     weight = layer.weight  # (F, C, k, k)
-    xp = np.pad(x, ((0, 0), (p, p), (p, p)))  # (C, H+2p, W+2p)
-    window = xp[:, i * s:i * s + span, j * s:j * s + span]  # (C, span, span)
-    kernel = np.zeros((C, span, span))
-    kernel[:, ::d, ::d] = weight[f]
-    products = window[:, ::d, ::d] * weight[f]  # (C, k, k)
+    neuron = layer.one_output(x, f, i, j)
+    window, kernel, products = neuron.window, neuron.kernel, neuron.products
     grid_top = top + 12
     look_x = style.key("number", style.number_format(x))
     look_w = style.key("number", style.number_format(weight))
@@ -211,15 +186,13 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     # ---- sum, bias, total, and the same cell on the Conv sheet ----------------------------------
     look = style.key("value", "0.0000")
     row = top + 5
-    bias = layer.bias[f]
-    total = products.sum() + bias
     biases = from_chosen_block(book.biases[layer.name], [f"conv{n}_f{g + 1}_bias" for g in range(F)],
                                pick, 1, 1)
     conv_cell = from_chosen_block(out_blocks, [b.data_address for b in out_blocks], pick, row_name, col_name)
     mine, theirs = a1(row + 2, VALUES), a1(row + 3, VALUES)
-    rows = [("sum", f"=SUM(zoom{n}_products)", products.sum(), look),
-            ("bias", f"={biases}", bias, look),
-            ("total", f"={a1(row, VALUES)}+{a1(row + 1, VALUES)}", total, style.key("big", "0.0000")),
+    rows = [("sum", f"=SUM(zoom{n}_products)", neuron.sum, look),
+            ("bias", f"={biases}", neuron.bias, look),
+            ("total", f"={a1(row, VALUES)}+{a1(row + 1, VALUES)}", neuron.total, style.key("big", "0.0000")),
             ("on_conv", f"={conv_cell}", out[f, i, j], look),
             # 1 or 0, not a text: a teacher's words never go inside a formula
             ("check", f"=IF(ABS({mine}-{theirs})<=1E-9*(1+ABS({theirs})),1,0)", 1, style.key("heading", "0"))]
@@ -245,7 +218,8 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
 def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chosen, top: int):
     """0/1 flags of the rows and columns of every earlier sheet that can reach the chosen cell:
     the conv's own input from the choice, every tensor below from the one above it, through the
-    windows of each conv and pool (a ReLU keeps them). Returns the input's (rows, cols) sets."""
+    windows of each conv and pool (a ReLU keeps them); the engine's receptive field gives each
+    flag's value. Returns the input's (rows, cols) sets: the receptive field of the chosen cell."""
     t = book.texts
     layers = book.model.layers[:index + 1]
     ws.label(top - 1, LABELS, t("zoom", "field_table"))
@@ -255,8 +229,9 @@ def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chose
     names = (f"zoom{n}_row", f"zoom{n}_col")
     above = None  # (column per axis, layer whose input this is)
     col = VALUES
-    sets = [{chosen[0]}, {chosen[1]}]
-    for below in reversed(layers):
+    field = [set(), set()]  # rows, cols
+    for depth in range(len(layers) - 1, -1, -1):
+        below = layers[depth]
         if isinstance(below, ReLU):
             continue
         tensor = book.previous_name(below)
@@ -267,10 +242,11 @@ def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chose
         ws.text(top + 1, col, t("zoom", "rows"))
         ws.text(top + 1, col + 1, t("zoom", "cols"))
         for axis, (size, out_size) in enumerate(((size_rows, out_rows), (size_cols, out_cols))):
-            sets[axis] = {y for out in sets[axis] for y in below.reads(out) if 0 <= y < size}
+            sizes = [shape[1 + axis] for shape in book.model.shapes[depth:index + 1]]
+            reaching = field[axis] = receptive_field(layers[depth:], sizes, chosen[axis])
             for y in range(size):
                 cell = (top + 2 + y, col + axis)
-                value = float(y in sets[axis])
+                value = float(y in reaching)
                 if above is None:  # the chosen output cell: the taps of its window, live
                     offset = f"{y}-(({names[axis]}-1)*{below.stride}-{below.padding})"
                     terms = [f"{offset}>=0", f"{offset}<={below.span - 1}"]
@@ -292,7 +268,7 @@ def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chose
     for y in range(max(size_rows, size_cols)):
         ws.number(top + 2 + y, LABELS, y + 1, style.key("value", "0"))
     ws.scale([area(top + 2, VALUES, top + 1 + max(size_rows, size_cols), col - 1)], style.PROBABILITY)
-    return sets
+    return field
 
 
 def grid_position(blocks: list[Block]) -> tuple[str, str, str]:
@@ -375,9 +351,7 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     ws.label(top, label_col, t("zoom", "pool_choose", sheet=pool_title, colour=colour_name(book, n)))
     pick, row_name, col_name = choice_cells(book, ws, top + 1, label_col, value_col, f"pool{n}",
                                             (f, i, j), (C, Ho, Wo))
-    window = x[f, i * stride:i * stride + q, j * stride:j * stride + q]  # (q, q)
-    winner = np.zeros((q, q))
-    winner[np.unravel_index(int(np.argmax(window)), window.shape)] = 1  # the first maximum
+    window, winner = layer.one_output(x, f, i, j)  # (q, q) each; winner: 1 on the first maximum
     grid_top = top + 6
     window_block = Block(ws.title, grid_top + 1, label_col, q, q)
     winner_block = Block(ws.title, grid_top + 1, label_col + q + 1, q, q)
@@ -402,7 +376,7 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     for row in range(window_block.top, window_block.top + q):
         ws.heights[row] = style.TENSOR_CELL[1]
     same = from_chosen_block(out_blocks, [b.data_address for b in out_blocks], pick, row_name, col_name)
-    rows = [("pool_max", f"=MAX({window_block.data})", window.max()),
+    rows = [("pool_max", f"=MAX({window_block.data})", values[f, i, j]),
             ("pool_same", f"={same}", values[f, i, j])]
     for offset, (key, formula, value) in enumerate(rows):
         ws.text(grid_top + q + 2 + offset, label_col, t("zoom", key, sheet=pool_title))
