@@ -13,7 +13,7 @@ from operator import itemgetter
 import numpy as np
 from PIL import Image
 
-from cnnsheet import budget, memory, printing, writer
+from cnnsheet import budget, printing, writer
 from cnnsheet.model import Model
 from cnnsheet.plan import WorkbookPlan
 from cnnsheet.sheets import image, output, overview, passes, zoom
@@ -53,7 +53,6 @@ class Walkthrough:
         writer.save(self.plan, path, cached_values)
 
 
-@memory.no_cycle_collection()
 def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = None,
                       target_index: int | None = None, photo: Image.Image | None = None,
                       photo_name: str = "", with_backward: bool = False,
