@@ -246,8 +246,8 @@ class Book:
 
     def previous_name(self, layer) -> str:
         """The tensor a layer reads: the output of the layer before it, or the input."""
-        names = list(self.trace.tensors)
-        return names[names.index(layer.name) - 1]
+        tensors = list(self.trace.tensors)
+        return tensors[tensors.index(layer.name) - 1]
 
     def field_of(self, layer) -> tuple[int, int]:
         """The engine's (size, jump) of the receptive field of a cell of a layer's output."""

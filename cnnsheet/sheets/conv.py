@@ -7,7 +7,7 @@ import functools
 
 import numpy as np
 
-from cnnsheet import style
+from cnnsheet import names, style
 from cnnsheet.layers import Conv
 from cnnsheet.layout import LEFT, Block, a1
 from cnnsheet.sheets.common import Book, Pass, channel_names
@@ -19,16 +19,16 @@ def filter_bands(book: Book, ws, top: int, layer: Conv, write_tap, write_bias):
     write_tap(row, col, (f, c, a, b)) and write_bias(row, col, f) fill the cells; returns the
     kernel blocks [f][c] and the bias cells."""
     F, C, span, d = layer.filters, layer.in_channels, layer.span, layer.dilation
-    names = channel_names(C, layer is book.model.layers[0])
+    channels = channel_names(C, layer is book.model.layers[0])
     zero = style.key("zero", "0")
     kernels, bias_cells = [], []
     for f in range(F):
         band = top + f * (span + 2)
         row_blocks = []
         for c in range(C):
-            block = Block(ws.title, band + 1, LEFT + c * (span + 1), span, span, label=names[c])
+            block = Block(ws.title, band + 1, LEFT + c * (span + 1), span, span, label=channels[c])
             filter_name = book.texts("labels", "filter", number=f + 1)
-            ws.label(band, block.left, f"{filter_name}: {names[c]}" if c == 0 else names[c])
+            ws.label(band, block.left, f"{filter_name}: {channels[c]}" if c == 0 else channels[c])
             for i in range(span):
                 for j in range(span):
                     if i % d == 0 and j % d == 0:
@@ -60,11 +60,11 @@ def filters_sheet(book: Book, fp: Pass, layer: Conv):
         book, ws, top, layer,
         lambda row, col, tap: book.param(fp, ws, row, col, layer, "weight", tap, fmt),
         lambda row, col, f: book.param(fp, ws, row, col, layer, "bias", (f,), fmt))
-    prefix = f"{fp.name_prefix}conv{book.counts[fp.sheet_prefix + 'Filters']}"
+    number = book.counts[fp.sheet_prefix + "Filters"]
     for f, (row_blocks, bias) in enumerate(zip(kernels, bias_cells)):
         for block in row_blocks:
-            book.name(f"{prefix}_f{f + 1}_{block.label}", ws, block.data)
-        book.name(f"{prefix}_f{f + 1}_bias", ws, bias)
+            book.name(names.conv_kernel(number, f + 1, block.label, fp.name_prefix), ws, block.data)
+        book.name(names.conv_bias(number, f + 1, fp.name_prefix), ws, bias)
     if fp is book.first:
         book.kernels[layer.name] = kernels
         bias_col = LEFT + C * (span + 1)  # as filter_bands puts it: right of the last kernel
@@ -86,10 +86,11 @@ def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, b
                          padding=p, dilation=d)
     labels = [book.texts("labels", "filter", number=f + 1) for f in range(F)]
     blocks = book.blocks(ws, top, values, labels, border)
-    prefix = f"{fp.name_prefix}conv{book.counts[fp.sheet_prefix + 'Conv']}"
-    names = channel_names(layer.in_channels, in_sheet == "Input")
+    number = book.counts[fp.sheet_prefix + "Conv"]
+    channels = channel_names(layer.in_channels, in_sheet == "Input")
 
-    kernels = [[f"{prefix}_f{f + 1}_{name}" for name in names] for f in range(F)]
+    kernels = [[names.conv_kernel(number, f + 1, channel, fp.name_prefix) for channel in channels]
+               for f in range(F)]
 
     @functools.cache
     def windows(i, j):  # the same for every filter
@@ -97,7 +98,7 @@ def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, b
         return [block.window_address(r0, c0, layer.span, layer.span) for block in in_blocks]
 
     def formula(f, i, j):
-        return Conv.formula(windows(i, j), kernels[f], f"{prefix}_f{f + 1}_bias")
+        return Conv.formula(windows(i, j), kernels[f], names.conv_bias(number, f + 1, fp.name_prefix))
 
     book.tensor(ws, blocks, values, formula, style.DIVERGING)
     book.step(fp, ws.title, layer.name, values.shape,

@@ -3,7 +3,7 @@ bias; then dz, dW = dz x input, db = dz, and the gradient sent back, W^T dz."""
 
 from __future__ import annotations
 
-from cnnsheet import style
+from cnnsheet import names, style
 from cnnsheet.layers import Dense, Flatten, ReLU
 from cnnsheet.layout import LEFT, Vector, a1, area, on
 from cnnsheet.sheets.common import Book, DenseGeometry, Pass
@@ -19,7 +19,6 @@ def dense_sheet(book: Book, fp: Pass, layer: Dense, source: Vector, relu_next: R
     colours = (style.DIVERGING,) + ((style.SEQUENTIAL_SCALE,) if relu_next else ())
     ws, top = book.sheet("Dense", "dense", keys, fp, colours=colours, layer=f"Dense{number}",
                          units=f"{m:,}", inputs=f"{n:,}", weights=f"{m * n:,}")
-    prefix = f"{fp.name_prefix}dense{book.counts[fp.sheet_prefix + 'Dense']}"
     g = DenseGeometry(ws.title, top + 1, top + 2, top + 3, top + 5, LEFT + 1, LEFT + 2)
     outputs = fp.trace.tensors[layer.name][0]
     for row, key in ((g.bias_row, "bias"), (g.out_row, "output"), (g.data_top - 1, "index")):
@@ -31,7 +30,7 @@ def dense_sheet(book: Book, fp: Pass, layer: Dense, source: Vector, relu_next: R
         ws.number(g.data_top + i, LEFT, i + 1, style.key("plain"))
         ws.formula(g.data_top + i, g.in_col, Flatten.formula(source.address(i)),
                    inputs_values[i], look_in)
-    inputs = book.name(f"{prefix}_in", ws, g.input_column(n))
+    inputs = book.name(names.dense_inputs(number, fp.name_prefix), ws, g.input_column(n))
     weights_now = fp.params[f"{layer.name}.weight"]
     fmt_w = style.number_format(weights_now)
     look_out = style.key("heading", style.number_format(outputs))
@@ -40,8 +39,9 @@ def dense_sheet(book: Book, fp: Pass, layer: Dense, source: Vector, relu_next: R
         ws.label(top, col, book.output_name(layer, j))
         book.param(fp, ws, g.bias_row, col, layer, "bias", (j,), fmt_w)
         book.params(fp, ws, layer, "weight", [(g.data_top + i, col, (j, i)) for i in range(n)], fmt_w)
-        weights = book.name(f"{prefix}_w{j + 1}", ws, area(g.data_top, col, g.data_top + n - 1, col))
-        bias_name = book.name(f"{prefix}_b{j + 1}", ws, a1(g.bias_row, col))
+        weights = book.name(names.dense_weights(number, j + 1, fp.name_prefix), ws,
+                            area(g.data_top, col, g.data_top + n - 1, col))
+        bias_name = book.name(names.dense_bias(number, j + 1, fp.name_prefix), ws, a1(g.bias_row, col))
         ws.formula(g.out_row, col, Dense.formula(inputs, weights, bias_name), outputs[j], look_out)
     out = Vector(ws.title, g.out_row, g.first, m, across=True)
     ws.scale(area(g.data_top, g.first, g.data_top + n - 1, g.first + m - 1), style.DIVERGING)
@@ -55,7 +55,7 @@ def dense_sheet(book: Book, fp: Pass, layer: Dense, source: Vector, relu_next: R
         out = Vector(ws.title, g.relu_row, g.first, m, across=True)
         ws.scale(out.data, style.SEQUENTIAL_SCALE)
     if last:
-        book.name(f"{fp.name_prefix}logits", ws, out.data)
+        book.name(names.logits(fp.name_prefix), ws, out.data)
     if fp is book.first:
         book.dense_at[layer.name] = g
     ws.freeze = a1(g.data_top, g.first)

@@ -3,7 +3,7 @@ back into the maps."""
 
 from __future__ import annotations
 
-from cnnsheet import style
+from cnnsheet import names, style
 from cnnsheet.layers import Flatten
 from cnnsheet.layout import LEFT, Vector, a1
 from cnnsheet.sheets.common import Book, Pass
@@ -28,7 +28,7 @@ def flatten_sheet(book: Book, fp: Pass, values, in_blocks, in_sheet, scale) -> V
         ws.number(row, LEFT + 3, j + 1, style.key("plain"))
         ws.formula(row, LEFT + 4, Flatten.formula(in_blocks[c].address(i, j)), values[n], look)
     ws.scale(vector.data, scale)
-    book.name(f"{fp.name_prefix}flatten", ws, vector.data)
+    book.name(names.flatten(fp.name_prefix), ws, vector.data)
     ws.freeze = a1(top + 1, LEFT)
     ws.width("ABCDEF", (3, 8, 10, 6, 8, 10))
     book.step(fp, ws.title, "flatten", (count,), size_formula=f"={C}*{H}*{W}", size_rule=f"{C} x {H} x {W}")

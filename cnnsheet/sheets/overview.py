@@ -13,7 +13,7 @@ import math
 
 from PIL import Image
 
-from cnnsheet import style
+from cnnsheet import names, style
 from cnnsheet.layers import Flatten
 from cnnsheet.layout import Vector, a1, area
 from cnnsheet.plan import Picture
@@ -36,7 +36,7 @@ def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_
                    bundled: bool = False):
     """`bundled`: the model is the bundled shapes model, which the Overview says knows only
     its three shapes."""
-    t, names = book.texts, book.class_names
+    t, classes = book.texts, book.class_names
     ws = book.plan.sheet(OVERVIEW)
     book.plan.sheets.insert(0, book.plan.sheets.pop())  # planned last, shown first
     ws.text(1, 1, t("overview", "title", photo=photo_name or t("overview", "photo")), style.key("title"))
@@ -53,18 +53,19 @@ def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_
     p = book.trace.probabilities[0]
     target = book.target_index
     loss = book.loss
+    p_name = names.probabilities()
     summary = [  # the cells a student may change are mirrored here, with where to change them
-        ("predicted", "=INDEX(class_names,MATCH(MAX(probabilities),probabilities,0))",
-         names[int(p.argmax())], "General", None),
-        ("probability", "=MAX(probabilities)", p.max(), "0.0%", None),
-        ("true_class", "=target_class", names[target], "General", "Loss"),
-        ("loss", "=loss", loss, style.loss_format(loss), None),
+        ("predicted", f"=INDEX({names.CLASS_NAMES},MATCH(MAX({p_name}),{p_name},0))",
+         classes[int(p.argmax())], "General", None),
+        ("probability", f"=MAX({p_name})", p.max(), "0.0%", None),
+        ("true_class", f"={names.TARGET_CLASS}", classes[target], "General", "Loss"),
+        ("loss", f"={names.LOSS}", loss, style.loss_format(loss), None),
     ]
     if with_backward:
-        summary += [("learning_rate", "=learning_rate", book.learning_rate, "General", "Step"),
-                    ("loss_after_step", "=loss_after_step", book.loss_after,
+        summary += [("learning_rate", f"={names.LEARNING_RATE}", book.learning_rate, "General", "Step"),
+                    ("loss_after_step", f"={names.LOSS_AFTER_STEP}", book.loss_after,
                      style.loss_format(book.loss_after), None),
-                    ("saliency_class", "=saliency_class", names[book.saliency_index], "General",
+                    ("saliency_class", f"={names.SALIENCY_CLASS}", classes[book.saliency_index], "General",
                      "Saliency")]
     first_value, last_value = SUMMARY_VALUE
     for key, formula, value, fmt, where in summary:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnsheet import style
+from cnnsheet import names, style
 from cnnsheet.layers import Conv, Dense, Flatten, MaxPool, ReLU, onehot_formula
 from cnnsheet.layout import LEFT, Block, Vector, a1
 from cnnsheet.sheets import conv, dense, flatten, image, output, pool, relu
@@ -90,24 +90,24 @@ def gradient_step(book: Book, grads):
     rate = book.learning_rate
     ws.label(top, LEFT, book.texts("labels", "learning_rate"))
     ws.number(top, LEFT + 1, rate, style.key("input", "0.000"))
-    book.name("learning_rate", ws, a1(top, LEFT + 1))
+    book.name(names.LEARNING_RATE, ws, a1(top, LEFT + 1))
     descent = book.model.descend(book.trace, grads, [book.target_index], rate)
 
     def new_weight(layer, key, index):
         where = (layer.name, key, index)
-        return f"={book.param_at[where]}-learning_rate*{book.grad_at[where]}"
+        return f"={book.param_at[where]}-{names.LEARNING_RATE}*{book.grad_at[where]}"
 
     after = Pass(descent.trace, descent.model.params(), "New", "new_", new_weight)
     probabilities = output.softmax_sheet(book, after, forward(book, after))
     book.loss_after = descent.loss_after
-    rows = [("loss", "=loss", descent.loss_before),
-            ("loss_after_step", f"=-LN(SUMPRODUCT(onehot,{probabilities.data_address}))",
+    rows = [("loss", f"={names.LOSS}", descent.loss_before),
+            ("loss_after_step", f"=-LN(SUMPRODUCT({names.ONEHOT},{probabilities.data_address}))",
              descent.loss_after),
             ("loss_change", f"={a1(top + 3, LEFT + 1)}-{a1(top + 2, LEFT + 1)}", descent.loss_change)]
     for offset, (key, formula, value) in enumerate(rows, 2):
         ws.label(top + offset, LEFT, book.texts("labels", key))
         ws.formula(top + offset, LEFT + 1, formula, value, style.key("big", style.loss_format(value)))
-    book.name("loss_after_step", ws, a1(top + 3, LEFT + 1))
+    book.name(names.LOSS_AFTER_STEP, ws, a1(top + 3, LEFT + 1))
     ws.width("ABC", (3, 34, 16))
     book.overview_row(ws.title, "learning_rate", (1,))
 
@@ -120,12 +120,12 @@ def saliency_sheets(book: Book):
     ws, top = book.sheet("Saliency", "saliency", numbering=None, colours=(style.SEQUENTIAL_SCALE,),
                          size=model.input_size)
     ws.label(top, LEFT, book.texts("labels", "saliency_class"))
-    output.class_choice(book, ws, top, LEFT + 1, chosen, "saliency_class")
+    output.class_choice(book, ws, top, LEFT + 1, chosen, names.SALIENCY_CLASS)
     ws.label(top + 2, LEFT, book.texts("labels", "class"))
     ws.label(top + 2, LEFT + 1, book.texts("labels", "seed"))
     for k, name in enumerate(book.class_names):
         ws.text(top + 3 + k, LEFT, name)
-        ws.formula(top + 3 + k, LEFT + 1, onehot_formula(a1(top + 3 + k, LEFT), "saliency_class"),
+        ws.formula(top + 3 + k, LEFT + 1, onehot_formula(a1(top + 3 + k, LEFT), names.SALIENCY_CLASS),
                    float(k == chosen), style.key("value", "0"))
     seed = Vector(ws.title, top + 3, LEFT + 1, K)
     grads = model.backward(trace, np.eye(K)[chosen][None])
@@ -141,7 +141,7 @@ def saliency_sheets(book: Book):
         for j in range(size):
             cells = ",".join(f"ABS({b.address(i, j)})" for b in pixel_blocks)
             ws.formula(*heat_block.cell(i, j), f"=MAX({cells})", heat[0, i, j], look)
-    book.name("saliency", ws, heat_block.data)
+    book.name(names.SALIENCY, ws, heat_block.data)
     ws.keep.append((heat_top - 1, heat_left, heat_top + size - 1, heat_left + size - 1))
     ws.scale(heat_block.data, style.SEQUENTIAL_SCALE)
     book.square_cells(ws, heat_top, heat_top + size, heat_left + size)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnsheet import style
+from cnnsheet import names, style
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.layers import Conv, MaxPool, ReLU, reached_by, receptive_field
 from cnnsheet.layout import Block, a1, area, quote_sheet
@@ -59,10 +59,10 @@ def zoom_sheets(book: Book, choices: dict | None = None):
     for index, layer in enumerate(book.model.layers):
         if isinstance(layer, Conv):
             convs += 1
-            zoom_sheet(book, index, layer, convs, choices.get(f"zoom{convs}"))
+            zoom_sheet(book, index, layer, convs, choices.get(names.zoom(convs)))
         elif isinstance(layer, MaxPool):
             pools += 1
-            pool_choice(book, layer, pools, choices.get(f"pool{pools}"))
+            pool_choice(book, layer, pools, choices.get(names.pool_choice(pools)))
 
 
 def strongest(values: np.ndarray) -> tuple[int, int, int]:
@@ -81,17 +81,17 @@ def choice_cells(book: Book, ws, top: int, label_col: int, value_col: int, prefi
     """Three yellow cells named <prefix>_filter, _row, _col (1-based), each refusing anything but
     a whole number in its range; returns the names."""
     t = book.texts
-    names = []
-    for offset, (key, value, high) in enumerate(zip(("filter", "row", "col"), choice, highs)):
+    chosen = []
+    for offset, (key, value, high) in enumerate(zip(names.CHOICE_KEYS, choice, highs)):
         row = top + offset
         ws.text(row, label_col, t("zoom", f"pick_{key}"))
         ws.number(row, value_col, value + 1, style.key("input", "0"))
         ws.text(row, value_col + 1, t("zoom", "range", high=high))
-        names.append(book.name(f"{prefix}_{key}", ws, a1(row, value_col)))
+        chosen.append(book.name(names.choice(prefix, key), ws, a1(row, value_col)))
         ws.whole_numbers.append(WholeNumbers((a1(row, value_col),), 1, high, t("zoom", f"pick_{key}"),
                                              t("zoom", "refused", high=high),
                                              prompt=t("zoom", "prompt", high=high)))
-    return tuple(names)
+    return tuple(chosen)
 
 
 def colour_name(book: Book, n: int) -> str:
@@ -114,7 +114,7 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     if in_blocks[0].border != p:
         raise CnnsheetError(f"internal: {in_sheet} is framed by {in_blocks[0].border} zeros, "
                             f"{layer.name} pads by {p}")
-    names = channel_names(C, previous == "input")
+    channels = channel_names(C, previous == "input")
     title = f"Zoom{n}"
     keys = ["body"] + (["body_stride"] if s > 1 else []) + (["body_padding"] if p else []) + (
         ["body_dilation"] if d > 1 else [])
@@ -126,7 +126,7 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     sheets = book.plan.sheets  # place it just after its Conv sheet
     sheets.insert(book.plan.sheetnames.index(conv_title) + 1, sheets.pop())
     ws.label(top, LABELS, t("zoom", "choose", conv=conv_title))
-    pick, row_name, col_name = choice_cells(book, ws, top + 1, LABELS, VALUES, f"zoom{n}", (f, i, j),
+    pick, row_name, col_name = choice_cells(book, ws, top + 1, LABELS, VALUES, names.zoom(n), (f, i, j),
                                             (F, Ho, Wo))
 
     # ---- the window, the kernel and the products, channel by channel ----------------------------
@@ -143,12 +143,12 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
         left = GRID + c * (2 * span + 3)
         window_block = Block(title, grid_top + 1, left, span, span)
         kernel_block = Block(title, grid_top + 1, left + span + 1, span, span)
-        ws.label(grid_top, left, t("zoom", "window", channel=names[c]))
-        ws.label(grid_top, left + span + 1, t("zoom", "kernel", channel=names[c]))
+        ws.label(grid_top, left, t("zoom", "window", channel=channels[c]))
+        ws.label(grid_top, left + span + 1, t("zoom", "kernel", channel=channels[c]))
         outer = in_blocks[c].outer
         cells = (outer[2] - outer[0] + 1) * (outer[3] - outer[1] + 1)
         source = quote_sheet(in_sheet) + "!" + area(*outer)
-        kernels = [f"conv{n}_f{g + 1}_{names[c]}" for g in range(F)]
+        kernels = [names.conv_kernel(n, g + 1, channels[c]) for g in range(F)]
         filter_blocks = [book.kernels[layer.name][g][c] for g in range(F)]
         for a in range(span):
             for b in range(span):
@@ -168,13 +168,13 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     ws.label(product_top - 1, GRID, t("zoom", "products", count=C * k * k))
     product_block = Block(title, product_top + 1, GRID, k, C * k)
     for c in range(C):
-        ws.label(product_top, GRID + c * k, names[c])
+        ws.label(product_top, GRID + c * k, channels[c])
         for a in range(k):
             for b in range(k):
                 ws.formula(*product_block.cell(a, c * k + b),
                            f"={window_blocks[c].ref(a * d, b * d)}*{kernel_blocks[c].ref(a * d, b * d)}",
                            products[c, a, b], look_product)
-    book.name(f"zoom{n}_products", ws, product_block.data)
+    book.name(names.zoom_products(n), ws, product_block.data)
     def taps(block):  # the cells a dilated kernel uses: the holes keep their grey look
         if d == 1:
             return [block.data]
@@ -186,11 +186,11 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     # ---- sum, bias, total, and the same cell on the Conv sheet ----------------------------------
     look = style.key("value", "0.0000")
     row = top + 5
-    biases = from_chosen_block(book.biases[layer.name], [f"conv{n}_f{g + 1}_bias" for g in range(F)],
+    biases = from_chosen_block(book.biases[layer.name], [names.conv_bias(n, g + 1) for g in range(F)],
                                pick, 1, 1)
     conv_cell = from_chosen_block(out_blocks, [b.data_address for b in out_blocks], pick, row_name, col_name)
     mine, theirs = a1(row + 2, VALUES), a1(row + 3, VALUES)
-    rows = [("sum", f"=SUM(zoom{n}_products)", neuron.sum, look),
+    rows = [("sum", f"=SUM({names.zoom_products(n)})", neuron.sum, look),
             ("bias", f"={biases}", neuron.bias, look),
             ("total", f"={a1(row, VALUES)}+{a1(row + 1, VALUES)}", neuron.total, style.key("big", "0.0000")),
             ("on_conv", f"={conv_cell}", out[f, i, j], look),
@@ -199,12 +199,13 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     for offset, (key, formula, value, look_) in enumerate(rows):
         ws.text(row + offset, LABELS, t("zoom", key, conv=conv_title))
         ws.formula(row + offset, VALUES, formula, value, look_)
-    book.name(f"zoom{n}_value", ws, a1(row + 2, VALUES))
+    book.name(names.zoom_value(n), ws, a1(row + 2, VALUES))
 
     field_top = product_top + k + 3
     field = receptive_field_table(book, ws, index, layer, n, (i, j), field_top)
     ws.text(top + 10, LABELS, t("zoom", "field"))
-    ws.formula(top + 10, VALUES, f"=SUM(zoom{n}_field_rows)&\" x \"&SUM(zoom{n}_field_cols)",
+    rows_name, cols_name = names.zoom_field(n, "rows"), names.zoom_field(n, "cols")
+    ws.formula(top + 10, VALUES, f"=SUM({rows_name})&\" x \"&SUM({cols_name})",
                f"{len(field[0])} x {len(field[1])}", style.key("heading"))
 
     book.square_cells(ws, grid_top, product_top + k + 1, max(GRID + C * (2 * span + 3), GRID + C * k))
@@ -226,7 +227,7 @@ def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chose
     ws.text(top, LABELS, t("zoom", "field_rows"))
     flag = style.key("value", "0")
     zero = style.key("zero", "0")
-    names = (f"zoom{n}_row", f"zoom{n}_col")
+    choice_names = (names.choice(names.zoom(n), "row"), names.choice(names.zoom(n), "col"))
     above = None  # (column per axis, layer whose input this is)
     col = VALUES
     field = [set(), set()]  # rows, cols
@@ -248,7 +249,7 @@ def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chose
                 cell = (top + 2 + y, col + axis)
                 value = float(y in reaching)
                 if above is None:  # the chosen output cell: the taps of its window, live
-                    offset = f"{y}-(({names[axis]}-1)*{below.stride}-{below.padding})"
+                    offset = f"{y}-(({choice_names[axis]}-1)*{below.stride}-{below.padding})"
                     terms = [f"{offset}>=0", f"{offset}<={below.span - 1}"]
                     if below.dilation > 1:
                         terms.append(f"MOD({offset},{below.dilation})=0")
@@ -263,8 +264,8 @@ def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chose
         above = (col, col + 1)
         col += 2
     size_rows, size_cols = book.trace.tensors["input"][0].shape[1:]
-    book.name(f"zoom{n}_field_rows", ws, area(top + 2, above[0], top + 1 + size_rows, above[0]))
-    book.name(f"zoom{n}_field_cols", ws, area(top + 2, above[1], top + 1 + size_cols, above[1]))
+    book.name(names.zoom_field(n, "rows"), ws, area(top + 2, above[0], top + 1 + size_rows, above[0]))
+    book.name(names.zoom_field(n, "cols"), ws, area(top + 2, above[1], top + 1 + size_cols, above[1]))
     for y in range(max(size_rows, size_cols)):
         ws.number(top + 2 + y, LABELS, y + 1, style.key("value", "0"))
     ws.scale([area(top + 2, VALUES, top + 1 + max(size_rows, size_cols), col - 1)], style.PROBABILITY)
@@ -292,7 +293,7 @@ def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_block
     """Rules that follow the choice: the taps of the window on the sheet the layer reads, the
     chosen cell on the Conv sheet, the ReLU and pool cells it feeds, the field on the Image sheet."""
     plan = book.plan
-    pick, row_name, col_name = f"zoom{n}_filter", f"zoom{n}_row", f"zoom{n}_col"
+    pick, row_name, col_name = (names.choice(names.zoom(n), key) for key in names.CHOICE_KEYS)
     s, p, d, span = layer.stride, layer.padding, layer.dilation, layer.span
 
     def taps(row: str, col: str) -> str:  # row and col: 0-based, in the padded input
@@ -330,8 +331,8 @@ def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_block
         cell_rule(book.at[later[0].name][0], later[0].size, later[0].stride)
     for block in book.at["image"][0]:  # each channel has a colour scale of its own
         plan[block.sheet].highlight(
-            block.data, f"=AND(INDEX(zoom{n}_field_rows,ROW()-{block.top - 1})=1,"
-                        f"INDEX(zoom{n}_field_cols,COLUMN()-{block.left - 1})=1)", "field", colour)
+            block.data, f"=AND(INDEX({names.zoom_field(n, 'rows')},ROW()-{block.top - 1})=1,"
+                        f"INDEX({names.zoom_field(n, 'cols')},COLUMN()-{block.left - 1})=1)", "field", colour)
 
 
 def pool_choice(book: Book, layer: MaxPool, n: int, choice):
@@ -349,7 +350,7 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     top = max(block.outer[2] for block in out_blocks) + 3
     label_col, value_col = 2, 2 + max(8, q)  # the labels run over the narrow columns to their right
     ws.label(top, label_col, t("zoom", "pool_choose", sheet=pool_title, colour=colour_name(book, n)))
-    pick, row_name, col_name = choice_cells(book, ws, top + 1, label_col, value_col, f"pool{n}",
+    pick, row_name, col_name = choice_cells(book, ws, top + 1, label_col, value_col, names.pool_choice(n),
                                             (f, i, j), (C, Ho, Wo))
     window, winner = layer.one_output(x, f, i, j)  # (q, q) each; winner: 1 on the first maximum
     grid_top = top + 6
@@ -381,7 +382,7 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     for offset, (key, formula, value) in enumerate(rows):
         ws.text(grid_top + q + 2 + offset, label_col, t("zoom", key, sheet=pool_title))
         ws.formula(grid_top + q + 2 + offset, value_col, formula, value, look)
-    book.name(f"pool{n}_max", ws, maximum)
+    book.name(names.pool_max(n), ws, maximum)
     # the chosen window on the sheet before, the chosen cell here
     number, row, col = grid_position(in_blocks)
     terms = [f"{pick}={number}"]
