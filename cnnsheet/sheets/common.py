@@ -6,16 +6,16 @@ The forward, backward, step and saliency sheets all call these; none of them inh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from cnnsheet import style
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.layers import Conv, receptive_field_size
-from cnnsheet.layout import LEFT, Block, a1, area, blocks_per_row, grid, on, quote_sheet
-from cnnsheet.model import Model, Trace
-from cnnsheet.plan import Scale, SheetPlan, WorkbookPlan
+from cnnsheet.layout import LEFT, Block, Vector, a1, area, blocks_per_row, grid, on, quote_sheet
+from cnnsheet.model import Gradients, Model, Trace
+from cnnsheet.plan import Highlight, Scale, SheetPlan, WorkbookPlan
 from cnnsheet.texts import Texts
 
 OVERVIEW = "Overview"
@@ -49,6 +49,66 @@ class Pass:
     sheet_prefix: str = ""
     name_prefix: str = ""
     step: Callable | None = None
+
+
+class Maps(NamedTuple):
+    """A (C, H, W) tensor on a sheet: one block per channel."""
+
+    blocks: list[Block]
+    sheet: str
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Where a Filters sheet put a conv's kernels, [filter][channel], and its biases, one 1 x 1
+    block per filter."""
+
+    sheet: str
+    kernels: list
+    biases: list
+
+
+@dataclass
+class PassSheets:
+    """What the sheets of one forward pass made, for the sheets planned after them: where each
+    tensor landed ("input" and each layer's name -> Maps, or a Vector after flatten), each conv's
+    Filters and each dense layer's DenseGeometry by layer name, the cell of each parameter of the
+    first pass by (layer, "weight"/"bias", index), and the logits and probabilities."""
+
+    maps: dict = field(default_factory=dict)
+    filters: dict = field(default_factory=dict)
+    dense: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    logits: Vector | None = None
+    probabilities: Vector | None = None
+
+
+@dataclass
+class Backward:
+    """One backward pass being planned: its tag ("d" from the loss, "s" from a class score), the
+    engine's gradients, the first pass's sheets it reads, the Mask and Rotated sheets that the two
+    backward passes share (layer name -> Maps, made by the first that needs one), and where each
+    d loss / d parameter landed (tag "d"), for the gradient step."""
+
+    tag: str
+    grads: Gradients
+    first: PassSheets
+    shared: dict
+    grad_at: dict = field(default_factory=dict)
+
+    def record(self, layer, key: str, index: tuple, sheet: str, row: int, col: int):
+        """Remember where d loss / d parameter landed."""
+        if self.tag == "d":
+            self.grad_at[layer.name, key, index] = on(sheet, a1(row, col))
+
+
+@dataclass(frozen=True)
+class Outline:
+    """A highlight one sheet asks for on another (a Zoom sheet outlines what its choice reads and
+    feeds); the pipeline adds it, in the order asked."""
+
+    sheet: str
+    highlight: Highlight
 
 
 @dataclass(frozen=True)
@@ -88,17 +148,8 @@ class Book:
     learning_rate: float
     saliency_index: int
     plan: WorkbookPlan = field(default_factory=WorkbookPlan)
-    steps: list = field(default_factory=list)  # rows of the overview's table
+    steps: list = field(default_factory=list)  # rows of the overview's table, as sheets add them
     counts: dict = field(default_factory=dict)  # sheet kind -> how many so far
-    at: dict = field(default_factory=dict)  # tensor name -> (blocks or Vector, sheet), first pass
-    param_at: dict = field(default_factory=dict)  # (layer, "weight"/"bias", index) -> "Sheet!B3"
-    grad_at: dict = field(default_factory=dict)  # the same for d loss / d parameter
-    kernels: dict = field(default_factory=dict)  # conv layer -> [filter][channel] kernel Blocks
-    biases: dict = field(default_factory=dict)  # conv layer -> [filter] 1 x 1 Blocks of its biases
-    dense_at: dict = field(default_factory=dict)  # dense layer -> DenseGeometry
-    masks: dict = field(default_factory=dict)  # pool layer -> (blocks, sheet) of its Mask sheet
-    rotated: dict = field(default_factory=dict)  # conv layer -> (blocks, sheet) of Rotated kernels
-    loss_after: float = 0.0
     untrained: bool = False  # random weights: the texts must not speak of training
     numbers: dict = field(default_factory=dict)  # numbering ("step", "d", "s", "Newstep") -> last
 
@@ -132,15 +183,18 @@ class Book:
     # ---- sheets ------------------------------------------------------------------------------
     def sheet(self, kind: str, section: str, body_keys=("body",), fp: Pass | None = None,
               title: str | None = None, numbering: str | None = "step", colours=(),
-              **values) -> tuple[SheetPlan, int]:
+              after: str | None = None, **values) -> tuple[SheetPlan, int]:
         """A new sheet with its numbered title, the link back, the explanation and what its
-        colours (Scales) mean; returns (sheet, first free row). Sheets of the pass after the
-        gradient step are called New...; they say so."""
+        colours (Scales) mean; returns (sheet, first free row). It goes at the end of the
+        workbook, or just after the sheet `after`. Sheets of the pass after the gradient step are
+        called New...; they say so."""
         prefix = fp.sheet_prefix if fp else ""
         self.counts[prefix + kind] = self.counts.get(prefix + kind, 0) + 1
         single = kind in SINGLE_SHEETS
         title = title or prefix + (kind if single else f"{kind}{self.counts[prefix + kind]}")
         ws = self.plan.sheet(title)
+        if after is not None:
+            self.plan.sheets.insert(self.plan.sheetnames.index(after) + 1, self.plan.sheets.pop())
         heading = self.numbered(self.texts(section, "title", **values), numbering, prefix)
         if prefix:
             heading = self.texts("step", "after_title", title=heading)
@@ -158,6 +212,11 @@ class Book:
             row += 1
         ws.freeze = "A3"
         return ws, row + 1
+
+    def add_outlines(self, outlines: list[Outline]):
+        """The highlights that sheets asked for on other sheets, in the order asked."""
+        for outline in outlines:
+            self.plan[outline.sheet].highlights.append(outline.highlight)
 
     def name(self, name: str, sheet: SheetPlan | str, ref: str) -> str:
         return self.plan.name(name, sheet if isinstance(sheet, str) else sheet.title, ref)
@@ -215,11 +274,14 @@ class Book:
         layers = self.model.layers
         return layers[index].padding if index < len(layers) and isinstance(layers[index], Conv) else 0
 
-    def param(self, fp: Pass, ws: SheetPlan, row, col, layer, key: str, index: tuple, fmt: str):
-        """A weight or bias: a number in the first pass, `old - learning_rate * gradient` after."""
-        self.params(fp, ws, layer, key, [(row, col, index)], fmt)
+    @staticmethod
+    def param(fp: Pass, made: PassSheets, ws: SheetPlan, row, col, layer, key: str, index: tuple, fmt: str):
+        """A weight or bias: a number in the first pass (its cell noted in `made`), and
+        `old - learning_rate * gradient` after."""
+        Book.params(fp, made, ws, layer, key, [(row, col, index)], fmt)
 
-    def params(self, fp: Pass, ws: SheetPlan, layer, key: str, cells, fmt: str):
+    @staticmethod
+    def params(fp: Pass, made: PassSheets, ws: SheetPlan, layer, key: str, cells, fmt: str):
         """Weights or biases of a layer at (row, col, index) each, as `param` places one."""
         values = fp.params[f"{layer.name}.{key}"]
         look = style.key("number", fmt)
@@ -227,7 +289,7 @@ class Book:
             sheet = quote_sheet(ws.title) + "!"
             for row, col, index in cells:
                 ws.number(row, col, values[index], look)
-                self.param_at[layer.name, key, index] = sheet + a1(row, col)
+                made.params[layer.name, key, index] = sheet + a1(row, col)
         else:
             for row, col, index in cells:
                 ws.formula(row, col, fp.step(layer, key, index), values[index], look)
@@ -268,8 +330,3 @@ class Book:
             keys = (("gradients", "saliency_body"), *keys)
         return self.sheet(tag + forward_sheet, section, keys, title=tag + forward_sheet,
                           numbering=tag, colours=colours, sheet=forward_sheet, **values)
-
-    def record(self, tag: str, layer, key: str, index: tuple, sheet: str, row: int, col: int):
-        """Remember where d loss / d parameter landed, for the gradient step."""
-        if tag == "d":
-            self.grad_at[layer.name, key, index] = on(sheet, a1(row, col))

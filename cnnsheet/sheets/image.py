@@ -8,10 +8,10 @@ from cnnsheet.layers import receptive_field_size
 from cnnsheet.layout import LEFT, a1
 from cnnsheet.model import LUMA
 from cnnsheet.plan import Scale, WholeNumbers
-from cnnsheet.sheets.common import Book, channel_names
+from cnnsheet.sheets.common import Book, Maps, channel_names
 
 
-def image_sheet(book: Book):
+def image_sheet(book: Book) -> Maps:
     size = book.model.input_size
     ws, top = book.sheet("Image", "image", colours=(style.channel_scale("R"),), size=size)
     pixels = book.pixels.transpose(2, 0, 1)  # (3, H, W)
@@ -28,11 +28,10 @@ def image_sheet(book: Book):
                                          book.texts("labels", "not_a_pixel")))
     book.square_cells(ws, top, blocks[-1].top + size, blocks[-1].left + size, style.PIXEL_CELL)
     book.overview_row(ws.title, book.texts("overview", "image_row"), (3, size, size))
-    book.at["image"] = (blocks, ws.title)
-    return blocks
+    return Maps(blocks, ws.title)
 
 
-def input_sheet(book: Book, image_blocks):
+def input_sheet(book: Book, image_maps: Maps) -> Maps:
     model = book.model
     channels = channel_names(model.channels, True)
     border = book.border_for(0)
@@ -54,14 +53,14 @@ def input_sheet(book: Book, image_blocks):
     blocks = book.blocks(ws, top + 3, values, channels, border)
 
     def formula(c, i, j):
-        pixels = [block.address(i, j) for block in image_blocks]
+        pixels = [block.address(i, j) for block in image_maps.blocks]
         return model.input_formula(c, pixels, names.mean(channels[c]), names.std(channels[c]))
 
     # a black pixel reads (0 - mean) / std: below zero whenever the mean is above it
     book.tensor(ws, blocks, values, formula, input_scale(model))
     book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape,
                       field=receptive_field_size([]))  # each cell sees one pixel, one apart
-    book.at["input"] = (blocks, ws.title)
+    return Maps(blocks, ws.title)
 
 
 def input_scale(model) -> Scale:
@@ -82,4 +81,4 @@ def pixel_gradients(book: Book, dinput_blocks, dinput_sheet, dpixels):
 
     book.tensor(ws, blocks, dpixels, formula, style.DIVERGING)
     book.overview_row(ws.title, "pixels", dpixels.shape)
-    return blocks, ws.title
+    return Maps(blocks, ws.title)

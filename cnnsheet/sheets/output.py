@@ -54,7 +54,6 @@ def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> Vector:
     class_column = Vector(ws.title, first, LEFT, K)
     if fp is book.first:
         book.name(names.CLASS_NAMES, ws, class_column.data)
-        book.at["probabilities"] = (probabilities, ws.title)
     book.name(names.probabilities(fp.name_prefix), ws, probabilities.data)
     ws.scale(probabilities.data, style.PROBABILITY)
     ws.width("ABCDE", (3, 18, 14, 18, 16))

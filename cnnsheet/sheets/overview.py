@@ -16,8 +16,9 @@ from PIL import Image
 from cnnsheet import names, style
 from cnnsheet.layers import Flatten
 from cnnsheet.layout import Vector, a1, area
-from cnnsheet.plan import Picture
-from cnnsheet.sheets.common import OVERVIEW, Book
+from cnnsheet.model import Descent
+from cnnsheet.plan import Picture, SheetPlan
+from cnnsheet.sheets.common import Book, PassSheets
 
 PICTURE_SIDE = 224  # pixels
 PICTURE_ROWS = 13  # rows of the default height that a picture covers, with its caption
@@ -32,13 +33,14 @@ TABLE = {"table_step": 1, "table_layer": 16, "table_shape": 40, "table_size": (6
          "table_jump": (154, 161), "table_note": 164}
 
 
-def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_backward: bool,
-                   bundled: bool = False):
-    """`bundled`: the model is the bundled shapes model, which the Overview says knows only
-    its three shapes."""
+def overview_sheet(book: Book, ws: SheetPlan, first: PassSheets, descent: Descent | None,
+                   photo: Image.Image | None, photo_name: str, bundled: bool = False):
+    """The Overview, on the sheet `ws` that the pipeline made first (it is shown first, and filled
+    last: it reads every sheet of the first pass). `descent` is the engine's gradient step, None
+    without the backward pass; `bundled`: the model is the bundled shapes model, which the
+    Overview says knows only its three shapes."""
     t, classes = book.texts, book.class_names
-    ws = book.plan.sheet(OVERVIEW)
-    book.plan.sheets.insert(0, book.plan.sheets.pop())  # planned last, shown first
+    with_backward = descent is not None
     ws.text(1, 1, t("overview", "title", photo=photo_name or t("overview", "photo")), style.key("title"))
     row = 3
     lines = t.lines("overview", "body") + [t("overview", "editable" if with_backward else "editable_forward")]
@@ -63,8 +65,8 @@ def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_
     ]
     if with_backward:
         summary += [("learning_rate", f"={names.LEARNING_RATE}", book.learning_rate, "General", "Step"),
-                    ("loss_after_step", f"={names.LOSS_AFTER_STEP}", book.loss_after,
-                     style.loss_format(book.loss_after), None),
+                    ("loss_after_step", f"={names.LOSS_AFTER_STEP}", descent.loss_after,
+                     style.loss_format(descent.loss_after), None),
                     ("saliency_class", f"={names.SALIENCY_CLASS}", classes[book.saliency_index], "General",
                      "Saliency")]
     first_value, last_value = SUMMARY_VALUE
@@ -76,7 +78,7 @@ def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_
             ws.link(row, last_value + 2, t("labels", "change_on", sheet=where), where)
         row += 1
     row = pictures(book, ws, photo, row + 1)
-    row = glance(book, ws, row + 1)
+    row = glance(book, ws, first, row + 1)
     table(book, ws, row + 1)
     for col in range(1, GLANCE_COLUMNS + MARGIN + 2):
         ws.widths.setdefault(col, style.THUMB_CELL[0])
@@ -101,13 +103,14 @@ def pictures(book: Book, ws, photo: Image.Image | None, row: int) -> int:
     return row + PICTURE_ROWS
 
 
-def maps_of_the_pass(book: Book) -> list:
+def maps_of_the_pass(book: Book, first: PassSheets) -> list:
     """(sheet, blocks or a Vector) of every map of the first pass, in its order: the input, each
     conv, ReLU and pool, the dense outputs, the probabilities."""
     maps, seen = [], set()
     for name in ["input", *(layer.name for layer in book.model.layers
                             if not isinstance(layer, Flatten)), "probabilities"]:
-        where, _ = book.at[name]
+        where = first.probabilities if name == "probabilities" else first.maps[name]
+        where = where if isinstance(where, Vector) else where.blocks
         sheet = where.sheet if isinstance(where, Vector) else where[0].sheet
         key = (sheet, where.data if isinstance(where, Vector) else where[0].data)
         if key not in seen:
@@ -116,7 +119,7 @@ def maps_of_the_pass(book: Book) -> list:
     return maps
 
 
-def glance(book: Book, ws, row: int) -> int:
+def glance(book: Book, ws, first: PassSheets, row: int) -> int:
     """A small live heat map of every map of the pass: one narrow cell per value (every k-th value
     of a large map), reading the real sheet, with its digits hidden and its sheet's colour scale.
     Returns the first row below."""
@@ -124,7 +127,7 @@ def glance(book: Book, ws, row: int) -> int:
     ws.text(row + 1, 1, book.texts("overview", "glance_colours"))
     row += 3
     thumb = style.key("thumb", ";;;")
-    for sheet, where in maps_of_the_pass(book):
+    for sheet, where in maps_of_the_pass(book, first):
         scale = next(s for areas, s in book.plan[sheet].scales
                      if (where.data if isinstance(where, Vector) else where[0].data) in areas)
         ws.link(row, 1, sheet, sheet)

@@ -17,8 +17,8 @@ from cnnsheet import names, style
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.layers import Conv, MaxPool, ReLU, reached_by, receptive_field
 from cnnsheet.layout import Block, a1, area, quote_sheet
-from cnnsheet.plan import WholeNumbers
-from cnnsheet.sheets.common import Book, channel_names
+from cnnsheet.plan import Highlight, WholeNumbers
+from cnnsheet.sheets.common import Book, Maps, Outline, PassSheets, channel_names
 from cnnsheet.sheets.pool import earlier_in_window
 
 LABELS, VALUES, GRID = 2, 3, 4  # columns: labels, values, then the square cells of the grids
@@ -50,19 +50,24 @@ def from_chosen_block(blocks: list[Block], sources: list[str], pick: str, row, c
     return f"INDEX({quote_sheet(first.sheet)}!{whole},{rows},{cols})"
 
 
-def zoom_sheets(book: Book, choices: dict | None = None):
+def zoom_sheets(book: Book, first: PassSheets, image_maps: Maps,
+                choices: dict | None = None) -> list[Outline]:
     """A Zoom sheet after every Conv sheet of the first pass, and a choice of one cell on every
-    Pool sheet. `choices` maps "zoom1", "pool1", ... to a 0-based (filter, row, col); by default
-    filter 1 at its strongest cell."""
+    Pool sheet; returns their outlines on the sheets they read and feed, for the pipeline to add.
+    `choices` maps "zoom1", "pool1", ... to a 0-based (filter, row, col); by default filter 1 at
+    its strongest cell."""
     choices = choices or {}
     convs = pools = 0
+    outlines = []
     for index, layer in enumerate(book.model.layers):
         if isinstance(layer, Conv):
             convs += 1
-            zoom_sheet(book, index, layer, convs, choices.get(names.zoom(convs)))
+            outlines += zoom_sheet(book, first, image_maps, index, layer, convs,
+                                   choices.get(names.zoom(convs)))
         elif isinstance(layer, MaxPool):
             pools += 1
-            pool_choice(book, layer, pools, choices.get(names.pool_choice(pools)))
+            outlines += pool_choice(book, first, layer, pools, choices.get(names.pool_choice(pools)))
+    return outlines
 
 
 def strongest(values: np.ndarray) -> tuple[int, int, int]:
@@ -99,7 +104,9 @@ def colour_name(book: Book, n: int) -> str:
     return book.texts("zoom", f"colour{(n - 1) % len(style.HIGHLIGHT_COLOURS) + 1}")
 
 
-def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
+def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, layer: Conv, n: int,
+               choice) -> list[Outline]:
+    """The Zoom sheet of a conv, just after its Conv sheet; returns its outlines on other sheets."""
     t = book.texts
     trace = book.trace
     F, C, k = layer.filters, layer.in_channels, layer.kernel
@@ -109,8 +116,8 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     out = trace.tensors[layer.name][0]  # (F, Ho, Wo)
     _, Ho, Wo = out.shape
     f, i, j = choice or strongest(out)
-    in_blocks, in_sheet = book.at[previous]
-    out_blocks, conv_title = book.at[layer.name]
+    in_blocks, in_sheet = first.maps[previous]
+    out_blocks, conv_title = first.maps[layer.name]
     if in_blocks[0].border != p:
         raise CnnsheetError(f"internal: {in_sheet} is framed by {in_blocks[0].border} zeros, "
                             f"{layer.name} pads by {p}")
@@ -118,13 +125,11 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     title = f"Zoom{n}"
     keys = ["body"] + (["body_stride"] if s > 1 else []) + (["body_padding"] if p else []) + (
         ["body_dilation"] if d > 1 else [])
-    ws, top = book.sheet("Zoom", "zoom", tuple(keys), title=title, numbering=None,  # not a step
+    ws, top = book.sheet("Zoom", "zoom", tuple(keys), title=title, numbering=None, after=conv_title,
                          colours=tuple(dict.fromkeys((sheet_scale(book, in_sheet), style.DIVERGING))),
                          number=n, conv=conv_title,
                          input=in_sheet, layer=layer.name, channels=C, kernel=k, span=span,
                          stride=s, padding=p, dilation=d, products=C * k * k, colour=colour_name(book, n))
-    sheets = book.plan.sheets  # place it just after its Conv sheet
-    sheets.insert(book.plan.sheetnames.index(conv_title) + 1, sheets.pop())
     ws.label(top, LABELS, t("zoom", "choose", conv=conv_title))
     pick, row_name, col_name = choice_cells(book, ws, top + 1, LABELS, VALUES, names.zoom(n), (f, i, j),
                                             (F, Ho, Wo))
@@ -149,7 +154,7 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
         cells = (outer[2] - outer[0] + 1) * (outer[3] - outer[1] + 1)
         source = quote_sheet(in_sheet) + "!" + area(*outer)
         kernels = [names.conv_kernel(n, g + 1, channels[c]) for g in range(F)]
-        filter_blocks = [book.kernels[layer.name][g][c] for g in range(F)]
+        filter_blocks = [first.filters[layer.name].kernels[g][c] for g in range(F)]
         for a in range(span):
             for b in range(span):
                 tap = a % d == 0 and b % d == 0
@@ -186,8 +191,8 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     # ---- sum, bias, total, and the same cell on the Conv sheet ----------------------------------
     look = style.key("value", "0.0000")
     row = top + 5
-    biases = from_chosen_block(book.biases[layer.name], [names.conv_bias(n, g + 1) for g in range(F)],
-                               pick, 1, 1)
+    biases = from_chosen_block(first.filters[layer.name].biases,
+                               [names.conv_bias(n, g + 1) for g in range(F)], pick, 1, 1)
     conv_cell = from_chosen_block(out_blocks, [b.data_address for b in out_blocks], pick, row_name, col_name)
     mine, theirs = a1(row + 2, VALUES), a1(row + 3, VALUES)
     rows = [("sum", f"=SUM({names.zoom_products(n)})", neuron.sum, look),
@@ -202,7 +207,7 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     book.name(names.zoom_value(n), ws, a1(row + 2, VALUES))
 
     field_top = product_top + k + 3
-    field = receptive_field_table(book, ws, index, layer, n, (i, j), field_top)
+    field = receptive_field_table(book, first, ws, index, layer, n, (i, j), field_top)
     ws.text(top + 10, LABELS, t("zoom", "field"))
     rows_name, cols_name = names.zoom_field(n, "rows"), names.zoom_field(n, "cols")
     ws.formula(top + 10, VALUES, f"=SUM({rows_name})&\" x \"&SUM({cols_name})",
@@ -210,13 +215,12 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
 
     book.square_cells(ws, grid_top, product_top + k + 1, max(GRID + C * (2 * span + 3), GRID + C * k))
     ws.width("ABC", (3, 46, 12))
-    highlights(book, index, layer, n, in_blocks, out_blocks)
-    book.steps.insert(next(number for number, step in enumerate(book.steps)
-                           if step.sheet == conv_title) + 1,
-                      type(book.steps[0])(title, layer.name, (C, k, k)))
+    book.overview_row(title, layer.name, (C, k, k))
+    return highlights(book, first, image_maps, index, layer, n)
 
 
-def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chosen, top: int):
+def receptive_field_table(book: Book, first: PassSheets, ws, index: int, layer: Conv, n: int, chosen,
+                          top: int):
     """0/1 flags of the rows and columns of every earlier sheet that can reach the chosen cell:
     the conv's own input from the choice, every tensor below from the one above it, through the
     windows of each conv and pool (a ReLU keeps them); the engine's receptive field gives each
@@ -236,7 +240,7 @@ def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chose
         if isinstance(below, ReLU):
             continue
         tensor = book.previous_name(below)
-        sheet = book.at[tensor][1]
+        sheet = first.maps[tensor].sheet
         size_rows, size_cols = book.trace.tensors[tensor][0].shape[1:]
         out_rows, out_cols = book.trace.tensors[below.name][0].shape[1:]
         ws.label(top, col, sheet)
@@ -289,10 +293,20 @@ def grid_position(blocks: list[Block]) -> tuple[str, str, str]:
             f"MOD({cols},{across})" if across else f"({cols})")
 
 
-def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_blocks):
+def outline(blocks_or_areas, formula: str, colour: int, look: str = "chosen") -> Outline:
+    """A highlight of the data of some blocks (or of some areas) on their sheet."""
+    areas = [b.data if isinstance(b, Block) else b for b in blocks_or_areas]
+    sheet = next(b.sheet for b in blocks_or_areas if isinstance(b, Block))
+    return Outline(sheet, Highlight(tuple(areas), formula, look, colour))
+
+
+def highlights(book: Book, first: PassSheets, image_maps: Maps, index: int, layer: Conv,
+               n: int) -> list[Outline]:
     """Rules that follow the choice: the taps of the window on the sheet the layer reads, the
     chosen cell on the Conv sheet, the ReLU and pool cells it feeds, the field on the Image sheet."""
-    plan = book.plan
+    in_blocks = first.maps[book.previous_name(layer)].blocks
+    out_blocks = first.maps[layer.name].blocks
+    outlines = []
     pick, row_name, col_name = (names.choice(names.zoom(n), key) for key in names.CHOICE_KEYS)
     s, p, d, span = layer.stride, layer.padding, layer.dilation, layer.span
 
@@ -305,42 +319,43 @@ def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_block
 
     _, row, col = grid_position(in_blocks)
     colour = n - 1
-    plan[in_blocks[0].sheet].highlight([block.data for block in in_blocks], taps(f"{row}+{p}", f"{col}+{p}"),
-                                       colour=colour)
+    outlines.append(outline(in_blocks, taps(f"{row}+{p}", f"{col}+{p}"), colour))
     for block in in_blocks if p else ():  # the zero frame: no colour scale there, one rule a block
         top, left, bottom, right = block.outer
         frame = [area(top, left, block.top - 1, right), area(block.top + block.height, left, bottom, right),
                  area(block.top, left, block.top + block.height - 1, block.left - 1),
                  area(block.top, block.left + block.width, block.top + block.height - 1, right)]
-        plan[block.sheet].highlight(frame, taps(f"ROW()-{top}", f"COLUMN()-{left}"), colour=colour)
+        outlines.append(Outline(block.sheet, Highlight(tuple(frame), taps(f"ROW()-{top}", f"COLUMN()-{left}"),
+                                                       "chosen", colour)))
 
     def cell_rule(blocks, size, stride):  # the cells whose window (size, stride) holds the choice
         number, row, col = grid_position(blocks)
         terms = [f"{pick}={number}"]
         for here, name in ((row, row_name), (col, col_name)):
             terms += [f"{here}*{stride}<={name}-1", f"{name}-1<={here}*{stride}+{size - 1}"]
-        plan[blocks[0].sheet].highlight([block.data for block in blocks], f"=AND({','.join(terms)})",
-                                        colour=colour)
+        outlines.append(outline(blocks, f"=AND({','.join(terms)})", colour))
 
     cell_rule(out_blocks, 1, 1)
     later = book.model.layers[index + 1:]
     if later and isinstance(later[0], ReLU):
-        cell_rule(book.at[later[0].name][0], 1, 1)
+        cell_rule(first.maps[later[0].name].blocks, 1, 1)
         later = later[1:]
     if later and isinstance(later[0], MaxPool):
-        cell_rule(book.at[later[0].name][0], later[0].size, later[0].stride)
-    for block in book.at["image"][0]:  # each channel has a colour scale of its own
-        plan[block.sheet].highlight(
-            block.data, f"=AND(INDEX({names.zoom_field(n, 'rows')},ROW()-{block.top - 1})=1,"
-                        f"INDEX({names.zoom_field(n, 'cols')},COLUMN()-{block.left - 1})=1)", "field", colour)
+        cell_rule(first.maps[later[0].name].blocks, later[0].size, later[0].stride)
+    for block in image_maps.blocks:  # each channel has a colour scale of its own
+        outlines.append(outline(
+            [block], f"=AND(INDEX({names.zoom_field(n, 'rows')},ROW()-{block.top - 1})=1,"
+                     f"INDEX({names.zoom_field(n, 'cols')},COLUMN()-{block.left - 1})=1)", colour, "field"))
+    return outlines
 
 
-def pool_choice(book: Book, layer: MaxPool, n: int, choice):
-    """Below the maps of a Pool sheet: a choice of one pooled cell, the window it took its maximum
-    from (read live from the sheet before), and a 1 on the window's first maximum, the winner."""
+def pool_choice(book: Book, first: PassSheets, layer: MaxPool, n: int, choice) -> list[Outline]:
+    """Below the maps of a Pool sheet (the rows the Pool sheet leaves to it): a choice of one pooled
+    cell, the window it took its maximum from (read live from the sheet before), and a 1 on the
+    window's first maximum, the winner. Returns its outlines of the chosen window and cell."""
     t = book.texts
-    out_blocks, pool_title = book.at[layer.name]
-    in_blocks, in_sheet = book.at[book.previous_name(layer)]
+    out_blocks, pool_title = first.maps[layer.name]
+    in_blocks, in_sheet = first.maps[book.previous_name(layer)]
     values = book.trace.tensors[layer.name][0]  # (C, Ho, Wo)
     x = book.trace.tensors[book.previous_name(layer)][0]  # (C, H, W)
     C, Ho, Wo = values.shape
@@ -388,8 +403,7 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     terms = [f"{pick}={number}"]
     for here, name in ((row, row_name), (col, col_name)):
         terms += [f"{here}>=({name}-1)*{stride}", f"{here}<=({name}-1)*{stride}+{q - 1}"]
-    book.plan[in_sheet].highlight([block.data for block in in_blocks], f"=AND({','.join(terms)})",
-                                  colour=n - 1)
+    window_rule = outline(in_blocks, f"=AND({','.join(terms)})", n - 1)
     number, row, col = grid_position(out_blocks)
-    ws.highlight([block.data for block in out_blocks],
-                 f"=AND({pick}={number},{row}={row_name}-1,{col}={col_name}-1)", colour=n - 1)
+    return [window_rule, outline(out_blocks, f"=AND({pick}={number},{row}={row_name}-1,{col}={col_name}-1)",
+                                 n - 1)]
