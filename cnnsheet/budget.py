@@ -169,7 +169,7 @@ def workbook_cells(model, with_backward: bool) -> int:
     widest = max(getattr(layer, "span", 1) for layer in layers)
     border = widest - 1 + max(getattr(layer, "padding", 0) for layer in layers)  # any frame drawn
 
-    def forward_cells(with_input: bool) -> tuple[int, int]:
+    def forward_cells(with_input: bool) -> int:
         cells, sheets = 0, 0
         if with_input:
             cells += 3 * S * S + _spatial(shapes[0], border) + 12
@@ -188,12 +188,12 @@ def workbook_cells(model, with_backward: bool) -> int:
                 cells += m * n + 2 * n + 5 * m
             sheets += 1
         cells += 4 * (K + 2) + 3 * (K + 4)  # Softmax and Loss
-        return cells + (sheets + 2) * SHEET_OVERHEAD, sheets + 2
+        return cells + (sheets + 2) * SHEET_OVERHEAD
 
-    total, sheets = forward_cells(with_input=True)
+    total = forward_cells(with_input=True)
     total += glance_cells(shapes) + inspector_cells(model)
     if with_backward:
-        stepped, more_sheets = forward_cells(with_input=False)
+        stepped = forward_cells(with_input=False)
         chain = 4 * (K + 1)  # dLogits
         for layer, before, after in zip(layers, shapes, shapes[1:]):
             if layer.kind == "dense":
@@ -215,7 +215,6 @@ def workbook_cells(model, with_backward: bool) -> int:
         backward_sheets = 3 * len(layers) + 6
         total += (stepped + 2 * chain + masks_and_rotated + saliency
                   + backward_sheets * SHEET_OVERHEAD)
-        sheets += more_sheets + backward_sheets
     return total
 
 

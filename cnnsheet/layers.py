@@ -44,35 +44,6 @@ def sliding_windows(x: np.ndarray, kernel: int, stride: int, dilation: int, out_
     )
 
 
-def reached_by(layer, in_index: int, out_size: int) -> list[int]:
-    """The output rows (or columns) of a conv or pool whose window reads input row `in_index`."""
-    return [out for out in range(out_size) if in_index in layer.reads(out)]
-
-
-def receptive_field(layers: list, sizes: list[int], out_index: int) -> set[int]:
-    """The receptive field along one axis: the input rows (or columns) of the first of `layers`
-    that can influence row `out_index` of the last one's output.
-
-    `sizes[i]` is the length of the input of `layers[i]`; a ReLU keeps the set, a conv or a pool
-    replaces it with every row its windows read there, minus the zero padding."""
-    rows = {out_index}
-    for layer, size in zip(reversed(layers), reversed(sizes)):
-        if isinstance(layer, (Conv, MaxPool)):
-            rows = {y for out in rows for y in layer.reads(out) if 0 <= y < size}
-    return rows
-
-
-def receptive_field_size(layers: list) -> tuple[int, int]:
-    """(size, jump) of the receptive field of a stack of convs and pools, ignoring the edges: each
-    layer widens it by (span - 1) x the jump so far, and multiplies the jump (the stride product)
-    by its stride."""
-    size, jump = 1, 1
-    for layer in layers:
-        if isinstance(layer, (Conv, MaxPool)):
-            size, jump = size + (layer.span - 1) * jump, jump * layer.stride
-    return size, jump
-
-
 def window_slice(offset: int, stride: int, count: int) -> slice:
     """The input rows (or columns) that kernel offset `offset` touches across `count` outputs."""
     return slice(offset, offset + stride * (count - 1) + 1, stride)

@@ -79,7 +79,7 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     first.probabilities = output.softmax_sheet(book, book.first, first.logits)
     output.loss_sheet(book, first.probabilities)
     book.add_outlines(zoom.zoom_sheets(book, first, image_maps, zoom_choices))
-    descent = passes.backward(book, first, image_maps) if with_backward else None
+    descent = passes.backward(book, first) if with_backward else None
     overview.overview_sheet(book, overview_ws, first, descent, photo, photo_name, bundled and not untrained)
     # the page fields: filled in when the sheet prints
     footer = texts("labels", "footer", page=printing.THIS_PAGE, pages=printing.PAGE_COUNT)

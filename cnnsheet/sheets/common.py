@@ -12,7 +12,8 @@ import numpy as np
 
 from cnnsheet import style
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.layers import Conv, receptive_field_size
+from cnnsheet.fields import receptive_field_size
+from cnnsheet.layers import Conv
 from cnnsheet.layout import LEFT, Block, Vector, a1, area, blocks_per_row, grid, on, quote_sheet
 from cnnsheet.model import Gradients, Model, Trace
 from cnnsheet.plan import Highlight, Scale, SheetPlan, WorkbookPlan
@@ -221,18 +222,6 @@ class Book:
     def name(self, name: str, sheet: SheetPlan | str, ref: str) -> str:
         return self.plan.name(name, sheet if isinstance(sheet, str) else sheet.title, ref)
 
-    @staticmethod
-    def square_cells(ws: SheetPlan, top: int, bottom: int, right: int, size=style.TENSOR_CELL):
-        """Square cells from column B on; column A, which only holds text, stays a narrow margin
-        (a printed page then holds a whole 24-wide block)."""
-        width, height = size
-        ws.widths[1] = style.MARGIN_WIDTH
-        for col in range(2, right + 2):
-            ws.widths[col] = width
-        for row in range(top, bottom + 1):
-            ws.heights[row] = height
-        ws.zoom = style.zoom_to_fit(right + 1, width)
-
     def blocks(self, ws: SheetPlan, top: int, values: np.ndarray, labels, border: int = 0) -> list[Block]:
         """Lay out a (C, H, W) tensor as labelled blocks with their zero borders drawn."""
         C, H, W = values.shape
@@ -250,49 +239,13 @@ class Book:
                         if not inside:
                             ws.number(row, col, 0, zero)
         last = blocks[-1].outer
-        self.square_cells(ws, top, last[2], max(b.outer[3] for b in blocks))
+        square_cells(ws, top, last[2], max(b.outer[3] for b in blocks))
         return blocks
-
-    @staticmethod
-    def tensor(ws: SheetPlan, blocks: list[Block], values: np.ndarray, formula_of, scale: Scale,
-               fmt: str | None = None):
-        """Every element of a (C, H, W) tensor: formula_of(c, i, j) gives its formula, or None
-        for a cell that is 0 whatever the inputs (written as a grey constant)."""
-        if not np.isfinite(values).all():
-            raise CnnsheetError(f"sheet {ws.title}: the engine computed values that are not finite "
-                                f"numbers")
-        look = style.key("number", fmt or style.number_format(values))
-        zero = style.key("zero", "0")
-        ws.formulas((((block.top + i, block.left + j), formula_of(c, i, j), value)
-                     for c, block in enumerate(blocks)
-                     for i, row_values in enumerate(values[c].tolist())
-                     for j, value in enumerate(row_values)), look, zero)
-        ws.scale([block.data for block in blocks], scale)
 
     def border_for(self, index: int) -> int:
         """Zero padding to draw around a tensor: that of the conv which reads it next, if any."""
         layers = self.model.layers
         return layers[index].padding if index < len(layers) and isinstance(layers[index], Conv) else 0
-
-    @staticmethod
-    def param(fp: Pass, made: PassSheets, ws: SheetPlan, row, col, layer, key: str, index: tuple, fmt: str):
-        """A weight or bias: a number in the first pass (its cell noted in `made`), and
-        `old - learning_rate * gradient` after."""
-        Book.params(fp, made, ws, layer, key, [(row, col, index)], fmt)
-
-    @staticmethod
-    def params(fp: Pass, made: PassSheets, ws: SheetPlan, layer, key: str, cells, fmt: str):
-        """Weights or biases of a layer at (row, col, index) each, as `param` places one."""
-        values = fp.params[f"{layer.name}.{key}"]
-        look = style.key("number", fmt)
-        if fp.step is None:
-            sheet = quote_sheet(ws.title) + "!"
-            for row, col, index in cells:
-                ws.number(row, col, values[index], look)
-                made.params[layer.name, key, index] = sheet + a1(row, col)
-        else:
-            for row, col, index in cells:
-                ws.formula(row, col, fp.step(layer, key, index), values[index], look)
 
     def overview_row(self, sheet: str, layer: str, shape: tuple, **details):
         """A row of the overview's table."""
@@ -330,3 +283,51 @@ class Book:
             keys = (("gradients", "saliency_body"), *keys)
         return self.sheet(tag + forward_sheet, section, keys, title=tag + forward_sheet,
                           numbering=tag, colours=colours, sheet=forward_sheet, **values)
+
+
+# ---- placing values: the helpers every sheet calls ------------------------------------------
+def square_cells(ws: SheetPlan, top: int, bottom: int, right: int, size=style.TENSOR_CELL):
+    """Square cells from column B on; column A, which only holds text, stays a narrow margin
+    (a printed page then holds a whole 24-wide block)."""
+    width, height = size
+    ws.widths[1] = style.MARGIN_WIDTH
+    for col in range(2, right + 2):
+        ws.widths[col] = width
+    for row in range(top, bottom + 1):
+        ws.heights[row] = height
+    ws.zoom = style.zoom_to_fit(right + 1, width)
+
+
+def tensor(ws: SheetPlan, blocks: list[Block], values: np.ndarray, formula_of, scale: Scale,
+           fmt: str | None = None):
+    """Every element of a (C, H, W) tensor: formula_of(c, i, j) gives its formula, or None
+    for a cell that is 0 whatever the inputs (written as a grey constant)."""
+    if not np.isfinite(values).all():
+        raise CnnsheetError(f"sheet {ws.title}: the engine computed values that are not finite "
+                            f"numbers")
+    look = style.key("number", fmt or style.number_format(values))
+    zero = style.key("zero", "0")
+    ws.formulas((((block.top + i, block.left + j), formula_of(c, i, j), value)
+                 for c, block in enumerate(blocks)
+                 for i, row_values in enumerate(values[c].tolist())
+                 for j, value in enumerate(row_values)), look, zero)
+    ws.scale([block.data for block in blocks], scale)
+
+
+def place_param(fp: Pass, made: PassSheets, ws: SheetPlan, row, col, layer, key: str, index: tuple, fmt: str):
+    """A weight or bias: a number in the first pass (its cell noted in `made`), and
+    `old - learning_rate * gradient` after."""
+    place_params(fp, made, ws, layer, key, [(row, col, index)], fmt)
+
+def place_params(fp: Pass, made: PassSheets, ws: SheetPlan, layer, key: str, cells, fmt: str):
+    """Weights or biases of a layer at (row, col, index) each, as `param` places one."""
+    values = fp.params[f"{layer.name}.{key}"]
+    look = style.key("number", fmt)
+    if fp.step is None:
+        sheet = quote_sheet(ws.title) + "!"
+        for row, col, index in cells:
+            ws.number(row, col, values[index], look)
+            made.params[layer.name, key, index] = sheet + a1(row, col)
+    else:
+        for row, col, index in cells:
+            ws.formula(row, col, fp.step(layer, key, index), values[index], look)

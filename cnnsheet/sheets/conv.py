@@ -10,7 +10,18 @@ import numpy as np
 from cnnsheet import names, style
 from cnnsheet.layers import Conv
 from cnnsheet.layout import LEFT, Block, a1
-from cnnsheet.sheets.common import Backward, Book, Filters, Maps, Pass, PassSheets, channel_names
+from cnnsheet.sheets.common import (
+    Backward,
+    Book,
+    Filters,
+    Maps,
+    Pass,
+    PassSheets,
+    channel_names,
+    place_param,
+    square_cells,
+    tensor,
+)
 
 
 def filter_bands(book: Book, ws, top: int, layer: Conv, write_tap, write_bias):
@@ -42,7 +53,7 @@ def filter_bands(book: Book, ws, top: int, layer: Conv, write_tap, write_bias):
         write_bias(band + 1, bias_col, f)
         bias_cells.append(a1(band + 1, bias_col))
         kernels.append(row_blocks)
-    book.square_cells(ws, top, top + F * (span + 2), LEFT + C * (span + 1))
+    square_cells(ws, top, top + F * (span + 2), LEFT + C * (span + 1))
     return kernels, bias_cells
 
 
@@ -58,8 +69,8 @@ def filters_sheet(book: Book, fp: Pass, made: PassSheets, layer: Conv) -> Filter
     fmt = style.number_format(fp.params[f"{layer.name}.weight"])
     kernels, bias_cells = filter_bands(
         book, ws, top, layer,
-        lambda row, col, tap: book.param(fp, made, ws, row, col, layer, "weight", tap, fmt),
-        lambda row, col, f: book.param(fp, made, ws, row, col, layer, "bias", (f,), fmt))
+        lambda row, col, tap: place_param(fp, made, ws, row, col, layer, "weight", tap, fmt),
+        lambda row, col, f: place_param(fp, made, ws, row, col, layer, "bias", (f,), fmt))
     number = book.counts[fp.sheet_prefix + "Filters"]
     for f, (row_blocks, bias) in enumerate(zip(kernels, bias_cells)):
         for block in row_blocks:
@@ -98,7 +109,7 @@ def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, b
     def formula(f, i, j):
         return Conv.formula(windows(i, j), kernels[f], names.conv_bias(number, f + 1, fp.name_prefix))
 
-    book.tensor(ws, blocks, values, formula, style.DIVERGING)
+    tensor(ws, blocks, values, formula, style.DIVERGING)
     book.step(fp, ws.title, layer.name, values.shape,
               size_formula=f"=INT(({in_h}+2*{p}-{d}*({k}-1)-1)/{s})+1",
               size_rule=f"floor(({in_h} + 2x{p} - {d}x({k}-1) - 1) / {s}) + 1", window=(layer.span, s),
@@ -136,7 +147,7 @@ def spread(book: Book, back: Backward, layer: Conv, incoming, dz: np.ndarray, bo
     ws, top = book.sheet("Spread", "spread", title=f"{back.tag}Spread{number}", numbering=back.tag,
                          colours=(style.DIVERGING,), stride=s, sheet=grad_sheet)
     blocks = book.blocks(ws, top, values, [b.label for b in grad_blocks], border)
-    book.tensor(ws, blocks, values, lambda f, i, j: (
+    tensor(ws, blocks, values, lambda f, i, j: (
         f"={grad_blocks[f].address(i // s, j // s)}" if i % s == 0 and j % s == 0 else None),
         style.DIVERGING, fmt=style.number_format(dz))
     book.overview_row(ws.title, layer.name, (F, Hd, Wd))
@@ -186,7 +197,7 @@ def rotated_kernels(book: Book, back: Backward, layer: Conv) -> Maps:
     ws, top = book.sheet("Rotated", "rotated", title=f"Rotated{number}", numbering=back.tag,
                          colours=(style.DIVERGING,), layer=layer.name)
     blocks = book.blocks(ws, top, turned, labels)
-    book.tensor(ws, blocks, turned, lambda n, u, v: (
+    tensor(ws, blocks, turned, lambda n, u, v: (
         f"={kernels[n // C][n % C].address(span - 1 - u, span - 1 - v)}"),
         style.DIVERGING)
     book.overview_row(ws.title, layer.name, (F, C, span, span))
@@ -223,7 +234,7 @@ def input_gradient(book: Book, back: Backward, layer: Conv, spread_map) -> Maps:
         return "=" + "+".join(f"SUMPRODUCT({window},{kernel})"
                               for window, kernel in zip(spread_windows, rotated[c]))
 
-    book.tensor(ws, blocks, values, formula, style.DIVERGING)
+    tensor(ws, blocks, values, formula, style.DIVERGING)
     book.overview_row(ws.title, previous, values.shape)
     return Maps(blocks, ws.title)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from cnnsheet import names, style
 from cnnsheet.layers import Dense, Flatten, ReLU
 from cnnsheet.layout import LEFT, Vector, a1, area, on
-from cnnsheet.sheets.common import Backward, Book, DenseGeometry, Pass, PassSheets
+from cnnsheet.sheets.common import Backward, Book, DenseGeometry, Pass, PassSheets, place_param, place_params
 
 
 def dense_sheet(book: Book, fp: Pass, made: PassSheets, layer: Dense, source: Vector,
@@ -37,8 +37,8 @@ def dense_sheet(book: Book, fp: Pass, made: PassSheets, layer: Dense, source: Ve
     for j in range(m):
         col = g.first + j
         ws.label(top, col, book.output_name(layer, j))
-        book.param(fp, made, ws, g.bias_row, col, layer, "bias", (j,), fmt_w)
-        book.params(fp, made, ws, layer, "weight", [(g.data_top + i, col, (j, i)) for i in range(n)], fmt_w)
+        place_param(fp, made, ws, g.bias_row, col, layer, "bias", (j,), fmt_w)
+        place_params(fp, made, ws, layer, "weight", [(g.data_top + i, col, (j, i)) for i in range(n)], fmt_w)
         weights = book.name(names.dense_weights(number, j + 1, fp.name_prefix), ws,
                             area(g.data_top, col, g.data_top + n - 1, col))
         bias_name = book.name(names.dense_bias(number, j + 1, fp.name_prefix), ws, a1(g.bias_row, col))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from cnnsheet import names, style
 from cnnsheet.layers import Flatten
 from cnnsheet.layout import LEFT, Vector, a1
-from cnnsheet.sheets.common import Backward, Book, Maps, Pass
+from cnnsheet.sheets.common import Backward, Book, Maps, Pass, tensor
 
 
 def flatten_sheet(book: Book, fp: Pass, values, in_blocks, in_sheet, scale) -> Vector:
@@ -43,7 +43,7 @@ def unflatten(book: Book, back: Backward, layer: Flatten, incoming: Vector) -> M
     C, H, W = values.shape
     ws, top = book.gradient_sheet(back.tag, sheet, "unflatten", count=f"{C * H * W:,}")
     blocks = book.blocks(ws, top, values, [b.label for b in blocks_in])
-    book.tensor(ws, blocks, values,
+    tensor(ws, blocks, values,
                 lambda c, i, j: f"={incoming.address((c * H + i) * W + j)}", style.DIVERGING)
     book.overview_row(ws.title, previous, values.shape)
     return Maps(blocks, ws.title)

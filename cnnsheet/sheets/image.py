@@ -4,11 +4,11 @@ the saliency pass, the gradient of a class score with respect to each pixel (sIm
 from __future__ import annotations
 
 from cnnsheet import names, style
-from cnnsheet.layers import receptive_field_size
+from cnnsheet.fields import receptive_field_size
 from cnnsheet.layout import LEFT, a1
 from cnnsheet.model import LUMA
 from cnnsheet.plan import Scale, WholeNumbers
-from cnnsheet.sheets.common import Book, Maps, channel_names
+from cnnsheet.sheets.common import Book, Maps, channel_names, square_cells, tensor
 
 
 def image_sheet(book: Book) -> Maps:
@@ -26,7 +26,7 @@ def image_sheet(book: Book) -> Maps:
     ws.whole_numbers.append(WholeNumbers(tuple(block.data for block in blocks), 0, 255,
                                          book.texts("labels", "not_a_pixel_title"),
                                          book.texts("labels", "not_a_pixel")))
-    book.square_cells(ws, top, blocks[-1].top + size, blocks[-1].left + size, style.PIXEL_CELL)
+    square_cells(ws, top, blocks[-1].top + size, blocks[-1].left + size, style.PIXEL_CELL)
     book.overview_row(ws.title, book.texts("overview", "image_row"), (3, size, size))
     return Maps(blocks, ws.title)
 
@@ -57,7 +57,7 @@ def input_sheet(book: Book, image_maps: Maps) -> Maps:
         return model.input_formula(c, pixels, names.mean(channels[c]), names.std(channels[c]))
 
     # a black pixel reads (0 - mean) / std: below zero whenever the mean is above it
-    book.tensor(ws, blocks, values, formula, input_scale(model))
+    tensor(ws, blocks, values, formula, input_scale(model))
     book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape,
                       field=receptive_field_size([]))  # each cell sees one pixel, one apart
     return Maps(blocks, ws.title)
@@ -79,6 +79,6 @@ def pixel_gradients(book: Book, dinput_blocks, dinput_sheet, dpixels):
             return f"={LUMA[c]}*{dinput_blocks[0].address(i, j)}/(255*{names.std(channels[0])})"
         return f"={dinput_blocks[c].address(i, j)}/(255*{names.std(channels[c])})"
 
-    book.tensor(ws, blocks, dpixels, formula, style.DIVERGING)
+    tensor(ws, blocks, dpixels, formula, style.DIVERGING)
     book.overview_row(ws.title, "pixels", dpixels.shape)
     return Maps(blocks, ws.title)

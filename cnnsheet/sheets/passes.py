@@ -14,7 +14,7 @@ from cnnsheet.layers import Conv, Dense, Flatten, MaxPool, ReLU, onehot_formula
 from cnnsheet.layout import LEFT, Block, Vector, a1
 from cnnsheet.model import Descent
 from cnnsheet.sheets import conv, dense, flatten, image, output, pool, relu
-from cnnsheet.sheets.common import Backward, Book, Maps, Pass, PassSheets
+from cnnsheet.sheets.common import Backward, Book, Maps, Pass, PassSheets, square_cells
 
 DEFAULT_LEARNING_RATE = 0.01  # the default walkthrough: loss 0.053 -> 0.014
 
@@ -50,7 +50,7 @@ def forward(book: Book, fp: Pass, input_maps: Maps) -> PassSheets:
     return made
 
 
-def backward(book: Book, first: PassSheets, image_maps: Maps) -> Descent:
+def backward(book: Book, first: PassSheets) -> Descent:
     """Gradients from the loss, the gradient-descent step, and the saliency map; returns the
     engine's step, whose loss after the Overview shows."""
     model, trace = book.model, book.trace
@@ -150,6 +150,6 @@ def saliency_sheets(book: Book, first: PassSheets, shared: dict):
     book.name(names.SALIENCY, ws, heat_block.data)
     ws.keep.append((heat_top - 1, heat_left, heat_top + size - 1, heat_left + size - 1))
     ws.scale(heat_block.data, style.SEQUENTIAL_SCALE)
-    book.square_cells(ws, heat_top, heat_top + size, heat_left + size)
+    square_cells(ws, heat_top, heat_top + size, heat_left + size)
     ws.width("ABCD", (3, 30, 16, 3))
     book.overview_row(ws.title, "saliency", (size, size))

@@ -8,7 +8,7 @@ import functools
 from cnnsheet import style
 from cnnsheet.layers import MaxPool
 from cnnsheet.layout import Block, area, on
-from cnnsheet.sheets.common import Backward, Book, Maps, Pass
+from cnnsheet.sheets.common import Backward, Book, Maps, Pass, tensor
 
 
 def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet, border, scale):
@@ -21,7 +21,7 @@ def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet
     ws, top = book.sheet("Pool", "pool", keys, fp, colours=(scale,), layer=in_sheet, size=q, stride=t,
                          factor=f"{factor:g}", dropped=dropped)
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
-    book.tensor(ws, blocks, values,
+    tensor(ws, blocks, values,
                 lambda c, i, j: MaxPool.formula(in_blocks[c].window_address(i * t, j * t, q, q)), scale)
     note = book.texts("pool", "body_dropped", dropped=dropped) if rows or cols else ""
     book.step(fp, ws.title, layer.name, values.shape, size_formula=f"=INT(({H}-{q})/{t})+1",
@@ -94,7 +94,7 @@ def mask_sheet(book: Book, back: Backward, layer: MaxPool) -> Maps:
         terms = [f"IF({wins(layer, *pool, y, x, w)},1,0)" for w in windows_of(layer, y, x, out_blocks[c])]
         return "=" + "+".join(terms) if terms else None
 
-    book.tensor(ws, blocks, wins_count, formula, style.SEQUENTIAL_SCALE, fmt="0")
+    tensor(ws, blocks, wins_count, formula, style.SEQUENTIAL_SCALE, fmt="0")
     book.overview_row(ws.title, layer.name, wins_count.shape)
     back.shared["Mask", layer.name] = Maps(blocks, ws.title)
     return back.shared["Mask", layer.name]
@@ -122,6 +122,6 @@ def pool_backward(book: Book, back: Backward, layer: MaxPool, incoming) -> Maps:
         return "=" + "+".join(f"IF({wins(layer, *pool, y, x, w)},"
                               f"{grad_blocks[c].address(*w)},0)" for w in windows)
 
-    book.tensor(ws, blocks, values, formula, style.DIVERGING)
+    tensor(ws, blocks, values, formula, style.DIVERGING)
     book.overview_row(ws.title, previous, values.shape)
     return Maps(blocks, ws.title)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from cnnsheet import style
 from cnnsheet.layers import ReLU
-from cnnsheet.sheets.common import Backward, Book, Maps, Pass
+from cnnsheet.sheets.common import Backward, Book, Maps, Pass, tensor
 
 
 def relu_sheet(book: Book, fp: Pass, layer: ReLU, values, in_blocks, in_sheet, border):
     ws, top = book.sheet("ReLU", "relu", fp=fp, colours=(style.SEQUENTIAL_SCALE,), layer=in_sheet)
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
-    book.tensor(ws, blocks, values, lambda c, i, j: ReLU.formula(in_blocks[c].address(i, j)),
+    tensor(ws, blocks, values, lambda c, i, j: ReLU.formula(in_blocks[c].address(i, j)),
                 style.SEQUENTIAL_SCALE)
     book.step(fp, ws.title, layer.name, values.shape)
     return Maps(blocks, ws.title)
@@ -24,7 +24,7 @@ def relu_backward(book: Book, back: Backward, layer: ReLU, incoming, border: int
     values = back.grads.tensors[previous][0]
     ws, top = book.gradient_sheet(back.tag, in_sheet, "drelu")
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
-    book.tensor(ws, blocks, values, lambda c, i, j: (
+    tensor(ws, blocks, values, lambda c, i, j: (
         f"=IF({in_blocks[c].address(i, j)}>0,{grad_blocks[c].address(i, j)},0)"),
         style.DIVERGING)
     book.overview_row(ws.title, previous, values.shape)
