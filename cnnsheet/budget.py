@@ -72,10 +72,10 @@ MAX_BATCH_SIZE = 4096
 
 # ---- the workbook ---------------------------------------------------------------------------
 # Every cell the workbook holds, numbers, formulas and labels, as workbook_cells estimates them
-# (an upper bound, up to about 1.8 times the real count). The plan keeps about 400 bytes a cell
-# (measured: the 1,517,728 cells of the 128x128 two-block walkthrough, estimated 2,038,483, peak at
-# 567 MB), so 3 million estimated cells stay under about 1.2 GB while writing; LibreOffice takes
-# about 20 s to open and recalculate that walkthrough, and far beyond it minutes.
+# (an upper bound). Measured near the limit (untrained, with the backward pass): two blocks at
+# 116 x 116 are estimated 2,838,656 and hold 2,183,857 cells; one block at 126 x 126, 2,912,042
+# and 2,174,735; each plans and writes in 20-30 s with a peak of about 900 MB. So 3 million
+# estimated cells are at most about 2.3 million written, under about 1 GB while writing.
 MAX_CELLS = 3_000_000
 MAX_ROWS, MAX_COLUMNS, MAX_FORMULA = 1_048_576, 16_384, 8_192  # Excel's own limits
 # Cells of a sheet that are not the tensor: title, link, explanation lines, labels (at most).
@@ -169,7 +169,7 @@ def workbook_cells(model, with_backward: bool) -> int:
     widest = max(getattr(layer, "span", 1) for layer in layers)
     border = widest - 1 + max(getattr(layer, "padding", 0) for layer in layers)  # any frame drawn
 
-    def forward_cells(with_input: bool) -> tuple[int, int]:
+    def forward_cells(with_input: bool) -> int:
         cells, sheets = 0, 0
         if with_input:
             cells += 3 * S * S + _spatial(shapes[0], border) + 12
@@ -188,12 +188,12 @@ def workbook_cells(model, with_backward: bool) -> int:
                 cells += m * n + 2 * n + 5 * m
             sheets += 1
         cells += 4 * (K + 2) + 3 * (K + 4)  # Softmax and Loss
-        return cells + (sheets + 2) * SHEET_OVERHEAD, sheets + 2
+        return cells + (sheets + 2) * SHEET_OVERHEAD
 
-    total, sheets = forward_cells(with_input=True)
+    total = forward_cells(with_input=True)
     total += glance_cells(shapes) + inspector_cells(model)
     if with_backward:
-        stepped, more_sheets = forward_cells(with_input=False)
+        stepped = forward_cells(with_input=False)
         chain = 4 * (K + 1)  # dLogits
         for layer, before, after in zip(layers, shapes, shapes[1:]):
             if layer.kind == "dense":
@@ -215,7 +215,6 @@ def workbook_cells(model, with_backward: bool) -> int:
         backward_sheets = 3 * len(layers) + 6
         total += (stepped + 2 * chain + masks_and_rotated + saliency
                   + backward_sheets * SHEET_OVERHEAD)
-        sheets += more_sheets + backward_sheets
     return total
 
 

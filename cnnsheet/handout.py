@@ -22,7 +22,8 @@ from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import write_atomically
 from cnnsheet.layout import area, column_number
 from cnnsheet.plan import SheetPlan, WorkbookPlan
-from cnnsheet.sheets.overview import OVERVIEW, TABLE
+from cnnsheet.sheets.common import OVERVIEW
+from cnnsheet.sheets.overview import TABLE
 
 # sheets of the handout, by name: the forward steps, then the start of learning
 HANDOUT = re.compile(r"^(Overview|Image|Filters\d+|Conv\d+|ReLU\d+|Pool\d+|Flatten|Dense\d+|"

@@ -14,6 +14,8 @@ dense weights (out, in), flatten in (C, H, W) order, max-pool ties to the first 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -42,14 +44,22 @@ def sliding_windows(x: np.ndarray, kernel: int, stride: int, dilation: int, out_
     )
 
 
-def reached_by(layer, in_index: int, out_size: int) -> list[int]:
-    """The output rows (or columns) of a conv or pool whose window reads input row `in_index`."""
-    return [out for out in range(out_size) if in_index in layer.reads(out)]
-
-
 def window_slice(offset: int, stride: int, count: int) -> slice:
     """The input rows (or columns) that kernel offset `offset` touches across `count` outputs."""
     return slice(offset, offset + stride * (count - 1) + 1, stride)
+
+
+@dataclass(frozen=True)
+class Neuron:
+    """One output of a conv, term by term: the window it reads (C, span, span), the kernel spread
+    over it (C, span, span), their products at the taps (C, k, k), their sum, the bias, the total."""
+
+    window: np.ndarray
+    kernel: np.ndarray
+    products: np.ndarray
+    sum: float
+    bias: float
+    total: float
 
 
 class Conv:
@@ -110,9 +120,36 @@ class Conv:
         """One output cell: SUMPRODUCT(window, kernel) for every input channel, plus the bias."""
         return "=" + "+".join(f"SUMPRODUCT({w},{k})" for w, k in zip(windows, kernels)) + f"+{bias}"
 
-    def receptive_field(self, out_row: int, out_col: int) -> tuple[int, int]:
+    def window_origin(self, out_row: int, out_col: int) -> tuple[int, int]:
         """Top-left input element (in unpadded coordinates, so maybe negative) read by an output."""
         return out_row * self.stride - self.padding, out_col * self.stride - self.padding
+
+    def one_output(self, x: np.ndarray, f: int, i: int, j: int) -> Neuron:
+        """Output (f, i, j) of one picture's conv, term by term, from its input x (C, H, W)."""
+        p, s, d, span = self.padding, self.stride, self.dilation, self.span
+        padded = np.pad(x, ((0, 0), (p, p), (p, p)))  # (C, H+2p, W+2p)
+        window = padded[:, i * s:i * s + span, j * s:j * s + span]  # (C, span, span)
+        kernel = np.zeros_like(window)
+        kernel[:, ::d, ::d] = self.weight[f]  # (C, span, span), zero in a dilated kernel's holes
+        products = window[:, ::d, ::d] * self.weight[f]  # (C, k, k)
+        return Neuron(window, kernel, products, products.sum(), self.bias[f], products.sum() + self.bias[f])
+
+    def spread(self, dz: np.ndarray) -> np.ndarray:
+        """One picture's output gradient (F, Ho, Wo) with stride - 1 zeros between its cells: the
+        map a strided conv's input gradient slides over (the transposed convolution)."""
+        F, Ho, Wo = dz.shape
+        s = self.stride
+        spread = np.zeros((F, (Ho - 1) * s + 1, (Wo - 1) * s + 1))
+        spread[:, ::s, ::s] = dz
+        return spread
+
+    def turned_kernels(self) -> np.ndarray:
+        """Every kernel (F * C of them, filter by filter) spread with its dilation's zeros and turned
+        by 180 degrees: what the input gradient convolves the spread gradient with."""
+        F, C, k, _ = self.weight.shape
+        spread = np.zeros((F * C, self.span, self.span))
+        spread[:, ::self.dilation, ::self.dilation] = self.weight.reshape(F * C, k, k)
+        return spread[:, ::-1, ::-1]
 
     @property
     def span(self) -> int:
@@ -221,6 +258,21 @@ class MaxPool:
             dx[:, :, rows, cols] += np.where(winner, dy, 0.0)
         return dx, {}
 
+    def one_output(self, x: np.ndarray, f: int, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Output (f, i, j) of one picture's pool: the window (q, q) of x (C, H, W) it reads, and
+        1 on the window's first maximum (the one the gradient goes to), 0 elsewhere."""
+        q, t = self.size, self.stride
+        window = x[f, i * t:i * t + q, j * t:j * t + q]  # (q, q)
+        winner = np.zeros((q, q))
+        winner[np.unravel_index(int(np.argmax(window)), window.shape)] = 1
+        return window, winner
+
+    def windows_won(self, cache) -> np.ndarray:
+        """How many windows each input cell is the first maximum of (N, C, H, W): the backward
+        pass of an all-ones gradient."""
+        winners, _ = cache
+        return self.backward(np.ones(winners[0].shape), cache)[0]
+
     @staticmethod
     def formula(window: str) -> str:
         return f"=MAX({window})"
@@ -283,10 +335,11 @@ class Dense:
         return f"=SUMPRODUCT({inputs},{weights})+{bias}"
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """exp(z - max z) / sum: subtracting the maximum changes nothing but keeps exp from overflowing."""
+def softmax_parts(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """exp(z - max z) and the probabilities, that divided by its sum: subtracting the maximum
+    changes nothing but keeps exp from overflowing."""
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    return shifted, shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def exp_formula(logit: str, logits: str) -> str:

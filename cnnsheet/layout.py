@@ -1,4 +1,4 @@
-"""Where things land in the workbook: plain data and small pure functions, no openpyxl objects.
+"""Where things land in the workbook: plain data and small pure functions of rows and columns.
 
 Rows and columns are 1-based, as in a spreadsheet. A `Block` is one 2-D slice of a tensor (one
 channel or feature map) on one sheet; a `Vector` is a 1-D tensor laid down a column or along a row.
@@ -20,15 +20,6 @@ _PLAIN_SHEET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _CELL_LIKE = re.compile(r"^([A-Za-z]{1,3}[0-9]+|[Rr][0-9]*([Cc][0-9]*)?|[Cc][0-9]*)$")
 _AREA = re.compile(r"^([A-Z]{1,3})([0-9]+)(?::([A-Z]{1,3})([0-9]+))?$")
-
-
-def column_letter(col: int) -> str:
-    """1 -> 'A', 27 -> 'AA'."""
-    letters = ""
-    while col > 0:
-        col, rest = divmod(col - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 # every column's letters, COLUMNS[2] == "B": A..Z, AA..ZZ, AAA.. in order, up to XFD

@@ -20,8 +20,8 @@ from cnnsheet.layers import (
     Flatten,
     MaxPool,
     ReLU,
-    softmax,
     softmax_cross_entropy_backward,
+    softmax_parts,
 )
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as Pillow's mode "L": grey from R, G, B
@@ -34,6 +34,7 @@ class Trace:
 
     tensors: dict  # "input", one per layer ("conv1", "relu1", ...), "probabilities"
     caches: dict = field(repr=False, default_factory=dict)
+    exps: np.ndarray | None = field(repr=False, default=None)  # the softmax's exp(z - max z) (N, K)
 
     @property
     def logits(self) -> np.ndarray:
@@ -42,6 +43,31 @@ class Trace:
     @property
     def probabilities(self) -> np.ndarray:
         return self.tensors["probabilities"]
+
+    @property
+    def exp_sums(self) -> np.ndarray:
+        """The softmax's denominators (N,)."""
+        return self.exps.sum(axis=-1)
+
+    @property
+    def probability_sums(self) -> np.ndarray:
+        """Each picture's probabilities added up (N,): 1 but for rounding."""
+        return self.probabilities.sum(axis=-1)
+
+
+@dataclass
+class Descent:
+    """One step of gradient descent on one picture: the stepped network, its pass on the same
+    input, and the loss before and after."""
+
+    model: Model
+    trace: Trace
+    loss_before: float
+    loss_after: float
+
+    @property
+    def loss_change(self) -> float:
+        return self.loss_after - self.loss_before
 
 
 @dataclass
@@ -143,7 +169,7 @@ class Model:
         for layer in self.layers:
             x, trace.caches[layer.name] = layer.forward(x)
             trace.tensors[layer.name] = x
-        trace.tensors["probabilities"] = softmax(x)
+        trace.exps, trace.tensors["probabilities"] = softmax_parts(x)
         return trace
 
     def backward(self, trace: Trace, dlogits: np.ndarray, need_input_grad=True) -> Gradients:
@@ -168,6 +194,23 @@ class Model:
         labels = np.asarray(labels)
         shifted = logits - logits.max(axis=1, keepdims=True)
         return np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(len(labels)), labels]
+
+    def loss_gradient(self, trace: Trace, labels) -> np.ndarray:
+        """d (mean loss) / d logits (N, K): p - onehot, over N."""
+        return softmax_cross_entropy_backward(trace.probabilities, np.asarray(labels))
+
+    def step(self, grads: Gradients, rate: float) -> Model:
+        """A new model whose parameters took one step of gradient descent: w - rate x dL/dw."""
+        stepped = Model(self.config)
+        stepped.set_params({name: value - rate * grads.params[name] for name, value in self.params().items()})
+        return stepped
+
+    def descend(self, trace: Trace, grads: Gradients, labels, rate: float) -> Descent:
+        """One step on the picture of `trace` (gradients `grads`), and the mean loss before and after."""
+        after = self.step(grads, rate)
+        after_trace = after.forward(trace.tensors["input"])
+        return Descent(after, after_trace, float(self.loss(trace, labels).mean()),
+                       float(after.loss(after_trace, labels).mean()))
 
     def gradients(self, x: np.ndarray, labels, need_input_grad=True):
         """Forward, per-sample losses (N,), and the gradients of their mean."""

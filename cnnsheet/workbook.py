@@ -13,11 +13,11 @@ from operator import itemgetter
 import numpy as np
 from PIL import Image
 
-from cnnsheet import budget, memory, printing, writer
+from cnnsheet import budget, printing, writer
 from cnnsheet.model import Model
 from cnnsheet.plan import WorkbookPlan
 from cnnsheet.sheets import image, output, overview, passes, zoom
-from cnnsheet.sheets.common import Book
+from cnnsheet.sheets.common import OVERVIEW, Book
 from cnnsheet.sheets.passes import DEFAULT_LEARNING_RATE
 from cnnsheet.texts import Texts
 
@@ -53,7 +53,6 @@ class Walkthrough:
         writer.save(self.plan, path, cached_values)
 
 
-@memory.no_cycle_collection()
 def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = None,
                       target_index: int | None = None, photo: Image.Image | None = None,
                       photo_name: str = "", with_backward: bool = False,
@@ -73,13 +72,15 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     book = Book(model, pixels, texts, predicted if target_index is None else target_index,
                 learning_rate, predicted if saliency_index is None else saliency_index,
                 untrained=untrained)
-    image.input_sheet(book, image.image_sheet(book))
-    probabilities = output.softmax_sheet(book, book.first, passes.forward(book, book.first))
-    output.loss_sheet(book, probabilities)
-    zoom.zoom_sheets(book, zoom_choices)
-    if with_backward:
-        passes.backward(book, probabilities)
-    overview.overview_sheet(book, photo, photo_name, with_backward, bundled and not untrained)
+    # The pipeline: each sheet function plans its sheets and returns what later ones read.
+    overview_ws = book.plan.sheet(OVERVIEW)  # shown first, filled last
+    image_maps = image.image_sheet(book)
+    first = passes.forward(book, book.first, image.input_sheet(book, image_maps))
+    first.probabilities = output.softmax_sheet(book, book.first, first.logits)
+    output.loss_sheet(book, first.probabilities)
+    book.add_outlines(zoom.zoom_sheets(book, first, image_maps, zoom_choices))
+    descent = passes.backward(book, first) if with_backward else None
+    overview.overview_sheet(book, overview_ws, first, descent, photo, photo_name, bundled and not untrained)
     # the page fields: filled in when the sheet prints
     footer = texts("labels", "footer", page=printing.THIS_PAGE, pages=printing.PAGE_COUNT)
     for sheet in book.plan.sheets:

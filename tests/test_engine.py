@@ -9,7 +9,7 @@ from strategies import architectures
 from torch_oracle import torch_forward, torch_params, torch_pass
 
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.layers import MaxPool, conv_output_size
+from cnnsheet.layers import Conv, MaxPool, conv_output_size
 from cnnsheet.model import Model
 
 TOLERANCE = {"rtol": 1e-10, "atol": 1e-12}
@@ -174,3 +174,75 @@ def test_a_pool_that_does_not_tile_its_input_is_floored():
     x = np.random.default_rng(0).normal(size=(1, 1, 7, 7))
     dx, _ = pool.backward(np.ones((1, 1, 3, 3)), pool.forward(x)[1])
     assert not dx[0, 0, 6].any() and not dx[0, 0, :, 6].any()  # the dropped row and column get nothing
+
+
+# ---- what the sheets place, term by term --------------------------------------------------------
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(architectures())
+def test_one_output_of_each_conv_and_pool_is_the_forward_pass_term_by_term(case):
+    model, x, _ = case
+    trace = model.forward(x)
+    names = list(trace.tensors)
+    for layer in model.layers:
+        if not isinstance(layer, (Conv, MaxPool)):
+            continue
+        before = trace.tensors[names[names.index(layer.name) - 1]][0]  # (C, H, W)
+        after = trace.tensors[layer.name][0]  # (F, Ho, Wo)
+        for f, i, j in {(0, 0, 0), tuple(n - 1 for n in after.shape)}:
+            if isinstance(layer, Conv):
+                neuron = layer.one_output(before, f, i, j)
+                np.testing.assert_allclose(neuron.total, after[f, i, j], **TOLERANCE)
+                np.testing.assert_allclose(neuron.products.sum(), neuron.sum, **TOLERANCE)
+                d = layer.dilation
+                np.testing.assert_array_equal(neuron.kernel[:, ::d, ::d], layer.weight[f])
+            else:
+                window, winner = layer.one_output(before, f, i, j)
+                assert window.max() == after[f, i, j] and winner.sum() == 1
+                assert window[winner == 1][0] == after[f, i, j]
+        if isinstance(layer, MaxPool):  # the windows won: the gradient of an all-ones map
+            won = layer.windows_won(trace.caches[layer.name])
+            assert won.sum() == trace.tensors[layer.name].size
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(architectures())
+def test_the_spread_gradient_and_turned_kernels_give_the_input_gradient(case):
+    """d input = the spread gradient, framed by span - 1 zeros, convolved with the turned kernels
+    (the formula of the d sheets), summed over filters, cut back to the unpadded input."""
+    model, x, labels = case
+    trace, _, grads = model.gradients(x, labels)
+    names = list(trace.tensors)
+    for layer in model.layers:
+        if not isinstance(layer, Conv):
+            continue
+        previous = names[names.index(layer.name) - 1]
+        dz, dx = grads.tensors[layer.name][0], grads.tensors[previous][0]  # (F, Ho, Wo), (C, H, W)
+        spread = layer.spread(dz)  # (F, Hd, Wd)
+        assert np.array_equal(spread[:, ::layer.stride, ::layer.stride], dz)
+        F, C, span, p = layer.filters, layer.in_channels, layer.span, layer.padding
+        turned = layer.turned_kernels().reshape(F, C, span, span)
+        framed = np.pad(spread, ((0, 0), (span - 1, span - 1), (span - 1, span - 1)))
+        _, H, W = dx.shape
+        for y, x_ in {(0, 0), (H - 1, W - 1), (H // 2, W // 3)}:
+            top, left = y + p, x_ + p  # in the padded input, which the framed map's windows tile
+            if top >= framed.shape[1] - span + 1 or left >= framed.shape[2] - span + 1:
+                assert np.allclose(dx[:, y, x_], 0)  # no window reached it
+                continue
+            window = framed[:, top:top + span, left:left + span]  # (F, span, span)
+            expected = np.einsum("fab,fcab->c", window, turned)
+            np.testing.assert_allclose(dx[:, y, x_], expected, **TOLERANCE)
+
+
+def test_one_step_of_descent_moves_every_parameter_against_its_gradient_and_lowers_the_loss():
+    model = small_model(seed=3)
+    x = model.preprocess(random_pixels(np.random.default_rng(0), 1, model.input_size))
+    trace = model.forward(x)
+    grads = model.backward(trace, model.loss_gradient(trace, [1]))
+    descent = model.descend(trace, grads, [1], 0.01)
+    for name, value in model.params().items():
+        np.testing.assert_array_equal(descent.model.params()[name], value - 0.01 * grads.params[name])
+    assert descent.loss_before == model.loss(trace, [1])[0]
+    np.testing.assert_allclose(descent.loss_after,
+                               -np.log(descent.model.forward(x).probabilities[0, 1]), **TOLERANCE)
+    assert descent.loss_after < descent.loss_before
+    assert descent.loss_change == descent.loss_after - descent.loss_before

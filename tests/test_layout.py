@@ -12,7 +12,6 @@ from cnnsheet.layout import (
     area,
     blocks_per_row,
     bounds,
-    column_letter,
     column_number,
     grid,
     quote_sheet,
@@ -100,6 +99,6 @@ def test_vector():
 
 @pytest.mark.parametrize("col, letters", [(1, "A"), (26, "Z"), (27, "AA"), (52, "AZ"), (53, "BA"),
                                           (702, "ZZ"), (703, "AAA"), (16384, "XFD")])
-def test_column_letter(col, letters):
-    assert column_letter(col) == letters == COLUMNS[col]
+def test_column_letters(col, letters):
+    assert COLUMNS[col] == letters
     assert column_number(letters) == col

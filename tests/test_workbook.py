@@ -1,5 +1,8 @@
 """The walkthrough workbook, recalculated by LibreOffice Calc and compared with the engine."""
 
+import subprocess
+import sys
+
 import numpy as np
 import openpyxl
 import pytest
@@ -212,3 +215,28 @@ def test_a_failed_save_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         build_walkthrough(model, pixels).save(tmp_path / "w.xlsx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_confident_model_explains_a_class_it_gives_no_chance(tmp_path):
+    """One score 800 above the rest: the other classes' probabilities round to 0, so -ln p would be
+    infinite; the engine's loss (log-sum-exp) is 800, and every cached value comes from it. The
+    command is run as a user runs it, with every Python warning an error."""
+    model = small_model()
+    logits = model.layers[-1]
+    logits.weight[...] = 0.0
+    logits.bias[...] = [800.0, 0.0, 0.0]  # "a" whatever the photo
+    model.save(tmp_path / "confident.npz")
+    out = tmp_path / "confident.xlsx"
+    run = subprocess.run([sys.executable, "-W", "error", "-m", "cnnsheet", "explain", "--model",
+                          str(tmp_path / "confident.npz"), "--label", "b", "-o", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert out.exists()
+    values = openpyxl.load_workbook(out, data_only=True)
+    formulas = openpyxl.load_workbook(out)
+    loss_sheet, loss_ref = formulas.defined_names["loss"].attr_text.split("!")
+    loss = values[loss_sheet][loss_ref.replace("$", "")].value
+    assert loss == pytest.approx(800.0)
+    after_sheet, after_ref = formulas.defined_names["loss_after_step"].attr_text.split("!")
+    after = values[after_sheet][after_ref.replace("$", "")].value
+    assert 790 < after < loss  # one step lowers the loss, and it stays finite

@@ -19,11 +19,12 @@ from openpyxl.utils.cell import range_boundaries
 from strategies import models
 from test_writer import sheet_part
 
+from cnnsheet.fields import receptive_field, receptive_field_size
 from cnnsheet.layers import Conv
 from cnnsheet.layout import COLUMNS
 from cnnsheet.model import Model
+from cnnsheet.sheets.choice import CHOOSE_LIMIT
 from cnnsheet.sheets.overview import TABLE
-from cnnsheet.sheets.zoom import CHOOSE_LIMIT, receptive_field, receptive_field_size
 from cnnsheet.workbook import build_walkthrough
 
 

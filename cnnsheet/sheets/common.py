@@ -6,16 +6,17 @@ The forward, backward, step and saliency sheets all call these; none of them inh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from cnnsheet import style
 from cnnsheet.errors import CnnsheetError
+from cnnsheet.fields import receptive_field_size
 from cnnsheet.layers import Conv
-from cnnsheet.layout import LEFT, Block, a1, area, blocks_per_row, grid, on, quote_sheet
-from cnnsheet.model import Model, Trace
-from cnnsheet.plan import Scale, SheetPlan, WorkbookPlan
+from cnnsheet.layout import LEFT, Block, Vector, a1, area, blocks_per_row, grid, on, quote_sheet
+from cnnsheet.model import Gradients, Model, Trace
+from cnnsheet.plan import Highlight, Scale, SheetPlan, WorkbookPlan
 from cnnsheet.texts import Texts
 
 OVERVIEW = "Overview"
@@ -35,7 +36,7 @@ class Step:
     params: int = 0
     note: str = ""
     window: tuple | None = None  # (span, stride) of a conv or pool: how it widens the field
-    field_start: bool = False  # the input: each cell sees one pixel, and moves one at a time
+    field: tuple | None = None  # the engine's (size, jump) of the receptive field of a cell here
 
 
 @dataclass
@@ -49,6 +50,66 @@ class Pass:
     sheet_prefix: str = ""
     name_prefix: str = ""
     step: Callable | None = None
+
+
+class Maps(NamedTuple):
+    """A (C, H, W) tensor on a sheet: one block per channel."""
+
+    blocks: list[Block]
+    sheet: str
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Where a Filters sheet put a conv's kernels, [filter][channel], and its biases, one 1 x 1
+    block per filter."""
+
+    sheet: str
+    kernels: list
+    biases: list
+
+
+@dataclass
+class PassSheets:
+    """What the sheets of one forward pass made, for the sheets planned after them: where each
+    tensor landed ("input" and each layer's name -> Maps, or a Vector after flatten), each conv's
+    Filters and each dense layer's DenseGeometry by layer name, the cell of each parameter of the
+    first pass by (layer, "weight"/"bias", index), and the logits and probabilities."""
+
+    maps: dict = field(default_factory=dict)
+    filters: dict = field(default_factory=dict)
+    dense: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    logits: Vector | None = None
+    probabilities: Vector | None = None
+
+
+@dataclass
+class Backward:
+    """One backward pass being planned: its tag ("d" from the loss, "s" from a class score), the
+    engine's gradients, the first pass's sheets it reads, the Mask and Rotated sheets that the two
+    backward passes share (layer name -> Maps, made by the first that needs one), and where each
+    d loss / d parameter landed (tag "d"), for the gradient step."""
+
+    tag: str
+    grads: Gradients
+    first: PassSheets
+    shared: dict
+    grad_at: dict = field(default_factory=dict)
+
+    def record(self, layer, key: str, index: tuple, sheet: str, row: int, col: int):
+        """Remember where d loss / d parameter landed."""
+        if self.tag == "d":
+            self.grad_at[layer.name, key, index] = on(sheet, a1(row, col))
+
+
+@dataclass(frozen=True)
+class Outline:
+    """A highlight one sheet asks for on another (a Zoom sheet outlines what its choice reads and
+    feeds); the pipeline adds it, in the order asked."""
+
+    sheet: str
+    highlight: Highlight
 
 
 @dataclass(frozen=True)
@@ -88,22 +149,14 @@ class Book:
     learning_rate: float
     saliency_index: int
     plan: WorkbookPlan = field(default_factory=WorkbookPlan)
-    steps: list = field(default_factory=list)  # rows of the overview's table
+    steps: list = field(default_factory=list)  # rows of the overview's table, as sheets add them
     counts: dict = field(default_factory=dict)  # sheet kind -> how many so far
-    at: dict = field(default_factory=dict)  # tensor name -> (blocks or Vector, sheet), first pass
-    param_at: dict = field(default_factory=dict)  # (layer, "weight"/"bias", index) -> "Sheet!B3"
-    grad_at: dict = field(default_factory=dict)  # the same for d loss / d parameter
-    kernels: dict = field(default_factory=dict)  # conv layer -> [filter][channel] kernel Blocks
-    biases: dict = field(default_factory=dict)  # conv layer -> [filter] 1 x 1 Blocks of its biases
-    dense_at: dict = field(default_factory=dict)  # dense layer -> DenseGeometry
-    masks: dict = field(default_factory=dict)  # pool layer -> (blocks, sheet) of its Mask sheet
-    rotated: dict = field(default_factory=dict)  # conv layer -> (blocks, sheet) of Rotated kernels
-    loss_after: float = 0.0
     untrained: bool = False  # random weights: the texts must not speak of training
     numbers: dict = field(default_factory=dict)  # numbering ("step", "d", "s", "Newstep") -> last
 
     def __post_init__(self):
         self.trace = self.model.predict(self.pixels)
+        self.loss = float(self.model.loss(self.trace, [self.target_index])[0])  # finite where p is 0
         self.first = Pass(self.trace, self.model.params())
         self.plan.lang = self.texts.lang
         self.class_names = self.texts.class_names(self.model.classes)  # as the workbook shows them
@@ -131,15 +184,18 @@ class Book:
     # ---- sheets ------------------------------------------------------------------------------
     def sheet(self, kind: str, section: str, body_keys=("body",), fp: Pass | None = None,
               title: str | None = None, numbering: str | None = "step", colours=(),
-              **values) -> tuple[SheetPlan, int]:
+              after: str | None = None, **values) -> tuple[SheetPlan, int]:
         """A new sheet with its numbered title, the link back, the explanation and what its
-        colours (Scales) mean; returns (sheet, first free row). Sheets of the pass after the
-        gradient step are called New...; they say so."""
+        colours (Scales) mean; returns (sheet, first free row). It goes at the end of the
+        workbook, or just after the sheet `after`. Sheets of the pass after the gradient step are
+        called New...; they say so."""
         prefix = fp.sheet_prefix if fp else ""
         self.counts[prefix + kind] = self.counts.get(prefix + kind, 0) + 1
         single = kind in SINGLE_SHEETS
         title = title or prefix + (kind if single else f"{kind}{self.counts[prefix + kind]}")
         ws = self.plan.sheet(title)
+        if after is not None:
+            self.plan.sheets.insert(self.plan.sheetnames.index(after) + 1, self.plan.sheets.pop())
         heading = self.numbered(self.texts(section, "title", **values), numbering, prefix)
         if prefix:
             heading = self.texts("step", "after_title", title=heading)
@@ -158,20 +214,13 @@ class Book:
         ws.freeze = "A3"
         return ws, row + 1
 
+    def add_outlines(self, outlines: list[Outline]):
+        """The highlights that sheets asked for on other sheets, in the order asked."""
+        for outline in outlines:
+            self.plan[outline.sheet].highlights.append(outline.highlight)
+
     def name(self, name: str, sheet: SheetPlan | str, ref: str) -> str:
         return self.plan.name(name, sheet if isinstance(sheet, str) else sheet.title, ref)
-
-    @staticmethod
-    def square_cells(ws: SheetPlan, top: int, bottom: int, right: int, size=style.TENSOR_CELL):
-        """Square cells from column B on; column A, which only holds text, stays a narrow margin
-        (a printed page then holds a whole 24-wide block)."""
-        width, height = size
-        ws.widths[1] = style.MARGIN_WIDTH
-        for col in range(2, right + 2):
-            ws.widths[col] = width
-        for row in range(top, bottom + 1):
-            ws.heights[row] = height
-        ws.zoom = style.zoom_to_fit(right + 1, width)
 
     def blocks(self, ws: SheetPlan, top: int, values: np.ndarray, labels, border: int = 0) -> list[Block]:
         """Lay out a (C, H, W) tensor as labelled blocks with their zero borders drawn."""
@@ -190,46 +239,13 @@ class Book:
                         if not inside:
                             ws.number(row, col, 0, zero)
         last = blocks[-1].outer
-        self.square_cells(ws, top, last[2], max(b.outer[3] for b in blocks))
+        square_cells(ws, top, last[2], max(b.outer[3] for b in blocks))
         return blocks
-
-    @staticmethod
-    def tensor(ws: SheetPlan, blocks: list[Block], values: np.ndarray, formula_of, scale: Scale,
-               fmt: str | None = None):
-        """Every element of a (C, H, W) tensor: formula_of(c, i, j) gives its formula, or None
-        for a cell that is 0 whatever the inputs (written as a grey constant)."""
-        if not np.isfinite(values).all():
-            raise CnnsheetError(f"sheet {ws.title}: the engine computed values that are not finite "
-                                f"numbers")
-        look = style.key("number", fmt or style.number_format(values))
-        zero = style.key("zero", "0")
-        ws.formulas((((block.top + i, block.left + j), formula_of(c, i, j), value)
-                     for c, block in enumerate(blocks)
-                     for i, row_values in enumerate(values[c].tolist())
-                     for j, value in enumerate(row_values)), look, zero)
-        ws.scale([block.data for block in blocks], scale)
 
     def border_for(self, index: int) -> int:
         """Zero padding to draw around a tensor: that of the conv which reads it next, if any."""
         layers = self.model.layers
         return layers[index].padding if index < len(layers) and isinstance(layers[index], Conv) else 0
-
-    def param(self, fp: Pass, ws: SheetPlan, row, col, layer, key: str, index: tuple, fmt: str):
-        """A weight or bias: a number in the first pass, `old - learning_rate * gradient` after."""
-        self.params(fp, ws, layer, key, [(row, col, index)], fmt)
-
-    def params(self, fp: Pass, ws: SheetPlan, layer, key: str, cells, fmt: str):
-        """Weights or biases of a layer at (row, col, index) each, as `param` places one."""
-        values = fp.params[f"{layer.name}.{key}"]
-        look = style.key("number", fmt)
-        if fp.step is None:
-            sheet = quote_sheet(ws.title) + "!"
-            for row, col, index in cells:
-                ws.number(row, col, values[index], look)
-                self.param_at[layer.name, key, index] = sheet + a1(row, col)
-        else:
-            for row, col, index in cells:
-                ws.formula(row, col, fp.step(layer, key, index), values[index], look)
 
     def overview_row(self, sheet: str, layer: str, shape: tuple, **details):
         """A row of the overview's table."""
@@ -245,8 +261,13 @@ class Book:
 
     def previous_name(self, layer) -> str:
         """The tensor a layer reads: the output of the layer before it, or the input."""
-        names = list(self.trace.tensors)
-        return names[names.index(layer.name) - 1]
+        tensors = list(self.trace.tensors)
+        return tensors[tensors.index(layer.name) - 1]
+
+    def field_of(self, layer) -> tuple[int, int]:
+        """The engine's (size, jump) of the receptive field of a cell of a layer's output."""
+        layers = self.model.layers
+        return receptive_field_size(layers[:layers.index(layer) + 1])
 
     def output_name(self, layer, j: int) -> str:
         """A dense output's column heading: the class name for the last layer, else 'unit j'."""
@@ -263,7 +284,50 @@ class Book:
         return self.sheet(tag + forward_sheet, section, keys, title=tag + forward_sheet,
                           numbering=tag, colours=colours, sheet=forward_sheet, **values)
 
-    def record(self, tag: str, layer, key: str, index: tuple, sheet: str, row: int, col: int):
-        """Remember where d loss / d parameter landed, for the gradient step."""
-        if tag == "d":
-            self.grad_at[layer.name, key, index] = on(sheet, a1(row, col))
+
+# ---- placing values: the helpers every sheet calls ------------------------------------------
+def square_cells(ws: SheetPlan, top: int, bottom: int, right: int, size=style.TENSOR_CELL):
+    """Square cells from column B on; column A, which only holds text, stays a narrow margin
+    (a printed page then holds a whole 24-wide block)."""
+    width, height = size
+    ws.widths[1] = style.MARGIN_WIDTH
+    for col in range(2, right + 2):
+        ws.widths[col] = width
+    for row in range(top, bottom + 1):
+        ws.heights[row] = height
+    ws.zoom = style.zoom_to_fit(right + 1, width)
+
+
+def tensor(ws: SheetPlan, blocks: list[Block], values: np.ndarray, formula_of, scale: Scale,
+           fmt: str | None = None):
+    """Every element of a (C, H, W) tensor: formula_of(c, i, j) gives its formula, or None
+    for a cell that is 0 whatever the inputs (written as a grey constant)."""
+    if not np.isfinite(values).all():
+        raise CnnsheetError(f"sheet {ws.title}: the engine computed values that are not finite "
+                            f"numbers")
+    look = style.key("number", fmt or style.number_format(values))
+    zero = style.key("zero", "0")
+    ws.formulas((((block.top + i, block.left + j), formula_of(c, i, j), value)
+                 for c, block in enumerate(blocks)
+                 for i, row_values in enumerate(values[c].tolist())
+                 for j, value in enumerate(row_values)), look, zero)
+    ws.scale([block.data for block in blocks], scale)
+
+
+def place_param(fp: Pass, made: PassSheets, ws: SheetPlan, row, col, layer, key: str, index: tuple, fmt: str):
+    """A weight or bias: a number in the first pass (its cell noted in `made`), and
+    `old - learning_rate * gradient` after."""
+    place_params(fp, made, ws, layer, key, [(row, col, index)], fmt)
+
+def place_params(fp: Pass, made: PassSheets, ws: SheetPlan, layer, key: str, cells, fmt: str):
+    """Weights or biases of a layer at (row, col, index) each, as `param` places one."""
+    values = fp.params[f"{layer.name}.{key}"]
+    look = style.key("number", fmt)
+    if fp.step is None:
+        sheet = quote_sheet(ws.title) + "!"
+        for row, col, index in cells:
+            ws.number(row, col, values[index], look)
+            made.params[layer.name, key, index] = sheet + a1(row, col)
+    else:
+        for row, col, index in cells:
+            ws.formula(row, col, fp.step(layer, key, index), values[index], look)

@@ -7,10 +7,21 @@ import functools
 
 import numpy as np
 
-from cnnsheet import style
+from cnnsheet import names, style
 from cnnsheet.layers import Conv
 from cnnsheet.layout import LEFT, Block, a1
-from cnnsheet.sheets.common import Book, Pass, channel_names
+from cnnsheet.sheets.common import (
+    Backward,
+    Book,
+    Filters,
+    Maps,
+    Pass,
+    PassSheets,
+    channel_names,
+    place_param,
+    square_cells,
+    tensor,
+)
 
 
 def filter_bands(book: Book, ws, top: int, layer: Conv, write_tap, write_bias):
@@ -19,16 +30,16 @@ def filter_bands(book: Book, ws, top: int, layer: Conv, write_tap, write_bias):
     write_tap(row, col, (f, c, a, b)) and write_bias(row, col, f) fill the cells; returns the
     kernel blocks [f][c] and the bias cells."""
     F, C, span, d = layer.filters, layer.in_channels, layer.span, layer.dilation
-    names = channel_names(C, layer is book.model.layers[0])
+    channels = channel_names(C, layer is book.model.layers[0])
     zero = style.key("zero", "0")
     kernels, bias_cells = [], []
     for f in range(F):
         band = top + f * (span + 2)
         row_blocks = []
         for c in range(C):
-            block = Block(ws.title, band + 1, LEFT + c * (span + 1), span, span, label=names[c])
+            block = Block(ws.title, band + 1, LEFT + c * (span + 1), span, span, label=channels[c])
             filter_name = book.texts("labels", "filter", number=f + 1)
-            ws.label(band, block.left, f"{filter_name}: {names[c]}" if c == 0 else names[c])
+            ws.label(band, block.left, f"{filter_name}: {channels[c]}" if c == 0 else channels[c])
             for i in range(span):
                 for j in range(span):
                     if i % d == 0 and j % d == 0:
@@ -42,11 +53,11 @@ def filter_bands(book: Book, ws, top: int, layer: Conv, write_tap, write_bias):
         write_bias(band + 1, bias_col, f)
         bias_cells.append(a1(band + 1, bias_col))
         kernels.append(row_blocks)
-    book.square_cells(ws, top, top + F * (span + 2), LEFT + C * (span + 1))
+    square_cells(ws, top, top + F * (span + 2), LEFT + C * (span + 1))
     return kernels, bias_cells
 
 
-def filters_sheet(book: Book, fp: Pass, layer: Conv):
+def filters_sheet(book: Book, fp: Pass, made: PassSheets, layer: Conv) -> Filters:
     """Weights, one row of kernels per filter (spread with zeros when dilated), and biases."""
     F, C, k = layer.filters, layer.in_channels, layer.kernel
     span, d = layer.span, layer.dilation
@@ -58,21 +69,19 @@ def filters_sheet(book: Book, fp: Pass, layer: Conv):
     fmt = style.number_format(fp.params[f"{layer.name}.weight"])
     kernels, bias_cells = filter_bands(
         book, ws, top, layer,
-        lambda row, col, tap: book.param(fp, ws, row, col, layer, "weight", tap, fmt),
-        lambda row, col, f: book.param(fp, ws, row, col, layer, "bias", (f,), fmt))
-    prefix = f"{fp.name_prefix}conv{book.counts[fp.sheet_prefix + 'Filters']}"
+        lambda row, col, tap: place_param(fp, made, ws, row, col, layer, "weight", tap, fmt),
+        lambda row, col, f: place_param(fp, made, ws, row, col, layer, "bias", (f,), fmt))
+    number = book.counts[fp.sheet_prefix + "Filters"]
     for f, (row_blocks, bias) in enumerate(zip(kernels, bias_cells)):
         for block in row_blocks:
-            book.name(f"{prefix}_f{f + 1}_{block.label}", ws, block.data)
-        book.name(f"{prefix}_f{f + 1}_bias", ws, bias)
-    if fp is book.first:
-        book.kernels[layer.name] = kernels
-        bias_col = LEFT + C * (span + 1)  # as filter_bands puts it: right of the last kernel
-        book.biases[layer.name] = [Block(ws.title, row_blocks[0].top, bias_col, 1, 1)
-                                   for row_blocks in kernels]
+            book.name(names.conv_kernel(number, f + 1, block.label, fp.name_prefix), ws, block.data)
+        book.name(names.conv_bias(number, f + 1, fp.name_prefix), ws, bias)
+    bias_col = LEFT + C * (span + 1)  # as filter_bands puts it: right of the last kernel
+    biases = [Block(ws.title, row_blocks[0].top, bias_col, 1, 1) for row_blocks in kernels]
     ws.scale([b.data for row_blocks in kernels for b in row_blocks] + bias_cells, style.DIVERGING)
     book.step(fp, ws.title, layer.name, layer.weight.shape, params_formula=f"={F}*{C}*{k}*{k}+{F}",
               params=layer.weight.size + layer.bias.size)
+    return Filters(ws.title, kernels, biases)
 
 
 def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, border):
@@ -86,75 +95,75 @@ def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, b
                          padding=p, dilation=d)
     labels = [book.texts("labels", "filter", number=f + 1) for f in range(F)]
     blocks = book.blocks(ws, top, values, labels, border)
-    prefix = f"{fp.name_prefix}conv{book.counts[fp.sheet_prefix + 'Conv']}"
-    names = channel_names(layer.in_channels, in_sheet == "Input")
+    number = book.counts[fp.sheet_prefix + "Conv"]
+    channels = channel_names(layer.in_channels, in_sheet == "Input")
 
-    kernels = [[f"{prefix}_f{f + 1}_{name}" for name in names] for f in range(F)]
+    kernels = [[names.conv_kernel(number, f + 1, channel, fp.name_prefix) for channel in channels]
+               for f in range(F)]
 
     @functools.cache
     def windows(i, j):  # the same for every filter
-        r0, c0 = layer.receptive_field(i, j)
+        r0, c0 = layer.window_origin(i, j)
         return [block.window_address(r0, c0, layer.span, layer.span) for block in in_blocks]
 
     def formula(f, i, j):
-        return Conv.formula(windows(i, j), kernels[f], f"{prefix}_f{f + 1}_bias")
+        return Conv.formula(windows(i, j), kernels[f], names.conv_bias(number, f + 1, fp.name_prefix))
 
-    book.tensor(ws, blocks, values, formula, style.DIVERGING)
+    tensor(ws, blocks, values, formula, style.DIVERGING)
     book.step(fp, ws.title, layer.name, values.shape,
               size_formula=f"=INT(({in_h}+2*{p}-{d}*({k}-1)-1)/{s})+1",
-              size_rule=f"floor(({in_h} + 2x{p} - {d}x({k}-1) - 1) / {s}) + 1", window=(layer.span, s))
-    return blocks, ws.title
+              size_rule=f"floor(({in_h} + 2x{p} - {d}x({k}-1) - 1) / {s}) + 1", window=(layer.span, s),
+              field=book.field_of(layer))
+    return Maps(blocks, ws.title)
 
 
 # ---- backward --------------------------------------------------------------------------------
-def conv_backward(book: Book, tag: str, layer: Conv, incoming, grads, with_params: bool,
+def conv_backward(book: Book, back: Backward, layer: Conv, incoming, with_params: bool,
                   need_input: bool):
     """db = sum of dZ; dW = input windows x dZ; d input = dZ (spread) fully convolved with the
     kernels turned by 180 degrees."""
-    dz = grads.tensors[layer.name][0]
+    dz = back.grads.tensors[layer.name][0]
     grad_blocks, _ = incoming
     bordered = grad_blocks[0].border >= layer.span - 1 or not need_input
     if layer.stride > 1 or not bordered:
-        spread_map = spread(book, tag, layer, incoming, dz, layer.span - 1 if need_input else 0)
+        spread_map = spread(book, back, layer, incoming, dz, layer.span - 1 if need_input else 0)
     else:
         spread_map = incoming
     if with_params:
-        weight_gradients(book, tag, layer, grads, incoming, spread_map)
+        weight_gradients(book, back, layer, incoming, spread_map)
     if need_input:
-        return input_gradient(book, tag, layer, grads, spread_map)
+        return input_gradient(book, back, layer, spread_map)
     return None
 
 
-def spread(book: Book, tag: str, layer: Conv, incoming, dz: np.ndarray, border: int):
+def spread(book: Book, back: Backward, layer: Conv, incoming, dz: np.ndarray, border: int) -> Maps:
     """dZ with stride - 1 zeros between its cells: the map that a strided conv's gradient slides
     over (the transposed convolution), framed by zeros for the full convolution."""
     grad_blocks, grad_sheet = incoming
-    F, Ho, Wo = dz.shape
     s = layer.stride
-    Hd, Wd = (Ho - 1) * s + 1, (Wo - 1) * s + 1
-    number = book.at[layer.name][1][len("Conv"):]
-    ws, top = book.sheet("Spread", "spread", title=f"{tag}Spread{number}", numbering=tag,
+    values = layer.spread(dz)  # (F, Hd, Wd)
+    F, Hd, Wd = values.shape
+    number = back.first.maps[layer.name].sheet[len("Conv"):]
+    ws, top = book.sheet("Spread", "spread", title=f"{back.tag}Spread{number}", numbering=back.tag,
                          colours=(style.DIVERGING,), stride=s, sheet=grad_sheet)
-    values = np.zeros((F, Hd, Wd))
-    values[:, ::s, ::s] = dz
     blocks = book.blocks(ws, top, values, [b.label for b in grad_blocks], border)
-    book.tensor(ws, blocks, values, lambda f, i, j: (
+    tensor(ws, blocks, values, lambda f, i, j: (
         f"={grad_blocks[f].address(i // s, j // s)}" if i % s == 0 and j % s == 0 else None),
         style.DIVERGING, fmt=style.number_format(dz))
     book.overview_row(ws.title, layer.name, (F, Hd, Wd))
-    return blocks, ws.title
+    return Maps(blocks, ws.title)
 
 
-def weight_gradients(book: Book, tag: str, layer: Conv, grads, incoming, spread_map):
+def weight_gradients(book: Book, back: Backward, layer: Conv, incoming, spread_map):
     """dW of each tap: SUMPRODUCT of the input window it met and the (spread) gradient map."""
     grad_blocks, grad_sheet = incoming
     spread_blocks, spread_sheet = spread_map
-    in_blocks, in_sheet = book.at[book.previous_name(layer)]
+    in_blocks, in_sheet = back.first.maps[book.previous_name(layer)]
     d, p = layer.dilation, layer.padding
     Hd, Wd = spread_blocks[0].height, spread_blocks[0].width
-    dw, db = grads.params[f"{layer.name}.weight"], grads.params[f"{layer.name}.bias"]
-    filters_sheet = book.kernels[layer.name][0][0].sheet
-    ws, top = book.gradient_sheet(tag, filters_sheet, "dfilters", layer=layer.name, height=Hd, width=Wd)
+    dw, db = back.grads.params[f"{layer.name}.weight"], back.grads.params[f"{layer.name}.bias"]
+    filters_sheet = back.first.filters[layer.name].sheet
+    ws, top = book.gradient_sheet(back.tag, filters_sheet, "dfilters", layer=layer.name, height=Hd, width=Wd)
     look_w = style.key("number", style.number_format(dw))
     look_b = style.key("number", style.number_format(db))
 
@@ -163,50 +172,49 @@ def weight_gradients(book: Book, tag: str, layer: Conv, grads, incoming, spread_
         window = in_blocks[c].window_address(a * d - p, b * d - p, Hd, Wd)
         ws.formula(row, col, f"=SUMPRODUCT({window},{spread_blocks[f].data_address})",
                    dw[tap], look_w)
-        book.record(tag, layer, "weight", tap, ws.title, row, col)
+        back.record(layer, "weight", tap, ws.title, row, col)
 
     def bias_gradient(row, col, f):
         ws.formula(row, col, f"=SUM({grad_blocks[f].data_address})", db[f], look_b)
-        book.record(tag, layer, "bias", (f,), ws.title, row, col)
+        back.record(layer, "bias", (f,), ws.title, row, col)
 
     kernels, bias_cells = filter_bands(book, ws, top, layer, weight_gradient, bias_gradient)
     ws.scale([b.data for row_blocks in kernels for b in row_blocks] + bias_cells, style.DIVERGING)
     book.overview_row(ws.title, layer.name, dw.shape)
 
 
-def rotated_kernels(book: Book, layer: Conv, tag: str):
-    """Each kernel turned by 180 degrees (spread when dilated), read live from its Filters sheet."""
-    if layer.name in book.rotated:
-        return book.rotated[layer.name]
-    F, C, span, d = layer.filters, layer.in_channels, layer.span, layer.dilation
-    kernels = book.kernels[layer.name]
-    number = book.at[layer.name][1][len("Conv"):]
-    spread_kernels = np.zeros((F * C, span, span))
-    spread_kernels[:, ::d, ::d] = layer.weight.reshape(F * C, layer.kernel, layer.kernel)
-    turned = spread_kernels[:, ::-1, ::-1]
+def rotated_kernels(book: Book, back: Backward, layer: Conv) -> Maps:
+    """Each kernel turned by 180 degrees (spread when dilated), read live from its Filters sheet;
+    one sheet for both backward passes."""
+    if ("Rotated", layer.name) in back.shared:
+        return back.shared["Rotated", layer.name]
+    F, C, span = layer.filters, layer.in_channels, layer.span
+    kernels = back.first.filters[layer.name].kernels
+    number = back.first.maps[layer.name].sheet[len("Conv"):]
+    turned = layer.turned_kernels()  # (F * C, span, span)
     labels = [f"{book.texts('labels', 'filter', number=f + 1)}: {kernels[f][c].label}"
               for f in range(F) for c in range(C)]
-    ws, top = book.sheet("Rotated", "rotated", title=f"Rotated{number}", numbering=tag,
+    ws, top = book.sheet("Rotated", "rotated", title=f"Rotated{number}", numbering=back.tag,
                          colours=(style.DIVERGING,), layer=layer.name)
     blocks = book.blocks(ws, top, turned, labels)
-    book.tensor(ws, blocks, turned, lambda n, u, v: (
+    tensor(ws, blocks, turned, lambda n, u, v: (
         f"={kernels[n // C][n % C].address(span - 1 - u, span - 1 - v)}"),
         style.DIVERGING)
     book.overview_row(ws.title, layer.name, (F, C, span, span))
-    book.rotated[layer.name] = (blocks, ws.title)
-    return book.rotated[layer.name]
+    back.shared["Rotated", layer.name] = Maps(blocks, ws.title)
+    return back.shared["Rotated", layer.name]
 
 
-def input_gradient(book: Book, tag: str, layer: Conv, grads, spread_map):
+def input_gradient(book: Book, back: Backward, layer: Conv, spread_map) -> Maps:
     """d input: the zero-framed gradient map convolved with the turned kernels, summed over filters."""
     spread_blocks, spread_sheet = spread_map
-    rot_blocks, rot_sheet = rotated_kernels(book, layer, tag)
+    rot_blocks, rot_sheet = rotated_kernels(book, back, layer)
     previous = book.previous_name(layer)
-    in_blocks, in_sheet = book.at[previous]
-    values = grads.tensors[previous][0]
+    in_blocks, in_sheet = back.first.maps[previous]
+    values = back.grads.tensors[previous][0]
     F, C, span, p = layer.filters, layer.in_channels, layer.span, layer.padding
     Hd, Wd = spread_blocks[0].height, spread_blocks[0].width
-    ws, top = book.gradient_sheet(tag, in_sheet, "dinput", layer=layer.name, span=span)
+    ws, top = book.gradient_sheet(back.tag, in_sheet, "dinput", layer=layer.name, span=span)
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks])
 
     rotated = [[rot_blocks[f * C + c].data_address for f in range(F)] for c in range(C)]
@@ -226,7 +234,7 @@ def input_gradient(book: Book, tag: str, layer: Conv, grads, spread_map):
         return "=" + "+".join(f"SUMPRODUCT({window},{kernel})"
                               for window, kernel in zip(spread_windows, rotated[c]))
 
-    book.tensor(ws, blocks, values, formula, style.DIVERGING)
+    tensor(ws, blocks, values, formula, style.DIVERGING)
     book.overview_row(ws.title, previous, values.shape)
-    return blocks, ws.title
+    return Maps(blocks, ws.title)
 

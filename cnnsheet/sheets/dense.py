@@ -3,23 +3,22 @@ bias; then dz, dW = dz x input, db = dz, and the gradient sent back, W^T dz."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from cnnsheet import style
+from cnnsheet import names, style
 from cnnsheet.layers import Dense, Flatten, ReLU
 from cnnsheet.layout import LEFT, Vector, a1, area, on
-from cnnsheet.sheets.common import Book, DenseGeometry, Pass
+from cnnsheet.sheets.common import Backward, Book, DenseGeometry, Pass, PassSheets, place_param, place_params
 
 
-def dense_sheet(book: Book, fp: Pass, layer: Dense, source: Vector, relu_next: bool, last: bool) -> Vector:
-    """Inputs down column C, one column of weights per output, the outputs in a row on top."""
+def dense_sheet(book: Book, fp: Pass, made: PassSheets, layer: Dense, source: Vector,
+                relu_next: ReLU | None, last: bool) -> tuple[Vector, DenseGeometry]:
+    """Inputs down column C, one column of weights per output, the outputs in a row on top; the
+    ReLU that follows, if any, in the row below them. Returns the outputs and where things are."""
     m, n = layer.units, layer.inputs
     keys = ("body",) + (("body_relu",) if relu_next else ()) + (("body_logits",) if last else ())
     number = book.counts.get(fp.sheet_prefix + "Dense", 0) + 1
     colours = (style.DIVERGING,) + ((style.SEQUENTIAL_SCALE,) if relu_next else ())
     ws, top = book.sheet("Dense", "dense", keys, fp, colours=colours, layer=f"Dense{number}",
                          units=f"{m:,}", inputs=f"{n:,}", weights=f"{m * n:,}")
-    prefix = f"{fp.name_prefix}dense{book.counts[fp.sheet_prefix + 'Dense']}"
     g = DenseGeometry(ws.title, top + 1, top + 2, top + 3, top + 5, LEFT + 1, LEFT + 2)
     outputs = fp.trace.tensors[layer.name][0]
     for row, key in ((g.bias_row, "bias"), (g.out_row, "output"), (g.data_top - 1, "index")):
@@ -31,52 +30,51 @@ def dense_sheet(book: Book, fp: Pass, layer: Dense, source: Vector, relu_next: b
         ws.number(g.data_top + i, LEFT, i + 1, style.key("plain"))
         ws.formula(g.data_top + i, g.in_col, Flatten.formula(source.address(i)),
                    inputs_values[i], look_in)
-    inputs = book.name(f"{prefix}_in", ws, g.input_column(n))
+    inputs = book.name(names.dense_inputs(number, fp.name_prefix), ws, g.input_column(n))
     weights_now = fp.params[f"{layer.name}.weight"]
     fmt_w = style.number_format(weights_now)
     look_out = style.key("heading", style.number_format(outputs))
     for j in range(m):
         col = g.first + j
         ws.label(top, col, book.output_name(layer, j))
-        book.param(fp, ws, g.bias_row, col, layer, "bias", (j,), fmt_w)
-        book.params(fp, ws, layer, "weight", [(g.data_top + i, col, (j, i)) for i in range(n)], fmt_w)
-        weights = book.name(f"{prefix}_w{j + 1}", ws, area(g.data_top, col, g.data_top + n - 1, col))
-        bias_name = book.name(f"{prefix}_b{j + 1}", ws, a1(g.bias_row, col))
+        place_param(fp, made, ws, g.bias_row, col, layer, "bias", (j,), fmt_w)
+        place_params(fp, made, ws, layer, "weight", [(g.data_top + i, col, (j, i)) for i in range(n)], fmt_w)
+        weights = book.name(names.dense_weights(number, j + 1, fp.name_prefix), ws,
+                            area(g.data_top, col, g.data_top + n - 1, col))
+        bias_name = book.name(names.dense_bias(number, j + 1, fp.name_prefix), ws, a1(g.bias_row, col))
         ws.formula(g.out_row, col, Dense.formula(inputs, weights, bias_name), outputs[j], look_out)
     out = Vector(ws.title, g.out_row, g.first, m, across=True)
     ws.scale(area(g.data_top, g.first, g.data_top + n - 1, g.first + m - 1), style.DIVERGING)
     ws.scale(out.data, style.DIVERGING)
     if relu_next:
         ws.label(g.relu_row, LEFT, book.texts("labels", "relu"))
-        after = np.maximum(outputs, 0)
+        after = fp.trace.tensors[relu_next.name][0]
         look = style.key("number", style.number_format(outputs))
         for j in range(m):
             ws.formula(g.relu_row, g.first + j, ReLU.formula(out.ref(j)), after[j], look)
         out = Vector(ws.title, g.relu_row, g.first, m, across=True)
         ws.scale(out.data, style.SEQUENTIAL_SCALE)
     if last:
-        book.name(f"{fp.name_prefix}logits", ws, out.data)
-    if fp is book.first:
-        book.dense_at[layer.name] = g
+        book.name(names.logits(fp.name_prefix), ws, out.data)
     ws.freeze = a1(g.data_top, g.first)
     ws.width("ABC", (3, 8, 9))
     for j in range(m):
         ws.widths[g.first + j] = 10 if last else 7
     book.step(fp, ws.title, layer.name, (m,), params_formula=f"={m}*{n}+{m}", params=m * n + m)
-    return out
+    return out, g
 
 
-def dense_backward(book: Book, tag: str, layer: Dense, incoming: Vector, grads, relu_after: bool,
+def dense_backward(book: Book, back: Backward, layer: Dense, incoming: Vector, relu_after: bool,
                    with_params: bool) -> Vector:
     """dz (through the ReLU if one follows), dW = dz x input, db = dz, d input = W^T dz."""
-    g = book.dense_at[layer.name]
+    g = back.first.dense[layer.name]
     m, n = layer.units, layer.inputs
     keys = ("body",) + (("body_relu",) if relu_after else ()) + (("body_params",) if with_params else ())
-    ws, top = book.gradient_sheet(tag, g.sheet, "ddense", keys, layer=g.sheet, units=f"{m:,}",
+    ws, top = book.gradient_sheet(back.tag, g.sheet, "ddense", keys, layer=g.sheet, units=f"{m:,}",
                                   inputs=f"{n:,}", source=incoming.sheet)
     dz_row, db_row, data_top = top + 1, top + 2, top + 4
     in_col, first, dx_col = LEFT + 1, LEFT + 2, LEFT + 3 + m
-    dz = grads.tensors[layer.name][0]
+    dz = back.grads.tensors[layer.name][0]
     previous = book.previous_name(layer)
     look_dz = style.key("heading", style.number_format(dz))
     ws.label(dz_row, LEFT, book.texts("labels", "dz"))
@@ -92,7 +90,7 @@ def dense_backward(book: Book, tag: str, layer: Dense, incoming: Vector, grads, 
     dz_range = area(dz_row, first, dz_row, first + m - 1)
     ws.scale(dz_range, style.DIVERGING)
     if with_params:
-        dw, db = grads.params[f"{layer.name}.weight"], grads.params[f"{layer.name}.bias"]
+        dw, db = back.grads.params[f"{layer.name}.weight"], back.grads.params[f"{layer.name}.bias"]
         ws.label(db_row, LEFT, book.texts("labels", "db"))
         ws.label(data_top - 1, in_col, book.texts("labels", "input"))
         ws.label(data_top - 1, first, book.texts("labels", "dw"))
@@ -102,7 +100,7 @@ def dense_backward(book: Book, tag: str, layer: Dense, incoming: Vector, grads, 
         for j in range(m):
             col = first + j
             ws.formula(db_row, col, f"={a1(dz_row, col)}", db[j], look_w)
-            book.record(tag, layer, "bias", (j,), ws.title, db_row, col)
+            back.record(layer, "bias", (j,), ws.title, db_row, col)
         for i in range(n):
             row = data_top + i
             ws.number(row, LEFT, i + 1, style.key("plain"))
@@ -110,9 +108,9 @@ def dense_backward(book: Book, tag: str, layer: Dense, incoming: Vector, grads, 
             for j in range(m):
                 col = first + j
                 ws.formula(row, col, f"={a1(dz_row, col)}*{a1(row, in_col)}", dw[j, i], look_w)
-                book.record(tag, layer, "weight", (j, i), ws.title, row, col)
+                back.record(layer, "weight", (j, i), ws.title, row, col)
         ws.scale(area(data_top, first, data_top + n - 1, first + m - 1), style.DIVERGING)
-    dx = grads.tensors[previous][0]
+    dx = back.grads.tensors[previous][0]
     look_dx = style.key("number", style.number_format(dx))
     ws.label(data_top - 1, dx_col, book.texts("labels", "dinput"))
     for i in range(n):

@@ -3,10 +3,10 @@ back into the maps."""
 
 from __future__ import annotations
 
-from cnnsheet import style
+from cnnsheet import names, style
 from cnnsheet.layers import Flatten
 from cnnsheet.layout import LEFT, Vector, a1
-from cnnsheet.sheets.common import Book, Pass
+from cnnsheet.sheets.common import Backward, Book, Maps, Pass, tensor
 
 
 def flatten_sheet(book: Book, fp: Pass, values, in_blocks, in_sheet, scale) -> Vector:
@@ -28,22 +28,22 @@ def flatten_sheet(book: Book, fp: Pass, values, in_blocks, in_sheet, scale) -> V
         ws.number(row, LEFT + 3, j + 1, style.key("plain"))
         ws.formula(row, LEFT + 4, Flatten.formula(in_blocks[c].address(i, j)), values[n], look)
     ws.scale(vector.data, scale)
-    book.name(f"{fp.name_prefix}flatten", ws, vector.data)
+    book.name(names.flatten(fp.name_prefix), ws, vector.data)
     ws.freeze = a1(top + 1, LEFT)
     ws.width("ABCDEF", (3, 8, 10, 6, 8, 10))
     book.step(fp, ws.title, "flatten", (count,), size_formula=f"={C}*{H}*{W}", size_rule=f"{C} x {H} x {W}")
     return vector
 
 
-def unflatten(book: Book, tag: str, layer: Flatten, incoming: Vector, grads):
+def unflatten(book: Book, back: Backward, layer: Flatten, incoming: Vector) -> Maps:
     """The gradient column laid back into the feature maps it was read from."""
     previous = book.previous_name(layer)
-    blocks_in, sheet = book.at[previous]
-    values = grads.tensors[previous][0]
+    blocks_in, sheet = back.first.maps[previous]
+    values = back.grads.tensors[previous][0]
     C, H, W = values.shape
-    ws, top = book.gradient_sheet(tag, sheet, "unflatten", count=f"{C * H * W:,}")
+    ws, top = book.gradient_sheet(back.tag, sheet, "unflatten", count=f"{C * H * W:,}")
     blocks = book.blocks(ws, top, values, [b.label for b in blocks_in])
-    book.tensor(ws, blocks, values,
+    tensor(ws, blocks, values,
                 lambda c, i, j: f"={incoming.address((c * H + i) * W + j)}", style.DIVERGING)
     book.overview_row(ws.title, previous, values.shape)
-    return blocks, ws.title
+    return Maps(blocks, ws.title)

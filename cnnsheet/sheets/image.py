@@ -3,14 +3,15 @@ the saliency pass, the gradient of a class score with respect to each pixel (sIm
 
 from __future__ import annotations
 
-from cnnsheet import style
+from cnnsheet import names, style
+from cnnsheet.fields import receptive_field_size
 from cnnsheet.layout import LEFT, a1
 from cnnsheet.model import LUMA
 from cnnsheet.plan import Scale, WholeNumbers
-from cnnsheet.sheets.common import Book, channel_names
+from cnnsheet.sheets.common import Book, Maps, channel_names, square_cells, tensor
 
 
-def image_sheet(book: Book):
+def image_sheet(book: Book) -> Maps:
     size = book.model.input_size
     ws, top = book.sheet("Image", "image", colours=(style.channel_scale("R"),), size=size)
     pixels = book.pixels.transpose(2, 0, 1)  # (3, H, W)
@@ -21,19 +22,18 @@ def image_sheet(book: Book):
             for j in range(size):
                 ws.number(*block.cell(i, j), int(pixels[c, i, j]), look)
         ws.scale(block.data, style.channel_scale(channel))
-        book.name(f"image_{channel}", ws, block.data)
+        book.name(names.image(channel), ws, block.data)
     ws.whole_numbers.append(WholeNumbers(tuple(block.data for block in blocks), 0, 255,
                                          book.texts("labels", "not_a_pixel_title"),
                                          book.texts("labels", "not_a_pixel")))
-    book.square_cells(ws, top, blocks[-1].top + size, blocks[-1].left + size, style.PIXEL_CELL)
+    square_cells(ws, top, blocks[-1].top + size, blocks[-1].left + size, style.PIXEL_CELL)
     book.overview_row(ws.title, book.texts("overview", "image_row"), (3, size, size))
-    book.at["image"] = (blocks, ws.title)
-    return blocks
+    return Maps(blocks, ws.title)
 
 
-def input_sheet(book: Book, image_blocks):
+def input_sheet(book: Book, image_maps: Maps) -> Maps:
     model = book.model
-    names = channel_names(model.channels, True)
+    channels = channel_names(model.channels, True)
     border = book.border_for(0)
     keys = ("body_untrained" if book.untrained else "body",) + (("body_padding",) if border else ())
     ws, top = book.sheet("Input", "input", keys, colours=(input_scale(model),),
@@ -42,24 +42,25 @@ def input_sheet(book: Book, image_blocks):
     ws.label(top, LEFT, book.texts("labels", "mean"))
     ws.label(top + 1, LEFT, book.texts("labels", "std"))
     look = style.key("number", "0.0000")
-    for c, channel in enumerate(names):
+    for c, channel in enumerate(channels):
         col = LEFT + 1 + c
         ws.label(top - 1, col, channel)
         ws.number(top, col, model.mean[c], look)
         ws.number(top + 1, col, model.std[c], look)
-        book.name(f"mean_{channel}", ws, a1(top, col))
-        book.name(f"std_{channel}", ws, a1(top + 1, col))
+        book.name(names.mean(channel), ws, a1(top, col))
+        book.name(names.std(channel), ws, a1(top + 1, col))
     values = book.trace.tensors["input"][0]
-    blocks = book.blocks(ws, top + 3, values, names, border)
+    blocks = book.blocks(ws, top + 3, values, channels, border)
 
     def formula(c, i, j):
-        pixels = [block.address(i, j) for block in image_blocks]
-        return model.input_formula(c, pixels, f"mean_{names[c]}", f"std_{names[c]}")
+        pixels = [block.address(i, j) for block in image_maps.blocks]
+        return model.input_formula(c, pixels, names.mean(channels[c]), names.std(channels[c]))
 
     # a black pixel reads (0 - mean) / std: below zero whenever the mean is above it
-    book.tensor(ws, blocks, values, formula, input_scale(model))
-    book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape, field_start=True)
-    book.at["input"] = (blocks, ws.title)
+    tensor(ws, blocks, values, formula, input_scale(model))
+    book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape,
+                      field=receptive_field_size([]))  # each cell sees one pixel, one apart
+    return Maps(blocks, ws.title)
 
 
 def input_scale(model) -> Scale:
@@ -69,15 +70,15 @@ def input_scale(model) -> Scale:
 def pixel_gradients(book: Book, dinput_blocks, dinput_sheet, dpixels):
     """From the scaled input back to the 0-255 pixels: divide by 255 x std (and by the luma
     weights when the network sees grey)."""
-    names = channel_names(book.model.channels, True)
+    channels = channel_names(book.model.channels, True)
     ws, top = book.gradient_sheet("s", "Image", "simage")  # numbered on in the saliency pass
     blocks = book.blocks(ws, top, dpixels, ["R", "G", "B"])
 
     def formula(c, i, j):
         if book.model.channels == 1:
-            return f"={LUMA[c]}*{dinput_blocks[0].address(i, j)}/(255*std_{names[0]})"
-        return f"={dinput_blocks[c].address(i, j)}/(255*std_{names[c]})"
+            return f"={LUMA[c]}*{dinput_blocks[0].address(i, j)}/(255*{names.std(channels[0])})"
+        return f"={dinput_blocks[c].address(i, j)}/(255*{names.std(channels[c])})"
 
-    book.tensor(ws, blocks, dpixels, formula, style.DIVERGING)
+    tensor(ws, blocks, dpixels, formula, style.DIVERGING)
     book.overview_row(ws.title, "pixels", dpixels.shape)
-    return blocks, ws.title
+    return Maps(blocks, ws.title)

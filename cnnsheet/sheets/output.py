@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnsheet import printing, style
+from cnnsheet import names, printing, style
 from cnnsheet.layers import (
     Flatten,
     cross_entropy_formula,
@@ -24,7 +24,7 @@ VALUE = style.key("value", "0.0000")
 def class_choice(book: Book, ws: SheetPlan, row: int, col: int, index: int, name: str) -> str:
     """A yellow cell holding one class name, a drop-down that refuses anything else, and a name."""
     ws.text(row, col, book.class_names[index], style.key("input"))
-    ws.drop_downs.append(DropDown(a1(row, col), "class_names", book.texts("labels", "not_a_class_title"),
+    ws.drop_downs.append(DropDown(a1(row, col), names.CLASS_NAMES, book.texts("labels", "not_a_class_title"),
                                   book.texts("labels", "not_a_class")))
     return book.name(name, ws, a1(row, col))
 
@@ -36,30 +36,29 @@ def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> Vector:
     for col, key in enumerate(["class", "logit", "exp", "probability"], LEFT):
         ws.label(top, col, book.texts("labels", key))
     first = top + 1
-    z = fp.trace.logits[0]
-    exps = np.exp(z - z.max())
-    p = fp.trace.probabilities[0]
+    z, exps, p = fp.trace.logits[0], fp.trace.exps[0], fp.trace.probabilities[0]
     exp_range = area(first, LEFT + 2, first + K - 1, LEFT + 2)
     for k, name in enumerate(classes):
         row = first + k
         ws.text(row, LEFT, name)
         ws.formula(row, LEFT + 1, Flatten.formula(logits.address(k)), z[k],
                    style.key("value", "0.000"))
-        ws.formula(row, LEFT + 2, exp_formula(a1(row, LEFT + 1), f"{fp.name_prefix}logits"), exps[k], VALUE)
+        ws.formula(row, LEFT + 2, exp_formula(a1(row, LEFT + 1), names.logits(fp.name_prefix)), exps[k],
+                   VALUE)
         ws.formula(row, LEFT + 3, normalise_formula(a1(row, LEFT + 2), exp_range), p[k], VALUE)
     ws.label(first + K, LEFT + 1, book.texts("labels", "sum"))
-    ws.formula(first + K, LEFT + 2, f"=SUM({exp_range})", exps.sum(), VALUE)
-    ws.formula(first + K, LEFT + 3, f"=SUM({area(first, LEFT + 3, first + K - 1, LEFT + 3)})", p.sum(), VALUE)
+    ws.formula(first + K, LEFT + 2, f"=SUM({exp_range})", fp.trace.exp_sums[0], VALUE)
+    ws.formula(first + K, LEFT + 3, f"=SUM({area(first, LEFT + 3, first + K - 1, LEFT + 3)})",
+               fp.trace.probability_sums[0], VALUE)
     probabilities = Vector(ws.title, first, LEFT + 3, K)
-    names = Vector(ws.title, first, LEFT, K)
+    class_column = Vector(ws.title, first, LEFT, K)
     if fp is book.first:
-        book.name("class_names", ws, names.data)
-        book.at["probabilities"] = (probabilities, ws.title)
-    book.name(f"{fp.name_prefix}probabilities", ws, probabilities.data)
+        book.name(names.CLASS_NAMES, ws, class_column.data)
+    book.name(names.probabilities(fp.name_prefix), ws, probabilities.data)
     ws.scale(probabilities.data, style.PROBABILITY)
     ws.width("ABCDE", (3, 18, 14, 18, 16))
     chart_top = first + K + 2
-    ws.charts.append(BarChart(book.texts("labels", "probability"), names.data, probabilities.data,
+    ws.charts.append(BarChart(book.texts("labels", "probability"), class_column.data, probabilities.data,
                               a1(chart_top, LEFT), tuple(classes), tuple(float(v) for v in p)))
     ws.keep.append((chart_top, LEFT, chart_top + printing.CHART_ROWS - 1, LEFT + 3))  # printed too
     book.step(fp, ws.title, "softmax", (K,))
@@ -72,7 +71,7 @@ def loss_sheet(book: Book, probabilities: Vector):
     target = book.target_index
     ws, top = book.sheet("Loss", "loss")
     ws.label(top, LEFT, book.texts("labels", "true_class"))
-    class_choice(book, ws, top, LEFT + 1, target, "target_class")
+    class_choice(book, ws, top, LEFT + 1, target, names.TARGET_CLASS)
     header = top + 2
     for col, key in enumerate(["class", "probability", "onehot"], LEFT):
         ws.label(header, col, book.texts("labels", key))
@@ -81,17 +80,18 @@ def loss_sheet(book: Book, probabilities: Vector):
         row = header + 1 + k
         ws.text(row, LEFT, name)
         ws.formula(row, LEFT + 1, Flatten.formula(probabilities.address(k)), p[k], VALUE)
-        ws.formula(row, LEFT + 2, onehot_formula(a1(row, LEFT), "target_class"), float(k == target),
+        ws.formula(row, LEFT + 2, onehot_formula(a1(row, LEFT), names.TARGET_CLASS), float(k == target),
                    style.key("value", "0"))
-    book.name("onehot", ws, area(header + 1, LEFT + 2, header + K, LEFT + 2))
+    book.name(names.ONEHOT, ws, area(header + 1, LEFT + 2, header + K, LEFT + 2))
     p_row, loss_row = header + K + 2, header + K + 3
     ws.label(p_row, LEFT, book.texts("labels", "p_true"))
     ws.label(loss_row, LEFT, book.texts("labels", "loss"))
-    ws.formula(p_row, LEFT + 1, true_probability_formula("onehot", "probabilities"), p[target], VALUE)
-    loss = -np.log(p[target])
+    ws.formula(p_row, LEFT + 1, true_probability_formula(names.ONEHOT, names.probabilities()), p[target],
+               VALUE)
+    loss = book.loss
     ws.formula(loss_row, LEFT + 1, cross_entropy_formula(a1(p_row, LEFT + 1)), loss,
                style.key("big", style.loss_format(loss)))
-    book.name("loss", ws, a1(loss_row, LEFT + 1))
+    book.name(names.LOSS, ws, a1(loss_row, LEFT + 1))
     ws.width("ABCD", (3, 24, 14, 10))
     book.overview_row(ws.title, "cross-entropy", (1,))
 
@@ -105,11 +105,11 @@ def dlogits_sheet(book: Book, probabilities: Vector, dlogits: np.ndarray) -> Vec
         row = top + 1 + k
         ws.text(row, LEFT, name)
         ws.formula(row, LEFT + 1, Flatten.formula(probabilities.address(k)), p[k], VALUE)
-        ws.formula(row, LEFT + 2, f"=INDEX(onehot,{k + 1})", float(k == book.target_index),
+        ws.formula(row, LEFT + 2, f"=INDEX({names.ONEHOT},{k + 1})", float(k == book.target_index),
                    style.key("value", "0"))
         ws.formula(row, LEFT + 3, f"={a1(row, LEFT + 1)}-{a1(row, LEFT + 2)}", dlogits[k], VALUE)
     vector = Vector(ws.title, top + 1, LEFT + 3, len(p))
-    book.name("dlogits", ws, vector.data)
+    book.name(names.DLOGITS, ws, vector.data)
     ws.scale(vector.data, style.DIVERGING)
     ws.width("ABCDE", (3, 18, 14, 12, 14))
     book.overview_row(ws.title, "dlogits", (len(p),))

@@ -11,14 +11,14 @@ from __future__ import annotations
 import io
 import math
 
-import numpy as np
 from PIL import Image
 
-from cnnsheet import style
+from cnnsheet import names, style
 from cnnsheet.layers import Flatten
 from cnnsheet.layout import Vector, a1, area
-from cnnsheet.plan import Picture
-from cnnsheet.sheets.common import OVERVIEW, Book
+from cnnsheet.model import Descent
+from cnnsheet.plan import Picture, SheetPlan
+from cnnsheet.sheets.common import Book, PassSheets
 
 PICTURE_SIDE = 224  # pixels
 PICTURE_ROWS = 13  # rows of the default height that a picture covers, with its caption
@@ -33,13 +33,14 @@ TABLE = {"table_step": 1, "table_layer": 16, "table_shape": 40, "table_size": (6
          "table_jump": (154, 161), "table_note": 164}
 
 
-def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_backward: bool,
-                   bundled: bool = False):
-    """`bundled`: the model is the bundled shapes model, which the Overview says knows only
-    its three shapes."""
-    t, names = book.texts, book.class_names
-    ws = book.plan.sheet(OVERVIEW)
-    book.plan.sheets.insert(0, book.plan.sheets.pop())  # planned last, shown first
+def overview_sheet(book: Book, ws: SheetPlan, first: PassSheets, descent: Descent | None,
+                   photo: Image.Image | None, photo_name: str, bundled: bool = False):
+    """The Overview, on the sheet `ws` that the pipeline made first (it is shown first, and filled
+    last: it reads every sheet of the first pass). `descent` is the engine's gradient step, None
+    without the backward pass; `bundled`: the model is the bundled shapes model, which the
+    Overview says knows only its three shapes."""
+    t, classes = book.texts, book.class_names
+    with_backward = descent is not None
     ws.text(1, 1, t("overview", "title", photo=photo_name or t("overview", "photo")), style.key("title"))
     row = 3
     lines = t.lines("overview", "body") + [t("overview", "editable" if with_backward else "editable_forward")]
@@ -53,19 +54,20 @@ def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_
     row += 1
     p = book.trace.probabilities[0]
     target = book.target_index
-    loss = -np.log(p[target])
+    loss = book.loss
+    p_name = names.probabilities()
     summary = [  # the cells a student may change are mirrored here, with where to change them
-        ("predicted", "=INDEX(class_names,MATCH(MAX(probabilities),probabilities,0))",
-         names[int(p.argmax())], "General", None),
-        ("probability", "=MAX(probabilities)", p.max(), "0.0%", None),
-        ("true_class", "=target_class", names[target], "General", "Loss"),
-        ("loss", "=loss", loss, style.loss_format(loss), None),
+        ("predicted", f"=INDEX({names.CLASS_NAMES},MATCH(MAX({p_name}),{p_name},0))",
+         classes[int(p.argmax())], "General", None),
+        ("probability", f"=MAX({p_name})", p.max(), "0.0%", None),
+        ("true_class", f"={names.TARGET_CLASS}", classes[target], "General", "Loss"),
+        ("loss", f"={names.LOSS}", loss, style.loss_format(loss), None),
     ]
     if with_backward:
-        summary += [("learning_rate", "=learning_rate", book.learning_rate, "General", "Step"),
-                    ("loss_after_step", "=loss_after_step", book.loss_after,
-                     style.loss_format(book.loss_after), None),
-                    ("saliency_class", "=saliency_class", names[book.saliency_index], "General",
+        summary += [("learning_rate", f"={names.LEARNING_RATE}", book.learning_rate, "General", "Step"),
+                    ("loss_after_step", f"={names.LOSS_AFTER_STEP}", descent.loss_after,
+                     style.loss_format(descent.loss_after), None),
+                    ("saliency_class", f"={names.SALIENCY_CLASS}", classes[book.saliency_index], "General",
                      "Saliency")]
     first_value, last_value = SUMMARY_VALUE
     for key, formula, value, fmt, where in summary:
@@ -76,7 +78,7 @@ def overview_sheet(book: Book, photo: Image.Image | None, photo_name: str, with_
             ws.link(row, last_value + 2, t("labels", "change_on", sheet=where), where)
         row += 1
     row = pictures(book, ws, photo, row + 1)
-    row = glance(book, ws, row + 1)
+    row = glance(book, ws, first, row + 1)
     table(book, ws, row + 1)
     for col in range(1, GLANCE_COLUMNS + MARGIN + 2):
         ws.widths.setdefault(col, style.THUMB_CELL[0])
@@ -101,13 +103,14 @@ def pictures(book: Book, ws, photo: Image.Image | None, row: int) -> int:
     return row + PICTURE_ROWS
 
 
-def maps_of_the_pass(book: Book) -> list:
+def maps_of_the_pass(book: Book, first: PassSheets) -> list:
     """(sheet, blocks or a Vector) of every map of the first pass, in its order: the input, each
     conv, ReLU and pool, the dense outputs, the probabilities."""
     maps, seen = [], set()
     for name in ["input", *(layer.name for layer in book.model.layers
                             if not isinstance(layer, Flatten)), "probabilities"]:
-        where, _ = book.at[name]
+        where = first.probabilities if name == "probabilities" else first.maps[name]
+        where = where if isinstance(where, Vector) else where.blocks
         sheet = where.sheet if isinstance(where, Vector) else where[0].sheet
         key = (sheet, where.data if isinstance(where, Vector) else where[0].data)
         if key not in seen:
@@ -116,7 +119,7 @@ def maps_of_the_pass(book: Book) -> list:
     return maps
 
 
-def glance(book: Book, ws, row: int) -> int:
+def glance(book: Book, ws, first: PassSheets, row: int) -> int:
     """A small live heat map of every map of the pass: one narrow cell per value (every k-th value
     of a large map), reading the real sheet, with its digits hidden and its sheet's colour scale.
     Returns the first row below."""
@@ -124,7 +127,7 @@ def glance(book: Book, ws, row: int) -> int:
     ws.text(row + 1, 1, book.texts("overview", "glance_colours"))
     row += 3
     thumb = style.key("thumb", ";;;")
-    for sheet, where in maps_of_the_pass(book):
+    for sheet, where in maps_of_the_pass(book, first):
         scale = next(s for areas, s in book.plan[sheet].scales
                      if (where.data if isinstance(where, Vector) else where[0].data) in areas)
         ws.link(row, 1, sheet, sheet)
@@ -169,26 +172,26 @@ def glance(book: Book, ws, row: int) -> int:
     return row
 
 
-def receptive_field(ws, row: int, step, field):
-    """The receptive field and jump of a conv or pool row, as live arithmetic from the row
-    before: size + (span - 1) x jump, and jump x stride. Returns the new (row, size, jump)."""
+def field_cells(ws, row: int, step, before: int | None) -> int | None:
+    """The size and jump of the receptive field of a row's cells: constants on the input's row,
+    live arithmetic from the row `before` on a conv's or pool's (size + (span - 1) x jump, and
+    jump x stride), each cell caching the engine's number. Returns the row that the next conv or
+    pool reads its field from."""
     (size_col, _), (jump_col, _) = TABLE["table_field"], TABLE["table_jump"]
     look = style.key("heading")
-    if step.field_start:
-        field = (row, 1, 1)
-        ws.number(row, size_col, 1, look)
-        ws.number(row, jump_col, 1, look)
-    elif step.window and field:
-        (span, stride), (before, size, jump) = step.window, field
-        field = (row, size + (span - 1) * jump, jump * stride)
-        ws.formula(row, size_col, f"={a1(before, size_col)}+({span}-1)*{a1(before, jump_col)}",
-                   field[1], look)
-        ws.formula(row, jump_col, f"={a1(before, jump_col)}*{stride}", field[2], look)
+    if step.field is None or (step.window and before is None):
+        return before
+    size, jump = step.field
+    if step.window is None:  # the input: each cell sees one pixel, one apart
+        ws.number(row, size_col, size, look)
+        ws.number(row, jump_col, jump, look)
     else:
-        return field
+        span, stride = step.window
+        ws.formula(row, size_col, f"={a1(before, size_col)}+({span}-1)*{a1(before, jump_col)}", size, look)
+        ws.formula(row, jump_col, f"={a1(before, jump_col)}*{stride}", jump, look)
     for first, last in (TABLE["table_field"], TABLE["table_jump"]):
         ws.merges.append(area(row, first, row, last))
-    return field
+    return row
 
 
 def table(book: Book, ws, row: int):
@@ -201,7 +204,7 @@ def table(book: Book, ws, row: int):
     first = row + 1
     order = {title: index for index, title in enumerate(book.plan.sheetnames)}
     size_cols, params_cols = TABLE["table_size"], TABLE["table_params"]
-    field = None  # (row, size, jump) of the last row with a receptive field
+    field_row = None  # the last row with a receptive field
     for step in sorted(book.steps, key=lambda s: order[s.sheet]):
         row += 1
         ws.link(row, TABLE["table_step"], step.sheet, step.sheet)
@@ -216,13 +219,13 @@ def table(book: Book, ws, row: int):
             ws.formula(row, params_cols[0], step.params_formula, step.params,
                        style.key("heading", style.COUNT))
             ws.merges.append(area(row, params_cols[0], row, params_cols[1]))
-        field = receptive_field(ws, row, step, field)
+        field_row = field_cells(ws, row, step, field_row)
         if step.note:
             ws.text(row, TABLE["table_note"], step.note)
     row += 1
     ws.label(row, TABLE["table_size_rule"], t("overview", "total"))
     ws.formula(row, params_cols[0], f"=SUM({area(first, params_cols[0], row - 1, params_cols[0])})",
-               sum(s.params for s in book.steps), style.key("big", style.COUNT))
+               book.model.parameter_count, style.key("big", style.COUNT))
     ws.merges.append(area(row, params_cols[0], row, params_cols[1]))
     for offset, line in enumerate(t.lines("overview", "field_note"), 2):
         ws.text(row + offset, 1, line)

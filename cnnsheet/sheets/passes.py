@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnsheet import style
+from cnnsheet import names, style
 from cnnsheet.layers import Conv, Dense, Flatten, MaxPool, ReLU, onehot_formula
 from cnnsheet.layout import LEFT, Block, Vector, a1
-from cnnsheet.model import Model
+from cnnsheet.model import Descent
 from cnnsheet.sheets import conv, dense, flatten, image, output, pool, relu
-from cnnsheet.sheets.common import Book, Pass
+from cnnsheet.sheets.common import Backward, Book, Maps, Pass, PassSheets, square_cells
 
 DEFAULT_LEARNING_RATE = 0.01  # the default walkthrough: loss 0.053 -> 0.014
 
 
-def forward(book: Book, fp: Pass) -> Vector:
-    """The sheets of one pass from the input to the logits; returns where the logits are."""
-    blocks, sheet = book.at["input"]
+def forward(book: Book, fp: Pass, input_maps: Maps) -> PassSheets:
+    """The sheets of one pass from the input to the logits; returns what they made."""
+    made = PassSheets(maps={"input": input_maps})
+    blocks, sheet = input_maps
     scale = image.input_scale(book.model)  # what the values can be: pools and flatten keep it
     vector = None
     layers = book.model.layers
@@ -29,7 +30,7 @@ def forward(book: Book, fp: Pass) -> Vector:
         border = book.border_for(index + 1)
         values = fp.trace.tensors[layer.name][0]
         if isinstance(layer, Conv):
-            conv.filters_sheet(book, fp, layer)
+            made.filters[layer.name] = conv.filters_sheet(book, fp, made, layer)
             blocks, sheet = conv.conv_sheet(book, fp, layer, values, blocks, sheet, border)
             scale = style.DIVERGING
         elif isinstance(layer, ReLU) and vector is None:
@@ -40,26 +41,30 @@ def forward(book: Book, fp: Pass) -> Vector:
         elif isinstance(layer, Flatten):
             vector = flatten.flatten_sheet(book, fp, values, blocks, sheet, scale)
         elif isinstance(layer, Dense):
-            relu_next = index + 1 < len(layers) and isinstance(layers[index + 1], ReLU)
-            vector = dense.dense_sheet(book, fp, layer, vector, relu_next, last=index == len(layers) - 1)
-        if fp is book.first:
-            book.at[layer.name] = (vector, sheet) if vector is not None else (blocks, sheet)
-    return vector
+            following = layers[index + 1] if index + 1 < len(layers) else None
+            relu_next = following if isinstance(following, ReLU) else None
+            vector, made.dense[layer.name] = dense.dense_sheet(book, fp, made, layer, vector, relu_next,
+                                                               last=index == len(layers) - 1)
+        made.maps[layer.name] = vector if vector is not None else Maps(blocks, sheet)
+    made.logits = vector
+    return made
 
 
-def backward(book: Book, probabilities: Vector):
-    """Gradients from the loss, the gradient-descent step, and the saliency map."""
+def backward(book: Book, first: PassSheets) -> Descent:
+    """Gradients from the loss, the gradient-descent step, and the saliency map; returns the
+    engine's step, whose loss after the Overview shows."""
     model, trace = book.model, book.trace
-    K = len(model.classes)
-    dlogits = trace.probabilities[0] - np.eye(K)[book.target_index]
-    grads = model.backward(trace, dlogits[None])
-    seed = output.dlogits_sheet(book, probabilities, dlogits)
-    chain(book, "d", seed, grads, with_params=True, to_input=False)
-    gradient_step(book, grads)
-    saliency_sheets(book)
+    dlogits = model.loss_gradient(trace, [book.target_index])  # (1, K)
+    shared = {}  # the Mask and Rotated sheets, made once for both backward passes
+    loss = Backward("d", model.backward(trace, dlogits), first, shared)
+    seed = output.dlogits_sheet(book, first.probabilities, dlogits[0])
+    chain(book, loss, seed, with_params=True, to_input=False)
+    descent = gradient_step(book, first, loss)
+    saliency_sheets(book, first, shared)
+    return descent
 
 
-def chain(book: Book, tag: str, seed: Vector, grads, with_params: bool, to_input: bool):
+def chain(book: Book, back: Backward, seed: Vector, with_params: bool, to_input: bool):
     """Backpropagate from `seed` (gradient of the logits) through every layer."""
     layers = book.model.layers
     flat = next(i for i, layer in enumerate(layers) if isinstance(layer, Flatten))
@@ -68,58 +73,52 @@ def chain(book: Book, tag: str, seed: Vector, grads, with_params: bool, to_input
         layer = layers[index]
         if isinstance(layer, Dense):
             relu_after = index + 1 < len(layers) and isinstance(layers[index + 1], ReLU)
-            incoming = dense.dense_backward(book, tag, layer, incoming, grads, relu_after, with_params)
+            incoming = dense.dense_backward(book, back, layer, incoming, relu_after, with_params)
         elif isinstance(layer, Flatten):
-            incoming = flatten.unflatten(book, tag, layer, incoming, grads)
+            incoming = flatten.unflatten(book, back, layer, incoming)
         elif isinstance(layer, MaxPool):
-            incoming = pool.pool_backward(book, tag, layer, incoming, grads)
+            incoming = pool.pool_backward(book, back, layer, incoming)
         elif isinstance(layer, ReLU) and index < flat:
             below = layers[index - 1] if index else None
             needs_border = (isinstance(below, Conv) and below.stride == 1
                             and (index - 1 > 0 or to_input))
             border = below.span - 1 if needs_border else 0
-            incoming = relu.relu_backward(book, tag, layer, incoming, grads, border)
+            incoming = relu.relu_backward(book, back, layer, incoming, border)
         elif isinstance(layer, Conv):
-            incoming = conv.conv_backward(book, tag, layer, incoming, grads, with_params,
+            incoming = conv.conv_backward(book, back, layer, incoming, with_params,
                                           need_input=index > 0 or to_input)
     return incoming
 
 
-def gradient_step(book: Book, grads):
+def gradient_step(book: Book, first: PassSheets, loss: Backward) -> Descent:
     """learning_rate, the stepped weights, a forward pass through them, and the loss after."""
     ws, top = book.sheet("Step", "step", numbering=None)
     rate = book.learning_rate
     ws.label(top, LEFT, book.texts("labels", "learning_rate"))
     ws.number(top, LEFT + 1, rate, style.key("input", "0.000"))
-    book.name("learning_rate", ws, a1(top, LEFT + 1))
-    model = book.model
-    stepped = {name: value - rate * grads.params[name] for name, value in model.params().items()}
-    after_model = Model(model.config)
-    after_model.set_params(stepped)
-    new_trace = after_model.forward(book.trace.tensors["input"])
+    book.name(names.LEARNING_RATE, ws, a1(top, LEFT + 1))
+    descent = book.model.descend(book.trace, loss.grads, [book.target_index], rate)
 
     def new_weight(layer, key, index):
         where = (layer.name, key, index)
-        return f"={book.param_at[where]}-learning_rate*{book.grad_at[where]}"
+        return f"={first.params[where]}-{names.LEARNING_RATE}*{loss.grad_at[where]}"
 
-    after = Pass(new_trace, stepped, "New", "new_", new_weight)
-    probabilities = output.softmax_sheet(book, after, forward(book, after))
-    target = book.target_index
-    loss_before = -np.log(book.trace.probabilities[0][target])
-    loss_after = book.loss_after = -np.log(new_trace.probabilities[0][target])
-    rows = [("loss", "=loss", loss_before),
-            ("loss_after_step", f"=-LN(SUMPRODUCT(onehot,{probabilities.data_address}))",
-             loss_after),
-            ("loss_change", f"={a1(top + 3, LEFT + 1)}-{a1(top + 2, LEFT + 1)}", loss_after - loss_before)]
+    after = Pass(descent.trace, descent.model.params(), "New", names.NEW_PASS, new_weight)
+    probabilities = output.softmax_sheet(book, after, forward(book, after, first.maps["input"]).logits)
+    rows = [("loss", f"={names.LOSS}", descent.loss_before),
+            ("loss_after_step", f"=-LN(SUMPRODUCT({names.ONEHOT},{probabilities.data_address}))",
+             descent.loss_after),
+            ("loss_change", f"={a1(top + 3, LEFT + 1)}-{a1(top + 2, LEFT + 1)}", descent.loss_change)]
     for offset, (key, formula, value) in enumerate(rows, 2):
         ws.label(top + offset, LEFT, book.texts("labels", key))
         ws.formula(top + offset, LEFT + 1, formula, value, style.key("big", style.loss_format(value)))
-    book.name("loss_after_step", ws, a1(top + 3, LEFT + 1))
+    book.name(names.LOSS_AFTER_STEP, ws, a1(top + 3, LEFT + 1))
     ws.width("ABC", (3, 34, 16))
     book.overview_row(ws.title, "learning_rate", (1,))
+    return descent
 
 
-def saliency_sheets(book: Book):
+def saliency_sheets(book: Book, first: PassSheets, shared: dict):
     """Which pixels, changed a little, would change one class's score the most."""
     model, trace = book.model, book.trace
     K = len(model.classes)
@@ -127,16 +126,16 @@ def saliency_sheets(book: Book):
     ws, top = book.sheet("Saliency", "saliency", numbering=None, colours=(style.SEQUENTIAL_SCALE,),
                          size=model.input_size)
     ws.label(top, LEFT, book.texts("labels", "saliency_class"))
-    output.class_choice(book, ws, top, LEFT + 1, chosen, "saliency_class")
+    output.class_choice(book, ws, top, LEFT + 1, chosen, names.SALIENCY_CLASS)
     ws.label(top + 2, LEFT, book.texts("labels", "class"))
     ws.label(top + 2, LEFT + 1, book.texts("labels", "seed"))
     for k, name in enumerate(book.class_names):
         ws.text(top + 3 + k, LEFT, name)
-        ws.formula(top + 3 + k, LEFT + 1, onehot_formula(a1(top + 3 + k, LEFT), "saliency_class"),
+        ws.formula(top + 3 + k, LEFT + 1, onehot_formula(a1(top + 3 + k, LEFT), names.SALIENCY_CLASS),
                    float(k == chosen), style.key("value", "0"))
     seed = Vector(ws.title, top + 3, LEFT + 1, K)
-    grads = model.backward(trace, np.eye(K)[chosen][None])
-    dinput_blocks, dinput_sheet = chain(book, "s", seed, grads, with_params=False, to_input=True)
+    score = Backward("s", model.backward(trace, np.eye(K)[chosen][None]), first, shared)
+    dinput_blocks, dinput_sheet = chain(book, score, seed, with_params=False, to_input=True)
     dpixels, heat = model.saliency(book.pixels, chosen)
     pixel_blocks, pixel_sheet = image.pixel_gradients(book, dinput_blocks, dinput_sheet, dpixels[0])
     heat_top, heat_left = top + 1, LEFT + 3  # right of the class table
@@ -148,9 +147,9 @@ def saliency_sheets(book: Book):
         for j in range(size):
             cells = ",".join(f"ABS({b.address(i, j)})" for b in pixel_blocks)
             ws.formula(*heat_block.cell(i, j), f"=MAX({cells})", heat[0, i, j], look)
-    book.name("saliency", ws, heat_block.data)
+    book.name(names.SALIENCY, ws, heat_block.data)
     ws.keep.append((heat_top - 1, heat_left, heat_top + size - 1, heat_left + size - 1))
     ws.scale(heat_block.data, style.SEQUENTIAL_SCALE)
-    book.square_cells(ws, heat_top, heat_top + size, heat_left + size)
+    square_cells(ws, heat_top, heat_top + size, heat_left + size)
     ws.width("ABCD", (3, 30, 16, 3))
     book.overview_row(ws.title, "saliency", (size, size))

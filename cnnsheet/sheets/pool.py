@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
-
 from cnnsheet import style
 from cnnsheet.layers import MaxPool
 from cnnsheet.layout import Block, area, on
-from cnnsheet.sheets.common import Book, Pass
+from cnnsheet.sheets.common import Backward, Book, Maps, Pass, tensor
 
 
 def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet, border, scale):
@@ -23,12 +21,13 @@ def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet
     ws, top = book.sheet("Pool", "pool", keys, fp, colours=(scale,), layer=in_sheet, size=q, stride=t,
                          factor=f"{factor:g}", dropped=dropped)
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
-    book.tensor(ws, blocks, values,
+    tensor(ws, blocks, values,
                 lambda c, i, j: MaxPool.formula(in_blocks[c].window_address(i * t, j * t, q, q)), scale)
     note = book.texts("pool", "body_dropped", dropped=dropped) if rows or cols else ""
     book.step(fp, ws.title, layer.name, values.shape, size_formula=f"=INT(({H}-{q})/{t})+1",
-              size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note, window=(q, t))
-    return blocks, ws.title
+              size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note, window=(q, t),
+              field=book.field_of(layer))
+    return Maps(blocks, ws.title)
 
 
 def left_out(book: Book, rows: int, cols: int) -> str:
@@ -77,17 +76,16 @@ def wins(layer, in_block, in_sheet, out_block, out_sheet, y, x, window) -> str:
     return f"AND({here}={maximum},{'+'.join(counts)}=0)"
 
 
-def mask_sheet(book: Book, layer: MaxPool, tag: str):
-    """How many pooling windows each input cell is the first maximum of (usually 0 or 1)."""
-    if layer.name in book.masks:
-        return book.masks[layer.name]
-    in_blocks, in_sheet = book.at[book.previous_name(layer)]
-    out_blocks, out_sheet = book.at[layer.name]
-    # the backward pass of an all-ones gradient counts, per cell, the windows it wins
-    wins_count = layer.backward(np.ones((1, *book.trace.tensors[layer.name][0].shape)),
-                                book.trace.caches[layer.name])[0][0]
+def mask_sheet(book: Book, back: Backward, layer: MaxPool) -> Maps:
+    """How many pooling windows each input cell is the first maximum of (usually 0 or 1); one
+    sheet for both backward passes."""
+    if ("Mask", layer.name) in back.shared:
+        return back.shared["Mask", layer.name]
+    in_blocks, in_sheet = back.first.maps[book.previous_name(layer)]
+    out_blocks, out_sheet = back.first.maps[layer.name]
+    wins_count = layer.windows_won(book.trace.caches[layer.name])[0]  # (C, H, W)
     number = out_sheet[len("Pool"):]  # Mask2 belongs to Pool2, whichever pass needs it first
-    ws, top = book.sheet("Mask", "mask", title=f"Mask{number}", numbering=tag,
+    ws, top = book.sheet("Mask", "mask", title=f"Mask{number}", numbering=back.tag,
                          colours=(style.SEQUENTIAL_SCALE,), size=layer.size, sheet=in_sheet)
     blocks = book.blocks(ws, top, wins_count, [b.label for b in in_blocks])
 
@@ -96,21 +94,21 @@ def mask_sheet(book: Book, layer: MaxPool, tag: str):
         terms = [f"IF({wins(layer, *pool, y, x, w)},1,0)" for w in windows_of(layer, y, x, out_blocks[c])]
         return "=" + "+".join(terms) if terms else None
 
-    book.tensor(ws, blocks, wins_count, formula, style.SEQUENTIAL_SCALE, fmt="0")
+    tensor(ws, blocks, wins_count, formula, style.SEQUENTIAL_SCALE, fmt="0")
     book.overview_row(ws.title, layer.name, wins_count.shape)
-    book.masks[layer.name] = (blocks, ws.title)
-    return book.masks[layer.name]
+    back.shared["Mask", layer.name] = Maps(blocks, ws.title)
+    return back.shared["Mask", layer.name]
 
 
-def pool_backward(book: Book, tag: str, layer: MaxPool, incoming, grads):
+def pool_backward(book: Book, back: Backward, layer: MaxPool, incoming) -> Maps:
     """Each window's gradient goes to its first maximum; every other cell gets 0."""
-    mask_blocks, mask_sheet_title = mask_sheet(book, layer, tag)
+    mask_blocks, mask_sheet_title = mask_sheet(book, back, layer)
     grad_blocks, grad_sheet = incoming
     previous = book.previous_name(layer)
-    in_blocks, in_sheet = book.at[previous]
-    out_blocks, out_sheet = book.at[layer.name]
-    values = grads.tensors[previous][0]
-    ws, top = book.gradient_sheet(tag, in_sheet, "dpool", size=layer.size)
+    in_blocks, in_sheet = back.first.maps[previous]
+    out_blocks, out_sheet = back.first.maps[layer.name]
+    values = back.grads.tensors[previous][0]
+    ws, top = book.gradient_sheet(back.tag, in_sheet, "dpool", size=layer.size)
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks])
 
     def formula(c, y, x):
@@ -124,6 +122,6 @@ def pool_backward(book: Book, tag: str, layer: MaxPool, incoming, grads):
         return "=" + "+".join(f"IF({wins(layer, *pool, y, x, w)},"
                               f"{grad_blocks[c].address(*w)},0)" for w in windows)
 
-    book.tensor(ws, blocks, values, formula, style.DIVERGING)
+    tensor(ws, blocks, values, formula, style.DIVERGING)
     book.overview_row(ws.title, previous, values.shape)
-    return blocks, ws.title
+    return Maps(blocks, ws.title)

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 from cnnsheet import style
 from cnnsheet.layers import ReLU
-from cnnsheet.sheets.common import Book, Pass
+from cnnsheet.sheets.common import Backward, Book, Maps, Pass, tensor
 
 
 def relu_sheet(book: Book, fp: Pass, layer: ReLU, values, in_blocks, in_sheet, border):
     ws, top = book.sheet("ReLU", "relu", fp=fp, colours=(style.SEQUENTIAL_SCALE,), layer=in_sheet)
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
-    book.tensor(ws, blocks, values, lambda c, i, j: ReLU.formula(in_blocks[c].address(i, j)),
+    tensor(ws, blocks, values, lambda c, i, j: ReLU.formula(in_blocks[c].address(i, j)),
                 style.SEQUENTIAL_SCALE)
     book.step(fp, ws.title, layer.name, values.shape)
-    return blocks, ws.title
+    return Maps(blocks, ws.title)
 
 
-def relu_backward(book: Book, tag: str, layer: ReLU, incoming, grads, border: int):
+def relu_backward(book: Book, back: Backward, layer: ReLU, incoming, border: int) -> Maps:
     """The gradient passes where the ReLU's input was positive, and stops elsewhere."""
     grad_blocks, grad_sheet = incoming
     previous = book.previous_name(layer)
-    in_blocks, in_sheet = book.at[previous]
-    values = grads.tensors[previous][0]
-    ws, top = book.gradient_sheet(tag, in_sheet, "drelu")
+    in_blocks, in_sheet = back.first.maps[previous]
+    values = back.grads.tensors[previous][0]
+    ws, top = book.gradient_sheet(back.tag, in_sheet, "drelu")
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
-    book.tensor(ws, blocks, values, lambda c, i, j: (
+    tensor(ws, blocks, values, lambda c, i, j: (
         f"=IF({in_blocks[c].address(i, j)}>0,{grad_blocks[c].address(i, j)},0)"),
         style.DIVERGING)
     book.overview_row(ws.title, previous, values.shape)
-    return blocks, ws.title
+    return Maps(blocks, ws.title)

@@ -11,117 +11,51 @@ carries down through every earlier conv and pool.
 
 from __future__ import annotations
 
-import numpy as np
-
-from cnnsheet import style
+from cnnsheet import names, style
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.layers import Conv, MaxPool, ReLU, reached_by
+from cnnsheet.fields import reached_by, receptive_field
+from cnnsheet.layers import Conv, MaxPool, ReLU
 from cnnsheet.layout import Block, a1, area, quote_sheet
-from cnnsheet.plan import WholeNumbers
-from cnnsheet.sheets.common import Book, channel_names
+from cnnsheet.plan import Highlight
+from cnnsheet.sheets.choice import (
+    choice_cells,
+    colour_name,
+    from_chosen_block,
+    grid_position,
+    indexed,
+    outline,
+    sheet_scale,
+    strongest,
+)
+from cnnsheet.sheets.common import Book, Maps, Outline, PassSheets, channel_names, square_cells
 from cnnsheet.sheets.pool import earlier_in_window
 
 LABELS, VALUES, GRID = 2, 3, 4  # columns: labels, values, then the square cells of the grids
-CHOOSE_LIMIT = 32  # up to this many filters, CHOOSE(filter, one per filter) spells them out
 
 
-def indexed(source: str, cells: int, row: str, col: str) -> str:
-    """INDEX(source, row, col); a source of one cell is that cell (Gnumeric's INDEX refuses to
-    index a single cell, even at 1, 1)."""
-    return f"INDEX({source},{row},{col})" if cells > 1 else source
-
-
-def from_chosen_block(blocks: list[Block], sources: list[str], pick: str, row, col) -> str:
-    """Element (row, col) (1-based formulas) of the block that the cell `pick` names, among blocks
-    laid out as a grid of equal pitch. A few: CHOOSE(pick, INDEX(source, row, col), ...), which
-    reads plainly; many (CHOOSE takes at most 254 and a formula 8,192 characters): one INDEX into
-    the whole grid, the block's offset computed from its number."""
-    cells = blocks[0].height * blocks[0].width
-    if len(blocks) <= CHOOSE_LIMIT:
-        return f"CHOOSE({pick},{','.join(indexed(source, cells, row, col) for source in sources)})"
-    first = blocks[0]
-    per_row = sum(1 for block in blocks if block.top == first.top)
-    down = blocks[per_row].top - first.top if len(blocks) > per_row else 0
-    across = blocks[1].left - first.left if per_row > 1 else 0
-    whole = area(first.top, first.left, max(b.top + b.height - 1 for b in blocks),
-                 max(b.left + b.width - 1 for b in blocks))
-    rows = f"INT(({pick}-1)/{per_row})*{down}+{row}" if down else f"{row}"
-    cols = f"MOD({pick}-1,{per_row})*{across}+{col}" if across else f"{col}"
-    return f"INDEX({quote_sheet(first.sheet)}!{whole},{rows},{cols})"
-
-
-def receptive_field(layers: list, sizes: list[int], out_index: int) -> set[int]:
-    """The input rows (or columns) that can influence row `out_index` of the last of `layers`.
-
-    `sizes[i]` is the length of the input of `layers[i]`; ReLUs keep the set, a conv or a pool
-    replaces it with every row its windows read there, minus the zero padding."""
-    rows = {out_index}
-    for layer, size in zip(reversed(layers), reversed(sizes)):
-        if isinstance(layer, (Conv, MaxPool)):
-            rows = {y for out in rows for y in layer.reads(out) if 0 <= y < size}
-    return rows
-
-
-def receptive_field_size(layers: list) -> tuple[int, int]:
-    """(size, jump) of a stack of convs and pools, ignoring the edges: each layer widens the field
-    by (span - 1) x the jump so far, and multiplies the jump (the stride product) by its stride."""
-    size, jump = 1, 1
-    for layer in layers:
-        if isinstance(layer, (Conv, MaxPool)):
-            size, jump = size + (layer.span - 1) * jump, jump * layer.stride
-    return size, jump
-
-
-def zoom_sheets(book: Book, choices: dict | None = None):
+def zoom_sheets(book: Book, first: PassSheets, image_maps: Maps,
+                choices: dict | None = None) -> list[Outline]:
     """A Zoom sheet after every Conv sheet of the first pass, and a choice of one cell on every
-    Pool sheet. `choices` maps "zoom1", "pool1", ... to a 0-based (filter, row, col); by default
-    filter 1 at its strongest cell."""
+    Pool sheet; returns their outlines on the sheets they read and feed, for the pipeline to add.
+    `choices` maps "zoom1", "pool1", ... to a 0-based (filter, row, col); by default filter 1 at
+    its strongest cell."""
     choices = choices or {}
     convs = pools = 0
+    outlines = []
     for index, layer in enumerate(book.model.layers):
         if isinstance(layer, Conv):
             convs += 1
-            zoom_sheet(book, index, layer, convs, choices.get(f"zoom{convs}"))
+            outlines += zoom_sheet(book, first, image_maps, index, layer, convs,
+                                   choices.get(names.zoom(convs)))
         elif isinstance(layer, MaxPool):
             pools += 1
-            pool_choice(book, layer, pools, choices.get(f"pool{pools}"))
+            outlines += pool_choice(book, first, layer, pools, choices.get(names.pool_choice(pools)))
+    return outlines
 
 
-def strongest(values: np.ndarray) -> tuple[int, int, int]:
-    """The default choice: the largest value of the first map of a (F, H, W) tensor."""
-    return (0, *(int(v) for v in np.unravel_index(int(np.argmax(values[0])), values[0].shape)))
-
-
-def sheet_scale(book: Book, sheet: str):
-    """The colour scale of the sheet a window is read from, so the window looks as it does there
-    (chosen by what the sheet can hold, never by its current values: the layout stays put)."""
-    return book.plan[sheet].scales[0][1]
-
-
-def choice_cells(book: Book, ws, top: int, label_col: int, value_col: int, prefix: str, choice,
-                 highs) -> tuple[str, str, str]:
-    """Three yellow cells named <prefix>_filter, _row, _col (1-based), each refusing anything but
-    a whole number in its range; returns the names."""
-    t = book.texts
-    names = []
-    for offset, (key, value, high) in enumerate(zip(("filter", "row", "col"), choice, highs)):
-        row = top + offset
-        ws.text(row, label_col, t("zoom", f"pick_{key}"))
-        ws.number(row, value_col, value + 1, style.key("input", "0"))
-        ws.text(row, value_col + 1, t("zoom", "range", high=high))
-        names.append(book.name(f"{prefix}_{key}", ws, a1(row, value_col)))
-        ws.whole_numbers.append(WholeNumbers((a1(row, value_col),), 1, high, t("zoom", f"pick_{key}"),
-                                             t("zoom", "refused", high=high),
-                                             prompt=t("zoom", "prompt", high=high)))
-    return tuple(names)
-
-
-def colour_name(book: Book, n: int) -> str:
-    """The name, in the texts' language, of the colour of choice n's outlines."""
-    return book.texts("zoom", f"colour{(n - 1) % len(style.HIGHLIGHT_COLOURS) + 1}")
-
-
-def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
+def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, layer: Conv, n: int,
+               choice) -> list[Outline]:
+    """The Zoom sheet of a conv, just after its Conv sheet; returns its outlines on other sheets."""
     t = book.texts
     trace = book.trace
     F, C, k = layer.filters, layer.in_channels, layer.kernel
@@ -131,33 +65,28 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     out = trace.tensors[layer.name][0]  # (F, Ho, Wo)
     _, Ho, Wo = out.shape
     f, i, j = choice or strongest(out)
-    in_blocks, in_sheet = book.at[previous]
-    out_blocks, conv_title = book.at[layer.name]
+    in_blocks, in_sheet = first.maps[previous]
+    out_blocks, conv_title = first.maps[layer.name]
     if in_blocks[0].border != p:
         raise CnnsheetError(f"internal: {in_sheet} is framed by {in_blocks[0].border} zeros, "
                             f"{layer.name} pads by {p}")
-    names = channel_names(C, previous == "input")
+    channels = channel_names(C, previous == "input")
     title = f"Zoom{n}"
     keys = ["body"] + (["body_stride"] if s > 1 else []) + (["body_padding"] if p else []) + (
         ["body_dilation"] if d > 1 else [])
-    ws, top = book.sheet("Zoom", "zoom", tuple(keys), title=title, numbering=None,  # not a step
+    ws, top = book.sheet("Zoom", "zoom", tuple(keys), title=title, numbering=None, after=conv_title,
                          colours=tuple(dict.fromkeys((sheet_scale(book, in_sheet), style.DIVERGING))),
                          number=n, conv=conv_title,
                          input=in_sheet, layer=layer.name, channels=C, kernel=k, span=span,
                          stride=s, padding=p, dilation=d, products=C * k * k, colour=colour_name(book, n))
-    sheets = book.plan.sheets  # place it just after its Conv sheet
-    sheets.insert(book.plan.sheetnames.index(conv_title) + 1, sheets.pop())
     ws.label(top, LABELS, t("zoom", "choose", conv=conv_title))
-    pick, row_name, col_name = choice_cells(book, ws, top + 1, LABELS, VALUES, f"zoom{n}", (f, i, j),
+    pick, row_name, col_name = choice_cells(book, ws, top + 1, LABELS, VALUES, names.zoom(n), (f, i, j),
                                             (F, Ho, Wo))
 
     # ---- the window, the kernel and the products, channel by channel ----------------------------
     weight = layer.weight  # (F, C, k, k)
-    xp = np.pad(x, ((0, 0), (p, p), (p, p)))  # (C, H+2p, W+2p)
-    window = xp[:, i * s:i * s + span, j * s:j * s + span]  # (C, span, span)
-    kernel = np.zeros((C, span, span))
-    kernel[:, ::d, ::d] = weight[f]
-    products = window[:, ::d, ::d] * weight[f]  # (C, k, k)
+    neuron = layer.one_output(x, f, i, j)
+    window, kernel, products = neuron.window, neuron.kernel, neuron.products
     grid_top = top + 12
     look_x = style.key("number", style.number_format(x))
     look_w = style.key("number", style.number_format(weight))
@@ -168,13 +97,13 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
         left = GRID + c * (2 * span + 3)
         window_block = Block(title, grid_top + 1, left, span, span)
         kernel_block = Block(title, grid_top + 1, left + span + 1, span, span)
-        ws.label(grid_top, left, t("zoom", "window", channel=names[c]))
-        ws.label(grid_top, left + span + 1, t("zoom", "kernel", channel=names[c]))
+        ws.label(grid_top, left, t("zoom", "window", channel=channels[c]))
+        ws.label(grid_top, left + span + 1, t("zoom", "kernel", channel=channels[c]))
         outer = in_blocks[c].outer
         cells = (outer[2] - outer[0] + 1) * (outer[3] - outer[1] + 1)
         source = quote_sheet(in_sheet) + "!" + area(*outer)
-        kernels = [f"conv{n}_f{g + 1}_{names[c]}" for g in range(F)]
-        filter_blocks = [book.kernels[layer.name][g][c] for g in range(F)]
+        kernels = [names.conv_kernel(n, g + 1, channels[c]) for g in range(F)]
+        filter_blocks = [first.filters[layer.name].kernels[g][c] for g in range(F)]
         for a in range(span):
             for b in range(span):
                 tap = a % d == 0 and b % d == 0
@@ -193,13 +122,13 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     ws.label(product_top - 1, GRID, t("zoom", "products", count=C * k * k))
     product_block = Block(title, product_top + 1, GRID, k, C * k)
     for c in range(C):
-        ws.label(product_top, GRID + c * k, names[c])
+        ws.label(product_top, GRID + c * k, channels[c])
         for a in range(k):
             for b in range(k):
                 ws.formula(*product_block.cell(a, c * k + b),
                            f"={window_blocks[c].ref(a * d, b * d)}*{kernel_blocks[c].ref(a * d, b * d)}",
                            products[c, a, b], look_product)
-    book.name(f"zoom{n}_products", ws, product_block.data)
+    book.name(names.zoom_products(n), ws, product_block.data)
     def taps(block):  # the cells a dilated kernel uses: the holes keep their grey look
         if d == 1:
             return [block.data]
@@ -211,68 +140,69 @@ def zoom_sheet(book: Book, index: int, layer: Conv, n: int, choice):
     # ---- sum, bias, total, and the same cell on the Conv sheet ----------------------------------
     look = style.key("value", "0.0000")
     row = top + 5
-    bias = layer.bias[f]
-    total = products.sum() + bias
-    biases = from_chosen_block(book.biases[layer.name], [f"conv{n}_f{g + 1}_bias" for g in range(F)],
-                               pick, 1, 1)
+    biases = from_chosen_block(first.filters[layer.name].biases,
+                               [names.conv_bias(n, g + 1) for g in range(F)], pick, 1, 1)
     conv_cell = from_chosen_block(out_blocks, [b.data_address for b in out_blocks], pick, row_name, col_name)
     mine, theirs = a1(row + 2, VALUES), a1(row + 3, VALUES)
-    rows = [("sum", f"=SUM(zoom{n}_products)", products.sum(), look),
-            ("bias", f"={biases}", bias, look),
-            ("total", f"={a1(row, VALUES)}+{a1(row + 1, VALUES)}", total, style.key("big", "0.0000")),
+    rows = [("sum", f"=SUM({names.zoom_products(n)})", neuron.sum, look),
+            ("bias", f"={biases}", neuron.bias, look),
+            ("total", f"={a1(row, VALUES)}+{a1(row + 1, VALUES)}", neuron.total, style.key("big", "0.0000")),
             ("on_conv", f"={conv_cell}", out[f, i, j], look),
             # 1 or 0, not a text: a teacher's words never go inside a formula
             ("check", f"=IF(ABS({mine}-{theirs})<=1E-9*(1+ABS({theirs})),1,0)", 1, style.key("heading", "0"))]
     for offset, (key, formula, value, look_) in enumerate(rows):
         ws.text(row + offset, LABELS, t("zoom", key, conv=conv_title))
         ws.formula(row + offset, VALUES, formula, value, look_)
-    book.name(f"zoom{n}_value", ws, a1(row + 2, VALUES))
+    book.name(names.zoom_value(n), ws, a1(row + 2, VALUES))
 
     field_top = product_top + k + 3
-    field = receptive_field_table(book, ws, index, layer, n, (i, j), field_top)
+    field = receptive_field_table(book, first, ws, index, layer, n, (i, j), field_top)
     ws.text(top + 10, LABELS, t("zoom", "field"))
-    ws.formula(top + 10, VALUES, f"=SUM(zoom{n}_field_rows)&\" x \"&SUM(zoom{n}_field_cols)",
+    rows_name, cols_name = names.zoom_field(n, "rows"), names.zoom_field(n, "cols")
+    ws.formula(top + 10, VALUES, f"=SUM({rows_name})&\" x \"&SUM({cols_name})",
                f"{len(field[0])} x {len(field[1])}", style.key("heading"))
 
-    book.square_cells(ws, grid_top, product_top + k + 1, max(GRID + C * (2 * span + 3), GRID + C * k))
+    square_cells(ws, grid_top, product_top + k + 1, max(GRID + C * (2 * span + 3), GRID + C * k))
     ws.width("ABC", (3, 46, 12))
-    highlights(book, index, layer, n, in_blocks, out_blocks)
-    book.steps.insert(next(number for number, step in enumerate(book.steps)
-                           if step.sheet == conv_title) + 1,
-                      type(book.steps[0])(title, layer.name, (C, k, k)))
+    book.overview_row(title, layer.name, (C, k, k))
+    return highlights(book, first, image_maps, index, layer, n)
 
 
-def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chosen, top: int):
+def receptive_field_table(book: Book, first: PassSheets, ws, index: int, layer: Conv, n: int, chosen,
+                          top: int):
     """0/1 flags of the rows and columns of every earlier sheet that can reach the chosen cell:
     the conv's own input from the choice, every tensor below from the one above it, through the
-    windows of each conv and pool (a ReLU keeps them). Returns the input's (rows, cols) sets."""
+    windows of each conv and pool (a ReLU keeps them); the engine's receptive field gives each
+    flag's value. Returns the input's (rows, cols) sets: the receptive field of the chosen cell."""
     t = book.texts
     layers = book.model.layers[:index + 1]
     ws.label(top - 1, LABELS, t("zoom", "field_table"))
     ws.text(top, LABELS, t("zoom", "field_rows"))
     flag = style.key("value", "0")
     zero = style.key("zero", "0")
-    names = (f"zoom{n}_row", f"zoom{n}_col")
+    choice_names = (names.choice(names.zoom(n), "row"), names.choice(names.zoom(n), "col"))
     above = None  # (column per axis, layer whose input this is)
     col = VALUES
-    sets = [{chosen[0]}, {chosen[1]}]
-    for below in reversed(layers):
+    field = [set(), set()]  # rows, cols
+    for depth in range(len(layers) - 1, -1, -1):
+        below = layers[depth]
         if isinstance(below, ReLU):
             continue
         tensor = book.previous_name(below)
-        sheet = book.at[tensor][1]
+        sheet = first.maps[tensor].sheet
         size_rows, size_cols = book.trace.tensors[tensor][0].shape[1:]
         out_rows, out_cols = book.trace.tensors[below.name][0].shape[1:]
         ws.label(top, col, sheet)
         ws.text(top + 1, col, t("zoom", "rows"))
         ws.text(top + 1, col + 1, t("zoom", "cols"))
         for axis, (size, out_size) in enumerate(((size_rows, out_rows), (size_cols, out_cols))):
-            sets[axis] = {y for out in sets[axis] for y in below.reads(out) if 0 <= y < size}
+            sizes = [shape[1 + axis] for shape in book.model.shapes[depth:index + 1]]
+            reaching = field[axis] = receptive_field(layers[depth:], sizes, chosen[axis])
             for y in range(size):
                 cell = (top + 2 + y, col + axis)
-                value = float(y in sets[axis])
+                value = float(y in reaching)
                 if above is None:  # the chosen output cell: the taps of its window, live
-                    offset = f"{y}-(({names[axis]}-1)*{below.stride}-{below.padding})"
+                    offset = f"{y}-(({choice_names[axis]}-1)*{below.stride}-{below.padding})"
                     terms = [f"{offset}>=0", f"{offset}<={below.span - 1}"]
                     if below.dilation > 1:
                         terms.append(f"MOD({offset},{below.dilation})=0")
@@ -287,36 +217,22 @@ def receptive_field_table(book: Book, ws, index: int, layer: Conv, n: int, chose
         above = (col, col + 1)
         col += 2
     size_rows, size_cols = book.trace.tensors["input"][0].shape[1:]
-    book.name(f"zoom{n}_field_rows", ws, area(top + 2, above[0], top + 1 + size_rows, above[0]))
-    book.name(f"zoom{n}_field_cols", ws, area(top + 2, above[1], top + 1 + size_cols, above[1]))
+    book.name(names.zoom_field(n, "rows"), ws, area(top + 2, above[0], top + 1 + size_rows, above[0]))
+    book.name(names.zoom_field(n, "cols"), ws, area(top + 2, above[1], top + 1 + size_cols, above[1]))
     for y in range(max(size_rows, size_cols)):
         ws.number(top + 2 + y, LABELS, y + 1, style.key("value", "0"))
     ws.scale([area(top + 2, VALUES, top + 1 + max(size_rows, size_cols), col - 1)], style.PROBABILITY)
-    return sets
+    return field
 
 
-def grid_position(blocks: list[Block]) -> tuple[str, str, str]:
-    """Formulas, for any data cell of a grid of equal blocks, of its block's number (1-based) and
-    its 0-based row and column inside the block. One formula serves every block, so a highlight
-    can share the colour scale's ranges: LibreOffice draws only the first of two overlapping
-    conditional formats, but every rule of one."""
-    first = blocks[0]
-    per_row = sum(1 for block in blocks if block.top == first.top)
-    down = blocks[per_row].top - first.top if len(blocks) > per_row else 0
-    across = blocks[1].left - first.left if per_row > 1 else 0
-    rows, cols = f"ROW()-{first.top}", f"COLUMN()-{first.left}"
-    number = ([f"INT(({rows})/{down})*{per_row}"] if down else []) + (
-        [f"INT(({cols})/{across})"] if across else [])
-    return ("+".join(number) + "+1" if number else "1",
-            f"MOD({rows},{down})" if down else f"({rows})",
-            f"MOD({cols},{across})" if across else f"({cols})")
-
-
-def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_blocks):
+def highlights(book: Book, first: PassSheets, image_maps: Maps, index: int, layer: Conv,
+               n: int) -> list[Outline]:
     """Rules that follow the choice: the taps of the window on the sheet the layer reads, the
     chosen cell on the Conv sheet, the ReLU and pool cells it feeds, the field on the Image sheet."""
-    plan = book.plan
-    pick, row_name, col_name = f"zoom{n}_filter", f"zoom{n}_row", f"zoom{n}_col"
+    in_blocks = first.maps[book.previous_name(layer)].blocks
+    out_blocks = first.maps[layer.name].blocks
+    outlines = []
+    pick, row_name, col_name = (names.choice(names.zoom(n), key) for key in names.CHOICE_KEYS)
     s, p, d, span = layer.stride, layer.padding, layer.dilation, layer.span
 
     def taps(row: str, col: str) -> str:  # row and col: 0-based, in the padded input
@@ -328,42 +244,43 @@ def highlights(book: Book, index: int, layer: Conv, n: int, in_blocks, out_block
 
     _, row, col = grid_position(in_blocks)
     colour = n - 1
-    plan[in_blocks[0].sheet].highlight([block.data for block in in_blocks], taps(f"{row}+{p}", f"{col}+{p}"),
-                                       colour=colour)
+    outlines.append(outline(in_blocks, taps(f"{row}+{p}", f"{col}+{p}"), colour))
     for block in in_blocks if p else ():  # the zero frame: no colour scale there, one rule a block
         top, left, bottom, right = block.outer
         frame = [area(top, left, block.top - 1, right), area(block.top + block.height, left, bottom, right),
                  area(block.top, left, block.top + block.height - 1, block.left - 1),
                  area(block.top, block.left + block.width, block.top + block.height - 1, right)]
-        plan[block.sheet].highlight(frame, taps(f"ROW()-{top}", f"COLUMN()-{left}"), colour=colour)
+        outlines.append(Outline(block.sheet, Highlight(tuple(frame), taps(f"ROW()-{top}", f"COLUMN()-{left}"),
+                                                       "chosen", colour)))
 
     def cell_rule(blocks, size, stride):  # the cells whose window (size, stride) holds the choice
         number, row, col = grid_position(blocks)
         terms = [f"{pick}={number}"]
         for here, name in ((row, row_name), (col, col_name)):
             terms += [f"{here}*{stride}<={name}-1", f"{name}-1<={here}*{stride}+{size - 1}"]
-        plan[blocks[0].sheet].highlight([block.data for block in blocks], f"=AND({','.join(terms)})",
-                                        colour=colour)
+        outlines.append(outline(blocks, f"=AND({','.join(terms)})", colour))
 
     cell_rule(out_blocks, 1, 1)
     later = book.model.layers[index + 1:]
     if later and isinstance(later[0], ReLU):
-        cell_rule(book.at[later[0].name][0], 1, 1)
+        cell_rule(first.maps[later[0].name].blocks, 1, 1)
         later = later[1:]
     if later and isinstance(later[0], MaxPool):
-        cell_rule(book.at[later[0].name][0], later[0].size, later[0].stride)
-    for block in book.at["image"][0]:  # each channel has a colour scale of its own
-        plan[block.sheet].highlight(
-            block.data, f"=AND(INDEX(zoom{n}_field_rows,ROW()-{block.top - 1})=1,"
-                        f"INDEX(zoom{n}_field_cols,COLUMN()-{block.left - 1})=1)", "field", colour)
+        cell_rule(first.maps[later[0].name].blocks, later[0].size, later[0].stride)
+    for block in image_maps.blocks:  # each channel has a colour scale of its own
+        outlines.append(outline(
+            [block], f"=AND(INDEX({names.zoom_field(n, 'rows')},ROW()-{block.top - 1})=1,"
+                     f"INDEX({names.zoom_field(n, 'cols')},COLUMN()-{block.left - 1})=1)", colour, "field"))
+    return outlines
 
 
-def pool_choice(book: Book, layer: MaxPool, n: int, choice):
-    """Below the maps of a Pool sheet: a choice of one pooled cell, the window it took its maximum
-    from (read live from the sheet before), and a 1 on the window's first maximum, the winner."""
+def pool_choice(book: Book, first: PassSheets, layer: MaxPool, n: int, choice) -> list[Outline]:
+    """Below the maps of a Pool sheet (the rows the Pool sheet leaves to it): a choice of one pooled
+    cell, the window it took its maximum from (read live from the sheet before), and a 1 on the
+    window's first maximum, the winner. Returns its outlines of the chosen window and cell."""
     t = book.texts
-    out_blocks, pool_title = book.at[layer.name]
-    in_blocks, in_sheet = book.at[book.previous_name(layer)]
+    out_blocks, pool_title = first.maps[layer.name]
+    in_blocks, in_sheet = first.maps[book.previous_name(layer)]
     values = book.trace.tensors[layer.name][0]  # (C, Ho, Wo)
     x = book.trace.tensors[book.previous_name(layer)][0]  # (C, H, W)
     C, Ho, Wo = values.shape
@@ -373,11 +290,9 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     top = max(block.outer[2] for block in out_blocks) + 3
     label_col, value_col = 2, 2 + max(8, q)  # the labels run over the narrow columns to their right
     ws.label(top, label_col, t("zoom", "pool_choose", sheet=pool_title, colour=colour_name(book, n)))
-    pick, row_name, col_name = choice_cells(book, ws, top + 1, label_col, value_col, f"pool{n}",
+    pick, row_name, col_name = choice_cells(book, ws, top + 1, label_col, value_col, names.pool_choice(n),
                                             (f, i, j), (C, Ho, Wo))
-    window = x[f, i * stride:i * stride + q, j * stride:j * stride + q]  # (q, q)
-    winner = np.zeros((q, q))
-    winner[np.unravel_index(int(np.argmax(window)), window.shape)] = 1  # the first maximum
+    window, winner = layer.one_output(x, f, i, j)  # (q, q) each; winner: 1 on the first maximum
     grid_top = top + 6
     window_block = Block(ws.title, grid_top + 1, label_col, q, q)
     winner_block = Block(ws.title, grid_top + 1, label_col + q + 1, q, q)
@@ -402,19 +317,18 @@ def pool_choice(book: Book, layer: MaxPool, n: int, choice):
     for row in range(window_block.top, window_block.top + q):
         ws.heights[row] = style.TENSOR_CELL[1]
     same = from_chosen_block(out_blocks, [b.data_address for b in out_blocks], pick, row_name, col_name)
-    rows = [("pool_max", f"=MAX({window_block.data})", window.max()),
+    rows = [("pool_max", f"=MAX({window_block.data})", values[f, i, j]),
             ("pool_same", f"={same}", values[f, i, j])]
     for offset, (key, formula, value) in enumerate(rows):
         ws.text(grid_top + q + 2 + offset, label_col, t("zoom", key, sheet=pool_title))
         ws.formula(grid_top + q + 2 + offset, value_col, formula, value, look)
-    book.name(f"pool{n}_max", ws, maximum)
+    book.name(names.pool_max(n), ws, maximum)
     # the chosen window on the sheet before, the chosen cell here
     number, row, col = grid_position(in_blocks)
     terms = [f"{pick}={number}"]
     for here, name in ((row, row_name), (col, col_name)):
         terms += [f"{here}>=({name}-1)*{stride}", f"{here}<=({name}-1)*{stride}+{q - 1}"]
-    book.plan[in_sheet].highlight([block.data for block in in_blocks], f"=AND({','.join(terms)})",
-                                  colour=n - 1)
+    window_rule = outline(in_blocks, f"=AND({','.join(terms)})", n - 1)
     number, row, col = grid_position(out_blocks)
-    ws.highlight([block.data for block in out_blocks],
-                 f"=AND({pick}={number},{row}={row_name}-1,{col}={col_name}-1)", colour=n - 1)
+    return [window_rule, outline(out_blocks, f"=AND({pick}={number},{row}={row_name}-1,{col}={col_name}-1)",
+                                 n - 1)]
