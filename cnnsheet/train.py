@@ -6,13 +6,14 @@ line can draw progress bars while this module never prints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cnnsheet import budget
 from cnnsheet.errors import CnnsheetError
+from cnnsheet.files import check_input, inside
 from cnnsheet.images import load_photo
 from cnnsheet.memory import keep_freed_memory
 from cnnsheet.model import FORMAT, VERSION, Model, check_class_names, plan
@@ -91,6 +92,7 @@ class Dataset:
     labels: np.ndarray  # (N,) class indices
     classes: list
     skipped: list  # (path, reason) of files that could not be read
+    notes: list = field(default_factory=list)  # what the user should know of files that were read
 
 
 @dataclass
@@ -114,10 +116,16 @@ class EpochEnd:
 def list_folder(folder) -> tuple[list[str], list[list[Path]]]:
     """The classes of a training folder (sub-folder names, sorted) and the files of each; nothing
     is read yet, so that the budget can be checked first."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CnnsheetError(f"{folder}: no such folder" if not folder.exists() else f"{folder}: not a folder")
+    folder = check_input(folder, "folder")
     class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for class_dir in class_dirs:
+        check_input(class_dir, "folder")
+        # a linked class folder that holds the data folder or another class would train on
+        # every photo twice, under a wrong name
+        for other in [folder, *class_dirs]:
+            if other != class_dir and inside(other, class_dir):
+                raise CnnsheetError(f"{class_dir}: a link to a folder that holds {other}: a class "
+                                    f"folder must hold only its own photos")
     if len(class_dirs) < 2:
         found = ", ".join(p.name for p in class_dirs) or "none"
         raise CnnsheetError(f"{folder}: needs at least two class sub-folders (found: {found})")
@@ -135,12 +143,12 @@ def read_folder(folder, size: int, files=None) -> Dataset:
     """One sub-folder per class (class name = folder name, sorted); unreadable files are skipped."""
     classes, class_files = files or list_folder(folder)
     pixels = np.empty((sum(map(len, class_files)), size, size, 3), dtype=np.uint8)  # (N, H, W, 3)
-    labels, skipped = [], []
+    labels, skipped, notes = [], [], []
     for index, (name, paths) in enumerate(zip(classes, class_files)):
         read = 0
         for path in paths:
             try:
-                pixels[len(labels)] = load_photo(path, size)
+                pixels[len(labels)] = load_photo(path, size, notes)
             except CnnsheetError as error:
                 skipped.append((path, str(error)))
                 continue
@@ -148,7 +156,7 @@ def read_folder(folder, size: int, files=None) -> Dataset:
             read += 1
         if read == 0:
             raise CnnsheetError(f"{Path(folder) / name}: class {name!r} has no readable images")
-    return Dataset(pixels[:len(labels)], np.array(labels), classes, skipped)
+    return Dataset(pixels[:len(labels)], np.array(labels), classes, skipped, notes)
 
 
 def check_training(architecture: Architecture, samples: int, batch_size: int) -> None:
