@@ -120,12 +120,7 @@ def list_folder(folder) -> tuple[list[str], list[list[Path]]]:
     class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     for class_dir in class_dirs:
         check_input(class_dir, "folder")
-        # a linked class folder that holds the data folder or another class would train on
-        # every photo twice, under a wrong name
-        for other in [folder, *class_dirs]:
-            if other != class_dir and inside(other, class_dir):
-                raise CnnsheetError(f"{class_dir}: a link to a folder that holds {other}: a class "
-                                    f"folder must hold only its own photos")
+    _check_linked_classes(folder, class_dirs)
     if len(class_dirs) < 2:
         found = ", ".join(p.name for p in class_dirs) or "none"
         raise CnnsheetError(f"{folder}: needs at least two class sub-folders (found: {found})")
@@ -137,6 +132,21 @@ def list_folder(folder) -> tuple[list[str], list[list[Path]]]:
     files = [sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
              for class_dir in class_dirs]
     return classes, files
+
+
+def _check_linked_classes(folder: Path, class_dirs: list[Path]) -> None:
+    """A class folder that is a link must not hold the data folder or another class, nor lie in
+    another class: its photos would be trained on twice, under a wrong name. (A folder that is
+    not a link lies in the data folder and holds none of its siblings.)"""
+    for link in (d for d in class_dirs if d.is_symlink()):
+        for other in class_dirs:
+            if other != link and inside(link, other):
+                raise CnnsheetError(f"{link}: a link into {other}; a class folder must hold only its "
+                                    f"own photos")
+        for other in [folder, *class_dirs]:
+            if other != link and inside(other, link):
+                raise CnnsheetError(f"{link}: a link to a folder that holds {other}; a class folder "
+                                    f"must hold only its own photos")
 
 
 def read_folder(folder, size: int, files=None) -> Dataset:

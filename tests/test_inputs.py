@@ -28,6 +28,7 @@ from hostile_inputs import NOISE, animated_gif, child_env, random_rgb, run_cli, 
 from cnnsheet import cli, files
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import check_input, inside
+from cnnsheet.train import list_folder
 
 SHAPE = ["--size", "8", "--filters", "2", "--kernel", "3", "--pool", "2", "--hidden", "0", "--epochs", "1"]
 
@@ -122,6 +123,33 @@ def test_a_model_written_next_to_the_class_folders_is_allowed(tmp_path):
     result = run_cli(["train", "data", *SHAPE, "-o", "data/model.npz"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / "model.npz").is_file()
+
+
+def linked_classes(root: Path, target: str) -> Path:
+    """data/a and data/b with a photo each, elsewhere/x with one, and data/c a link to `target`."""
+    for name in ("data/a/sub", "data/b", "elsewhere/x"):
+        (root / name).mkdir(parents=True)
+        random_rgb(10, 10).save(root / name / "0.png")
+    os.symlink(target, root / "data" / "c")
+    return root / "data"
+
+
+@pytest.mark.parametrize("target, message", [
+    ("..", "data/c: a link to a folder that holds .*data;"),
+    (".", "data/c: a link to a folder that holds .*data;"),
+    ("a", "data/c: a link into .*data/a;"),
+    ("a/sub", "data/c: a link into .*data/a;"),
+    ("../..", "data/c: a link to a folder that holds .*data;"),
+])
+def test_a_class_folder_linked_back_into_the_data_is_refused(tmp_path, target, message):
+    with pytest.raises(CnnsheetError, match=message):
+        list_folder(linked_classes(tmp_path, target))
+
+
+def test_a_class_folder_linked_elsewhere_is_a_class(tmp_path):
+    classes, files_of = list_folder(linked_classes(tmp_path, "../elsewhere/x"))
+    assert classes == ["a", "b", "c"]
+    assert [len(found) for found in files_of] == [1, 1, 1]
 
 
 # ---- photos that are not photos, in a training folder ----------------------------------------------------
