@@ -11,6 +11,7 @@ import re
 import signal
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -81,6 +82,25 @@ def stdout_failed(error: OSError) -> CnnsheetError:
     except (OSError, ValueError, AttributeError):  # no file descriptor (a test's capture)
         pass
     return CnnsheetError(f"standard output cannot be written ({error.strerror or error})")
+
+
+class Commands(click.Group):
+    """The command group. Help and --version are printed by click before any command runs: on a
+    stdout that cannot be written they end in one line too, not a traceback."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except OSError as error:
+            if not printing(error):  # another file's error, which a command failed to catch
+                raise
+            click.echo(f"Error: {stdout_failed(error)}", err=True)
+            sys.exit(1)
+
+
+def printing(error: OSError) -> bool:
+    """Whether the error came from click printing (help, the version) on the terminal."""
+    return any(frame.f_code is click.echo.__code__ for frame, _ in traceback.walk_tb(error.__traceback__))
 
 
 class CutValues:
@@ -159,7 +179,7 @@ def class_index(model, label: str | None) -> int | None:
     return model.classes.index(label)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cnnsheet")
 def main():
     """Turn a photo into a spreadsheet that shows, cell by cell, how a small CNN sees it."""

@@ -127,7 +127,11 @@ def save_pdf(plan: WorkbookPlan, path, soffice: str, timeout: int = 600) -> None
     try:
         folder = Path(scratch.name).absolute()  # a relative TMPDIR would not survive cwd=folder
         source = folder / "handout.xlsx"
-        writer.save(handout_plan(plan), source)
+        try:
+            writer.save(handout_plan(plan), source)
+        except OSError as error:
+            raise CnnsheetError(f"--pdf {path}: the temporary folder {folder} cannot be written "
+                                f"({error.strerror or error})") from None
         command = [soffice, "--headless", "--norestore", "--nolockcheck",
                    f"-env:UserInstallation={(folder / 'profile').as_uri()}",
                    "--convert-to", "pdf", "--outdir", str(folder), str(source)]

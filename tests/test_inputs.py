@@ -247,6 +247,15 @@ def test_a_full_stdout_is_one_line_and_says_what_was_written(tmp_path):
     assert (tmp_path / "out.xlsx").read_bytes().startswith(b"PK")
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["train", "--help"]])
+def test_help_and_version_on_a_full_stdout_are_one_line(tmp_path, args):
+    with open("/dev/full", "w") as full:
+        result = run_with(args, tmp_path, stdout=full)
+    assert result.returncode == 1
+    assert one_error_line(result) == "Error: standard output cannot be written (No space left on device)"
+
+
 # ---- the progress bar on a dumb terminal ---------------------------------------------------------------
 def in_terminal(args, cwd: Path, term: str) -> str:
     """ARGS run by `script` on a pseudo-terminal with TERM set; what the terminal received."""
@@ -356,3 +365,28 @@ def test_libreoffice_that_writes_no_pdf_is_one_line_without_its_chatter(tmp_path
                                       "input parameters... (store failed: Code:16))")
     assert not (tmp_path / "out.pdf").exists()
 
+
+
+def test_a_full_temporary_folder_while_the_handout_is_made_is_one_error(tmp_path, monkeypatch):
+    from cnnsheet import handout
+
+    def full(plan, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(handout.writer, "save", full)
+    monkeypatch.setattr(handout.tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(CnnsheetError, match=r"^--pdf .*out\.pdf: the temporary folder .* cannot be written "
+                                            r"\(No space left on device\)$"):
+        handout.save_pdf(handout.WorkbookPlan([], {}, "en"), tmp_path / "out.pdf", "soffice")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_usable_temporary_folder_is_one_error(tmp_path, monkeypatch):
+    from cnnsheet import handout
+
+    def none_usable(*args, **kwargs):
+        raise FileNotFoundError(errno.ENOENT, "No usable temporary directory found")
+
+    monkeypatch.setattr(handout.tempfile, "TemporaryDirectory", none_usable)
+    with pytest.raises(CnnsheetError, match="no usable temporary folder .*set TMPDIR"):
+        handout.save_pdf(handout.WorkbookPlan([], {}, "en"), tmp_path / "out.pdf", "soffice")
