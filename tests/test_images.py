@@ -242,7 +242,8 @@ def test_of_an_animation_or_pages_the_first_frame_is_used_and_noted(tmp_path, fm
 def test_a_phones_mpo_photo_is_read_without_a_note(tmp_path):
     """A camera's MPO holds the photo, then a preview or a depth map: the first is the photo."""
     image = picture()
-    path = written(tmp_path / "phone.jpg", encoded(image, "MPO", save_all=True, append_images=[picture(seed=4)]))
+    data = encoded(image, "MPO", save_all=True, append_images=[picture(seed=4)])
+    path = written(tmp_path / "phone.jpg", data)
     notes = []
     assert load_image(path, notes).size == image.size
     assert notes == []
