@@ -6,8 +6,12 @@ import functools
 import gc
 import json
 import math
+import os
+import re
 import signal
+import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -16,7 +20,7 @@ import numpy as np
 
 from cnnsheet import __version__, budget, modelfile, shapes
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.files import check_output
+from cnnsheet.files import check_input, check_output, inside
 from cnnsheet.images import load_image, load_photo, square_and_resize
 from cnnsheet.model import Model
 from cnnsheet.modelfile import load_model
@@ -38,6 +42,7 @@ from cnnsheet.train import (
     split,
 )
 
+MOST_SAMPLES = 10**12  # far beyond the budget, which then names the memory they would take
 STOP_SIGNALS = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
 
 
@@ -48,7 +53,69 @@ def shown(text) -> str:
                    for c in str(text))
 
 
-class FiniteFloat(click.FloatRange):
+LONG_WORD = re.compile(r"\S{121,}")
+
+
+def cut(message: str) -> str:
+    """A message with every word over 120 characters (a 4000-digit number typed as an option, a
+    file name longer than the file system takes) cut to its ends and its length, so that the
+    line stays a line to read."""
+    return LONG_WORD.sub(lambda word: f"{word[0][:50]}...{word[0][-20:]} ({len(word[0]):,} characters)",
+                         message)
+
+
+def echo(text: str = "") -> None:
+    """Print a line on stdout. Characters its encoding lacks come out as \\u escapes (see
+    main); a stdout that cannot be written (a full disk, /dev/full) is a CnnsheetError."""
+    try:
+        click.echo(text)
+    except OSError as error:
+        raise stdout_failed(error) from None
+
+
+def stdout_failed(error: OSError) -> CnnsheetError:
+    """The error for a stdout that refused a write; stdout is pointed at the null device so that
+    Python's own flush at exit does not fail again with a traceback."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a test's capture)
+        pass
+    return CnnsheetError(f"standard output cannot be written ({error.strerror or error})")
+
+
+class Commands(click.Group):
+    """The command group. Help and --version are printed by click before any command runs: on a
+    stdout that cannot be written they end in one line too, not a traceback."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except OSError as error:
+            if not printing(error):  # another file's error, which a command failed to catch
+                raise
+            click.echo(f"Error: {stdout_failed(error)}", err=True)
+            sys.exit(1)
+
+
+def printing(error: OSError) -> bool:
+    """Whether the error came from click printing (help, the version) on the terminal."""
+    return any(frame.f_code is click.echo.__code__ for frame, _ in traceback.walk_tb(error.__traceback__))
+
+
+class CutValues:
+    """For a click type: its message about a value the user typed quotes a long one cut short."""
+
+    def fail(self, message, param=None, ctx=None):
+        super().fail(cut(str(message)), param, ctx)
+
+
+class Whole(CutValues, click.IntRange):
+    """An IntRange whose messages cut a very long value."""
+
+
+class FiniteFloat(CutValues, click.FloatRange):
     """A FloatRange that also refuses nan and inf, which every comparison lets through."""
 
     name = "float range"
@@ -58,6 +125,18 @@ class FiniteFloat(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{number} is not a finite number", param, ctx)
         return number
+
+
+class InputPath(click.Path):
+    """A path the user names; an empty one is refused (pathlib would read it as '.')."""
+
+    def __init__(self):
+        super().__init__(path_type=Path)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value:
+            self.fail("the name is empty", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def stop(signum, _frame):
@@ -80,7 +159,7 @@ def user_errors(command):
                     warnings.simplefilter("ignore", about_code)
                 return command(*args, **kwargs)
         except CnnsheetError as error:
-            raise click.ClickException(shown(error)) from None
+            raise click.ClickException(cut(shown(error))) from None
         except Warning as warning:
             raise click.ClickException(f"stopped by an unexpected warning: "
                                        f"{shown(warning)}") from None
@@ -103,29 +182,37 @@ def class_index(model, label: str | None) -> int | None:
     return folded.index(label.casefold())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cnnsheet")
 def main():
     """Turn a photo into a spreadsheet that shows, cell by cell, how a small CNN sees it."""
+    # a class name in Chinese on a stdout whose encoding lacks it (cp1252, ascii) is printed as
+    # \\u escapes, not a crash after the work is done
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 MODEL_OPTION = click.option(
-    "--model", type=click.Path(path_type=Path), default=None,
+    "--model", type=InputPath(), default=None,
     help="Model file (.npz). Default: the bundled shapes model (circle, square, triangle).",
 )
 
 
 @main.command()
-@click.argument("image", type=click.Path(path_type=Path))
+@click.argument("image", type=InputPath())
 @MODEL_OPTION
 @click.option("--label", default=None, help="The true class, to report the cross-entropy loss.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @user_errors
 def predict(image, model, label, as_json):
     """Classify IMAGE and print the probability of every class."""
+    check_input(image, "photo")
+    if model is not None:
+        check_input(model, "model", "--model")
     network = load_model(model or default_model_path())
     true_index = class_index(network, label)
-    pixels = load_photo(image, network.input_size)
+    notes = []
+    pixels = load_photo(image, network.input_size, notes)
     trace = network.predict(pixels)  # refuses scores that are not finite numbers
     logits, probabilities = trace.logits[0], trace.probabilities[0]
     predicted = network.classes[int(probabilities.argmax())]
@@ -133,40 +220,42 @@ def predict(image, model, label, as_json):
               "probabilities": probabilities.tolist(), "predicted": predicted}
     if true_index is not None:
         result["loss"] = float(network.loss(trace, [true_index])[0])
+    for note in notes:
+        click.echo(f"note: {shown(note)}", err=True)
     if as_json:
-        click.echo(json.dumps(result, allow_nan=False))
+        echo(json.dumps(result, allow_nan=False))
         return
     names = [shown(name) for name in network.classes]
-    click.echo(f"{shown(image)}: {shown(predicted)} ({probabilities.max():.1%})")
+    echo(f"{shown(image)}: {shown(predicted)} ({probabilities.max():.1%})")
     width = max(len(name) for name in names)
     for name, p in zip(names, probabilities):
-        click.echo(f"  {name:<{width}}  {p:7.2%}  {'#' * round(p * 30)}")
+        echo(f"  {name:<{width}}  {p:7.2%}  {'#' * round(p * 30)}")
     if true_index is not None:
         p_true = probabilities[true_index]
-        click.echo(f"loss with true class {shown(repr(label))}: -ln({p_true:.4f}) = {result['loss']:.4f}")
+        echo(f"loss with true class {shown(repr(label))}: -ln({p_true:.4f}) = {result['loss']:.4f}")
 
 
 def architecture_options(command):
     """The shape of a network, shared by `train` and `explain --untrained`."""
     default = Architecture()
     options = [
-        click.option("--size", type=click.IntRange(4, 512), default=default.size, show_default=True,
+        click.option("--size", type=Whole(4, 512), default=default.size, show_default=True,
                      help="Input width and height in pixels."),
-        click.option("--filters", type=click.IntRange(1, 64), default=default.filters,
+        click.option("--filters", type=Whole(1, 64), default=default.filters,
                      show_default=True, help="Filters per conv layer."),
-        click.option("--kernel", type=click.IntRange(1, 15), default=None,
+        click.option("--kernel", type=Whole(1, 15), default=None,
                      show_default=by_blocks(0), help="Kernel width and height."),
-        click.option("--stride", type=click.IntRange(1, 8), default=default.stride,
+        click.option("--stride", type=Whole(1, 8), default=default.stride,
                      show_default=True, help="Conv stride."),
-        click.option("--padding", type=click.IntRange(0, 8), default=default.padding,
+        click.option("--padding", type=Whole(0, 8), default=default.padding,
                      show_default=True, help="Zero padding around each conv input."),
-        click.option("--dilation", type=click.IntRange(1, 8), default=default.dilation,
+        click.option("--dilation", type=Whole(1, 8), default=default.dilation,
                      show_default=True, help="Conv dilation (1: an ordinary kernel)."),
-        click.option("--pool", type=click.IntRange(1, 8), default=None, show_default=by_blocks(1),
+        click.option("--pool", type=Whole(1, 8), default=None, show_default=by_blocks(1),
                      help="Max-pool size and stride (1: no pooling)."),
-        click.option("--blocks", type=click.IntRange(1, 3), default=default.blocks,
+        click.option("--blocks", type=Whole(1, 3), default=default.blocks,
                      show_default=True, help="Number of conv -> ReLU -> pool blocks."),
-        click.option("--hidden", type=click.IntRange(0, 512), default=default.hidden,
+        click.option("--hidden", type=Whole(0, 512), default=default.hidden,
                      show_default=True, help="Units of a hidden dense layer (0: none)."),
     ]
     for option in reversed(options):
@@ -189,27 +278,27 @@ def architecture_from(options: dict) -> Architecture:
 
 
 @main.command()
-@click.argument("data_dir", required=False, type=click.Path(path_type=Path))
+@click.argument("data_dir", required=False, type=InputPath())
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("model.npz"),
               show_default=True, help="Where to write the model file.")
 @architecture_options
-@click.option("--epochs", type=click.IntRange(1, 1000), default=Hyperparameters.epochs,
+@click.option("--epochs", type=Whole(1, 1000), default=Hyperparameters.epochs,
               show_default=True, help="Passes over the training pictures.")
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=Hyperparameters.batch_size,
+@click.option("--batch-size", type=Whole(1, 4096), default=Hyperparameters.batch_size,
               show_default=True, help="Pictures per gradient step.")
 @click.option("--lr", "learning_rate", type=FiniteFloat(0, min_open=True),
               default=Hyperparameters.learning_rate, show_default=True,
               help="Learning rate at the start (it decays to 0 along a cosine).")
 @click.option("--momentum", type=FiniteFloat(0, 1, max_open=True),
               default=Hyperparameters.momentum, show_default=True, help="SGD momentum.")
-@click.option("--weight-decay", type=FiniteFloat(0), default=Hyperparameters.weight_decay,
-              show_default=True, help="L2 penalty on the weights.")
+@click.option("--weight-decay", type=FiniteFloat(0, 1), default=Hyperparameters.weight_decay,
+              show_default=True, help="L2 penalty on the weights (at most 1).")
 @click.option("--val-split", "validation_split", type=FiniteFloat(0, 1, max_open=True),
               default=Hyperparameters.validation_split, show_default=True,
               help="Fraction of the pictures held out for validation.")
-@click.option("--seed", type=click.IntRange(0), default=Hyperparameters.seed, show_default=True,
+@click.option("--seed", type=Whole(0), default=Hyperparameters.seed, show_default=True,
               help="Seed of the shuffling, the initial weights and the synthetic shapes.")
-@click.option("--samples", type=click.IntRange(30), default=DEFAULT_SAMPLES, show_default=True,
+@click.option("--samples", type=Whole(30, MOST_SAMPLES), default=DEFAULT_SAMPLES, show_default=True,
               help="How many synthetic shapes to draw (without DATA_DIR).")
 @click.option("--flips/--no-flips", default=None,
               help="Also train on pictures turned by 90 degrees and mirrored. "
@@ -225,42 +314,65 @@ def train(data_dir, output, samples, **options):
         options["flips"] = data_dir is None
     hp = Hyperparameters(**options)
     folder = None if data_dir is None else list_folder(data_dir)
+    for class_name in folder[0] if folder else []:  # also through a linked class folder
+        if inside(output.parent, data_dir / class_name):
+            raise CnnsheetError(f"-o {output}: inside the class folder {data_dir / class_name}, where it "
+                                f"would replace or join the training photos; write the model elsewhere")
     count = samples if folder is None else sum(map(len, folder[1]))
     check_training(architecture, count, hp.batch_size)
     started = time.perf_counter()
     if folder is None:
-        click.echo(f"drawing {samples} synthetic shapes ({', '.join(shapes.CLASSES)}) ...")
+        echo(f"drawing {samples} synthetic shapes ({', '.join(shapes.CLASSES)}) ...")
         pixels, labels = shapes.generate(samples, architecture.size, hp.seed)
         dataset = Dataset(pixels, labels, list(shapes.CLASSES), [])
     else:
         dataset = read_folder(data_dir, architecture.size, folder)
         for _path, reason in dataset.skipped:
             click.echo(f"warning: skipped {shown(reason)}", err=True)
+        if dataset.notes:
+            click.echo(f"note: {len(dataset.notes)} animated or multi-page picture(s), of which only the "
+                       f"first frame is used, e.g. {shown(dataset.notes[0])}", err=True)
     training, validation = split(dataset, hp.validation_split, hp.seed)
     model = new_model(architecture, dataset.classes, training[0], hp.seed)
-    click.echo(f"training on {len(training[1])} pictures, validating on {len(validation[1])}; "
-               f"{model.parameter_count:,} parameters")
+    echo(f"training on {len(training[1])} pictures, validating on {len(validation[1])}; "
+         f"{model.parameter_count:,} parameters")
     last = None
     try:
         events = fit(model, training, validation, hp)
         for event in events:
             bar = click.progressbar(length=event.batches, label=f"epoch {event.epoch}/{hp.epochs}",
-                                    item_show_func=loss_text)
+                                    item_show_func=loss_text, hidden=dumb_terminal())
             with bar:
                 while isinstance(event, BatchEnd):
                     bar.update(1, event.running_loss)
                     event = next(events)
             last = event
-            click.echo(epoch_line(event))
-        modelfile.save(model, output)
+            echo(epoch_line(event))
+        modelfile.save(model, output)  # its own errors are CnnsheetErrors
     except KeyboardInterrupt:
         raise click.ClickException(f"interrupted: {shown(output)} was not written") from None
+    except OSError as error:  # only the progress bar writes here unguarded
+        raise stdout_failed(error) from None
     seconds = time.perf_counter() - started
     accuracy = last.validation_accuracy if last.validation_accuracy is not None else last.train_accuracy
     which = "validation" if last.validation_accuracy is not None else "training"
     skipped = f", {len(dataset.skipped)} unreadable file(s) skipped" if dataset.skipped else ""
-    click.echo(f"wrote {shown(output)}: {accuracy:.1%} {which} accuracy, {len(dataset.labels)} pictures, "
-               f"{hp.epochs} epochs, {seconds:.1f} s{skipped}")
+    written(f"wrote {shown(output)}: {accuracy:.1%} {which} accuracy, {len(dataset.labels)} pictures, "
+            f"{hp.epochs} epochs, {seconds:.1f} s{skipped}", output)
+
+
+def written(line: str, output) -> None:
+    """The line that reports a written file; when stdout fails, the error says the file is there."""
+    try:
+        echo(line)
+    except CnnsheetError as error:
+        raise CnnsheetError(f"{shown(output)} was written, but {error}") from None
+
+
+def dumb_terminal() -> bool:
+    """TERM=dumb: a terminal that shows escape codes as text, so no progress bar is drawn."""
+    return os.environ.get("TERM") == "dumb"
+
 
 
 def loss_text(loss: float | None) -> str | None:
@@ -277,7 +389,7 @@ def epoch_line(event: EpochEnd) -> str:
 
 
 @main.command()
-@click.argument("photo", required=False, type=click.Path(path_type=Path))
+@click.argument("photo", required=False, type=InputPath())
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("walkthrough.xlsx"),
               show_default=True, help="Where to write the workbook.")
 @MODEL_OPTION
@@ -285,14 +397,14 @@ def epoch_line(event: EpochEnd) -> str:
               help="The true class shown on the Loss sheet. [default: the predicted class]")
 @click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True,
               help="Language of the explanations.")
-@click.option("--templates", type=click.Path(path_type=Path), default=None,
+@click.option("--templates", type=InputPath(), default=None,
               help="A folder with your own en.toml / zh.toml explanation texts.")
 @click.option("--forward-only", is_flag=True,
               help="Leave out the backward pass, the gradient-descent step and the saliency map.")
 @click.option("--untrained", is_flag=True,
               help="Explain a randomly initialised network shaped by the options below.")
 @architecture_options
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--seed", type=Whole(0), default=0, show_default=True,
               help="Seed of the random weights (with --untrained).")
 @click.option("--pdf", type=click.Path(path_type=Path), default=None,
               help="Also print a handout to this PDF: the overview and one page per step "
@@ -317,6 +429,15 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
         raise CnnsheetError("--untrained and --model exclude each other")
     if shaped and not untrained:
         raise CnnsheetError(f"{', '.join(shaped)} shape(s) an untrained network: add --untrained")
+    if ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT and not untrained:
+        raise CnnsheetError("--seed draws the random weights of --untrained: add --untrained, or leave "
+                            "--seed out")
+    # the bundled drawing suits the bundled model; with one's own model it may be a surprise
+    bundled_photo = photo is None and model is not None
+    if photo is not None:
+        check_input(photo, "photo")
+    if model is not None:
+        check_input(model, "model", "--model")
     photo = photo or default_photo_path()
     check_output(output, "workbook", inputs=[photo, model])
     if untrained:
@@ -330,7 +451,10 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     if pdf:
         check_output(pdf, "pdf", inputs=[photo, model, output], option="--pdf")
         soffice = handout.find_soffice()  # before any work
-    image = load_image(photo)  # the whole photo, for the overview
+    notes = []
+    image = load_image(photo, notes)  # the whole photo, for the overview
+    for note in notes:
+        click.echo(f"note: {shown(note)}", err=True)
     pixels = np.asarray(square_and_resize(image, network.input_size), dtype=np.uint8)
     walkthrough = build_walkthrough(network, pixels, texts, true_index, image, shown(photo.name),
                                     with_backward=not forward_only, untrained=untrained,
@@ -340,13 +464,16 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
         handout.save_pdf(walkthrough.plan, pdf, soffice)
     probabilities = network.predict(pixels).probabilities[0]
     best = int(probabilities.argmax())
-    click.echo(f"wrote {shown(output)}: {shown(photo.name)} -> {shown(network.classes[best])} "
-               f"({probabilities[best]:.1%}); {len(walkthrough.sheetnames)} sheets, "
-               f"{walkthrough.formula_count:,} formulas")
+    written(f"wrote {shown(output)}: {shown(photo.name)} -> {shown(network.classes[best])} "
+            f"({probabilities[best]:.1%}); {len(walkthrough.sheetnames)} sheets, "
+            f"{walkthrough.formula_count:,} formulas", output)
     if pdf:
-        click.echo(f"wrote {shown(pdf)}: the handout")
+        written(f"wrote {shown(pdf)}: the handout", pdf)
     if untrained:
-        click.echo("note: the weights are random (--untrained), so the prediction means nothing yet")
+        written("note: the weights are random (--untrained), so the prediction means nothing yet", output)
     elif model is None:
-        click.echo(f"note: the bundled model knows only {', '.join(network.classes)} and calls any "
-                   f"photo one of them; train your own with `cnnsheet train DATA_DIR`")
+        written(f"note: the bundled model knows only {', '.join(network.classes)} and calls any "
+                f"photo one of them; train your own with `cnnsheet train DATA_DIR`", output)
+    if bundled_photo:
+        click.echo(f"note: no PHOTO was given, so the workbook explains the bundled drawing "
+                   f"{photo.name}", err=True)

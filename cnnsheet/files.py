@@ -1,7 +1,10 @@
-"""Writing output files: checked before any work, then written whole or not at all."""
+"""The files a user names: inputs checked before any work; outputs checked before any work, then
+written whole or not at all."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc
 import os
 import signal
@@ -67,6 +70,49 @@ def _same_file(a, b) -> bool:
         return False
 
 
+# What each kind of input is called in a message when it is missing, and what it must be.
+INPUT_NOUNS = {"photo": "file", "model": "model file", "template": "file", "folder": "folder"}
+
+
+def check_input(path, kind: str, option: str | None = None) -> Path:
+    """Refuse, before any work, an input that cannot be read, in one line naming it: a name longer
+    than the file system allows, a missing file, a folder on the way that cannot be entered, a
+    folder where a file belongs or the reverse, a device or pipe (which could block or never end),
+    a file or folder the user may not read. `kind` is a key of INPUT_NOUNS."""
+    path = Path(path)
+    where = f"{option} {path}" if option else str(path)
+    noun = INPUT_NOUNS[kind]
+    try:
+        status = os.stat(path)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise CnnsheetError(f"{where}: no such {noun}") from None
+        if error.errno == errno.ENAMETOOLONG:
+            raise CnnsheetError(f"{where}: the name is longer than the file system allows") from None
+        if error.errno == errno.ELOOP:
+            raise CnnsheetError(f"{where}: a loop of symbolic links, not a {noun}") from None
+        raise CnnsheetError(f"{where}: cannot be reached ({error.strerror})") from None
+    if kind == "folder":
+        if not stat.S_ISDIR(status.st_mode):
+            raise CnnsheetError(f"{where}: not a folder")
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise CnnsheetError(f"{where}: the folder cannot be read (permission denied)")
+        return path
+    if stat.S_ISDIR(status.st_mode):
+        raise CnnsheetError(f"{where}: is a folder, not a {kind}")
+    if not stat.S_ISREG(status.st_mode):
+        raise CnnsheetError(f"{where}: not a regular file (a device, pipe or socket), not a {kind}")
+    if not os.access(path, os.R_OK):
+        raise CnnsheetError(f"{where}: cannot be read (permission denied)")
+    return path
+
+
+def inside(path, folder) -> bool:
+    """Whether `path` would land in `folder` or below it, links followed."""
+    where, folder = Path(path).resolve(), Path(folder).resolve()
+    return where == folder or folder in where.parents
+
+
 def name_max(folder) -> int:
     try:
         return os.pathconf(folder, "PC_NAME_MAX")
@@ -110,6 +156,17 @@ def _hold_stop_signals():
 def _release(held) -> None:
     if held is not None:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+@contextlib.contextmanager
+def stops_held():
+    """Hold Ctrl-C and the termination signals for a cleanup that must not be cut short; one
+    that came meanwhile is handled when the block ends."""
+    held = _hold_stop_signals()
+    try:
+        yield
+    finally:
+        _release(held)
 
 
 def write_atomically(path, write) -> None:

@@ -12,14 +12,16 @@ import dataclasses
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from cnnsheet import printing, writer
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.files import write_atomically
+from cnnsheet.files import stops_held, write_atomically
 from cnnsheet.layout import area, column_number
 from cnnsheet.plan import SheetPlan, WorkbookPlan
 from cnnsheet.sheets.common import OVERVIEW
@@ -113,19 +115,87 @@ def handout_plan(plan: WorkbookPlan) -> WorkbookPlan:
 
 
 def save_pdf(plan: WorkbookPlan, path, soffice: str, timeout: int = 600) -> None:
-    """Print the handout to a PDF at `path`, atomically: never a half-written file."""
-    with tempfile.TemporaryDirectory(prefix="cnnsheet-") as folder:
-        folder = Path(folder)
+    """Print the handout to a PDF at `path`, atomically: never a half-written file.
+
+    LibreOffice runs in a temporary folder that holds everything it writes (its profile, its own
+    temporary files, the files it leaves in its working folder), and that folder is removed
+    whatever happens, also when the command is stopped while LibreOffice prints."""
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="cnnsheet-")
+    except OSError as error:
+        raise CnnsheetError(f"--pdf {path}: no usable temporary folder ({error.strerror}); set TMPDIR "
+                            f"to a writable folder") from None
+    try:
+        folder = Path(scratch.name).absolute()  # a relative TMPDIR would not survive cwd=folder
         source = folder / "handout.xlsx"
-        writer.save(handout_plan(plan), source)
+        try:
+            writer.save(handout_plan(plan), source)
+        except OSError as error:
+            raise CnnsheetError(f"--pdf {path}: the temporary folder {folder} cannot be written "
+                                f"({error.strerror or error})") from None
         command = [soffice, "--headless", "--norestore", "--nolockcheck",
                    f"-env:UserInstallation={(folder / 'profile').as_uri()}",
                    "--convert-to", "pdf", "--outdir", str(folder), str(source)]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise CnnsheetError(f"LibreOffice could not print the handout: {error}") from None
+        done = run_soffice(command, folder, timeout)
         printed = folder / "handout.pdf"
         if not printed.is_file():
-            raise CnnsheetError(f"LibreOffice wrote no PDF: {(done.stderr or done.stdout).strip()[:300]}")
+            said = what_went_wrong(done)
+            raise CnnsheetError(f"--pdf {path}: LibreOffice wrote no PDF ({said})")
         write_atomically(path, lambda tmp: shutil.copyfile(printed, tmp))
+    finally:
+        with stops_held():  # a stop now would leave the folder half removed
+            scratch.cleanup()
+
+
+def run_soffice(command: list[str], folder: Path, timeout: int) -> subprocess.CompletedProcess:
+    """Run LibreOffice in `folder`, with TMPDIR pointing there (an unusable TMPDIR of the user's
+    would make it fail, and it leaves files in its working folder). It runs in a process group
+    of its own: soffice starts soffice.bin, which a stop must end too before the folder goes."""
+    environment = dict(os.environ, TMPDIR=str(folder), TMP=str(folder), TEMP=str(folder))
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, errors="replace", cwd=folder,
+                                   env=environment, start_new_session=True)
+    except OSError as error:
+        raise CnnsheetError(f"LibreOffice could not be started: {error.strerror}") from None
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_group(process)
+        raise CnnsheetError(f"LibreOffice did not finish the handout in {timeout} s") from None
+    except BaseException:  # Ctrl-C or a termination signal (cli.stop raises SystemExit)
+        stop_group(process)
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def what_went_wrong(done: subprocess.CompletedProcess) -> str:
+    """LibreOffice's own error line, cut short (its other lines are chatter such as a warning
+    that Java is missing)."""
+    lines = [line.strip() for line in (done.stderr + "\n" + done.stdout).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    said = (errors or lines or [f"exit status {done.returncode}"])[-1]
+    return said if len(said) <= 200 else said[:200] + "..."
+
+
+GROUP_GONE = 10.0  # seconds to wait for LibreOffice's processes to end once killed
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Kill LibreOffice and every process it started, and wait until they are gone."""
+    if not hasattr(os, "killpg"):  # Windows: no process groups; end the one we started
+        process.kill()
+        process.wait()
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+    deadline = time.monotonic() + GROUP_GONE
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)  # anyone left in the group?
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)

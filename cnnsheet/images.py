@@ -5,6 +5,11 @@ Steps: apply the EXIF orientation; convert to 8-bit RGB (transparency composited
 averages over every source pixel under it when shrinking. A photo already square at the input size
 passes through untouched. The pixel count is checked from the file's header before decoding
 (budget.MAX_PHOTO_PIXELS), and Pillow's decompression-bomb limit stays in force.
+
+Only the raster formats a photo comes in are opened (FORMATS), recognised by their content, not
+their name: Pillow would hand PostScript (.eps) to Ghostscript, a program that can loop forever or
+write files, and a downloaded "photo" can be anything. Of an animated or multi-page picture the
+first frame is used, and the caller is told so.
 """
 
 from __future__ import annotations
@@ -12,14 +17,18 @@ from __future__ import annotations
 import struct
 import warnings
 import zlib
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnsheet import budget
 from cnnsheet.errors import CnnsheetError
+from cnnsheet.files import check_input
 
+# Pillow's names of the formats read, all decoded inside Pillow by its own libraries; a file is
+# matched against each format's signature, whatever its extension says.
+FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
+SHOWN_FORMATS = "JPEG, PNG, GIF, BMP, WebP or TIFF"
 RESAMPLE = Image.Resampling.LANCZOS
 WHITE = (255, 255, 255, 255)
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -112,20 +121,15 @@ def square_and_resize(image: Image.Image, size: int) -> Image.Image:
     return image
 
 
-def load_photo(path, size: int) -> np.ndarray:
+def load_photo(path, size: int, notes: list | None = None) -> np.ndarray:
     """Read a photo as uint8 (size, size, 3); every problem is a CnnsheetError naming the file."""
-    return np.asarray(square_and_resize(load_image(path), size), dtype=np.uint8)
+    return np.asarray(square_and_resize(load_image(path, notes), size), dtype=np.uint8)
 
 
-def load_image(path) -> Image.Image:
-    """Read a photo as an upright 8-bit RGB Pillow image of any size."""
-    path = Path(path)
-    if not path.exists():
-        raise CnnsheetError(f"{path}: no such file")
-    if path.is_dir():
-        raise CnnsheetError(f"{path}: is a folder, not a photo")
-    if not path.is_file():
-        raise CnnsheetError(f"{path}: not a regular file (a device, pipe or socket), not a photo")
+def load_image(path, notes: list | None = None) -> Image.Image:
+    """Read a photo as an upright 8-bit RGB Pillow image of any size. A note for the user (the
+    first frame of an animation was used) is appended to `notes`."""
+    path = check_input(path, "photo")
     if path.stat().st_size == 0:
         raise CnnsheetError(f"{path}: the file is empty")
     try:
@@ -134,8 +138,12 @@ def load_image(path) -> Image.Image:
             # is read; a decompression bomb is refused, never merely warned about.
             warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path, formats=FORMATS) as image:
                 budget.check_photo(path, *image.size)  # from the header: nothing decoded yet
+                frames = getattr(image, "n_frames", 1)
+                # a phone's MPO holds the photo and previews or depth maps: the first is the photo
+                if frames > 1 and image.format != "MPO" and notes is not None:
+                    notes.append(f"{path}: {frames} frames or pages; only the first is used")
                 image.load()
                 if image.format == "PNG" and not png_rows_complete(path, image):
                     raise CnnsheetError(f"{path}: damaged or truncated image (rows are missing)")
@@ -146,7 +154,7 @@ def load_image(path) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise CnnsheetError(f"{path}: refused as a possible decompression bomb ({error})") from None
     except UnidentifiedImageError:
-        raise CnnsheetError(f"{path}: not an image that Pillow can read") from None
+        raise CnnsheetError(f"{path}: not a photo in a format cnnsheet reads ({SHOWN_FORMATS})") from None
     except OSError as error:
         if error.errno is not None:  # the file system's error, not the decoder's
             raise CnnsheetError(f"{path}: cannot be read ({error.strerror})") from None

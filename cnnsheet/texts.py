@@ -10,6 +10,7 @@ from pathlib import Path
 from cnnsheet import budget
 from cnnsheet.config import differ_only_by_case
 from cnnsheet.errors import CnnsheetError
+from cnnsheet.files import check_input
 from cnnsheet.resources import templates_dir
 
 LANGUAGES = ("en", "zh")
@@ -68,12 +69,11 @@ class Texts:
         builtin = templates_dir() / f"{lang}.toml"
         self.table = self._merge({}, _read(builtin), builtin)
         if folder is not None:
-            folder = Path(folder)
-            if not folder.is_dir():
-                raise CnnsheetError(f"--templates {folder}: no such folder")
+            folder = check_input(folder, "folder", "--templates")
             own = folder / f"{lang}.toml"
-            if not own.is_file():
+            if not own.exists() and not own.is_symlink():
                 raise CnnsheetError(f"--templates {folder}: there is no {lang}.toml in it")
+            check_input(own, "template", "--templates")  # a folder, a device, a link to one
             self.table = self._merge(self.table, _read(own), own)
 
     def _merge(self, table: dict, new: dict, path: Path) -> dict:

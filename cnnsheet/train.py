@@ -6,7 +6,7 @@ line can draw progress bars while this module never prints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import numpy as np
 from cnnsheet import budget
 from cnnsheet.config import FORMAT, VERSION, check_class_names, config_and_shapes
 from cnnsheet.errors import CnnsheetError
+from cnnsheet.files import check_input, inside
 from cnnsheet.images import load_photo
 from cnnsheet.memory import keep_freed_memory
 from cnnsheet.model import Model
@@ -92,6 +93,7 @@ class Dataset:
     labels: np.ndarray  # (N,) class indices
     classes: list
     skipped: list  # (path, reason) of files that could not be read
+    notes: list = field(default_factory=list)  # what the user should know of files that were read
 
 
 @dataclass
@@ -115,10 +117,11 @@ class EpochEnd:
 def list_folder(folder) -> tuple[list[str], list[list[Path]]]:
     """The classes of a training folder (sub-folder names, sorted) and the files of each; nothing
     is read yet, so that the budget can be checked first."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CnnsheetError(f"{folder}: no such folder" if not folder.exists() else f"{folder}: not a folder")
+    folder = check_input(folder, "folder")
     class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for class_dir in class_dirs:
+        check_input(class_dir, "folder")
+    _check_linked_classes(folder, class_dirs)
     if len(class_dirs) < 2:
         found = ", ".join(p.name for p in class_dirs) or "none"
         raise CnnsheetError(f"{folder}: needs at least two class sub-folders (found: {found})")
@@ -132,16 +135,31 @@ def list_folder(folder) -> tuple[list[str], list[list[Path]]]:
     return classes, files
 
 
+def _check_linked_classes(folder: Path, class_dirs: list[Path]) -> None:
+    """A class folder that is a link must not hold the data folder or another class, nor lie in
+    another class: its photos would be trained on twice, under a wrong name. (A folder that is
+    not a link lies in the data folder and holds none of its siblings.)"""
+    for link in (d for d in class_dirs if d.is_symlink()):
+        for other in class_dirs:
+            if other != link and inside(link, other):
+                raise CnnsheetError(f"{link}: a link into {other}; a class folder must hold only its "
+                                    f"own photos")
+        for other in [folder, *class_dirs]:
+            if other != link and inside(other, link):
+                raise CnnsheetError(f"{link}: a link to a folder that holds {other}; a class folder "
+                                    f"must hold only its own photos")
+
+
 def read_folder(folder, size: int, files=None) -> Dataset:
     """One sub-folder per class (class name = folder name, sorted); unreadable files are skipped."""
     classes, class_files = files or list_folder(folder)
     pixels = np.empty((sum(map(len, class_files)), size, size, 3), dtype=np.uint8)  # (N, H, W, 3)
-    labels, skipped = [], []
+    labels, skipped, notes = [], [], []
     for index, (name, paths) in enumerate(zip(classes, class_files)):
         read = 0
         for path in paths:
             try:
-                pixels[len(labels)] = load_photo(path, size)
+                pixels[len(labels)] = load_photo(path, size, notes)
             except CnnsheetError as error:
                 skipped.append((path, str(error)))
                 continue
@@ -149,7 +167,7 @@ def read_folder(folder, size: int, files=None) -> Dataset:
             read += 1
         if read == 0:
             raise CnnsheetError(f"{Path(folder) / name}: class {name!r} has no readable images")
-    return Dataset(pixels[:len(labels)], np.array(labels), classes, skipped)
+    return Dataset(pixels[:len(labels)], np.array(labels), classes, skipped, notes)
 
 
 def check_training(architecture: Architecture, samples: int, batch_size: int) -> None:

@@ -163,6 +163,7 @@ class Case:
 
 
 USAGE = (2,)
+LONGEST_LINE = 500  # characters of an error line: a typed 4000-digit number is cut, not echoed
 ONE_OR_USAGE = (1, 2)
 
 
@@ -651,7 +652,114 @@ OPTIONS = [
     Case("option-val-split-leaves-nothing", synthetic("--val-split", "0.99"), ("--val-split",), ONE_OR_USAGE),
 ]
 
-CASES = PHOTOS + MODELS + TEMPLATES + OUTPUTS + FOLDERS + OPTIONS
+
+# ---- inputs and the environment (issue 16): formats that run programs, paths, links, options --------
+EPS_LOOP = "%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ } loop\nshowpage\n"
+EPS_WRITES = "%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n(PWNED) (w) file closefile\nshowpage\n"
+LONG_NAME = "n" * 300  # one name past the 255 bytes a file system takes
+DEEP_PATH = "d/" * 2100 + "photo.png"  # 4,209 characters: past the 4,096 of a whole path
+
+
+def symlink(target: str, name: str) -> Callable[[Place], str]:
+    def make(p: Place) -> str:
+        (p.root / name).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, p.root / name)
+        return name
+    return make
+
+
+def other_format(fmt: str) -> Callable[[], bytes]:
+    return lambda: image_bytes(random_rgb(20, 20), fmt)
+
+
+def train_into(output: str, *links: tuple[str, str]):
+    """`train data -o OUTPUT`, the classes a and b, with symbolic links (target, name) made first."""
+    def build(p: Place) -> list[str]:
+        data = p.classes("a", "b")
+        for target, name in links:
+            symlink(target, name)(p)
+        return ["train", data, *TRAIN_SHAPE, "-o", p.old(output)]
+    return build
+
+
+def train_with_links(*links: tuple[str, str]):
+    def build(p: Place) -> list[str]:
+        data = p.classes("a", "b")
+        for target, name in links:
+            symlink(target, name)(p)
+        return p.train(data, *TRAIN_SHAPE)
+    return build
+
+
+def outside_class(p: Place) -> list[str]:
+    p.classes("x", folder="elsewhere")
+    return train_into("elsewhere/x/out.npz", ("../elsewhere/x", "data/c"))(p)
+
+
+def class_of_postscript(p: Place) -> list[str]:
+    data = p.classes("a")
+    p.write(f"{data}/b/loop.jpg", EPS_LOOP)
+    p.write(f"{data}/b/writes.eps", EPS_WRITES)
+    return p.train(data, *TRAIN_SHAPE)
+
+
+def explain_with_model(model: str):
+    return lambda p: ["explain", p.photo(), "--model", model, "-o", p.old("out.xlsx")]
+
+
+INPUTS = [
+    Case("input-photo-postscript-that-loops", photo("predict", "loop.jpg", lambda: EPS_LOOP), ("loop.jpg",),
+         timeout=30),
+    Case("input-photo-postscript-that-writes-a-file", photo("explain", "art.eps", lambda: EPS_WRITES),
+         ("art.eps",), timeout=30),
+    Case("input-photo-pcx", photo("predict", "old.png", other_format("PCX")), ("old.png",)),
+    Case("input-photo-icon", photo("explain", "icon.jpg", other_format("ICO")), ("icon.jpg",)),
+    Case("input-photo-jpeg-2000", photo("predict", "scan.jpg", other_format("JPEG2000")), ("scan.jpg",)),
+    Case("input-photo-targa", photo("predict", "game.png", other_format("TGA")), ("game.png",)),
+    Case("input-photo-sgi", photo("explain", "render.jpg", other_format("SGI")), ("render.jpg",)),
+    Case("input-photo-name-too-long-predict", lambda p: p.predict(LONG_NAME + ".png"), ("nnnnnnnnnn",)),
+    Case("input-photo-name-too-long-explain", lambda p: p.explain(LONG_NAME + ".jpg"), ("nnnnnnnnnn",)),
+    Case("input-photo-path-too-long", lambda p: p.predict(DEEP_PATH), ("d/d/d/",)),
+    Case("input-photo-through-a-file", lambda p: p.predict(p.photo() + "/inside.png"), ("inside.png",)),
+    Case("input-photo-empty-name", lambda p: p.predict(""), ("IMAGE",), USAGE),
+    Case("input-photo-link-to-dev-zero", lambda p: p.predict(symlink("/dev/zero", "zero.png")(p)),
+         ("zero.png",), timeout=20),
+    Case("input-model-empty-name", lambda p: p.with_model(""), ("--model",), USAGE),
+    Case("input-model-empty-name-explain", explain_with_model(""), ("--model",), USAGE),
+    Case("input-model-name-too-long", lambda p: p.with_model(LONG_NAME + ".npz"), ("nnnnnnnnnn",)),
+    Case("input-model-is-a-fifo", lambda p: p.with_model(fifo("pipe.npz")(p)), ("pipe.npz",), timeout=20),
+    Case("input-model-dev-zero-explain", explain_with_model("/dev/zero"), ("/dev/zero",), timeout=20),
+    Case("input-model-symlink-loop", lambda p: p.with_model(symlink("loop.npz", "loop.npz")(p)),
+         ("loop.npz",)),
+    Case("input-templates-empty-name", lambda p: p.explain(None, "--templates", ""), ("--templates",), USAGE),
+    Case("input-templates-name-too-long", lambda p: p.explain(None, "--templates", LONG_NAME),
+         ("nnnnnnnnnn",)),
+    Case("input-templates-en-toml-link-to-dev-zero",
+         lambda p: symlink("/dev/zero", "tpl/en.toml")(p) and p.explain(None, "--templates", "tpl"),
+         ("tpl/en.toml",), timeout=20),
+    Case("input-templates-en-toml-symlink-loop",
+         lambda p: symlink("en.toml", "tpl/en.toml")(p) and p.explain(None, "--templates", "tpl"),
+         ("tpl/en.toml",)),
+    Case("input-train-folder-empty-name", lambda p: p.train("", *TRAIN_SHAPE), ("DATA_DIR",), USAGE),
+    Case("input-train-folder-name-too-long", lambda p: p.train(LONG_NAME, *TRAIN_SHAPE), ("nnnnnnnnnn",)),
+    Case("input-train-folder-is-a-fifo", lambda p: p.train(fifo("data")(p), *TRAIN_SHAPE), ("data",)),
+    Case("input-train-output-inside-a-class", train_into("data/a/model.npz"), ("data/a",)),
+    Case("input-train-output-replaces-a-training-file", train_into("data/b/0.npz"), ("data/b",)),
+    Case("input-train-output-inside-a-linked-class", outside_class, ("elsewhere/x", "data/c")),
+    Case("input-train-class-linked-to-the-data-folder", train_with_links(("..", "data/all")), ("data/all",)),
+    Case("input-train-class-linked-to-another-class", train_with_links(("a", "data/c")), ("data/c",)),
+    Case("input-train-class-of-postscript", class_of_postscript, ("data",), timeout=60),
+    Case("input-seed-without-untrained", lambda p: p.explain(None, "--seed", "7"), ("--seed",)),
+    Case("input-weight-decay-1e308", synthetic("--weight-decay", "1e308"), ("--weight-decay",), USAGE),
+    Case("input-size-4000-digits", untrained("--size", "9" * 4000), ("--size",), USAGE),
+    Case("input-seed-5000-digits", untrained("--seed", "7" * 5000), ("--seed",), USAGE),
+    Case("input-samples-4000-digits", synthetic("--samples", "8" * 4000), ("--samples",), USAGE),
+    Case("input-lr-5000-digits", synthetic("--lr", "1" * 5000), ("--lr",), USAGE),
+    Case("input-batch-size-500-digits", synthetic("--batch-size", "3" * 500), ("--batch-size",), USAGE),
+    Case("input-epochs-4500-digits", synthetic("--epochs", "2" * 4500), ("--epochs",), USAGE),
+]
+
+CASES = PHOTOS + MODELS + TEMPLATES + OUTPUTS + FOLDERS + OPTIONS + INPUTS
 
 
 def check_refusal(case: Case, result, before: dict, after: dict) -> None:
@@ -666,6 +774,7 @@ def check_refusal(case: Case, result, before: dict, after: dict) -> None:
         lines = [line for line in lines if not line.startswith(("Usage: ", "Try '"))]
     assert len(lines) == 1, f"expected one error line on stderr\n{shown}"
     line = lines[0]
+    assert len(line) <= LONGEST_LINE, f"a line of {len(line):,} characters\n{shown[:2000]}"
     assert line.startswith("Error: "), shown
     assert not [x for x in result.stdout.splitlines() if "error" in x.lower()], shown
     named = [name for name in case.names if name in line]

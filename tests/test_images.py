@@ -1,6 +1,8 @@
 """Photo input: every Pillow mode to 8-bit RGB, orientation, crop, resize, and named errors."""
 
+import io
 import struct
+import subprocess
 import zlib
 
 import numpy as np
@@ -8,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.images import ADAM7, load_image, load_photo
+from cnnsheet.images import ADAM7, FORMATS, load_image, load_photo
 
 
 def save(image, path, **kwargs):
@@ -101,7 +103,7 @@ def written(path, data):
     (lambda p: p / "absent.jpg", "no such file"),
     (lambda p: p, "is a folder, not a photo"),
     (lambda p: written(p / "empty.jpg", b""), "the file is empty"),
-    (lambda p: written(p / "notes.jpg", b"not a photo"), "not an image that Pillow can read"),
+    (lambda p: written(p / "notes.jpg", b"not a photo"), "not a photo in a format cnnsheet reads"),
 ])
 def test_bad_paths_are_named(tmp_path, setup, message):
     path = setup(tmp_path)
@@ -156,3 +158,98 @@ def test_a_png_whose_data_ends_before_its_last_row_is_named(tmp_path, interlaced
     assert np.array_equal(np.asarray(load_image(whole))[..., 0], grey)
     with pytest.raises(CnnsheetError, match="short.png: damaged or truncated image"):
         load_image(short)
+
+
+# ---- the formats a photo comes in, by content; nothing else, and never an external program ----
+def picture(size=(30, 20), seed=0) -> Image.Image:
+    width, height = size
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+LOSSLESS = {"PNG": {}, "BMP": {}, "TIFF": {}, "WEBP": {"lossless": True}}
+
+
+@pytest.mark.parametrize("fmt", sorted(LOSSLESS))
+def test_each_lossless_format_is_read_by_its_content_whatever_its_name(tmp_path, fmt):
+    image = picture()
+    path = written(tmp_path / "holiday.photo", encoded(image, fmt, **LOSSLESS[fmt]))
+    np.testing.assert_array_equal(np.asarray(load_image(path)), np.asarray(image))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "GIF"])
+def test_jpeg_and_gif_are_read_by_their_content_whatever_their_name(tmp_path, fmt):
+    image = picture()
+    path = written(tmp_path / "holiday.png", encoded(image, fmt))
+    with Image.open(path) as direct:
+        expected = np.asarray(direct.convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(load_image(path)), expected)
+
+
+def test_the_allow_list_is_the_six_photo_formats():
+    assert set(FORMATS) == {"JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF"}
+
+
+# PostScript that loops forever when a PostScript interpreter runs it
+EPS_LOOP = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ } loop\nshowpage\n"
+
+
+@pytest.mark.parametrize("name", ["drawing.eps", "photo.jpg"])
+def test_postscript_is_refused_without_running_any_program(tmp_path, monkeypatch, name):
+    path = written(tmp_path / name, EPS_LOOP)
+    with Image.open(path) as unguarded:  # what Pillow does on its own: EPS, to be drawn by Ghostscript
+        assert unguarded.format == "EPS"
+
+    def no_program(*args, **kwargs):
+        raise AssertionError(f"an external program was started: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_program)
+    with pytest.raises(CnnsheetError, match="not a photo in a format cnnsheet reads") as error:
+        load_photo(path, 8)
+    assert str(error.value).startswith(str(path))
+
+
+@pytest.mark.parametrize("fmt", ["PCX", "TGA", "ICO", "PPM", "SGI", "QOI", "JPEG2000", "DDS"])
+def test_other_formats_pillow_knows_are_refused(tmp_path, fmt):
+    path = written(tmp_path / "picture.png", encoded(picture(), fmt))
+    with Image.open(path) as unguarded:
+        assert unguarded.format == fmt  # Pillow alone would read it
+    with pytest.raises(CnnsheetError, match="JPEG, PNG, GIF, BMP, WebP or TIFF"):
+        load_photo(path, 8)
+
+
+MANY_FRAMES = {"GIF": {}, "PNG": {}, "WEBP": {"lossless": True}, "TIFF": {}}
+
+
+@pytest.mark.parametrize("fmt", sorted(MANY_FRAMES))
+def test_of_an_animation_or_pages_the_first_frame_is_used_and_noted(tmp_path, fmt):
+    first, second, third = picture(seed=1), picture(seed=2), picture(seed=3)
+    data = encoded(first, fmt, save_all=True, append_images=[second, third], **MANY_FRAMES[fmt])
+    path = written(tmp_path / f"moving.{fmt.lower()}", data)
+    notes = []
+    shown = np.asarray(load_image(path, notes))
+    with Image.open(path) as direct:
+        expected = np.asarray(direct.convert("RGB"))  # frame 0 as Pillow decodes it
+    np.testing.assert_array_equal(shown, expected)
+    assert notes == [f"{path}: 3 frames or pages; only the first is used"]
+
+
+def test_a_phones_mpo_photo_is_read_without_a_note(tmp_path):
+    """A camera's MPO holds the photo, then a preview or a depth map: the first is the photo."""
+    image = picture()
+    data = encoded(image, "MPO", save_all=True, append_images=[picture(seed=4)])
+    path = written(tmp_path / "phone.jpg", data)
+    notes = []
+    assert load_image(path, notes).size == image.size
+    assert notes == []
+
+
+def test_a_single_frame_gives_no_note(tmp_path):
+    notes = []
+    load_image(written(tmp_path / "still.gif", encoded(picture(), "GIF")), notes)
+    assert notes == []

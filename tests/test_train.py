@@ -72,7 +72,7 @@ def test_a_folder_of_photos_reads_with_classes_sorted_and_bad_files_skipped(tmp_
     assert dataset.pixels.shape == (5, 12, 12, 3)
     assert dataset.labels.tolist() == [0, 0, 1, 1, 1]
     assert [path.name for path, _ in dataset.skipped] == ["notes.txt"]
-    assert "not an image" in dataset.skipped[0][1]
+    assert "not a photo" in dataset.skipped[0][1]
 
 
 @pytest.mark.parametrize("counts, message", [

@@ -15,6 +15,7 @@ from openpyxl.utils.cell import range_boundaries
 from strategies import models
 
 from cnnsheet.cli import main
+from cnnsheet import modelfile
 from cnnsheet.model import Model
 from cnnsheet.texts import Texts
 from cnnsheet.workbook import build_walkthrough
@@ -225,7 +226,7 @@ def test_a_confident_model_explains_a_class_it_gives_no_chance(tmp_path):
     logits = model.layers[-1]
     logits.weight[...] = 0.0
     logits.bias[...] = [800.0, 0.0, 0.0]  # "a" whatever the photo
-    model.save(tmp_path / "confident.npz")
+    modelfile.save(model, tmp_path / "confident.npz")
     out = tmp_path / "confident.xlsx"
     run = subprocess.run([sys.executable, "-W", "error", "-m", "cnnsheet", "explain", "--model",
                           str(tmp_path / "confident.npz"), "--label", "b", "-o", str(out)],
