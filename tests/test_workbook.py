@@ -14,8 +14,8 @@ from libreoffice import cached_values_match, compare, convert
 from openpyxl.utils.cell import range_boundaries
 from strategies import models
 
-from cnnsheet.cli import main
 from cnnsheet import modelfile
+from cnnsheet.cli import main
 from cnnsheet.model import Model
 from cnnsheet.texts import Texts
 from cnnsheet.workbook import build_walkthrough
