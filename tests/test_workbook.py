@@ -17,6 +17,7 @@ from strategies import models
 from cnnsheet import modelfile
 from cnnsheet.cli import main
 from cnnsheet.model import Model
+from cnnsheet.resources import default_photo_path
 from cnnsheet.texts import Texts
 from cnnsheet.workbook import build_walkthrough
 
@@ -228,8 +229,9 @@ def test_a_confident_model_explains_a_class_it_gives_no_chance(tmp_path):
     logits.bias[...] = [800.0, 0.0, 0.0]  # "a" whatever the photo
     modelfile.save(model, tmp_path / "confident.npz")
     out = tmp_path / "confident.xlsx"
-    run = subprocess.run([sys.executable, "-W", "error", "-m", "cnnsheet", "explain", "--model",
-                          str(tmp_path / "confident.npz"), "--label", "b", "-o", str(out)],
+    run = subprocess.run([sys.executable, "-W", "error", "-m", "cnnsheet", "explain",
+                          str(default_photo_path()), "--model", str(tmp_path / "confident.npz"),
+                          "--label", "b", "-o", str(out)],
                          capture_output=True, text=True)
     assert run.returncode == 0 and run.stderr == "", run.stderr
     assert out.exists()
