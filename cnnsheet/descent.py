@@ -20,7 +20,7 @@ from cnnsheet import budget
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.images import load_photo
 from cnnsheet.layers import Conv, Dense, Flatten, MaxPool, ReLU, softmax
-from cnnsheet.model import LUMA, Model
+from cnnsheet.model import LUMA, Model, load_model
 from cnnsheet.resources import samples_dir
 from cnnsheet.train import list_folder
 
@@ -207,3 +207,22 @@ def read_pictures(pictures, size: int) -> np.ndarray:
 def start_model(classes, seed: int = 0) -> Model:
     """The default start: a small random network (He initialisation) for these classes."""
     return Model(descent_config(classes)).init(seed)
+
+
+def prepare(folder=None, model_path=None, seed: int = 0, steps: int = STEPS, rate: float = LEARNING_RATE,
+            batch: int | None = None) -> Descent:
+    """What `cnnsheet descent` runs: the pictures of `folder` (default: the bundled drawings), the
+    start (a model file, or a random network for their classes), every check before any picture is
+    read, then the steps."""
+    classes, pictures = list_pictures(folder if folder is not None else bundled_folder())
+    if model_path is not None:
+        model = load_model(model_path)
+        if model.classes != classes:
+            raise CnnsheetError(f"{model_path}: the model's classes ({', '.join(model.classes)}) are not "
+                                f"the picture folders ({', '.join(classes)})")
+    else:
+        model = start_model(classes, seed)
+    check_run(model, len(pictures), steps, len(pictures) if batch is None else batch)
+    pixels = read_pictures(pictures, model.input_size)
+    names = [f"{path.parent.name}/{path.name}" for path, _ in pictures]
+    return run(model, pixels, [label for _, label in pictures], steps, rate, batch, names)
