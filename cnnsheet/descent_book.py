@@ -35,6 +35,10 @@ class Labels:
         text = self.texts("descent", key, **values)
         return self.texts("descent", self.prefix, what=text) if self.prefix else text
 
+    def plain(self, key: str, **values) -> str:
+        """The text without the prefix."""
+        return self.texts("descent", key, **values)
+
     def with_prefix(self, prefix: str) -> Labels:
         return Labels(self.texts, self.classes, self.picture_names, prefix)
 
@@ -66,7 +70,7 @@ def heading(ws: SheetPlan, title: str, lines: list[str], back: str | None) -> in
     if back:
         ws.link(2, 1, back, LEARNING)
     for row, line in enumerate(lines, 3):
-        ws.text(row, 1, line, style.key("prose"))
+        ws.text(row, 1, line)  # printing.lay_out wraps it across the page
     ws.freeze = "A3"
     return 3 + len(lines) + 1
 
@@ -185,8 +189,8 @@ def pictures_sheet(plan: WorkbookPlan, run: Descent, labels: Labels):
     ws.scale(pixel_areas, style.channel_scale("grey"))
     ws.whole_numbers.append(WholeNumbers(tuple(pixel_areas), 0, 255, labels("pixel"),
                                          labels("pixel_refused"), labels("pixel_prompt")))
-    ws.widths.update({col: 4.0 for col in range(LEFT, LEFT + 2 * S + 4)})
-    ws.widths[LEFT + 2 * S + 2] = 12.0
+    ws.widths.update({col: 4.0 for col in range(LEFT, LEFT + 2 * S + 2)})
+    ws.widths.update({LEFT + 2 * S + 2: 12.0, LEFT + 2 * S + 3: 12.0})
     ws.widths[1] = style.MARGIN_WIDTH
     return x_blocks, onehots
 
@@ -238,7 +242,8 @@ def learning_sheet(plan: WorkbookPlan, ws: SheetPlan, run: Descent, labels: Labe
                                tuple(run.accuracies), 0.0, 1.0, True))
     ws.keep.append((table, LEFT, last, LEFT + 3))
     snapshots(ws, max(last, table + 2 * printing.CHART_ROWS + 2) + 2, run, labels, summaries, filters)
-    ws.widths.update({1: style.MARGIN_WIDTH, LEFT: 16.0, LEFT + 1: 10.0, LEFT + 2: 10.0, LEFT + 3: 8.0})
+    ws.widths.update({1: style.MARGIN_WIDTH, LEFT: 14.0, LEFT + 1: 8.0, LEFT + 2: 8.0, LEFT + 3: 7.0})
+    ws.widths.update({col: 5.0 for col in range(LEFT + 5, LEFT + 5 + SNAPSHOTS * 4)})
 
 
 def snapshots(ws: SheetPlan, top: int, run: Descent, labels: Labels, summaries, filters):

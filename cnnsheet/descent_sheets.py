@@ -65,7 +65,7 @@ def weights_area(ws: SheetPlan, top: int, left: int, F: int, k: int, P: int, K: 
         left += F * (P + GAP)
     filter_bias = [(top + 1 + k, block.left) for block in filters]
     for row, col in filter_bias + dense_bias:
-        ws.text(row, col + 1, labels("bias"))
+        ws.text(row, col + 1, labels.plain("bias"))
     for block in filters + [block for blocks in dense for block in blocks]:
         ws.text(block.top - 1, block.left, block.label)
     return Weights(filters, filter_bias, dense, dense_bias, top + 1 + max(k, P))
@@ -79,7 +79,7 @@ def place_weights(ws: SheetPlan, where: Weights, params: dict, formula_of=None, 
         for (row, col), value in values:
             ws.number(row, col, value, style.key("input", fmt))
     else:
-        ws.formulas((((row, col), formula_of(row, col), value) for (row, col), value in values),
+        ws.formulas((((row, col), formula_of(row, col), float(value)) for (row, col), value in values),
                     look, look)
     ws.scale([block.data for block in where.filters], style.DIVERGING)
     ws.scale([block.data for blocks in where.dense for block in blocks], style.DIVERGING)
@@ -99,7 +99,7 @@ class Band:
 def tensor(ws: SheetPlan, blocks, values: np.ndarray, formula_of, scale=style.DIVERGING):
     """Formula cells for a (C, H, W) tensor laid out as blocks: formula_of(c, i, j)."""
     look = style.key("number", style.number_format(values))
-    ws.formulas((((block.cell(i, j)), formula_of(c, i, j), values[c, i, j])
+    ws.formulas(((block.cell(i, j), formula_of(c, i, j), float(values[c, i, j]))
                  for c, block in enumerate(blocks)
                  for i in range(block.height) for j in range(block.width)), look, look)
     ws.scale([block.data for block in blocks], scale)

@@ -558,7 +558,8 @@ def _bar_chart(sheet_title: str, chart: BarChart) -> str:
 
 def _line_chart(sheet_title: str, chart: LineChart) -> str:
     """A line without markers over numbered categories, caches holding the current values, no
-    legend; the value axis as the chart asks (openpyxl's LineChart, element for element)."""
+    legend, not smoothed (LibreOffice smooths a line that does not say); the value axis as the chart
+    asks (openpyxl's LineChart, element for element)."""
     sheet = _xml(_quoted(sheet_title))
 
     def cache(values) -> str:
@@ -576,7 +577,8 @@ def _line_chart(sheet_title: str, chart: LineChart) -> str:
         f'<plotArea><lineChart><grouping val="standard"/><ser><idx val="0"/><order val="0"/>{line}'
         f'<marker><symbol val="none"/>{line}</marker>'
         f"<cat><numRef><f>{sheet}!{absolute(chart.categories)}</f>{cache(chart.category_cache)}</numRef></cat>"
-        f"<val><numRef><f>{sheet}!{absolute(chart.values)}</f>{cache(chart.value_cache)}</numRef></val></ser>"
+        f"<val><numRef><f>{sheet}!{absolute(chart.values)}</f>{cache(chart.value_cache)}</numRef></val>"
+        '<smooth val="0"/></ser>'
         '<axId val="10"/><axId val="100"/></lineChart>'
         '<catAx><axId val="10"/><scaling><orientation val="minMax"/></scaling><axPos val="l"/>'
         '<majorTickMark val="none"/><minorTickMark val="none"/><crossAx val="100"/><lblOffset val="100"/>'

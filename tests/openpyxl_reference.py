@@ -218,6 +218,7 @@ def _line_chart(ws, plan_chart) -> LineChart:
     series.val.numRef.numCache = _numbers(plan_chart.value_cache)
     series.cat = AxDataSource(numRef=NumRef(f=f"'{ws.title}'!{absolute(plan_chart.categories)}",
                                             numCache=_numbers(plan_chart.category_cache)))
+    series.smooth = False
     chart.series.append(series)
     chart.height, chart.width = 7, 12
     return chart
