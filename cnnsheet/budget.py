@@ -305,7 +305,8 @@ def descent_formulas(size: int, filters: int, kernel: int, classes: int, picture
     forward = filters * (2 * conv + pooled) + 4 * classes + 4
     backward = filters * (conv + pooled + kernel * kernel + 1) + classes * filters * pooled + classes
     weights = filters * (kernel * kernel + 1) + classes * (filters * pooled + 1)
-    return (steps + 1) * (pictures * forward + 2 * weights) + steps * pictures * backward + pictures * size ** 2
+    return ((steps + 1) * (pictures * forward + 2 * weights) + steps * pictures * backward
+            + pictures * size ** 2)
 
 
 

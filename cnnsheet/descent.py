@@ -182,7 +182,8 @@ def run(model: Model, pixels: np.ndarray, labels, steps: int = STEPS, rate: floa
         history.append(step)
         stepped = {name: step.params[name] - rate * step.mean_grads[name] for name in step.params}
         if not all(np.all(np.isfinite(value)) for value in stepped.values()):
-            raise CnnsheetError(f"step {t}: the weights grew beyond what float64 holds: lower --lr or --steps")
+            raise CnnsheetError(f"step {t}: the weights grew beyond what float64 holds: lower --lr "
+                                f"or --steps")
         walker.set_params(stepped)
     history.append(passes(walker, x, labels))
     names = list(names) if names is not None else [f"{i + 1}" for i in range(n)]

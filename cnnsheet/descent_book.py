@@ -94,13 +94,13 @@ def build_descent(run: Descent, texts: Texts | None = None) -> DescentBook:
         summary = (top, LEFT + 4), (top + 1, LEFT + 4)
         ws.label(top, LEFT, labels("mean_loss"))
         ws.label(top + 1, LEFT, labels("accuracy"))
-        model, conv = run.model, run.model.layers[0]
+        conv = run.model.layers[0]
         F, k = conv.filters, conv.kernel
         P, K = step.tensors["pool1"].shape[2], len(classes)
         weights = weights_area(ws, top + 3, LEFT, F, k, P, K, labels.with_prefix("at_start"))
         ws.label(top + 2, LEFT, labels("weights", t=t))
-        place_weights(ws, weights, step.params, None if previous is None else previous_weight(previous, weights),
-                      "0.000")
+        stepped = None if previous is None else previous_weight(previous, weights)
+        place_weights(ws, weights, step.params, stepped, "0.000")
         row, bands = weights.bottom + 2, []
         for p in range(len(run.labels)):
             band, row = picture_band(ws, row, p, step, weights, x_blocks[p], onehots[p], int(run.labels[p]),
@@ -196,64 +196,72 @@ def pictures_sheet(plan: WorkbookPlan, run: Descent, labels: Labels):
 
 
 def learning_sheet(plan: WorkbookPlan, ws: SheetPlan, run: Descent, labels: Labels, summaries, filters):
-    """The controls, the loss and accuracy after every step (table and line charts), and the first
-    filter at a few steps."""
+    """The controls, the loss and accuracy after every step (line charts, then the table), and the
+    first filter at a few steps: one column width throughout, so that the sheet prints on two
+    pages, the charts on the first."""
     steps, n = len(run.steps) - 1, len(run.labels)
     top = heading(ws, labels("learning_title"), labels.texts.lines("descent", "learning_body", n=n),
                   None)
     ws.link(2, 1, labels("to_pictures"), PICTURES)
+    value = LEFT + 3  # labels take columns B to D
     rates = sorted({float(f"{run.rate * m:.6g}") for m in RATE_LADDER} | {run.rate})
-    ws.label(top, LEFT, labels("learning_rate"))
-    ws.number(top, LEFT + 1, run.rate, style.key("input", "General"))
-    plan.name("learning_rate", LEARNING, a1(top, LEFT + 1))
-    ws.label(top + 1, LEFT, labels("batch_size"))
-    ws.number(top + 1, LEFT + 1, run.batch, style.key("input", "0"))
-    plan.name("batch_size", LEARNING, a1(top + 1, LEFT + 1))
-    ws.text(top, LEFT + 2, labels("rate_hint"))
-    ws.text(top + 1, LEFT + 2, labels("batch_hint", n=n))
-    ws.label(top, LEFT + 6, labels("rates"))
+    rows = {"learning_rate": top, "batch_size": top + 1, "rates": top + 2}
+    for key, row in rows.items():
+        ws.label(row, LEFT, labels(key))
+        ws.merges.append(area(row, LEFT, row, value - 1))
+    ws.number(top, value, run.rate, style.key("input", "General"))
+    ws.number(top + 1, value, run.batch, style.key("input", "0"))
+    ws.text(top, value + 1, labels("rate_hint"))
+    ws.text(top + 1, value + 1, labels("batch_hint", n=n))
     for index, rate in enumerate(rates):
-        ws.number(top + 1 + index, LEFT + 6, rate)
-    plan.name("rates", LEARNING, area(top + 1, LEFT + 6, top + len(rates), LEFT + 6))
-    ws.drop_downs.append(DropDown(a1(top, LEFT + 1), "rates", labels("learning_rate"), labels("rate_refused")))
-    ws.whole_numbers.append(WholeNumbers((a1(top + 1, LEFT + 1),), 1, max(n, run.batch), labels("batch_size"),
-                                         labels("batch_refused", n=max(n, run.batch)),
-                                         labels("batch_prompt", n=n)))
-    table = top + len(rates) + 2
+        ws.number(top + 2, value + index, rate, style.key("value", "General"))
+    plan.name("learning_rate", LEARNING, a1(top, value))
+    plan.name("batch_size", LEARNING, a1(top + 1, value))
+    plan.name("rates", LEARNING, area(top + 2, value, top + 2, value + len(rates) - 1))
+    ws.drop_downs.append(DropDown(a1(top, value), "rates", labels("learning_rate"), labels("rate_refused")))
+    largest = max(n, run.batch)
+    ws.whole_numbers.append(WholeNumbers((a1(top + 1, value),), 1, largest, labels("batch_size"),
+                                         labels("batch_refused", n=largest), labels("batch_prompt", n=n)))
+    charts = top + 4
+    table = charts + 2 * (printing.CHART_ROWS + 1)
+    last = table + 1 + steps
+    steps_area = area(table + 1, LEFT, last, LEFT)
+    losses, accuracies = area(table + 1, LEFT + 1, last, LEFT + 1), area(table + 1, LEFT + 2, last, LEFT + 2)
+    numbers = tuple(range(steps + 1))
+    ws.charts.append(LineChart(labels("loss_chart"), steps_area, losses, a1(charts, LEFT), numbers,
+                               tuple(run.losses)))
+    ws.charts.append(LineChart(labels("accuracy_chart"), steps_area, accuracies,
+                               a1(charts + printing.CHART_ROWS + 1, LEFT), numbers, tuple(run.accuracies),
+                               0.0, 1.0, True))
+    ws.keep.append((charts, LEFT, table - 1, LEFT + 8))  # both charts on one page
     for offset, key in enumerate(("step", "loss", "accuracy")):
         ws.label(table, LEFT + offset, labels(key))
     for t, (sheet, (loss_at, accuracy_at)) in enumerate(summaries):
         row = table + 1 + t
         ws.number(row, LEFT, t)
-        ws.formula(row, LEFT + 1, f"={on(sheet, a1(*loss_at))}", run.steps[t].loss, style.key("value", "0.0000"))
+        ws.formula(row, LEFT + 1, f"={on(sheet, a1(*loss_at))}", run.steps[t].loss,
+                   style.key("value", "0.0000"))
         ws.formula(row, LEFT + 2, f"={on(sheet, a1(*accuracy_at))}", run.steps[t].accuracy,
                    style.key("value", "0%"))
         ws.link(row, LEFT + 3, sheet, sheet)
-    last = table + 1 + steps
-    steps_area = area(table + 1, LEFT, last, LEFT)
-    losses, accuracies = area(table + 1, LEFT + 1, last, LEFT + 1), area(table + 1, LEFT + 2, last, LEFT + 2)
     plan.name("losses", LEARNING, losses)
     plan.name("accuracies", LEARNING, accuracies)
-    numbers = tuple(range(steps + 1))
-    ws.charts.append(LineChart(labels("loss_chart"), steps_area, losses, a1(table, LEFT + 5), numbers,
-                               tuple(run.losses)))
-    ws.charts.append(LineChart(labels("accuracy_chart"), steps_area, accuracies,
-                               a1(table + printing.CHART_ROWS + 1, LEFT + 5), numbers,
-                               tuple(run.accuracies), 0.0, 1.0, True))
     ws.keep.append((table, LEFT, last, LEFT + 3))
-    snapshots(ws, max(last, table + 2 * printing.CHART_ROWS + 2) + 2, run, labels, summaries, filters)
-    ws.widths.update({1: style.MARGIN_WIDTH, LEFT: 14.0, LEFT + 1: 8.0, LEFT + 2: 8.0, LEFT + 3: 7.0})
-    ws.widths.update({col: 5.0 for col in range(LEFT + 5, LEFT + 5 + SNAPSHOTS * 4)})
+    right = snapshots(ws, last + 2, run, labels, filters)
+    ws.widths.update({col: 6.0 for col in range(LEFT, max(right, value + len(rates)) + 1)})
+    ws.widths[LEFT + 1] = 8.0  # a loss of 17.3017 when the rate is too large
+    ws.widths[1] = style.MARGIN_WIDTH
 
 
-def snapshots(ws: SheetPlan, top: int, run: Descent, labels: Labels, summaries, filters):
-    """The first filter's weights after a few steps, side by side on one colour scale."""
+def snapshots(ws: SheetPlan, top: int, run: Descent, labels: Labels, filters) -> int:
+    """The first filter's weights after a few steps, side by side on one colour scale; returns the
+    last column used."""
     steps = len(run.steps) - 1
     chosen = sorted({round(steps * i / (SNAPSHOTS - 1)) for i in range(SNAPSHOTS)})
-    ws.label(top, LEFT + 5, labels("snapshots"))
+    ws.label(top, LEFT, labels("snapshots"))
     k = filters[0].height
     look = style.key("number", "0.00")
-    areas, left = [], LEFT + 5  # under the charts, where the columns are narrow
+    areas, left = [], LEFT
     for t in chosen:
         block = Block(LEARNING, top + 2, left, k, k)
         ws.text(top + 1, left, labels("after_steps", t=t))
@@ -265,4 +273,5 @@ def snapshots(ws: SheetPlan, top: int, run: Descent, labels: Labels, summaries, 
         areas.append(block.data)
         left += k + 1
     ws.scale(areas, style.DIVERGING)
-    ws.keep.append((top, LEFT + 5, top + 1 + k, left - 2))
+    ws.keep.append((top, LEFT, top + 1 + k, left - 2))
+    return left - 2

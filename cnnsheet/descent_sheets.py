@@ -17,7 +17,7 @@ import numpy as np
 from cnnsheet import style
 from cnnsheet.descent import Step
 from cnnsheet.layers import Conv, MaxPool, ReLU, exp_formula, normalise_formula
-from cnnsheet.layout import LEFT, Block, a1, area, grid
+from cnnsheet.layout import LEFT, Block, a1, grid
 from cnnsheet.plan import SheetPlan
 
 GAP = 1  # blank rows between bands and groups of blocks
@@ -105,7 +105,8 @@ def tensor(ws: SheetPlan, blocks, values: np.ndarray, formula_of, scale=style.DI
     ws.scale([block.data for block in blocks], scale)
     for block in blocks:
         ws.text(block.top - 1, block.left, block.label)
-        ws.keep.append((block.top - 1, block.left, block.top + block.height - 1, block.left + block.width - 1))
+        ws.keep.append((block.top - 1, block.left, block.top + block.height - 1,
+                        block.left + block.width - 1))
 
 
 def first_max_formula(conv: str, relu: str, maximum: str, earlier: list[str], gradient: str) -> str:

@@ -279,7 +279,7 @@ def _styles(plan: WorkbookPlan) -> tuple[str, dict, dict]:
         '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>',
         _listed("cellXfs", cell_formats),
         '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0" hidden="0"/></cellStyles>',
-        _listed("dxfs", differential),
+        _listed("dxfs", differential) if differential else "",  # openpyxl leaves out an empty list
         TABLE_STYLES,
         "</styleSheet>"])
     return xml, style_ids, dxf_ids

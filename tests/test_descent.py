@@ -34,7 +34,8 @@ def torch_descent(model, pixels, labels, steps, rate, batch):
         logits = torch_forward(model, x, params)[model.layers[-1].name]
         each = F.cross_entropy(logits, y, reduction="none")
         losses.append(each.mean().item())
-        accuracies.append((logits.gather(1, y[:, None])[:, 0] == logits.max(dim=1).values).double().mean().item())
+        right = logits.gather(1, y[:, None])[:, 0] == logits.max(dim=1).values
+        accuracies.append(right.double().mean().item())
         if t > steps:
             break
         chosen = [i for i in range(n) if (i - (t - 1) * batch) % n < min(batch, n)]
@@ -131,11 +132,13 @@ def test_libreoffice_recalculates_every_step_and_follows_edits_of_rate_and_batch
               for key, (rate, batch) in edits.items()]
     recalculated = convert([original, *copies], tmp_path / "out", calc_profile)
     assert compare(original, recalculated[0], book.plan.expected(), rtol=1e-8) == book.formula_count
-    losses, accuracies, _ = torch_descent(bundled.model, bundled.pixels, bundled.labels, steps, LEARNING_RATE, 6)
+    losses, accuracies, _ = torch_descent(bundled.model, bundled.pixels, bundled.labels, steps,
+                                          LEARNING_RATE, 6)
     np.testing.assert_allclose(named_values(recalculated[0], "losses"), losses, rtol=1e-9)
     np.testing.assert_allclose(named_values(recalculated[0], "accuracies"), accuracies, rtol=1e-12)
     for (rate, batch), path in zip(edits.values(), recalculated[1:]):
-        losses, accuracies, _ = torch_descent(bundled.model, bundled.pixels, bundled.labels, steps, rate, batch)
+        losses, accuracies, _ = torch_descent(bundled.model, bundled.pixels, bundled.labels, steps, rate,
+                                              batch)
         got = named_values(path, "losses")
         assert not np.allclose(got, descent.losses)  # the edit changed the run
         np.testing.assert_allclose(got, losses, rtol=1e-7)
@@ -214,3 +217,20 @@ def test_a_model_must_match_the_classes_and_the_shape(tmp_path):
     with pytest.raises(CnnsheetError, match="descent trains a grey network"):
         from cnnsheet.descent import check_model
         check_model(load_model(default_model_path()))
+
+
+def test_the_writer_writes_the_descent_workbook_as_openpyxl_does(tmp_path):
+    """The line charts, the drop-down of rates, the whole-number rules and every sheet, held
+    against openpyxl's reference as tests/test_parts.py holds the walkthrough."""
+    import xml.etree.ElementTree as ET
+
+    from test_parts import describe, differences, element_order, written, xml_parts
+
+    ours, reference = written(build_descent(prepare(steps=2)), tmp_path)
+    assert differences(describe(ours), describe(reference)) == []
+    charts = 0
+    for name, mine, theirs in xml_parts(ours, reference):
+        assert element_order(mine) == element_order(theirs), name
+        assert ET.canonicalize(mine.decode()) == ET.canonicalize(theirs.decode()), name
+        charts += name.startswith("xl/charts/")
+    assert charts == 2
