@@ -108,8 +108,8 @@ def build_descent(run: Descent, texts: Texts | None = None) -> DescentBook:
             bands.append(band)
         losses = ",".join(a1(*band.loss) for band in bands)
         rights = ",".join(a1(*band.right) for band in bands)
-        ws.formula(*summary[0], f"=AVERAGE({losses})", step.loss, style.key("big", "0.0000"))
-        ws.formula(*summary[1], f"=AVERAGE({rights})", step.accuracy, style.key("big", "0%"))
+        ws.formula(*summary[0], f"=AVERAGE({losses})", step.loss, style.key("value", "0.0000"))
+        ws.formula(*summary[1], f"=AVERAGE({rights})", step.accuracy, style.key("value", "0%"))
         summaries.append((ws.title, summary))
         filters.append(weights.filters[0])
         if not final:
