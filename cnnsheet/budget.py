@@ -296,17 +296,18 @@ MAX_DESCENT_CLASSES = 5
 MAX_DESCENT_FORMULAS = 400_000
 
 
-def descent_formulas(size: int, filters: int, kernel: int, classes: int, pictures: int,
-                     steps: int) -> int:
+def descent_formulas(size: int, filters: int, kernel: int, classes: int, pictures: int, steps: int,
+                     pool: int = 2) -> int:
     """An upper bound of the formulas of a descent workbook: per picture and step the conv, ReLU,
-    pool and their gradients, the scores, and the weight gradients (as laid out there)."""
+    pool and their gradients, the scores, and the weight gradients; per sheet the weights and the
+    mean gradient; the pictures' inputs, the table of losses and the heat maps of one filter."""
     conv = (size - kernel + 1) ** 2
-    pooled = conv // 4
+    pooled = ((size - kernel + 1) // pool) ** 2
     forward = filters * (2 * conv + pooled) + 4 * classes + 4
-    backward = filters * (conv + pooled + kernel * kernel + 1) + classes * filters * pooled + classes
+    backward = filters * (conv + pooled + kernel * kernel + 1) + classes * (filters * pooled + 2)
     weights = filters * (kernel * kernel + 1) + classes * (filters * pooled + 1)
-    return ((steps + 1) * (pictures * forward + 2 * weights) + steps * pictures * backward
-            + pictures * size ** 2)
+    sheets = (steps + 1) * (pictures * forward + 2 * weights + 3) + steps * pictures * backward
+    return sheets + pictures * (size ** 2 + classes) + 2 * (steps + 1) + 5 * kernel ** 2
 
 
 
@@ -316,7 +317,7 @@ def _at_most(value: int, largest: int, what: str, advice: str) -> None:
 
 
 def check_descent(size: int, filters: int, kernel: int, classes: int, pictures: int = 1,
-                  steps: int = 1, batch: int = 1) -> None:
+                  steps: int = 1, batch: int = 1, pool: int = 2) -> None:
     """The network, the pictures, the steps and the batch of `cnnsheet descent`, by arithmetic,
     before anything is read or built."""
     _at_most(size, MAX_DESCENT_SIZE, "the input size", "use a model with a smaller input")
@@ -326,7 +327,7 @@ def check_descent(size: int, filters: int, kernel: int, classes: int, pictures: 
     _at_most(steps, MAX_DESCENT_STEPS, "the number of steps", "lower --steps")
     if batch < 1:
         raise CnnsheetError(f"descent: --batch must be at least 1, got {batch}")
-    formulas = descent_formulas(size, filters, kernel, classes, pictures, steps)
+    formulas = descent_formulas(size, filters, kernel, classes, pictures, steps, pool)
     if formulas > MAX_DESCENT_FORMULAS:
         raise CnnsheetError(f"descent: the workbook would hold about {formulas:,} formulas (the limit is "
                             f"{MAX_DESCENT_FORMULAS:,}): lower --steps, or use fewer pictures, "

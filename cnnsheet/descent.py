@@ -67,7 +67,7 @@ def check_run(model: Model, pictures: int, steps: int, batch: int) -> None:
     check_model(model)
     conv = model.layers[0]
     budget.check_descent(model.input_size, conv.filters, conv.kernel, len(model.classes), pictures,
-                         steps, batch)
+                         steps, batch, model.layers[2].size)
 
 
 def grey(pixels: np.ndarray) -> np.ndarray:
@@ -217,7 +217,10 @@ def prepare(folder=None, model_path=None, seed: int = 0, steps: int = STEPS, rat
     """What `cnnsheet descent` runs: the pictures of `folder` (default: the bundled drawings), the
     start (a model file, or a random network for their classes), every check before any picture is
     read, then the steps."""
-    classes, pictures = list_pictures(folder if folder is not None else bundled_folder())
+    folder = Path(folder) if folder is not None else bundled_folder()
+    classes, pictures = list_pictures(folder)
+    if not pictures:
+        raise CnnsheetError(f"{folder}: its class folders hold no pictures")
     if model_path is not None:
         model = load_model(model_path)
         if model.classes != classes:

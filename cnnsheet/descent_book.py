@@ -94,7 +94,7 @@ def build_descent(run: Descent, texts: Texts | None = None) -> DescentBook:
         summary = (top, LEFT + 4), (top + 1, LEFT + 4)
         ws.label(top, LEFT, labels("mean_loss"))
         ws.label(top + 1, LEFT, labels("accuracy"))
-        conv = run.model.layers[0]
+        conv, pool = run.model.layers[0], run.model.layers[2].size
         F, k = conv.filters, conv.kernel
         P, K = step.tensors["pool1"].shape[2], len(classes)
         weights = weights_area(ws, top + 3, LEFT, F, k, P, K, labels.with_prefix("at_start"))
@@ -103,7 +103,8 @@ def build_descent(run: Descent, texts: Texts | None = None) -> DescentBook:
         place_weights(ws, weights, step.params, stepped, "0.000")
         row, bands = weights.bottom + 2, []
         for p in range(len(run.labels)):
-            band, row = picture_band(ws, row, p, step, weights, x_blocks[p], onehots[p], int(run.labels[p]),
+            band, row = picture_band(ws, row, p, step, weights, x_blocks[p], pool, onehots[p],
+                                     int(run.labels[p]),
                                      t, len(run.labels), labels, with_grads=not final)
             bands.append(band)
         losses = ",".join(a1(*band.loss) for band in bands)

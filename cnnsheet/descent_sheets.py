@@ -129,14 +129,13 @@ def earlier_in_window(block: Block, q: int, y: int, x: int) -> list[str]:
     return areas
 
 
-def picture_band(ws: SheetPlan, top: int, p: int, step: Step, weights: Weights, x_block: Block,
+def picture_band(ws: SheetPlan, top: int, p: int, step: Step, weights: Weights, x_block: Block, q: int,
                  onehot: list[str], true_class: int, t: int, n: int, labels,
                  with_grads: bool) -> tuple[Band, int]:
     """One picture's forward pass and, for a step, its backward pass; returns it and the next row."""
     conv_v, relu_v, pool_v = (step.tensors[name][p] for name in ("conv1", "relu1", "pool1"))
     F, Co, _ = conv_v.shape
     P, k, K = pool_v.shape[1], weights.filters[0].height, len(onehot)
-    q = Co // P
     ws.label(top, LEFT, labels("picture", n=p + 1, name=labels.picture_names[p]))
     if with_grads:
         ws.text(top, LEFT + 8, labels("member"))
@@ -187,17 +186,17 @@ def picture_band(ws: SheetPlan, top: int, p: int, step: Step, weights: Weights, 
     band = Band((top, LEFT + 12), loss_at, right_at, [dz.cell(c, 0) for c in range(K)], None)
     if with_grads:
         left += len(columns) + 1 + GAP
-        band.grads = backward(ws, row, left, p, step, weights, x_block, conv, relu, pool, dz, labels)
+        band.grads = backward(ws, row, left, p, step, weights, x_block, q, conv, relu, pool, dz,
+                                  labels)
         bottom = max(bottom, band.grads.bottom)
     return band, bottom + 1 + GAP
 
 
-def backward(ws, row, left, p, step: Step, weights: Weights, x_block, conv, relu, pool, dz, labels):
+def backward(ws, row, left, p, step: Step, weights: Weights, x_block, q, conv, relu, pool, dz, labels):
     """The picture's gradients: back through the dense layer to the pooled maps, to the first
     maximum of each window where the conv was positive, then to every weight."""
     F, Co = len(conv), conv[0].height
     P, k, K = pool[0].height, weights.filters[0].height, dz.height
-    q = Co // P
     dpool = grid(ws.title, F, P, P, row, left, F, labels=[f"{labels('dpool')} {f + 1}" for f in range(F)])
     tensor(ws, dpool, step.dtensors["pool1"][p], lambda f, i, j: "=" + "+".join(
         f"{dz.ref(c, 0)}*{weights.dense[c][f].ref(i, j)}" for c in range(K)))

@@ -234,3 +234,11 @@ def test_the_writer_writes_the_descent_workbook_as_openpyxl_does(tmp_path):
         assert ET.canonicalize(mine.decode()) == ET.canonicalize(theirs.decode()), name
         charts += name.startswith("xl/charts/")
     assert charts == 2
+
+
+@pytest.mark.parametrize("steps, batch", [(1, 6), (3, 2), (20, 6)])
+def test_the_budget_counts_the_formulas_from_above_and_closely(bundled, steps, batch):
+    descent = run(bundled.model, bundled.pixels, bundled.labels, steps, LEARNING_RATE, batch)
+    count = build_descent(descent).formula_count
+    bound = budget.descent_formulas(8, 2, 3, 3, len(bundled.labels), steps)
+    assert count <= bound <= 1.1 * count
