@@ -242,3 +242,16 @@ def test_the_budget_counts_the_formulas_from_above_and_closely(bundled, steps, b
     count = build_descent(descent).formula_count
     bound = budget.descent_formulas(8, 2, 3, 3, len(bundled.labels), steps)
     assert count <= bound <= 1.1 * count
+
+
+def test_class_and_file_names_stay_text(tmp_path):
+    """Folder and file names become cells: written as text, never as formulas."""
+    folder = tmp_path / "data"
+    for source, hostile in (("diagonal", "=SUM(1,2)"), ("vertical", "A & B <b>'猫'")):
+        (folder / hostile).mkdir(parents=True)
+        shutil.copy(bundled_folder() / source / "1.png", folder / hostile / "=1+1.png")
+    book = build_descent(prepare(folder, steps=1))
+    book.save(tmp_path / "learn.xlsx")
+    sheet = openpyxl.load_workbook(tmp_path / "learn.xlsx")["Pictures"]
+    texts = {cell.value for row in sheet.iter_rows() for cell in row if cell.data_type == "s"}
+    assert {"=SUM(1,2)", "A & B <b>'猫'", "picture 1: =SUM(1,2)/=1+1.png"} <= texts
