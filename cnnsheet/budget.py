@@ -280,3 +280,54 @@ def check_workbook(model, with_backward: bool) -> None:
     if cells > MAX_CELLS:
         raise CnnsheetError(f"the workbook would hold about {cells:,} cells (the limit is "
                             f"{MAX_CELLS:,}): {SHAPE_ADVICE}{backward_hint}")
+
+
+# ---- cnnsheet descent -----------------------------------------------------------------------
+# Every step of `cnnsheet descent` is a sheet holding the forward and backward pass of every
+# picture, about 350 formulas a picture at the default 8 x 8 input, 2 filters and 3 classes: 16
+# pictures and 50 steps make some 280,000 formulas, which LibreOffice still recalculates in
+# seconds. Larger inputs, filters or classes grow each picture's share (the input size squared).
+MAX_DESCENT_PICTURES = 16
+MAX_DESCENT_STEPS = 50
+MAX_DESCENT_SIZE = 16
+MAX_DESCENT_FILTERS = 4
+MAX_DESCENT_CLASSES = 5
+MAX_DESCENT_FORMULAS = 400_000
+
+
+def descent_formulas(size: int, filters: int, kernel: int, classes: int, pictures: int, steps: int,
+                     pool: int = 2) -> int:
+    """An upper bound of the formulas of a descent workbook: per picture and step the conv, ReLU,
+    pool and their gradients, the scores, and the weight gradients; per sheet the weights and the
+    mean gradient; the pictures' inputs, the table of losses and the heat maps of one filter."""
+    conv = (size - kernel + 1) ** 2
+    pooled = ((size - kernel + 1) // pool) ** 2
+    forward = filters * (2 * conv + pooled) + 4 * classes + 4
+    backward = filters * (conv + pooled + kernel * kernel + 1) + classes * (filters * pooled + 2)
+    weights = filters * (kernel * kernel + 1) + classes * (filters * pooled + 1)
+    sheets = (steps + 1) * (pictures * forward + 2 * weights + 3) + steps * pictures * backward
+    return sheets + pictures * (size ** 2 + classes) + 2 * (steps + 1) + 5 * kernel ** 2
+
+
+
+def _at_most(value: int, largest: int, what: str, advice: str) -> None:
+    if value > largest:
+        raise CnnsheetError(f"descent: {what} is {value:,}; the limit is {largest:,}: {advice}")
+
+
+def check_descent(size: int, filters: int, kernel: int, classes: int, pictures: int = 1,
+                  steps: int = 1, batch: int = 1, pool: int = 2) -> None:
+    """The network, the pictures, the steps and the batch of `cnnsheet descent`, by arithmetic,
+    before anything is read or built."""
+    _at_most(size, MAX_DESCENT_SIZE, "the input size", "use a model with a smaller input")
+    _at_most(filters, MAX_DESCENT_FILTERS, "the number of filters", "use a model with fewer filters")
+    _at_most(classes, MAX_DESCENT_CLASSES, "the number of classes", "use fewer class folders")
+    _at_most(pictures, MAX_DESCENT_PICTURES, "the number of pictures", "use fewer pictures")
+    _at_most(steps, MAX_DESCENT_STEPS, "the number of steps", "lower --steps")
+    if batch < 1:
+        raise CnnsheetError(f"descent: --batch must be at least 1, got {batch}")
+    formulas = descent_formulas(size, filters, kernel, classes, pictures, steps, pool)
+    if formulas > MAX_DESCENT_FORMULAS:
+        raise CnnsheetError(f"descent: the workbook would hold about {formulas:,} formulas (the limit is "
+                            f"{MAX_DESCENT_FORMULAS:,}): lower --steps, or use fewer pictures, "
+                            f"fewer filters or a smaller input")

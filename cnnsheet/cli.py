@@ -19,6 +19,8 @@ import click
 import numpy as np
 
 from cnnsheet import __version__, budget, modelfile, shapes
+from cnnsheet.descent import LEARNING_RATE as DESCENT_RATE
+from cnnsheet.descent import STEPS as DESCENT_STEPS
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import check_input, check_output, inside
 from cnnsheet.images import load_image, load_photo, square_and_resize
@@ -477,3 +479,47 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     if bundled_photo:
         click.echo(f"note: no PHOTO was given, so the workbook explains the bundled drawing "
                    f"{photo.name}", err=True)
+
+
+
+@main.command()
+@click.argument("data_dir", required=False, type=InputPath())
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("learn.xlsx"),
+              show_default=True, help="Where to write the workbook.")
+@click.option("--model", type=InputPath(), default=None,
+              help="The starting network (.npz: grey input, conv, relu, maxpool, flatten, dense). "
+                   "[default: a small random one]")
+@click.option("--seed", type=Whole(0), default=0, show_default=True,
+              help="Seed of the random starting network.")
+@click.option("--steps", type=Whole(1), default=DESCENT_STEPS, show_default=True,
+              help="Steps of gradient descent.")
+@click.option("--lr", "learning_rate", type=FiniteFloat(0, min_open=True), default=DESCENT_RATE,
+              show_default=True, help="The learning rate (the workbook offers others to pick).")
+@click.option("--batch", type=Whole(1), default=None,
+              help="Pictures per step, taken in turn. [default: all of them]")
+@click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True,
+              help="Language of the explanations.")
+@click.option("--templates", type=InputPath(), default=None,
+              help="A folder with your own en.toml / zh.toml explanation texts.")
+@user_errors
+def descent(data_dir, output, model, seed, steps, learning_rate, batch, lang, templates):
+    """Write a workbook in which a small CNN learns from a few pictures by gradient descent, every
+    step a sheet of live formulas. DATA_DIR holds one sub-folder of pictures per class (at most 16
+    pictures); without it, bundled drawings of three classes."""
+    from cnnsheet.descent import prepare
+    from cnnsheet.descent_book import build_descent
+
+    if data_dir is not None:
+        check_input(data_dir, "folder")
+    if model is not None:
+        check_input(model, "model", "--model")
+    check_output(output, "workbook", inputs=[model])
+    texts = Texts(lang, templates)
+    run = prepare(data_dir, model, seed, steps, learning_rate, batch)
+    book = build_descent(run, texts)
+    book.save(output)
+    losses, accuracies = run.losses, run.accuracies
+    written(f"wrote {shown(output)}: {len(run.labels)} pictures, {steps} steps at learning rate "
+            f"{learning_rate:g}, batch {run.batch}: loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
+            f"accuracy {accuracies[0]:.0%} -> {accuracies[-1]:.0%}; {len(book.plan.sheets)} sheets, "
+            f"{book.formula_count:,} formulas", output)

@@ -88,6 +88,22 @@ class BarChart:
 
 
 @dataclass(frozen=True)
+class LineChart:
+    """One line over numbered categories (the steps of gradient descent); the value axis starts at
+    `low` and ends at `high` when given, else where the values take it; `percent` shows 0-100%."""
+
+    title: str
+    categories: str  # area of number cells, on the same sheet
+    values: str  # area of number cells, on the same sheet
+    anchor: str
+    category_cache: tuple = ()
+    value_cache: tuple = ()
+    low: float | None = 0.0
+    high: float | None = None
+    percent: bool = False
+
+
+@dataclass(frozen=True)
 class Picture:
     png: bytes
     anchor: str

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from cnnsheet import memory, style
 from cnnsheet.files import write_atomically
 from cnnsheet.layout import COLUMNS, MAX_ROWS, a1, absolute, area, bounds
-from cnnsheet.plan import BarChart, Highlight, Picture, PrintSetup, Scale, SheetPlan, WorkbookPlan
+from cnnsheet.plan import BarChart, Highlight, LineChart, Picture, PrintSetup, Scale, SheetPlan, WorkbookPlan
 from cnnsheet.printing import MARGINS, PAGE_COUNT, THIS_PAGE, header_size
 from cnnsheet.resources import theme_path
 
@@ -101,7 +101,8 @@ def _write(plan: WorkbookPlan, target, cached_values: bool = True) -> None:
                 [("chart", "/" + name) for name in part.charts]
                 + [("image", "/" + name) for name in part.images]))
             for chart, name in zip(sheet.charts, part.charts):
-                out.writestr(name, _bar_chart(sheet.title, chart))
+                draw = _line_chart if isinstance(chart, LineChart) else _bar_chart
+                out.writestr(name, draw(sheet.title, chart))
             for picture, name in zip(sheet.pictures, part.images):
                 out.writestr(name, picture.png)
 
@@ -278,7 +279,7 @@ def _styles(plan: WorkbookPlan) -> tuple[str, dict, dict]:
         '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>',
         _listed("cellXfs", cell_formats),
         '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0" hidden="0"/></cellStyles>',
-        _listed("dxfs", differential),
+        _listed("dxfs", differential) if differential else "",  # openpyxl leaves out an empty list
         TABLE_STYLES,
         "</styleSheet>"])
     return xml, style_ids, dxf_ids
@@ -552,6 +553,38 @@ def _bar_chart(sheet_title: str, chart: BarChart) -> str:
         '</catAx><valAx><axId val="100"/><scaling><orientation val="minMax"/><max val="1"/><min val="0"/>'
         '</scaling><axPos val="l"/><majorGridlines/><numFmt formatCode="0%" sourceLinked="0"/>'
         '<majorTickMark val="none"/><minorTickMark val="none"/><crossAx val="10"/><majorUnit val="0.25"/>'
+        '</valAx></plotArea><plotVisOnly val="1"/><dispBlanksAs val="gap"/></chart></chartSpace>')
+
+
+def _line_chart(sheet_title: str, chart: LineChart) -> str:
+    """A line without markers over numbered categories, caches holding the current values, no
+    legend, not smoothed (LibreOffice smooths a line that does not say); the value axis as the chart
+    asks (openpyxl's LineChart, element for element)."""
+    sheet = _xml(_quoted(sheet_title))
+
+    def cache(values) -> str:
+        points = "".join(f'<pt idx="{i}"><v>{_value(float(v))}</v></pt>' for i, v in enumerate(values))
+        return f'<numCache><formatCode>General</formatCode><ptCount val="{len(values)}"/>{points}</numCache>'
+
+    bounds_xml = "".join(f'<{key} val="{_value(float(value))}"/>'
+                         for key, value in (("max", chart.high), ("min", chart.low)) if value is not None)
+    percent = ('<numFmt formatCode="0%" sourceLinked="0"/>', '<majorUnit val="0.25"/>') if chart.percent \
+        else ("", "")
+    line = '<spPr><a:ln><a:prstDash val="solid"/></a:ln></spPr>'
+    return (
+        f'<chartSpace xmlns="{CHARTML}" xmlns:a="{DRAWINGML}"><chart><title><tx><rich><a:bodyPr/><a:p>'
+        f"<a:pPr><a:defRPr/></a:pPr><a:r><a:t>{_xml(chart.title)}</a:t></a:r></a:p></rich></tx></title>"
+        f'<plotArea><lineChart><grouping val="standard"/><ser><idx val="0"/><order val="0"/>{line}'
+        f'<marker><symbol val="none"/>{line}</marker>'
+        f"<cat><numRef><f>{sheet}!{absolute(chart.categories)}</f>{cache(chart.category_cache)}</numRef></cat>"
+        f"<val><numRef><f>{sheet}!{absolute(chart.values)}</f>{cache(chart.value_cache)}</numRef></val>"
+        '<smooth val="0"/></ser>'
+        '<axId val="10"/><axId val="100"/></lineChart>'
+        '<catAx><axId val="10"/><scaling><orientation val="minMax"/></scaling><axPos val="l"/>'
+        '<majorTickMark val="none"/><minorTickMark val="none"/><crossAx val="100"/><lblOffset val="100"/>'
+        f'</catAx><valAx><axId val="100"/><scaling><orientation val="minMax"/>{bounds_xml}</scaling>'
+        f'<axPos val="l"/><majorGridlines/>{percent[0]}<majorTickMark val="none"/>'
+        f'<minorTickMark val="none"/><crossAx val="10"/>{percent[1]}'
         '</valAx></plotArea><plotVisOnly val="1"/><dispBlanksAs val="gap"/></chart></chartSpace>')
 
 

@@ -62,7 +62,36 @@ def drawing(kind: str, seed: int, ink=(25, 35, 90)) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(1.2))
 
 
+DESCENT_SIZE = 8  # the pictures of `cnnsheet descent`: 8 x 8 grey, two of each class
+DESCENT_CLASSES = ("diagonal", "horizontal", "vertical")
+
+
+def stroke(kind: str, offset: int, rng) -> np.ndarray:
+    """An 8 x 8 grey drawing: a dark stroke two pixels wide on grainy paper, moved by `offset`."""
+    paper_grey = np.full((DESCENT_SIZE, DESCENT_SIZE), 225.0) + rng.normal(0, 6, (DESCENT_SIZE, DESCENT_SIZE))
+    ink = 40 + rng.normal(0, 8, (DESCENT_SIZE, DESCENT_SIZE))
+    line = np.zeros((DESCENT_SIZE, DESCENT_SIZE), dtype=bool)
+    if kind == "vertical":
+        line[1:7, 2 + offset:4 + offset] = True
+    elif kind == "horizontal":
+        line[2 + offset:4 + offset, 1:7] = True
+    else:
+        for i in range(1, 7):
+            line[i, max(0, i - 1 + offset):i + 1 + offset] = True
+    return np.clip(np.rint(np.where(line, ink, paper_grey)), 0, 255).astype(np.uint8)
+
+
+def descent_drawings(folder: Path = HERE / "descent") -> None:
+    """Six small drawings in class folders, the pictures `cnnsheet descent` learns from."""
+    rng = np.random.default_rng(0)
+    for kind in DESCENT_CLASSES:
+        (folder / kind).mkdir(parents=True, exist_ok=True)
+        for number, offset in enumerate((0, 2), 1):
+            Image.fromarray(stroke(kind, offset, rng), "L").save(folder / kind / f"{number}.png")
+
+
 def main(skimage_data: Path) -> None:
+    descent_drawings()
     marker, pencil = (25, 35, 90), (130, 130, 140)
     for seed, (kind, ink) in enumerate([("circle", marker), ("square", marker), ("triangle", pencil)]):
         drawing(kind, seed, ink).save(HERE / f"drawn-{kind}.jpg", quality=85)

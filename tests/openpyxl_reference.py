@@ -12,8 +12,8 @@ import re
 import zipfile
 
 from openpyxl import Workbook
-from openpyxl.chart import BarChart, Reference, Series
-from openpyxl.chart.data_source import AxDataSource, NumData, NumVal, StrData, StrRef, StrVal
+from openpyxl.chart import BarChart, LineChart, Reference, Series
+from openpyxl.chart.data_source import AxDataSource, NumData, NumRef, NumVal, StrData, StrRef, StrVal
 from openpyxl.drawing.image import Image as SheetImage
 from openpyxl.formatting.rule import ColorScaleRule, Rule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
@@ -27,6 +27,7 @@ from openpyxl.worksheet.pagebreak import Break
 from cnnsheet import style
 from cnnsheet.layout import MAX_COLUMNS, absolute, area
 from cnnsheet.plan import Highlight, PrintSetup, Scale, SheetPlan, WorkbookPlan
+from cnnsheet.plan import LineChart as PlanLineChart
 from cnnsheet.printing import MARGINS, PAGE_COUNT, THIS_PAGE, header_size
 from cnnsheet.writer import COMPRESSION, _columns, _dimension, _merges, _sheet_data
 
@@ -96,7 +97,8 @@ def _skeleton(plan: WorkbookPlan):
             ref = area(row, col, row, col)
             ws.cell(row, col).hyperlink = Hyperlink(ref=ref, location=f"'{target}'!A1")
         for chart in sheet.charts:
-            ws.add_chart(_bar_chart(ws, chart), chart.anchor)
+            draw = _line_chart if isinstance(chart, PlanLineChart) else _bar_chart
+            ws.add_chart(draw(ws, chart), chart.anchor)
         for picture in sheet.pictures:
             ws.add_image(SheetImage(io.BytesIO(picture.png)), picture.anchor)
     for name, target in plan.names.items():
@@ -194,6 +196,29 @@ def _bar_chart(ws, plan_chart) -> BarChart:
         f=f"'{ws.title}'!{absolute(plan_chart.categories)}",
         strCache=StrData(ptCount=len(plan_chart.category_cache),
                          pt=[StrVal(idx=i, v=v) for i, v in enumerate(plan_chart.category_cache)])))
+    chart.series.append(series)
+    chart.height, chart.width = 7, 12
+    return chart
+
+
+def _numbers(values) -> NumData:
+    return NumData(formatCode="General", ptCount=len(values),
+                   pt=[NumVal(idx=i, v=float(v)) for i, v in enumerate(values)])
+
+
+def _line_chart(ws, plan_chart) -> LineChart:
+    """One line over numbered categories, the caches holding the current values."""
+    chart = LineChart()
+    chart.title = plan_chart.title
+    chart.y_axis.scaling.min, chart.y_axis.scaling.max = plan_chart.low, plan_chart.high
+    if plan_chart.percent:
+        chart.y_axis.majorUnit, chart.y_axis.number_format = 0.25, "0%"
+    chart.legend = None
+    series = Series(Reference(ws, range_string=f"'{ws.title}'!{absolute(plan_chart.values)}"))
+    series.val.numRef.numCache = _numbers(plan_chart.value_cache)
+    series.cat = AxDataSource(numRef=NumRef(f=f"'{ws.title}'!{absolute(plan_chart.categories)}",
+                                            numCache=_numbers(plan_chart.category_cache)))
+    series.smooth = False
     chart.series.append(series)
     chart.height, chart.width = 7, 12
     return chart
