@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cnnsheet import __version__, budget, shapes
+from cnnsheet import __version__, budget, shapes, threads
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import check_output
 from cnnsheet.images import load_image, load_photo, square_and_resize
@@ -35,6 +35,7 @@ from cnnsheet.train import (
     new_model,
     read_folder,
     split,
+    validation_line,
 )
 
 STOP_SIGNALS = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
@@ -104,6 +105,7 @@ def class_index(model, label: str | None) -> int | None:
 @click.version_option(__version__, prog_name="cnnsheet")
 def main():
     """Turn a photo into a spreadsheet that shows, cell by cell, how a small CNN sees it."""
+    threads.choose_blas_threads()  # the process's choice, not the library's: see cnnsheet.threads
 
 
 MODEL_OPTION = click.option(
@@ -258,6 +260,9 @@ def train(data_dir, output, samples, **options):
     skipped = f", {len(dataset.skipped)} unreadable file(s) skipped" if dataset.skipped else ""
     click.echo(f"wrote {shown(output)}: {accuracy:.1%} {which} accuracy, {len(dataset.labels)} pictures, "
                f"{hp.epochs} epochs, {seconds:.1f} s{skipped}")
+    if last.validation_accuracy is not None:
+        held = len(validation[1])
+        click.echo(validation_line(round(last.validation_accuracy * held), held))
 
 
 def loss_text(loss: float | None) -> str | None:
