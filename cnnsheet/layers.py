@@ -90,8 +90,9 @@ class Conv:
         # im2col, one row per weight: (C*k*k, N*Ho*Wo), kept for the weight gradient
         cols = np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3)).reshape(C * self.kernel ** 2, -1)
         y = (self.weight.reshape(self.filters, -1) @ cols).reshape(self.filters, N, Ho, Wo)
-        y += self.bias[:, None, None, None]
-        return np.ascontiguousarray(y.transpose(1, 0, 2, 3)), (cols, xp.shape)  # (N, F, Ho, Wo)
+        out = np.empty((N, self.filters, Ho, Wo), dtype=y.dtype)
+        np.add(y.transpose(1, 0, 2, 3), self.bias[:, None, None], out=out)  # the bias on the way out
+        return out, (cols, xp.shape)  # (N, F, Ho, Wo)
 
     def backward(self, dy, cache, need_input_grad=True):
         cols, padded_shape = cache
