@@ -2,9 +2,9 @@
 
 Network: 28x28x3 input, conv 8 filters 3x3, ReLU, max-pool 2, dense 3; batch 64; float64 in
 both, on the BLAS threads `cnnsheet` chooses (cnnsheet.threads) and as many torch threads. Each
-figure is the median of many runs in this process; the ratio engine / torch is the
-last line (below 1.0: the engine is faster). The engine is timed twice: with the default
-allocator, and after `keep_freed_memory()`, as `cnnsheet train` runs it.
+figure is the median of many runs in this process; the ratio engine / torch is the last line
+(below 1.0: the engine is faster). The engine is timed twice: with the default allocator, and
+after `keep_freed_memory()`, as `cnnsheet train` runs it.
 
     python benchmarks/engine.py
 """
