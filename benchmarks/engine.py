@@ -1,9 +1,10 @@
 """One training step (forward + backward) of the NumPy engine against torch on the CPU.
 
 Network: 28x28x3 input, conv 8 filters 3x3, ReLU, max-pool 2, dense 3; batch 64; float64 in
-both. Each figure is the median of many runs in this process; the ratio engine / torch is the
-last line (below 1.0: the engine is faster). The engine is timed twice: with the default
-allocator, and after `keep_freed_memory()`, as `cnnsheet train` runs it.
+both, on the BLAS threads `cnnsheet` chooses (cnnsheet.threads) and as many torch threads. Each
+figure is the median of many runs in this process; the ratio engine / torch is the last line
+(below 1.0: the engine is faster). The engine is timed twice: with the default allocator, and
+after `keep_freed_memory()`, as `cnnsheet train` runs it.
 
     python benchmarks/engine.py
 """
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from torch_oracle import torch_params
 
+from cnnsheet import threads
 from cnnsheet.memory import keep_freed_memory
 from cnnsheet.model import Model
 
@@ -42,6 +44,9 @@ def median_seconds(step, repeats=300, warmup=20):
 
 
 def main():
+    chooser = threads.choose_blas_threads()  # as the command line does
+    count = threads.blas_threads() or 1
+    torch.set_num_threads(count)
     model = Model(CONFIG).init(0)
     rng = np.random.default_rng(0)
     x, labels = rng.normal(size=(64, 3, 28, 28)), rng.integers(0, 3, size=64)
@@ -64,7 +69,8 @@ def main():
     keep_freed_memory()  # what `cnnsheet train` does before its first step
     engine = median_seconds(engine_step)
     reference = median_seconds(torch_step)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; numpy {np.__version__}")
+    print(f"numpy {np.__version__} with OpenBLAS on {count} thread(s) ({chooser}); "
+          f"torch {torch.__version__} on {torch.get_num_threads()}")
     print(f"engine step, default allocator:      {default_engine * 1e3:.3f} ms")
     print(f"engine step, as in `cnnsheet train`: {engine * 1e3:.3f} ms")
     print(f"torch step:                          {reference * 1e3:.3f} ms")

@@ -128,10 +128,14 @@ def in_process(case: Case, folder: Path) -> dict:
 
 # ---- whole processes --------------------------------------------------------------------------
 def run(command: list, errors_path: Path) -> tuple[float, int]:
-    """Wall seconds of one process, start to exit, and its peak resident memory in KB."""
+    """Wall seconds of one process, start to exit, and its peak resident memory in KB.
+
+    It runs in the folder of its error file, not here: `python -m cnnsheet` puts its working
+    folder first on the path, and from the repository's root that is the source tree, where
+    the bundled samples are not the package `cnnsheet.samples` (an installed cnnsheet has them)."""
     with open(errors_path, "wb") as errors:
         done = subprocess.run([sys.executable, str(TIMED_RUN), *command], stdout=subprocess.PIPE,
-                              stderr=errors, text=True, check=True)
+                              stderr=errors, text=True, check=True, cwd=errors_path.parent)
     seconds, peak_kb, status = done.stdout.split()
     if status != "0":
         raise RuntimeError(f"{' '.join(command)} exited with {status}:\n"

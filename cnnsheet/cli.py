@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cnnsheet import __version__, budget, modelfile, shapes
+from cnnsheet import __version__, budget, modelfile, shapes, threads
 from cnnsheet.descent import LEARNING_RATE as DESCENT_RATE
 from cnnsheet.descent import STEPS as DESCENT_STEPS
 from cnnsheet.errors import CnnsheetError
@@ -42,6 +42,7 @@ from cnnsheet.train import (
     new_model,
     read_folder,
     split,
+    validation_line,
 )
 
 MOST_SAMPLES = 10**12  # far beyond the budget, which then names the memory they would take
@@ -188,6 +189,7 @@ def class_index(model, label: str | None) -> int | None:
 @click.version_option(__version__, prog_name="cnnsheet")
 def main():
     """Turn a photo into a spreadsheet that shows, cell by cell, how a small CNN sees it."""
+    threads.choose_blas_threads()  # the process's choice, not the library's: see cnnsheet.threads
     # a class name in Chinese on a stdout whose encoding lacks it (cp1252, ascii) is printed as
     # \\u escapes, not a crash after the work is done
     if hasattr(sys.stdout, "reconfigure"):
@@ -361,6 +363,9 @@ def train(data_dir, output, samples, **options):
     skipped = f", {len(dataset.skipped)} unreadable file(s) skipped" if dataset.skipped else ""
     written(f"wrote {shown(output)}: {accuracy:.1%} {which} accuracy, {len(dataset.labels)} pictures, "
             f"{hp.epochs} epochs, {seconds:.1f} s{skipped}", output)
+    if last.validation_accuracy is not None:
+        held = len(validation[1])
+        written(validation_line(round(last.validation_accuracy * held), held), output)
 
 
 def written(line: str, output) -> None:

@@ -121,14 +121,24 @@ def square_and_resize(image: Image.Image, size: int) -> Image.Image:
     return image
 
 
-def load_photo(path, size: int, notes: list | None = None) -> np.ndarray:
-    """Read a photo as uint8 (size, size, 3); every problem is a CnnsheetError naming the file."""
-    return np.asarray(square_and_resize(load_image(path, notes), size), dtype=np.uint8)
+def load_photo(path, size: int, notes: list | None = None, quick: bool = False) -> np.ndarray:
+    """Read a photo as uint8 (size, size, 3); every problem is a CnnsheetError naming the file.
+
+    quick (training): a large JPEG is decoded at 1/2, 1/4 or 1/8 of its size, never below
+    DRAFT_MARGIN times `size` a side. A 3000x4000 phone photo then takes 0.03 s of CPU instead
+    of 0.22 s, and its pixels differ from the full decode by 0.4 of 255 on average (measured:
+    at most 5), far below what the JPEG itself changes."""
+    image = load_image(path, notes, DRAFT_MARGIN * size if quick else None)
+    return np.asarray(square_and_resize(image, size), dtype=np.uint8)
 
 
-def load_image(path, notes: list | None = None) -> Image.Image:
+DRAFT_MARGIN = 4  # a quick decode keeps 4x the input size: Lanczos then sees as much as the full one
+
+
+def load_image(path, notes: list | None = None, at_least: int | None = None) -> Image.Image:
     """Read a photo as an upright 8-bit RGB Pillow image of any size. A note for the user (the
-    first frame of an animation was used) is appended to `notes`."""
+    first frame of an animation was used) is appended to `notes`; a JPEG may be decoded smaller,
+    both sides still `at_least` pixels (see load_photo)."""
     path = check_input(path, "photo")
     if path.stat().st_size == 0:
         raise CnnsheetError(f"{path}: the file is empty")
@@ -144,6 +154,8 @@ def load_image(path, notes: list | None = None) -> Image.Image:
                 # a phone's MPO holds the photo and previews or depth maps: the first is the photo
                 if frames > 1 and image.format != "MPO" and notes is not None:
                     notes.append(f"{path}: {frames} frames or pages; only the first is used")
+                if at_least:
+                    image.draft(image.mode, (at_least, at_least))  # only JPEG does anything
                 image.load()
                 if image.format == "PNG" and not png_rows_complete(path, image):
                     raise CnnsheetError(f"{path}: damaged or truncated image (rows are missing)")

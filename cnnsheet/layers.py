@@ -5,11 +5,13 @@ Shape legend (used in the trailing comments throughout):
     H, W    input height, width                 Ho, Wo  output height, width
     k  kernel size   s  stride   p  zero padding   d  dilation   q  pool size   t  pool stride
 
-Everything is float64 and batched. `forward(x)` returns the output and a cache; `backward(dy,
-cache)` returns the gradient with respect to the input (None when `need_input_grad` is False,
-which saves the first layer's work in training) and a dict of parameter gradients. The
-conventions are PyTorch's, so that torch can check every number: conv weights (F, C, k, k),
-dense weights (out, in), flatten in (C, H, W) order, max-pool ties to the first maximum.
+Everything is batched, and float64 unless input and weights are float32 (training does that:
+see cnnsheet.train); an array a layer makes takes the dtype of what it is given. `forward(x)`
+returns the output and a cache; `backward(dy, cache)` returns the gradient with respect to the
+input (None when `need_input_grad` is False, which saves the first layer's work in training)
+and a dict of parameter gradients. The conventions are PyTorch's, so that torch can check every
+number: conv weights (F, C, k, k), dense weights (out, in), flatten in (C, H, W) order, max-pool
+ties to the first maximum.
 """
 
 from __future__ import annotations
@@ -94,8 +96,9 @@ class Conv:
         # im2col, one row per weight: (C*k*k, N*Ho*Wo), kept for the weight gradient
         cols = np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3)).reshape(C * self.kernel ** 2, -1)
         y = (self.weight.reshape(self.filters, -1) @ cols).reshape(self.filters, N, Ho, Wo)
-        y += self.bias[:, None, None, None]
-        return np.ascontiguousarray(y.transpose(1, 0, 2, 3)), (cols, xp.shape)  # (N, F, Ho, Wo)
+        out = np.empty((N, self.filters, Ho, Wo), dtype=y.dtype)
+        np.add(y.transpose(1, 0, 2, 3), self.bias[:, None, None], out=out)  # the bias on the way out
+        return out, (cols, xp.shape)  # (N, F, Ho, Wo)
 
     def backward(self, dy, cache, need_input_grad=True):
         cols, padded_shape = cache
@@ -107,7 +110,7 @@ class Conv:
         if not need_input_grad:
             return None, grads
         dwindows = np.einsum("nfhw,fcij->ncijhw", dy, self.weight, optimize=True)
-        dxp = np.zeros(padded_shape)  # (N, C, H+2p, W+2p)
+        dxp = np.zeros(padded_shape, dtype=dy.dtype)  # (N, C, H+2p, W+2p)
         # Each input pixel collects from every window it fell in: k*k vectorised adds.
         for i in range(k):
             for j in range(k):
@@ -245,7 +248,7 @@ class MaxPool:
 
     def backward(self, dy, cache, need_input_grad=True):
         winners, input_shape = cache
-        dx = np.zeros(input_shape)
+        dx = np.zeros(input_shape, dtype=dy.dtype)
         q, t = self.size, self.stride
         if t >= q:  # disjoint windows: write each offset's share straight into a view of dx
             N, C, Ho, Wo = dy.shape
@@ -369,5 +372,5 @@ def cross_entropy_formula(p_true: str) -> str:
 
 def softmax_cross_entropy_backward(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Gradient of the mean loss with respect to the logits: (p - onehot) / N."""
-    onehot = np.eye(probabilities.shape[1])[labels]
+    onehot = np.eye(probabilities.shape[1], dtype=probabilities.dtype)[labels]
     return (probabilities - onehot) / len(labels)

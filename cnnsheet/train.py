@@ -6,6 +6,7 @@ line can draw progress bars while this module never prints.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,10 @@ class Hyperparameters:
     validation_split: float = 0.1
     seed: int = 0
     flips: bool = False  # also show pictures turned by 90 degrees and mirrored (shapes, not faces)
+    # The arithmetic of training. float32 halves the bytes every step moves and doubles what a
+    # matrix product does per instruction, and SGD's own noise dwarfs its rounding; the model
+    # file, predictions and the workbook stay float64.
+    dtype: str = "float32"
 
 
 @dataclass
@@ -159,7 +164,7 @@ def read_folder(folder, size: int, files=None) -> Dataset:
         read = 0
         for path in paths:
             try:
-                pixels[len(labels)] = load_photo(path, size, notes)
+                pixels[len(labels)] = load_photo(path, size, notes, quick=True)
             except CnnsheetError as error:
                 skipped.append((path, str(error)))
                 continue
@@ -220,12 +225,36 @@ def evaluate(model: Model, pixels, labels, batch_size: int = 256) -> tuple[float
     return float(np.concatenate(losses).mean()), correct / len(labels)
 
 
+def validation_line(right: int, total: int) -> str:
+    """How many held-out pictures the model got right, and how far that figure goes: the range
+    where the accuracy on new pictures like these lies with 95% confidence (Wilson's interval,
+    which stays sensible for a handful of pictures and for 0 or all of them right)."""
+    z2 = CONFIDENCE_Z ** 2
+    p = right / total
+    centre = (p + z2 / (2 * total)) / (1 + z2 / total)
+    half = CONFIDENCE_Z * math.sqrt(p * (1 - p) / total + z2 / (4 * total ** 2)) / (1 + z2 / total)
+    low, high = max(centre - half, 0.0), min(centre + half, 1.0)
+    digits = 0 if total < FEW_PICTURES * 10 else 1
+    line = f"validation: {right:,} of {total:,} right ({p:.{digits}%}); with {total:,} picture"
+    line += "s" * (total != 1)
+    if total < FEW_PICTURES:
+        return (f"{line} this is a rough guide: new pictures like these may score anywhere from "
+                f"{low:.0%} to {high:.0%}")
+    return f"{line}, new pictures like these should score {low:.{digits}%} to {high:.{digits}%}"
+
+
+CONFIDENCE_Z = 1.96  # a 95% interval
+FEW_PICTURES = 30  # below this many validation pictures the range is wide: say it is rough
+
+
 def fit(model: Model, train, validation, hp: Hyperparameters):
     """Train `model` in place; yields a BatchEnd after each batch and an EpochEnd after each epoch."""
     keep_freed_memory()
     pixels, labels = train
     rng = np.random.default_rng(np.random.SeedSequence([hp.seed, 2]))
-    params = model.params()
+    work = working_copy(model, hp.dtype)
+    table = pixel_table(model, hp.dtype)
+    params = work.params()
     velocity = {name: np.zeros_like(value) for name, value in params.items()}
     batches = -(-len(labels) // hp.batch_size)
     for epoch in range(1, hp.epochs + 1):
@@ -235,11 +264,11 @@ def fit(model: Model, train, validation, hp: Hyperparameters):
         total, seen, correct = 0.0, 0, 0
         for batch in range(batches):
             chosen = order[batch * hp.batch_size:(batch + 1) * hp.batch_size]
-            x = model.preprocess(pixels[chosen])
+            x = network_input(model, table, pixels[chosen], hp.dtype)
             if hp.flips:
                 x = _turn_and_mirror(x, rng)
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
-                trace, losses, grads = model.gradients(x, labels[chosen], need_input_grad=False)
+                trace, losses, grads = work.gradients(x, labels[chosen], need_input_grad=False)
                 for name, value in params.items():
                     step = grads.params[name]
                     if name.endswith(".weight"):
@@ -254,10 +283,41 @@ def fit(model: Model, train, validation, hp: Hyperparameters):
             seen += len(chosen)
             correct += int((trace.probabilities.argmax(axis=1) == labels[chosen]).sum())
             yield BatchEnd(epoch, batch + 1, batches, total / seen)
+        model.set_params(params)
         val_loss = val_acc = None
         if len(validation[1]):
             val_loss, val_acc = evaluate(model, *validation, batch_size=hp.batch_size)
         yield EpochEnd(epoch, hp.epochs, total / seen, correct / seen, val_loss, val_acc)
+
+
+def pixel_table(model: Model, dtype: str) -> np.ndarray | None:
+    """The network's input for every channel and pixel value (C, 256), worked out by
+    `model.preprocess` itself, so that a batch is looked up instead of computed: 0.1 ms for 32
+    pictures instead of 1.4 ms (measured), the same numbers. None for a grey model, whose one
+    channel mixes all three colours."""
+    if model.channels != 3:
+        return None
+    levels = np.repeat(np.arange(256, dtype=np.uint8), 3).reshape(1, 1, 256, 3)  # one row, all levels
+    return model.preprocess(levels)[0, :, 0, :].astype(dtype)  # (3, 256)
+
+
+def network_input(model: Model, table, pixels: np.ndarray, dtype: str) -> np.ndarray:
+    """model.preprocess(pixels) in `dtype`, through the table when there is one."""
+    if table is None:
+        return model.preprocess(pixels).astype(dtype, copy=False)
+    x = np.empty((len(pixels), 3, *pixels.shape[1:3]), dtype=dtype)  # (N, C, H, W)
+    for channel in range(3):
+        np.take(table[channel], pixels[..., channel], out=x[:, channel])
+    return x
+
+
+def working_copy(model: Model, dtype: str) -> Model:
+    """The model with its parameters in `dtype`, for the steps of training."""
+    work = Model(model.config)
+    for layer, source in zip(work.layers, model.layers):
+        for key, value in source.params().items():
+            setattr(layer, key, value.astype(dtype))
+    return work
 
 
 # Weights this large mean the steps overshoot: He initialisation starts them below 1 and weight

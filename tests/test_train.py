@@ -1,13 +1,20 @@
 """Synthetic shapes, folder datasets, the training loop, `cnnsheet train`, and the default model."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import random_pixels
+from hypothesis import given, settings
 from PIL import Image
+from strategies import models
 
-from cnnsheet import shapes
+from cnnsheet import shapes, threads
 from cnnsheet.cli import main
 from cnnsheet.errors import CnnsheetError
+from cnnsheet.images import DRAFT_MARGIN, load_image, load_photo
 from cnnsheet.modelfile import load_model
 from cnnsheet.resources import default_model_path, samples_dir
 from cnnsheet.train import (
@@ -17,9 +24,13 @@ from cnnsheet.train import (
     Hyperparameters,
     evaluate,
     fit,
+    network_input,
     new_model,
+    pixel_table,
     read_folder,
     split,
+    validation_line,
+    working_copy,
 )
 
 UNUSED_SEED = 2026  # training used seed 0; the generator's streams for other seeds are independent
@@ -90,13 +101,44 @@ def test_a_missing_folder_is_named(tmp_path):
         read_folder(tmp_path / "nope", 8)
 
 
-def small_run(seed=0, epochs=3):
+def small_run(seed=0, epochs=3, dtype="float32", flips=False):
     pixels, labels = shapes.generate(240, 16, seed=1)
     train, validation = split(Dataset(pixels, labels, shapes.CLASSES, []), 0.25, seed)
     model = new_model(Architecture(size=16, filters=4, kernel=3, pool=2, hidden=8),
                       shapes.CLASSES, train[0], seed)
-    events = list(fit(model, train, validation, Hyperparameters(epochs=epochs, seed=seed)))
+    hp = Hyperparameters(epochs=epochs, seed=seed, dtype=dtype, flips=flips)
+    events = list(fit(model, train, validation, hp))
     return model, [e for e in events if isinstance(e, EpochEnd)]
+
+
+def test_training_in_float32_follows_float64_and_keeps_the_model_float64():
+    float32, epochs32 = small_run(flips=True)
+    float64, epochs64 = small_run(flips=True, dtype="float64")
+    for name, value in float64.params().items():
+        assert float32.params()[name].dtype == np.float64
+        # 3 epochs of steps apart: rounding at float32's 1e-7 grows, but stays far below the weights' size
+        np.testing.assert_allclose(float32.params()[name], value, rtol=0, atol=1e-4 * np.abs(value).max(),
+                                   err_msg=name)
+    assert epochs32[-1].train_loss == pytest.approx(epochs64[-1].train_loss, rel=1e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(models())
+def test_a_float32_step_stays_float32_and_matches_the_float64_step(model):
+    model.init(3)
+    rng = np.random.default_rng(0)
+    pixels, labels = random_pixels(rng, 4, model.input_size), rng.integers(0, len(model.classes), 4)
+    work = working_copy(model, "float32")
+    x32 = network_input(model, pixel_table(model, "float32"), pixels, "float32")
+    np.testing.assert_array_equal(x32, model.preprocess(pixels).astype(np.float32))
+    trace32, losses32, grads32 = work.gradients(x32, labels, need_input_grad=False)
+    trace64, losses64, grads64 = model.gradients(model.preprocess(pixels), labels, need_input_grad=False)
+    for name, value in [*trace32.tensors.items(), *grads32.tensors.items(), *grads32.params.items()]:
+        assert value.dtype == np.float32, name  # one float64 array would make every step slower
+    np.testing.assert_allclose(losses32, losses64, rtol=1e-4, atol=1e-5)
+    for name, value in grads64.params.items():
+        scale = max(np.abs(value).max(), 1e-3)
+        np.testing.assert_allclose(grads32.params[name], value, rtol=0, atol=1e-4 * scale, err_msg=name)
 
 
 def test_training_lowers_the_loss_and_is_deterministic():
@@ -175,3 +217,64 @@ def test_predict_uses_the_default_model():
     result = CliRunner().invoke(main, ["predict", str(photo)])
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"{photo}: circle")
+
+
+@pytest.mark.parametrize("right, total, expected", [
+    (7, 9, "validation: 7 of 9 right (78%); with 9 pictures this is a rough guide: new pictures like "
+           "these may score anywhere from 45% to 94%"),
+    (9, 9, "validation: 9 of 9 right (100%); with 9 pictures this is a rough guide: new pictures like "
+           "these may score anywhere from 70% to 100%"),
+    (1191, 1200, "validation: 1,191 of 1,200 right (99.2%); with 1,200 pictures, new pictures like "
+                 "these should score 98.6% to 99.6%"),
+])
+def test_the_validation_line_says_how_far_to_trust_it(right, total, expected):
+    # the ranges are Wilson's 95% intervals, worked out by hand
+    assert validation_line(right, total) == expected
+
+
+def test_cli_train_says_how_many_validation_pictures_were_right(tmp_path):
+    root = make_folder(tmp_path / "data", {"cats": 6, "dogs": 6})
+    result = CliRunner().invoke(main, ["train", str(root), "-o", str(tmp_path / "m.npz"), "--size",
+                                       "12", "--epochs", "1", "--kernel", "3", "--pool", "2",
+                                       "--val-split", "0.25"])
+    assert result.exit_code == 0, result.output
+    assert "validation: " in result.output and " of 3 right (" in result.output
+    assert "with 3 pictures this is a rough guide" in result.output
+
+
+def test_a_large_jpeg_of_a_training_folder_is_decoded_smaller_with_nearly_the_same_pixels(tmp_path):
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, size=(40, 30, 3), dtype=np.uint8)
+    photo = tmp_path / "big.jpg"
+    Image.fromarray(small).resize((1200, 1600), Image.Resampling.BILINEAR).save(photo, quality=90)
+    size = 28
+    assert load_image(photo, at_least=DRAFT_MARGIN * size).size == (150, 200)  # 1/8: still 4x28 = 112 a side
+    quick, full = load_photo(photo, size, quick=True), load_photo(photo, size)
+    assert np.abs(quick.astype(int) - full.astype(int)).mean() < 1.0
+    # a photo whose half would fall below 112 a side is decoded whole
+    assert load_image(samples_dir() / "cat.jpg", at_least=DRAFT_MARGIN * size).size == (320, 213)
+
+
+def test_the_command_line_runs_openblas_on_one_thread_unless_the_user_chose(monkeypatch):
+    photo = str(samples_dir() / "drawn-circle.jpg")
+    for name in threads.USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    before = threads.blas_threads()
+    try:
+        assert threads.set_blas_threads(2) and threads.blas_threads() == 2
+        assert CliRunner().invoke(main, ["predict", photo]).exit_code == 0
+        assert threads.blas_threads() == threads.BLAS_THREADS == 1
+        threads.set_blas_threads(2)
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+        assert CliRunner().invoke(main, ["predict", photo]).exit_code == 0
+        assert threads.blas_threads() == 2
+    finally:
+        threads.set_blas_threads(before)
+
+
+def test_importing_the_library_leaves_the_thread_count_alone():
+    code = ("import numpy; from cnnsheet import threads; threads.set_blas_threads(3); "
+            "import cnnsheet.cli, cnnsheet.train, cnnsheet.workbook; print(threads.blas_threads())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin"}, check=True)
+    assert done.stdout.split() == ["3"]
