@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 import warnings
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -174,3 +175,28 @@ def load_image(path, notes: list | None = None, at_least: int | None = None) -> 
     except (ValueError, SyntaxError) as error:
         raise CnnsheetError(f"{path}: damaged or truncated image ({error})") from None
     return rgb
+
+
+@dataclass(frozen=True)
+class Occlusion:
+    """A grey square laid over the photo: its top-left pixel (row, col, 1-based, as the sheets
+    count), its side (0: no square) and its grey level (0-255, in R, G and B alike). The square is
+    cut off where it runs past the photo's edge."""
+
+    row: int = 1
+    col: int = 1
+    size: int = 0
+    value: int = 128
+
+    def covered(self, start: int, count: int) -> np.ndarray:
+        """1 for each of `count` rows (or columns) that the square starting at `start` covers."""
+        index = np.arange(1, count + 1)
+        return ((index >= start) & (index < start + self.size)).astype(np.int64)
+
+    def apply(self, pixels: np.ndarray) -> np.ndarray:
+        """The uint8 pixels (H, W, 3) with the square painted over: what the network sees."""
+        H, W, _ = pixels.shape
+        mask = np.outer(self.covered(self.row, H), self.covered(self.col, W)).astype(bool)
+        seen = pixels.copy()
+        seen[mask] = self.value
+        return seen

@@ -166,6 +166,9 @@ class Conv:
         return [first + tap * self.dilation for tap in range(self.kernel)]
 
 
+RELU_RULES = ("gradient", "guided", "deconvnet")  # how a saliency pass goes back through a ReLU
+
+
 class ReLU:
     """max(0, x); the gradient at exactly 0 is 0, as in PyTorch."""
 
@@ -183,12 +186,26 @@ class ReLU:
     def forward(self, x):
         return np.maximum(x, 0.0), x > 0
 
-    def backward(self, dy, positive, need_input_grad=True):
+    def backward(self, dy, positive, need_input_grad=True, rule: str = "gradient"):
+        """The gradient through the ReLU by one of RELU_RULES: the true gradient g*[x>0];
+        "guided" also stops negative gradients, g*[x>0]*[g>0]; "deconvnet" forgets x, max(g, 0)."""
+        if rule == "guided":
+            return np.where(positive & (dy > 0), dy, 0.0), {}
+        if rule == "deconvnet":
+            return np.maximum(dy, 0.0), {}
         return dy * positive, {}
 
     @staticmethod
     def formula(ref: str) -> str:
         return f"=MAX(0,{ref})"
+
+    @staticmethod
+    def backward_formula(x: str, g: str, rule: str | None = None) -> str:
+        """The gradient g through the ReLU of input x; `rule` names the cell holding the number
+        (1-based in RELU_RULES) of the rule to follow, None for the true gradient."""
+        if rule is None:
+            return f"=IF({x}>0,{g},0)"
+        return f"=CHOOSE({rule},IF({x}>0,{g},0),IF({x}>0,MAX({g},0),0),MAX({g},0))"
 
 
 class MaxPool:

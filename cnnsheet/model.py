@@ -172,15 +172,19 @@ class Model:
         trace.exps, trace.tensors["probabilities"] = softmax_parts(x)
         return trace
 
-    def backward(self, trace: Trace, dlogits: np.ndarray, need_input_grad=True) -> Gradients:
-        """Chain dlogits back through every layer: gradients of every tensor and parameter."""
+    def backward(self, trace: Trace, dlogits: np.ndarray, need_input_grad=True,
+                 relu_rule: str = "gradient") -> Gradients:
+        """Chain dlogits back through every layer: gradients of every tensor and parameter. A
+        `relu_rule` other than "gradient" (see RELU_RULES) makes it a saliency pass's backward
+        pass, no longer the gradient, at every ReLU."""
         grads = Gradients({}, {})
         dy = dlogits
         for layer in reversed(self.layers):
             grads.tensors[layer.name] = dy
             first = layer is self.layers[0]
+            rule = {"rule": relu_rule} if isinstance(layer, ReLU) else {}
             dy, param_grads = layer.backward(dy, trace.caches[layer.name],
-                                             need_input_grad or not first)
+                                             need_input_grad or not first, **rule)
             for key, value in param_grads.items():
                 grads.params[f"{layer.name}.{key}"] = value
         if need_input_grad:
@@ -219,12 +223,14 @@ class Model:
         dlogits = softmax_cross_entropy_backward(trace.probabilities, labels)
         return trace, self.loss(trace, labels), self.backward(trace, dlogits, need_input_grad)
 
-    def saliency(self, pixels: np.ndarray, class_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """d(logit of class)/d(pixel 0-255) as (N, 3, H, W), and its max |.| over colours (N, H, W)."""
+    def saliency(self, pixels: np.ndarray, class_index: int,
+                 relu_rule: str = "gradient") -> tuple[np.ndarray, np.ndarray]:
+        """d(logit of class)/d(pixel 0-255) as (N, 3, H, W), and its max |.| over colours (N, H, W);
+        with another `relu_rule`, the guided or deconvnet version of that gradient."""
         trace = self.forward(self.preprocess(pixels))
         seed = np.zeros_like(trace.logits)
         seed[:, class_index] = 1.0
-        dx = self.backward(trace, seed).tensors["input"]  # (N, C, H, W)
+        dx = self.backward(trace, seed, relu_rule=relu_rule).tensors["input"]  # (N, C, H, W)
         dpixels = dx / (255.0 * self.std[:, None, None])
         if self.channels == 1:  # back through the luma weights to R, G and B
             dpixels = dpixels * np.array(LUMA)[:, None, None]

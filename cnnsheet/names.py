@@ -21,6 +21,10 @@ LEARNING_RATE = "learning_rate"
 LOSS_AFTER_STEP = "loss_after_step"
 SALIENCY_CLASS = "saliency_class"
 SALIENCY = "saliency"
+SALIENCY_MODE = "saliency_mode"  # the drop-down: how the saliency pass goes back through a ReLU
+SALIENCY_MODES = "saliency_modes"  # its list
+SALIENCY_RULE = "saliency_rule"  # the mode's number in that list, which the ReLU formulas read
+OCCLUSION_KEYS = ("row", "col", "size", "value")  # the four cells of the grey square (Image sheet)
 CHOICE_KEYS = ("filter", "row", "col")  # the three yellow cells of a Zoom sheet or a pool's choice
 
 
@@ -28,6 +32,12 @@ CHOICE_KEYS = ("filter", "row", "col")  # the three yellow cells of a Zoom sheet
 def image(channel: str) -> str:
     """The pixels of one colour of the Image sheet: image_R."""
     return f"image_{channel}"
+
+
+def occlusion(key: str) -> str:
+    """One of the grey square's cells (occlusion_row, ... occlusion_value), or its 0/1 flags of
+    the rows ("rows") and columns ("cols") it covers."""
+    return f"occlusion_{key}"
 
 
 def mean(channel: str) -> str:

@@ -14,12 +14,15 @@ import numpy as np
 from PIL import Image
 
 from cnnsheet import budget, printing, writer
+from cnnsheet.images import Occlusion
 from cnnsheet.model import Model
 from cnnsheet.plan import WorkbookPlan
 from cnnsheet.sheets import image, output, overview, passes, zoom
 from cnnsheet.sheets.common import OVERVIEW, Book
 from cnnsheet.sheets.passes import DEFAULT_LEARNING_RATE
 from cnnsheet.texts import Texts
+
+NO_SQUARE = Occlusion()  # the photo uncovered
 
 
 @dataclass
@@ -58,24 +61,30 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
                       photo_name: str = "", with_backward: bool = False,
                       learning_rate: float = DEFAULT_LEARNING_RATE,
                       saliency_index: int | None = None, untrained: bool = False,
-                      bundled: bool = False, zoom_choices: dict | None = None) -> Walkthrough:
+                      bundled: bool = False, zoom_choices: dict | None = None,
+                      saliency_mode: str = "gradient",
+                      occlusion: Occlusion = NO_SQUARE) -> Walkthrough:
     """The workbook for one photo's uint8 pixels (H, W, 3) and what every formula must give.
 
     The target class (Loss sheet) and the class of the saliency map default to the predicted
     one; `with_backward` adds the gradients, the gradient-descent step and the saliency map.
     `untrained` (random weights) and `bundled` (the bundled shapes model) change what the texts
-    say about the weights and the classes. `zoom_choices` maps a conv's number to the 0-based
+    say about the weights and the classes. `saliency_mode` (one of layers.RELU_RULES) is the rule
+    the saliency pass follows back through each ReLU. `occlusion` is the grey square over the
+    photo that the network sees (by default none). `zoom_choices` maps a conv's number to the 0-based
     (filter, row, col) its Zoom sheet shows first (by default filter 1 at its strongest cell)."""
     texts = texts or Texts("en")
     budget.check_workbook(model, with_backward)
+    uncovered, pixels = pixels, occlusion.apply(pixels)
     predicted = int(model.predict(pixels).probabilities[0].argmax())
     book = Book(model, pixels, texts, predicted if target_index is None else target_index,
                 learning_rate, predicted if saliency_index is None else saliency_index,
-                untrained=untrained)
+                untrained=untrained, saliency_mode=saliency_mode,
+                occlusion=occlusion, photo=uncovered)
     # The pipeline: each sheet function plans its sheets and returns what later ones read.
     overview_ws = book.plan.sheet(OVERVIEW)  # shown first, filled last
-    image_maps = image.image_sheet(book)
-    first = passes.forward(book, book.first, image.input_sheet(book, image_maps))
+    image_maps, occlusion_flags = image.image_sheet(book)
+    first = passes.forward(book, book.first, image.input_sheet(book, image_maps, occlusion_flags))
     first.probabilities = output.softmax_sheet(book, book.first, first.logits)
     output.loss_sheet(book, first.probabilities)
     book.add_outlines(zoom.zoom_sheets(book, first, image_maps, zoom_choices))

@@ -6,10 +6,10 @@ import torch
 from helpers import config, random_pixels, small_model
 from hypothesis import HealthCheck, assume, given, settings
 from strategies import architectures
-from torch_oracle import torch_forward, torch_params, torch_pass
+from torch_oracle import torch_forward, torch_params, torch_pass, torch_saliency
 
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.layers import Conv, MaxPool, conv_output_size
+from cnnsheet.layers import RELU_RULES, Conv, MaxPool, conv_output_size
 from cnnsheet.model import Model
 
 TOLERANCE = {"rtol": 1e-10, "atol": 1e-12}
@@ -246,3 +246,26 @@ def test_one_step_of_descent_moves_every_parameter_against_its_gradient_and_lowe
                                -np.log(descent.model.forward(x).probabilities[0, 1]), **TOLERANCE)
     assert descent.loss_after < descent.loss_before
     assert descent.loss_change == descent.loss_after - descent.loss_before
+
+
+@pytest.mark.parametrize("rule", RELU_RULES)
+@pytest.mark.parametrize("flat", [False, True])
+def test_the_saliency_rules_match_torch(rule, flat):
+    """Plain, guided and deconvnet saliency through two conv blocks and a hidden ReLU; flat dark
+    pictures give pooling windows of tied zeros, where only the first cell may take the gradient."""
+    model = small_model(seed=4, size=12, hidden=[5], blocks=[{"filters": 3, "kernel": 3, "pool": 2},
+                                                           {"filters": 2, "kernel": 2, "pool": 2}])
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 3, (2, 12, 12, 3)).astype(np.uint8) if flat else random_pixels(rng, 2, 12)
+    dpixels, heat = model.saliency(pixels, class_index=1, relu_rule=rule)
+    expected = torch_saliency(model, pixels, 1, rule)
+    assert np.abs(expected).max() > 0  # something came through
+    np.testing.assert_allclose(dpixels, expected, **TOLERANCE)
+    np.testing.assert_allclose(heat, np.abs(expected).max(axis=1), **TOLERANCE)
+
+
+def test_the_saliency_rules_differ():
+    model = small_model(seed=4, size=12, hidden=[5])
+    pixels = random_pixels(np.random.default_rng(2), 1, 12)
+    maps = [model.saliency(pixels, 0, rule)[0] for rule in RELU_RULES]
+    assert not np.allclose(maps[0], maps[1]) and not np.allclose(maps[1], maps[2])

@@ -61,8 +61,9 @@ def handouts(tmp_path_factory):
     return made
 
 
-# measured; --blocks 2 defaults to kernel 3, whose 26 x 26 maps take a page and a bit each
-@pytest.mark.parametrize("name, most", [("default", 20), ("forward", 16), ("zh", 20), ("two_blocks", 27)])
+# measured; --blocks 2 defaults to kernel 3, whose 26 x 26 maps take a page and a bit each; the
+# Image sheet's grey-square panel above the pixels may push its block onto a second page
+@pytest.mark.parametrize("name, most", [("default", 21), ("forward", 16), ("zh", 20), ("two_blocks", 28)])
 def test_the_handout_has_a_page_per_step_headers_footers_and_readable_numbers(handouts, name, most):
     document = handouts[name]
     assert 10 <= len(document) <= most, len(document)

@@ -32,6 +32,7 @@ def every_name(model, with_backward: bool) -> set:
     expected = {names.image(c) for c in "RGB"}
     expected |= {spell(c) for c in channel_names(model.channels, True) for spell in (names.mean, names.std)}
     expected |= {names.CLASS_NAMES, names.TARGET_CLASS, names.ONEHOT, names.LOSS}
+    expected |= {names.occlusion(key) for key in (*names.OCCLUSION_KEYS, "rows", "cols")}
     convs = [layer for layer in model.layers if isinstance(layer, Conv)]
     pools = [layer for layer in model.layers if isinstance(layer, MaxPool)]
     denses = [layer for layer in model.layers if isinstance(layer, Dense)]
@@ -55,7 +56,7 @@ def every_name(model, with_backward: bool) -> set:
         expected |= {names.flatten(prefix), names.logits(prefix), names.probabilities(prefix)}
     if with_backward:
         expected |= {names.DLOGITS, names.LEARNING_RATE, names.LOSS_AFTER_STEP, names.SALIENCY_CLASS,
-                     names.SALIENCY}
+                     names.SALIENCY, names.SALIENCY_MODE, names.SALIENCY_MODES, names.SALIENCY_RULE}
     return expected
 
 

@@ -162,9 +162,11 @@ def test_editable_cells_look_alike_and_pixels_take_whole_numbers_0_to_255():
     plan = build_walkthrough(model, photo, with_backward=True).plan
     assert style.KINDS["pixel"]["frame"] == style.KINDS["input"]["frame"]
     assert "frame" not in style.KINDS["mirror"]
-    [rule] = plan["Image"].whole_numbers
+    *square, rule = plan["Image"].whole_numbers
     assert (rule.low, rule.high, len(rule.refs)) == (0, 255, 3)
-    for name in ("target_class", "learning_rate", "saliency_class"):
+    assert [(r.low, r.high) for r in square] == [(1, 28), (1, 28), (0, 28), (0, 255)]  # the grey square
+    for name in ("target_class", "learning_rate", "saliency_class", "saliency_mode", "occlusion_row",
+                 "occlusion_col", "occlusion_size", "occlusion_value"):
         sheet, ref = plan.names[name].split("!")
         row = int(ref.replace("$", "").lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
         col = ord(ref.replace("$", "")[0]) - 64

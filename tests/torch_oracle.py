@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 
-def torch_forward(model, inputs, params):
+def torch_forward(model, inputs, params, relu=F.relu):
     """The layers of a cnnsheet model in torch; returns every tensor by the engine's names."""
     tensors = {"input": inputs}
     h = inputs
@@ -13,7 +13,7 @@ def torch_forward(model, inputs, params):
         if layer.kind == "conv":
             h = F.conv2d(h, w, b, layer.stride, layer.padding, layer.dilation)
         elif layer.kind == "relu":
-            h = F.relu(h)
+            h = relu(h)
         elif layer.kind == "maxpool":
             h = F.max_pool2d(h, layer.size, layer.stride)
         elif layer.kind == "flatten":
@@ -42,3 +42,36 @@ def torch_pass(model, x, labels):
     return ({k: as_numpy(t) for k, t in tensors.items()},
             {k: as_numpy(t.grad) for k, t in tensors.items() if k != "probabilities"},
             {k: as_numpy(t.grad) for k, t in params.items()})
+
+
+class _RuledReLU(torch.autograd.Function):
+    """ReLU whose backward follows a saliency rule: "guided" (Springenberg et al.: the true
+    gradient, then negatives stopped) or "deconvnet" (Zeiler and Fergus: only negatives stopped)."""
+
+    @staticmethod
+    def forward(ctx, x, rule):
+        ctx.save_for_backward(x)
+        ctx.rule = rule
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        if ctx.rule == "guided":
+            return g * (x > 0) * (g > 0), None
+        return g.clamp(min=0), None
+
+
+def torch_saliency(model, pixels, class_index, rule="gradient"):
+    """d logit / d pixel (N, 3, H, W) in torch, through ReLUs following `rule`, from the 0-255
+    pixels (the preprocessing done in torch too)."""
+    pixels = torch.tensor(pixels, dtype=torch.float64, requires_grad=True)
+    x = pixels.permute(0, 3, 1, 2) / 255.0
+    if model.channels == 1:
+        x = (x * torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)[:, None, None]).sum(1, keepdim=True)
+    mean = torch.tensor(model.mean, dtype=torch.float64)[:, None, None]
+    std = torch.tensor(model.std, dtype=torch.float64)[:, None, None]
+    relu = F.relu if rule == "gradient" else (lambda h: _RuledReLU.apply(h, rule))
+    tensors = torch_forward(model, (x - mean) / std, torch_params(model, False), relu)
+    tensors[model.layers[-1].name][:, class_index].sum().backward()
+    return pixels.grad.permute(0, 3, 1, 2).numpy()

@@ -5,7 +5,8 @@ How the sheets fit together. `workbook.build_walkthrough` is the pipeline: it ca
 functions in the order the workbook shows them, and each returns what it made, as a small typed
 value from `common`, for the functions after it to take as arguments:
 
-    image_sheet, input_sheet -> Maps              a tensor's blocks and its sheet
+    image_sheet -> Maps, flags                    the photo's blocks, the grey square's row/col flags
+    input_sheet -> Maps                           a tensor's blocks and its sheet
     passes.forward           -> PassSheets        every map of a pass, its filters, its parameters
     output.softmax_sheet     -> Vector            the probabilities
     zoom.zoom_sheets         -> list[Outline]     highlights asked of other sheets

@@ -10,9 +10,10 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from cnnsheet import style
+from cnnsheet import names, style
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.fields import receptive_field_size
+from cnnsheet.images import Occlusion
 from cnnsheet.layers import Conv
 from cnnsheet.layout import LEFT, Block, Vector, a1, area, blocks_per_row, grid, on, quote_sheet
 from cnnsheet.model import Gradients, Model, Trace
@@ -97,6 +98,11 @@ class Backward:
     shared: dict
     grad_at: dict = field(default_factory=dict)
 
+    @property
+    def relu_rule(self) -> str | None:
+        """The cell naming the saliency pass's ReLU rule, or None where the gradient is plain."""
+        return names.SALIENCY_RULE if self.tag == "s" else None
+
     def record(self, layer, key: str, index: tuple, sheet: str, row: int, col: int):
         """Remember where d loss / d parameter landed."""
         if self.tag == "d":
@@ -152,9 +158,13 @@ class Book:
     steps: list = field(default_factory=list)  # rows of the overview's table, as sheets add them
     counts: dict = field(default_factory=dict)  # sheet kind -> how many so far
     untrained: bool = False  # random weights: the texts must not speak of training
+    saliency_mode: str = "gradient"  # one of layers.RELU_RULES: the saliency pass's ReLU rule
+    occlusion: Occlusion = field(default_factory=Occlusion)  # the grey square over the photo
+    photo: np.ndarray | None = None  # the pixels before the square covers them (default: pixels)
     numbers: dict = field(default_factory=dict)  # numbering ("step", "d", "s", "Newstep") -> last
 
     def __post_init__(self):
+        self.photo = self.pixels if self.photo is None else self.photo
         self.trace = self.model.predict(self.pixels)
         self.loss = float(self.model.loss(self.trace, [self.target_index])[0])  # finite where p is 0
         self.first = Pass(self.trace, self.model.params())

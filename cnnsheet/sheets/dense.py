@@ -70,6 +70,8 @@ def dense_backward(book: Book, back: Backward, layer: Dense, incoming: Vector, r
     g = back.first.dense[layer.name]
     m, n = layer.units, layer.inputs
     keys = ("body",) + (("body_relu",) if relu_after else ()) + (("body_params",) if with_params else ())
+    if relu_after and back.relu_rule:  # the saliency pass: the ReLU's rule is saliency_mode's
+        keys += (("drelu", "body_rules"),)
     ws, top = book.gradient_sheet(back.tag, g.sheet, "ddense", keys, layer=g.sheet, units=f"{m:,}",
                                   inputs=f"{n:,}", source=incoming.sheet)
     dz_row, db_row, data_top = top + 1, top + 2, top + 4
@@ -83,7 +85,7 @@ def dense_backward(book: Book, back: Backward, layer: Dense, incoming: Vector, r
         ws.label(top, col, book.output_name(layer, j))
         upstream = incoming.address(j)
         if relu_after:
-            formula = f"=IF({on(g.sheet, a1(g.out_row, g.first + j))}>0,{upstream},0)"
+            formula = ReLU.backward_formula(on(g.sheet, a1(g.out_row, g.first + j)), upstream, back.relu_rule)
         else:
             formula = f"={upstream}"
         ws.formula(dz_row, col, formula, dz[j], look_dz)

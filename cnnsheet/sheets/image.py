@@ -5,17 +5,21 @@ from __future__ import annotations
 
 from cnnsheet import names, style
 from cnnsheet.fields import receptive_field_size
-from cnnsheet.layout import LEFT, a1
+from cnnsheet.layout import LEFT, Vector, a1
 from cnnsheet.model import LUMA
 from cnnsheet.plan import Scale, WholeNumbers
 from cnnsheet.sheets.common import Book, Maps, channel_names, square_cells, tensor
 
 
-def image_sheet(book: Book) -> Maps:
+def image_sheet(book: Book) -> tuple[Maps, tuple[Vector, Vector]]:
+    """The photo's pixels, uncovered, with the grey square's cells above them; returns the pixels
+    and the square's row and column flags."""
     size = book.model.input_size
-    ws, top = book.sheet("Image", "image", colours=(style.channel_scale("R"),), size=size)
-    pixels = book.pixels.transpose(2, 0, 1)  # (3, H, W)
-    blocks = book.blocks(ws, top, pixels, ["R", "G", "B"])
+    ws, top = book.sheet("Image", "image", ("body", "body_occlusion"), colours=(style.channel_scale("R"),),
+                         size=size)
+    flags = occlusion_panel(book, ws, top)
+    pixels = book.photo.transpose(2, 0, 1)  # (3, H, W): the photo uncovered
+    blocks = book.blocks(ws, flags[1].top + 3, pixels, ["R", "G", "B"])
     look = style.key("pixel", "0")
     for c, (channel, block) in enumerate(zip("RGB", blocks)):
         for i in range(size):
@@ -27,11 +31,47 @@ def image_sheet(book: Book) -> Maps:
                                          book.texts("labels", "not_a_pixel_title"),
                                          book.texts("labels", "not_a_pixel")))
     square_cells(ws, top, blocks[-1].top + size, blocks[-1].left + size, style.PIXEL_CELL)
+    for block in blocks:  # the square's outline: the cells a covered row and column meet at
+        above, before = block.top - 1, block.left - 1
+        ws.highlight((block.data,), f"AND(INDEX({names.occlusion('rows')},ROW()-{above}),"
+                     f"INDEX({names.occlusion('cols')},COLUMN()-{before}))", "field", 2)
     book.overview_row(ws.title, book.texts("overview", "image_row"), (3, size, size))
-    return Maps(blocks, ws.title)
+    return Maps(blocks, ws.title), flags
 
 
-def input_sheet(book: Book, image_maps: Maps) -> Maps:
+def occlusion_panel(book: Book, ws, top: int) -> tuple[Vector, Vector]:
+    """The four cells of the grey square (occlusion_row, _col, _size, _value) and, below them,
+    the 0/1 flags of the rows and of the columns it covers, which the Input sheet's formulas
+    read: a covered pixel is one whose row flag and column flag are both 1. Returns the flags
+    (rows, columns)."""
+    size, occlusion = book.model.input_size, book.occlusion
+    value_col = LEFT + 14  # right of the labels, which run over the narrow pixel columns
+    limits = {"row": (1, size), "col": (1, size), "size": (0, size), "value": (0, 255)}
+    for offset, key in enumerate(names.OCCLUSION_KEYS):
+        row = top + offset
+        ws.label(row, LEFT, book.texts("labels", f"occlusion_{key}"))
+        ws.number(row, value_col, getattr(occlusion, key), style.key("input", "0"))
+        book.name(names.occlusion(key), ws, a1(row, value_col))
+        low, high = limits[key]
+        ws.whole_numbers.append(WholeNumbers((a1(row, value_col),), low, high,
+                                             book.texts("labels", "not_a_whole_title"),
+                                             book.texts("labels", "not_a_whole", low=low, high=high)))
+    flags = []
+    look = style.key("value", "0")
+    for number, (key, start) in enumerate((("rows", "row"), ("cols", "col"))):
+        row = top + 5 + 2 * number
+        ws.label(row, LEFT, book.texts("labels", f"occlusion_{key}"))
+        first, side = names.occlusion(start), names.occlusion("size")
+        covered = occlusion.covered(getattr(occlusion, start), size)
+        for k in range(size):
+            ws.formula(row + 1, LEFT + k, f"=IF(AND({k + 1}>={first},{k + 1}<{first}+{side}),1,0)",
+                       int(covered[k]), look)
+        flags.append(Vector(ws.title, row + 1, LEFT, size, across=True))
+        book.name(names.occlusion(key), ws, flags[-1].data)
+    return tuple(flags)
+
+
+def input_sheet(book: Book, image_maps: Maps, flags: tuple[Vector, Vector]) -> Maps:
     model = book.model
     channels = channel_names(model.channels, True)
     border = book.border_for(0)
@@ -52,8 +92,12 @@ def input_sheet(book: Book, image_maps: Maps) -> Maps:
     values = book.trace.tensors["input"][0]
     blocks = book.blocks(ws, top + 3, values, channels, border)
 
-    def formula(c, i, j):
-        pixels = [block.address(i, j) for block in image_maps.blocks]
+    rows, cols = flags
+
+    def formula(c, i, j):  # each pixel, or the square's grey where its row and column are covered
+        covered = f"{rows.address(i)}*{cols.address(j)}"
+        pixels = [f"IF({covered},{names.occlusion('value')},{block.address(i, j)})"
+                  for block in image_maps.blocks]
         return model.input_formula(c, pixels, names.mean(channels[c]), names.std(channels[c]))
 
     # a black pixel reads (0 - mean) / std: below zero whenever the mean is above it

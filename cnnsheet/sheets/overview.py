@@ -77,11 +77,39 @@ def overview_sheet(book: Book, ws: SheetPlan, first: PassSheets, descent: Descen
         if where:
             ws.link(row, last_value + 2, t("labels", "change_on", sheet=where), where)
         row += 1
+    row = covering(book, ws, row)
     row = pictures(book, ws, photo, row + 1)
     row = glance(book, ws, first, row + 1)
     table(book, ws, row + 1)
     for col in range(1, GLANCE_COLUMNS + MARGIN + 2):
         ws.widths.setdefault(col, style.THUMB_CELL[0])
+
+
+def covering(book: Book, ws: SheetPlan, row: int) -> int:
+    """Before and after the grey square of the Image sheet: the class the uncovered photo gets,
+    with its probability as a plain number (a second pass of every sheet would make it live: too
+    dear), and that class's probability now, live; returns the row below."""
+    t = book.texts
+    before = book.model.predict(book.photo).probabilities[0]
+    k = int(before.argmax())
+    now = book.trace.probabilities[0, k]
+    first_value, last_value = SUMMARY_VALUE
+    lines = [("occlusion_size", f"={names.occlusion('size')}", book.occlusion.size, "0", "Image"),
+             ("uncovered", None, before[k], "0.0%", None),
+             ("covered", f"=INDEX({names.probabilities()},{k + 1})", now, "0.0%", None)]
+    for key, formula, value, fmt, where in lines:
+        ws.label(row, 1, t("overview", key, name=book.class_names[k]))
+        if formula is None:
+            ws.number(row, first_value, value, style.key("heading", fmt))
+        else:
+            ws.formula(row, first_value, formula, value, style.key("mirror" if where else "heading", fmt))
+        ws.merges.append(area(row, first_value, row, last_value))
+        if where:
+            ws.link(row, last_value + 2, t("labels", "change_on", sheet=where), where)
+        else:
+            ws.text(row, last_value + 2, t("overview", f"{key}_note"))
+        row += 1
+    return row
 
 
 def pictures(book: Book, ws, photo: Image.Image | None, row: int) -> int:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from cnnsheet import names, style
-from cnnsheet.layers import Conv, Dense, Flatten, MaxPool, ReLU, onehot_formula
-from cnnsheet.layout import LEFT, Block, Vector, a1
+from cnnsheet.layers import RELU_RULES, Conv, Dense, Flatten, MaxPool, ReLU, onehot_formula
+from cnnsheet.layout import LEFT, Block, Vector, a1, area
 from cnnsheet.model import Descent
+from cnnsheet.plan import DropDown
 from cnnsheet.sheets import conv, dense, flatten, image, output, pool, relu
 from cnnsheet.sheets.common import Backward, Book, Maps, Pass, PassSheets, square_cells
 
@@ -134,9 +135,11 @@ def saliency_sheets(book: Book, first: PassSheets, shared: dict):
         ws.formula(top + 3 + k, LEFT + 1, onehot_formula(a1(top + 3 + k, LEFT), names.SALIENCY_CLASS),
                    float(k == chosen), style.key("value", "0"))
     seed = Vector(ws.title, top + 3, LEFT + 1, K)
-    score = Backward("s", model.backward(trace, np.eye(K)[chosen][None]), first, shared)
+    mode_choice(book, ws, top + 4 + K, LEFT)
+    rule = book.saliency_mode
+    score = Backward("s", model.backward(trace, np.eye(K)[chosen][None], relu_rule=rule), first, shared)
     dinput_blocks, dinput_sheet = chain(book, score, seed, with_params=False, to_input=True)
-    dpixels, heat = model.saliency(book.pixels, chosen)
+    dpixels, heat = model.saliency(book.pixels, chosen, rule)
     pixel_blocks, pixel_sheet = image.pixel_gradients(book, dinput_blocks, dinput_sheet, dpixels[0])
     heat_top, heat_left = top + 1, LEFT + 3  # right of the class table
     ws.label(heat_top - 1, heat_left, book.texts("labels", "saliency"))
@@ -153,3 +156,23 @@ def saliency_sheets(book: Book, first: PassSheets, shared: dict):
     square_cells(ws, heat_top, heat_top + size, heat_left + size)
     ws.width("ABCD", (3, 30, 16, 3))
     book.overview_row(ws.title, "saliency", (size, size))
+
+
+def mode_choice(book: Book, ws, row: int, col: int):
+    """The drop-down of the ReLU rule (saliency_mode), its list, and the rule's number in the list
+    (saliency_rule), which every ReLU formula of the saliency pass reads."""
+    ws.label(row, col, book.texts("labels", "saliency_mode"))
+    ws.text(row, col + 1, book.saliency_mode, style.key("input"))
+    book.name(names.SALIENCY_MODE, ws, a1(row, col + 1))
+    ws.label(row + 1, col, book.texts("labels", "saliency_modes"))
+    for offset, rule in enumerate(RELU_RULES):
+        ws.text(row + 1 + offset, col + 1, rule)
+    book.name(names.SALIENCY_MODES, ws, area(row + 1, col + 1, row + len(RELU_RULES), col + 1))
+    ws.drop_downs.append(DropDown(a1(row, col + 1), names.SALIENCY_MODES,
+                                  book.texts("labels", "not_a_mode_title"),
+                                  book.texts("labels", "not_a_mode")))
+    rule_row = row + 1 + len(RELU_RULES)
+    ws.label(rule_row, col, book.texts("labels", "saliency_rule"))
+    ws.formula(rule_row, col + 1, f"=MATCH({names.SALIENCY_MODE},{names.SALIENCY_MODES},0)",
+               RELU_RULES.index(book.saliency_mode) + 1, style.key("value", "0"))
+    book.name(names.SALIENCY_RULE, ws, a1(rule_row, col + 1))

@@ -1,4 +1,5 @@
-"""ReLU, forward and back: max(0, x), and the gradient let through where x was positive."""
+"""ReLU, forward and back: max(0, x), and the gradient let through where x was positive (or, in the
+saliency pass, by the guided or deconvnet rule that saliency_mode picks)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ def relu_backward(book: Book, back: Backward, layer: ReLU, incoming, border: int
     previous = book.previous_name(layer)
     in_blocks, in_sheet = back.first.maps[previous]
     values = back.grads.tensors[previous][0]
-    ws, top = book.gradient_sheet(back.tag, in_sheet, "drelu")
+    keys = ("body", "body_rules") if back.relu_rule else ("body",)
+    ws, top = book.gradient_sheet(back.tag, in_sheet, "drelu", keys)
     blocks = book.blocks(ws, top, values, [b.label for b in in_blocks], border)
-    tensor(ws, blocks, values, lambda c, i, j: (
-        f"=IF({in_blocks[c].address(i, j)}>0,{grad_blocks[c].address(i, j)},0)"),
-        style.DIVERGING)
+    tensor(ws, blocks, values, lambda c, i, j: ReLU.backward_formula(
+        in_blocks[c].address(i, j), grad_blocks[c].address(i, j), back.relu_rule), style.DIVERGING)
     book.overview_row(ws.title, previous, values.shape)
     return Maps(blocks, ws.title)
