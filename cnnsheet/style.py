@@ -84,7 +84,8 @@ TENSOR_CHARACTERS = 6  # what a tensor cell shows at 9 pt in Excel, sign include
 
 def number_format(values) -> str:
     """About three significant digits for the largest magnitude of a tensor, in at most six
-    characters: 1234 -> "#,##0", 0.0191 -> "0.0000" (0.019 when some values are negative);
+    characters: 1234 -> "#,##0", 0.0191 -> "0.0000" (0.019 when some values are negative), whole
+    numbers without decimals;
     where that would show fewer than two digits, an exponent: 0.0005 -> "0E+0"."""
     values = np.asarray(values, dtype=float)
     largest = float(np.max(np.abs(values))) if values.size else 0.0
@@ -92,7 +93,8 @@ def number_format(values) -> str:
         return "0"
     if largest >= 1000:
         return "#,##0"
-    if largest >= 100:
+    if largest >= 100 or (largest >= 1 and np.all(values == np.rint(values))):  # whole: a tiny network
+        return "0"
         return "0"
     if largest >= 10:
         return "0.0"

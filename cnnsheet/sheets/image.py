@@ -13,7 +13,8 @@ from cnnsheet.sheets.common import Book, Maps, channel_names, square_cells, tens
 
 def image_sheet(book: Book) -> Maps:
     size = book.model.input_size
-    ws, top = book.sheet("Image", "image", colours=(style.channel_scale("R"),), size=size)
+    keys = ("body_levels",) if reads_levels(book.model) else ("body",)
+    ws, top = book.sheet("Image", "image", keys, colours=(style.channel_scale("R"),), size=size)
     pixels = book.pixels.transpose(2, 0, 1)  # (3, H, W)
     blocks = book.blocks(ws, top, pixels, ["R", "G", "B"])
     look = style.key("pixel", "0")
@@ -35,18 +36,22 @@ def input_sheet(book: Book, image_maps: Maps) -> Maps:
     model = book.model
     channels = channel_names(model.channels, True)
     border = book.border_for(0)
-    keys = ("body_untrained" if book.untrained else "body",) + (("body_padding",) if border else ())
+    keys = ("body_levels" if reads_levels(model) else "body_untrained" if book.untrained else "body",)
+    keys += ("body_padding",) if border else ()
     ws, top = book.sheet("Input", "input", keys, colours=(input_scale(model),),
                          width=book.texts.count("cells", border))
     # a small table of the normalisation constants, named mean_R, std_R, ...
     ws.label(top, LEFT, book.texts("labels", "mean"))
     ws.label(top + 1, LEFT, book.texts("labels", "std"))
     look = style.key("number", "0.0000")
+    # 0.0000 would show 1/255 as 0.0039 (or #### in a pixel-wide column): a fraction says it
+    mean_look, std_look = ((style.key("number", "0"), style.key("number", "?/???")) if reads_levels(model)
+                           else (look, look))
     for c, channel in enumerate(channels):
         col = LEFT + 1 + c
         ws.label(top - 1, col, channel)
-        ws.number(top, col, model.mean[c], look)
-        ws.number(top + 1, col, model.std[c], look)
+        ws.number(top, col, model.mean[c], mean_look)
+        ws.number(top + 1, col, model.std[c], std_look)
         book.name(names.mean(channel), ws, a1(top, col))
         book.name(names.std(channel), ws, a1(top + 1, col))
     values = book.trace.tensors["input"][0]
@@ -61,6 +66,11 @@ def input_sheet(book: Book, image_maps: Maps) -> Maps:
     book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape,
                       field=receptive_field_size([]))  # each cell sees one pixel, one apart
     return Maps(blocks, ws.title)
+
+
+def reads_levels(model) -> bool:
+    """Whether the network reads the pixels as they are (a tiny network's grey levels 0-9)."""
+    return model.channels == 1 and model.mean[0] == 0 and model.std[0] * 255 == 1
 
 
 def input_scale(model) -> Scale:
