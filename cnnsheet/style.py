@@ -23,18 +23,19 @@ HOLE_FILL = "F2F2F2"  # a cell a dilated kernel skips: shown, but not used
 FONTS = {"en": "Calibri", "zh": "Microsoft YaHei"}
 
 # Cell looks by kind: font size, bold, font colour, fill, centred, framed. A style key is (kind,
-# number format); the writer registers each key once. Only cells a student may change are framed.
+# number format); the writer registers each key once. Only cells a student may change are framed,
+# and they alone stay unlocked: typing in them works on a protected sheet (plan.SheetPlan.protected).
 KINDS = {
     "plain": {"size": 11},
     "prose": {"size": 11, "wrap": True},  # a line of explanation, wrapped within the printed page
     "number": {"size": 9, "centre": True},  # 9 pt: at the print scale of 67% still 6 pt
     "value": {"size": 10, "centre": True},
     # grey digits are readable on black and on colour
-    "pixel": {"size": 9, "color": "808080", "centre": True, "frame": INPUT_FRAME},
+    "pixel": {"size": 9, "color": "808080", "centre": True, "frame": INPUT_FRAME, "unlocked": True},
     "zero": {"size": 9, "color": "7F7F7F", "fill": ZERO_FILL, "centre": True},
     "hole": {"size": 9, "color": "A6A6A6", "fill": HOLE_FILL, "centre": True},
     "heading": {"size": 11, "bold": True},
-    "input": {"size": 11, "bold": True, "fill": INPUT_FILL, "frame": INPUT_FRAME},
+    "input": {"size": 11, "bold": True, "fill": INPUT_FILL, "frame": INPUT_FRAME, "unlocked": True},
     "mirror": {"size": 11, "bold": True, "color": "404040"},  # shows an input, not to be typed in
     "big": {"size": 14, "bold": True},
     "title": {"size": 14, "bold": True},

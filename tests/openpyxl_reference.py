@@ -16,7 +16,7 @@ from openpyxl.chart import BarChart, Reference, Series
 from openpyxl.chart.data_source import AxDataSource, NumData, NumVal, StrData, StrRef, StrVal
 from openpyxl.drawing.image import Image as SheetImage
 from openpyxl.formatting.rule import ColorScaleRule, Rule
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
 from openpyxl.styles.differential import DifferentialStyle
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -34,6 +34,7 @@ SAMPLE_COLUMN = MAX_COLUMNS  # the style samples sit in the last column of the f
 _SAMPLE = re.compile(rb'<c [^>]*?r="XFD(\d+)"[^>]*?>|<c [^>]*?r="XFD(\d+)"[^>]*?/>')
 _S_ATTRIBUTE = re.compile(rb'\bs="(\d+)"')
 _SHEET_DATA = re.compile(rb"<sheetData\s*/>|<sheetData>.*</sheetData>", re.S)
+_PROTECTION = re.compile(rb"\s*<sheetProtection [^>]*/>")
 _DIMENSION = re.compile(rb'<dimension ref="[^"]*"\s*/>')
 _SHEET_PART = re.compile(rb'<sheet [^>]*?name="([^"]*)"[^>]*?r:id="([^"]*)"')
 _RELATIONSHIP = re.compile(rb'<Relationship [^>]*?Id="([^"]*)"[^>]*?Target="([^"]*)"'
@@ -71,6 +72,9 @@ def _skeleton(plan: WorkbookPlan):
         if sheet.freeze:
             ws.freeze_panes = sheet.freeze
         ws.sheet_view.zoomScale = sheet.zoom
+        ws.protection.sheet = sheet.protected
+        if sheet.hidden:
+            ws.sheet_state = "hidden"
         _print_setup(ws, sheet.printing)
         for areas, scale in sheet.scales:
             ws.conditional_formatting.add(" ".join(areas), _colour_rule(areas, scale))
@@ -119,6 +123,8 @@ def _skeleton(plan: WorkbookPlan):
             cell.alignment = Alignment(horizontal="center", vertical="center")
         elif look.get("wrap"):
             cell.alignment = Alignment(wrap_text=True, vertical="top")
+        if look.get("unlocked"):
+            cell.protection = Protection(locked=False)
         cell.number_format = fmt
     return book, keys
 
@@ -240,5 +246,10 @@ def _with_cells(sheet_xml: bytes, sheet: SheetPlan, style_ids: dict, cached_valu
     yield sheet_xml[:found.start()]
     yield _columns(sheet)
     yield from _sheet_data(sheet, style_ids, cached_values)
+    rest = sheet_xml[found.end():]
+    protection = _PROTECTION.match(rest)  # the schema puts it between the cells and the merged ones
+    if protection:
+        yield protection[0]
+        rest = rest[protection.end():]
     yield _merges(sheet)  # the element that follows <sheetData> in a sheet of ours
-    yield sheet_xml[found.end():]
+    yield rest
