@@ -32,6 +32,9 @@ KINDS = {
     "value": {"size": 10, "centre": True},
     # grey digits are readable on black and on colour
     "pixel": {"size": 9, "color": "808080", "centre": True, "frame": INPUT_FRAME, "unlocked": True},
+    # a tiny network's grey levels: grey digits vanish on the middle greys, orange ones do not
+    "level": {"size": 9, "color": "F07800", "bold": True, "centre": True, "frame": INPUT_FRAME,
+              "unlocked": True},
     "zero": {"size": 9, "color": "7F7F7F", "fill": ZERO_FILL, "centre": True},
     "hole": {"size": 9, "color": "A6A6A6", "fill": HOLE_FILL, "centre": True},
     "heading": {"size": 11, "bold": True},
@@ -120,6 +123,7 @@ COUNT = "#,##0"  # parameter counts: 9,248
 DIVERGING, SEQUENTIAL_SCALE, PROBABILITY = Scale("diverging"), Scale("sequential"), Scale("fixed")
 
 
-def channel_scale(channel: str) -> Scale:
-    """0 black to 255 in the channel's own colour, so the zoomed-out grid looks like the photo."""
-    return Scale("channel", channel=channel)
+def channel_scale(channel: str, white: int = 255) -> Scale:
+    """0 black to `white` (255, or 9 for a tiny network's grey levels) in the channel's own
+    colour, so the zoomed-out grid looks like the photo."""
+    return Scale("channel", channel=channel, high=white)

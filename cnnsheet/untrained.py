@@ -93,6 +93,16 @@ def tiny_config(classes, size: int = TINY_SIZE, filters: int = 2) -> dict:
             "classes": list(classes)}
 
 
+def reads_levels(model: Model) -> bool:
+    """Whether a network reads its pixels as they are: a tiny network's grey levels 0-9."""
+    return model.channels == 1 and model.mean[0] == 0 and model.std[0] * 255 == 1
+
+
+def brightest(model: Model) -> int:
+    """The value of a white pixel: 9 for a tiny network, else 255."""
+    return LEVELS if reads_levels(model) else 255
+
+
 def tiny_pixels(image: Image.Image, size: int = TINY_SIZE) -> np.ndarray:
     """A photo reduced to size x size grey levels 0 (its darkest) to 9 (its lightest), as uint8
     RGB (H, W, 3) with R = G = B = the level: the Image sheet shows the levels, the network sees

@@ -160,7 +160,8 @@ def _colour_rule(areas: list[str], scale: Scale) -> ColorScaleRule:
     """The rule of a Scale. Bounds that follow the values are cfvo formulas or min/max."""
     if scale.kind == "channel":
         return ColorScaleRule(start_type="num", start_value=0, start_color="000000",
-                              end_type="num", end_value=255, end_color=style.CHANNEL_COLOURS[scale.channel])
+                              end_type="num", end_value=scale.high,
+                              end_color=style.CHANNEL_COLOURS[scale.channel])
     if scale.kind == "fixed":
         return ColorScaleRule(start_type="num", start_value=scale.low, start_color=style.WHITE,
                               end_type="num", end_value=scale.high, end_color=style.SEQUENTIAL)

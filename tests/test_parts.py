@@ -64,6 +64,16 @@ def _chinese():
                              with_backward=True)
 
 
+def _tiny():
+    """As `cnnsheet explain --tiny` makes it: grey levels 0-9 in a look and a colour scale of their own."""
+    from cnnsheet import untrained
+
+    pixels = untrained.tiny_pixels(Image.open(default_photo_path()))
+    model = untrained.tiny(shapes.CLASSES, pixels, 0).model
+    return build_walkthrough(model, pixels, photo=Image.open(default_photo_path()), with_backward=True,
+                             untrained=True)
+
+
 def _small():
     """Small enough to read back many times: every kind of part, in a few hundred cells; the Image
     sheet protected (its pixels unlocked) and the last sheet hidden, as no walkthrough has them."""
@@ -84,7 +94,7 @@ def _hostile_texts():
 
 
 CASES = {"default": _default, "two blocks untrained": _two_blocks_untrained, "zh": _chinese,
-         "hostile texts": _hostile_texts, "small, protected and hidden": _small}
+         "hostile texts": _hostile_texts, "small, protected and hidden": _small, "tiny": _tiny}
 
 
 def written(walkthrough, folder: Path) -> tuple[Path, Path]:

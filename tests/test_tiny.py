@@ -153,6 +153,11 @@ def test_explain_tiny_writes_whole_numbers_and_says_so(tmp_path):
     sheet, cells = book.defined_names["image_R"].attr_text.split("!")
     levels = [c.value for row in book[sheet.strip("'")][cells.replace("$", "")] for c in row]
     assert len(levels) == 36 and set(levels) <= set(range(10)) and {0, 9} <= set(levels)
+    # black at 0, white at 9 (not at 255, which would paint every level black)
+    [scale] = {tuple((v.type, v.val) for v in rule.colorScale.cfvo)
+               for formatting in book["Image"].conditional_formatting for rule in formatting.rules
+               if rule.colorScale}
+    assert scale == (("num", 0.0), ("num", 9.0))
     assert "grey level (0 to 9)" in " ".join(str(c.value) for row in book["Input"].iter_rows() for c in row)
 
 

@@ -9,20 +9,23 @@ from cnnsheet.layout import LEFT, a1
 from cnnsheet.model import LUMA
 from cnnsheet.plan import Scale, WholeNumbers
 from cnnsheet.sheets.common import Book, Maps, channel_names, square_cells, tensor
+from cnnsheet.untrained import brightest, reads_levels
 
 
 def image_sheet(book: Book) -> Maps:
     size = book.model.input_size
     keys = ("body_levels",) if reads_levels(book.model) else ("body",)
-    ws, top = book.sheet("Image", "image", keys, colours=(style.channel_scale("R"),), size=size)
+    white = brightest(book.model)
+    ws, top = book.sheet("Image", "image", keys, colours=(style.channel_scale("R", white),), size=size)
     pixels = book.pixels.transpose(2, 0, 1)  # (3, H, W)
     blocks = book.blocks(ws, top, pixels, ["R", "G", "B"])
-    look = style.key("pixel", "0")
+    look = style.key("level" if reads_levels(book.model) else "pixel", "0")
     for c, (channel, block) in enumerate(zip("RGB", blocks)):
         for i in range(size):
             for j in range(size):
                 ws.number(*block.cell(i, j), int(pixels[c, i, j]), look)
-        ws.scale(block.data, style.channel_scale(channel))
+        # a tiny network's grids are one grey picture three times: painted grey, as it looks
+        ws.scale(block.data, style.channel_scale("grey" if reads_levels(book.model) else channel, white))
         book.name(names.image(channel), ws, block.data)
     ws.whole_numbers.append(WholeNumbers(tuple(block.data for block in blocks), 0, 255,
                                          book.texts("labels", "not_a_pixel_title"),
@@ -66,11 +69,6 @@ def input_sheet(book: Book, image_maps: Maps) -> Maps:
     book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape,
                       field=receptive_field_size([]))  # each cell sees one pixel, one apart
     return Maps(blocks, ws.title)
-
-
-def reads_levels(model) -> bool:
-    """Whether the network reads the pixels as they are (a tiny network's grey levels 0-9)."""
-    return model.channels == 1 and model.mean[0] == 0 and model.std[0] * 255 == 1
 
 
 def input_scale(model) -> Scale:
