@@ -19,6 +19,7 @@ import click
 import numpy as np
 
 from cnnsheet import __version__, budget, modelfile, shapes, threads
+from cnnsheet import untrained as untrained_networks
 from cnnsheet.descent import LEARNING_RATE as DESCENT_RATE
 from cnnsheet.descent import STEPS as DESCENT_STEPS
 from cnnsheet.errors import CnnsheetError
@@ -173,6 +174,31 @@ def user_errors(command):
                                        f"--batch-size") from None
 
     return wrapper
+
+
+def refuse_with_tiny(shaped: list[str], untrained: bool, model) -> None:
+    """--tiny fixes the network's shape but for its size and filter count, and draws its own weights."""
+    if untrained or model:
+        raise CnnsheetError(f"--tiny and {'--untrained' if untrained else '--model'} exclude each other")
+    others = [option for option in shaped if option not in ("--size", "--filters")]
+    if others:
+        raise CnnsheetError(f"--tiny fixes the network's shape: {', '.join(others)} cannot change it "
+                            f"(--size and --filters can)")
+
+
+def draw_note(draw, seed: int, option: str) -> str:
+    """What the terminal says about random weights: which seed made them, and why not the one asked."""
+    kind = "whole numbers drawn at random" if option == "--tiny" else "random"
+    note = f"the weights are {kind} ({option}, seed {draw.seed}), so the prediction means nothing"
+    if not draw.settled:
+        return note + f"; every seed from {seed} to {seed + draw.skipped - 1} leaves a filter dead " \
+                      f"(zero after the ReLU) on this picture"
+    if draw.skipped:
+        passed = {1: f"seed {seed}", 2: f"seeds {seed} and {seed + 1}"}.get(
+            draw.skipped, f"seeds {seed} to {draw.seed - 1}")
+        return note + f"; {passed} left a filter dead (zero after the ReLU) on this picture, " \
+                      f"so seed {draw.seed} was used"
+    return note
 
 
 def class_index(model, label: str | None) -> int | None:
@@ -410,16 +436,20 @@ def epoch_line(event: EpochEnd) -> str:
               help="Leave out the backward pass, the gradient-descent step and the saliency map.")
 @click.option("--untrained", is_flag=True,
               help="Explain a randomly initialised network shaped by the options below.")
+@click.option("--tiny", is_flag=True,
+              help="A network to follow with pencil and paper: the photo as 6x6 grey levels 0-9 "
+                   "(--size 4 to 8), one conv of 2 (--filters 1 or 2) 3x3 filters, ReLU, 2x2 max-pool "
+                   "and a dense layer, every weight a whole number.")
 @architecture_options
 @click.option("--seed", type=Whole(0), default=0, show_default=True,
-              help="Seed of the random weights (with --untrained).")
+              help="Seed of the random weights (with --untrained or --tiny).")
 @click.option("--pdf", type=click.Path(path_type=Path), default=None,
               help="Also print a handout to this PDF: the overview and one page per step "
                    "(needs LibreOffice).")
 @click.pass_context
 @user_errors
-def explain(ctx, photo, output, model, label, lang, templates, forward_only, untrained, seed, pdf,
-            **options):
+def explain(ctx, photo, output, model, label, lang, templates, forward_only, untrained, tiny, seed,
+            pdf, **options):
     """Write a workbook that walks through one pass of the network on PHOTO, every number a live
     formula. Without PHOTO it uses a bundled drawing; without --model, the bundled shapes model."""
     # the workbook's modules are imported here: predict and train start faster
@@ -432,12 +462,14 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
 
     shaped = [f"--{key}" for key in options
               if ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT]
+    if tiny:
+        refuse_with_tiny(shaped, untrained, model)
     if untrained and model:
         raise CnnsheetError("--untrained and --model exclude each other")
-    if shaped and not untrained:
+    if shaped and not (untrained or tiny):
         raise CnnsheetError(f"{', '.join(shaped)} shape(s) an untrained network: add --untrained")
-    if ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT and not untrained:
-        raise CnnsheetError("--seed draws the random weights of --untrained: add --untrained, or leave "
+    if ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT and not (untrained or tiny):
+        raise CnnsheetError("--seed draws the random weights of --untrained or --tiny: add one, or leave "
                             "--seed out")
     # the bundled drawing suits the bundled model; with one's own model it may be a surprise
     bundled_photo = photo is None and model is not None
@@ -447,8 +479,12 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
         check_input(model, "model", "--model")
     photo = photo or default_photo_path()
     check_output(output, "workbook", inputs=[photo, model])
-    if untrained:
-        network = Model(architecture_from(options).config(shapes.CLASSES)).init(seed)
+    if tiny:
+        size = options["size"] if "--size" in shaped else untrained_networks.TINY_SIZE
+        filters = options["filters"] if "--filters" in shaped else untrained_networks.TINY_FILTERS[-1]
+        network = Model(untrained_networks.tiny_config(shapes.CLASSES, size, filters))
+    elif untrained:
+        network = Model(architecture_from(options).config(shapes.CLASSES))  # weights drawn below
     else:
         network = load_model(model or default_model_path())
     budget.check_workbook(network, with_backward=not forward_only)
@@ -462,10 +498,18 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     image = load_image(photo, notes)  # the whole photo, for the overview
     for note in notes:
         click.echo(f"note: {shown(note)}", err=True)
-    pixels = np.asarray(square_and_resize(image, network.input_size), dtype=np.uint8)
+    draw = None
+    if tiny:
+        pixels = untrained_networks.tiny_pixels(image, network.input_size)
+        draw = untrained_networks.tiny(network.classes, pixels, seed, network.layers[0].weight.shape[0])
+    else:
+        pixels = np.asarray(square_and_resize(image, network.input_size), dtype=np.uint8)
+    if untrained:
+        draw = untrained_networks.untrained(network.config, pixels, seed)
+    network = draw.model if draw else network
     walkthrough = build_walkthrough(network, pixels, texts, true_index, image, shown(photo.name),
-                                    with_backward=not forward_only, untrained=untrained,
-                                    bundled=model is None and not untrained)
+                                    with_backward=not forward_only, untrained=untrained or tiny,
+                                    bundled=model is None and not (untrained or tiny))
     walkthrough.save(output)
     if pdf:
         handout.save_pdf(walkthrough.plan, pdf, soffice)
@@ -476,15 +520,14 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
             f"{walkthrough.formula_count:,} formulas", output)
     if pdf:
         written(f"wrote {shown(pdf)}: the handout", pdf)
-    if untrained:
-        written("note: the weights are random (--untrained), so the prediction means nothing yet", output)
+    if draw:
+        written(f"note: {draw_note(draw, seed, '--tiny' if tiny else '--untrained')}", output)
     elif model is None:
         written(f"note: the bundled model knows only {', '.join(network.classes)} and calls any "
                 f"photo one of them; train your own with `cnnsheet train DATA_DIR`", output)
     if bundled_photo:
         click.echo(f"note: no PHOTO was given, so the workbook explains the bundled drawing "
                    f"{photo.name}", err=True)
-
 
 
 @main.command()

@@ -146,6 +146,10 @@ class SheetPlan:
     heights: dict = field(default_factory=dict)  # row -> height in points
     freeze: str | None = None
     zoom: int = 100
+    # Protected (without a password): only cells of an unlocked look (style.KINDS) take typing, so
+    # that a formula is not typed over by accident; a teacher unprotects it from the menu.
+    protected: bool = False
+    hidden: bool = False  # not shown among the tabs (a formula may still read it)
 
     def number(self, row: int, col: int, value, style=("number", "General")):
         """A constant number: a pixel, a weight, an index."""

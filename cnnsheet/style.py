@@ -23,18 +23,22 @@ HOLE_FILL = "F2F2F2"  # a cell a dilated kernel skips: shown, but not used
 FONTS = {"en": "Calibri", "zh": "Microsoft YaHei"}
 
 # Cell looks by kind: font size, bold, font colour, fill, centred, framed. A style key is (kind,
-# number format); the writer registers each key once. Only cells a student may change are framed.
+# number format); the writer registers each key once. Only cells a student may change are framed,
+# and they alone stay unlocked: typing in them works on a protected sheet (plan.SheetPlan.protected).
 KINDS = {
     "plain": {"size": 11},
     "prose": {"size": 11, "wrap": True},  # a line of explanation, wrapped within the printed page
     "number": {"size": 9, "centre": True},  # 9 pt: at the print scale of 67% still 6 pt
     "value": {"size": 10, "centre": True},
     # grey digits are readable on black and on colour
-    "pixel": {"size": 9, "color": "808080", "centre": True, "frame": INPUT_FRAME},
+    "pixel": {"size": 9, "color": "808080", "centre": True, "frame": INPUT_FRAME, "unlocked": True},
+    # a tiny network's grey levels: grey digits vanish on the middle greys, orange ones do not
+    "level": {"size": 9, "color": "F07800", "bold": True, "centre": True, "frame": INPUT_FRAME,
+              "unlocked": True},
     "zero": {"size": 9, "color": "7F7F7F", "fill": ZERO_FILL, "centre": True},
     "hole": {"size": 9, "color": "A6A6A6", "fill": HOLE_FILL, "centre": True},
     "heading": {"size": 11, "bold": True},
-    "input": {"size": 11, "bold": True, "fill": INPUT_FILL, "frame": INPUT_FRAME},
+    "input": {"size": 11, "bold": True, "fill": INPUT_FILL, "frame": INPUT_FRAME, "unlocked": True},
     "mirror": {"size": 11, "bold": True, "color": "404040"},  # shows an input, not to be typed in
     "big": {"size": 14, "bold": True},
     "title": {"size": 14, "bold": True},
@@ -84,7 +88,8 @@ TENSOR_CHARACTERS = 6  # what a tensor cell shows at 9 pt in Excel, sign include
 
 def number_format(values) -> str:
     """About three significant digits for the largest magnitude of a tensor, in at most six
-    characters: 1234 -> "#,##0", 0.0191 -> "0.0000" (0.019 when some values are negative);
+    characters: 1234 -> "#,##0", 0.0191 -> "0.0000" (0.019 when some values are negative), whole
+    numbers without decimals;
     where that would show fewer than two digits, an exponent: 0.0005 -> "0E+0"."""
     values = np.asarray(values, dtype=float)
     largest = float(np.max(np.abs(values))) if values.size else 0.0
@@ -92,7 +97,8 @@ def number_format(values) -> str:
         return "0"
     if largest >= 1000:
         return "#,##0"
-    if largest >= 100:
+    if largest >= 100 or (largest >= 1 and np.all(values == np.rint(values))):  # whole: a tiny network
+        return "0"
         return "0"
     if largest >= 10:
         return "0.0"
@@ -117,6 +123,7 @@ COUNT = "#,##0"  # parameter counts: 9,248
 DIVERGING, SEQUENTIAL_SCALE, PROBABILITY = Scale("diverging"), Scale("sequential"), Scale("fixed")
 
 
-def channel_scale(channel: str) -> Scale:
-    """0 black to 255 in the channel's own colour, so the zoomed-out grid looks like the photo."""
-    return Scale("channel", channel=channel)
+def channel_scale(channel: str, white: int = 255) -> Scale:
+    """0 black to `white` (255, or 9 for a tiny network's grey levels) in the channel's own
+    colour, so the zoomed-out grid looks like the photo."""
+    return Scale("channel", channel=channel, high=white)

@@ -196,9 +196,12 @@ WORKBOOK_VIEW = ('<bookViews><workbookView visibility="visible" minimized="0" sh
                  'autoFilterDateGrouping="1"/></bookViews>')
 
 
+SHEET_STATES = {False: "visible", True: "hidden"}
+
+
 def _workbook(plan: WorkbookPlan) -> str:
     sheets = "".join(f'<sheet name="{_attribute(sheet.title)}" sheetId="{number}" '
-                     f'state="visible" r:id="rId{number}"/>'
+                     f'state="{SHEET_STATES[sheet.hidden]}" r:id="rId{number}"/>'
                      for number, sheet in enumerate(plan.sheets, 1))
     names = [f'<definedName name="{_attribute(name)}">{_xml(target)}</definedName>'
              for name, target in plan.names.items()]
@@ -252,7 +255,7 @@ def _styles(plan: WorkbookPlan) -> tuple[str, dict, dict]:
     each highlight's (look, colour). Equal fonts, fills, borders and formats are declared once."""
     font_name = style.FONTS.get(plan.lang, style.FONTS["en"])
     formats, fonts, fills, borders = {}, {NORMAL_FONT: 0}, {NO_FILL: 0, GREY_FILL: 1}, {NO_BORDER: 0}
-    cell_formats = {_cell_format(0, 0, 0, 0, ""): 0}
+    cell_formats = {_cell_format(0, 0, 0, 0, "", False): 0}
     style_ids = {}
     for kind, fmt in sorted({cell[2] for sheet in plan.sheets for cell in sheet.cells.values()}):
         look = style.KINDS[kind]
@@ -262,7 +265,7 @@ def _styles(plan: WorkbookPlan) -> tuple[str, dict, dict]:
         font = _index(fonts, _font(font_name, look))
         fill = _index(fills, _fill(look["fill"])) if "fill" in look else 0
         border = _index(borders, _border(look["frame"])) if "frame" in look else 0
-        cell_format = _cell_format(number, font, fill, border, _alignment(look))
+        cell_format = _cell_format(number, font, fill, border, _alignment(look), look.get("unlocked", False))
         style_ids[kind, fmt] = _index(cell_formats, cell_format)
     differential, dxf_ids = {}, {}
     for sheet in plan.sheets:
@@ -315,11 +318,14 @@ def _border(colour: str) -> str:
     return f"<border><left{line}</left><right{line}</right><top{line}</top><bottom{line}</bottom></border>"
 
 
-def _cell_format(number: int, font: int, fill: int, border: int, alignment: str) -> str:
-    head = f'<xf numFmtId="{number}" fontId="{font}" fillId="{fill}" borderId="{border}"'
-    if alignment:
-        return f'{head} applyAlignment="1" pivotButton="0" quotePrefix="0" xfId="0">{alignment}</xf>'
-    return f'{head} pivotButton="0" quotePrefix="0" xfId="0"/>'
+def _cell_format(number: int, font: int, fill: int, border: int, alignment: str, unlocked: bool) -> str:
+    """A cell format; an unlocked one takes typing on a protected sheet (every cell is locked
+    unless its format says otherwise)."""
+    applied = (' applyAlignment="1"' if alignment else "") + (' applyProtection="1"' if unlocked else "")
+    inside = alignment + ('<protection locked="0" hidden="0"/>' if unlocked else "")
+    head = (f'<xf numFmtId="{number}" fontId="{font}" fillId="{fill}" borderId="{border}"{applied} '
+            f'pivotButton="0" quotePrefix="0" xfId="0"')
+    return f"{head}>{inside}</xf>" if inside else f"{head}/>"
 
 
 def _differential(highlight: Highlight, font_name: str) -> str:
@@ -335,6 +341,12 @@ def _differential(highlight: Highlight, font_name: str) -> str:
 SHEET_PROPERTIES = ('<sheetPr><outlinePr summaryBelow="1" summaryRight="1"/><pageSetUpPr fitToPage="0"/>'
                     "</sheetPr>")
 SHEET_FORMAT = '<sheetFormatPr baseColWidth="8" defaultRowHeight="15"/>'
+# A protected sheet without a password, as openpyxl writes `protection.sheet = True`: every cell
+# can be selected, locked cells take no typing; formats, rows, columns, links and sorting stay free.
+SHEET_PROTECTION = ('<sheetProtection selectLockedCells="0" selectUnlockedCells="0" sheet="1" objects="0" '
+                    'insertRows="1" insertHyperlinks="1" autoFilter="1" scenarios="0" formatColumns="1" '
+                    'deleteColumns="1" insertColumns="1" pivotTables="1" deleteRows="1" formatCells="1" '
+                    'formatRows="1" sort="1"/>')
 
 
 def _worksheet(sheet: SheetPlan, style_ids: dict, dxf_ids: dict, drawing: bool, cached_values: bool):
@@ -343,6 +355,7 @@ def _worksheet(sheet: SheetPlan, style_ids: dict, dxf_ids: dict, drawing: bool, 
            f"{_sheet_view(sheet)}{SHEET_FORMAT}").encode()
     yield _columns(sheet)
     yield from _sheet_data(sheet, style_ids, cached_values)
+    yield SHEET_PROTECTION.encode() if sheet.protected else b""
     yield _merges(sheet)
     yield "".join([
         _conditional_formats(sheet, dxf_ids),
@@ -407,7 +420,7 @@ def _colour_rule(areas: list[str], scale: Scale, priority: int) -> str:
     """The rule of a Scale, as (type, value, colour) stops. Bounds that follow the values are cfvo
     formulas or the maximum."""
     if scale.kind == "channel":
-        stops = [("num", 0, "000000"), ("num", 255, style.CHANNEL_COLOURS[scale.channel])]
+        stops = [("num", 0, "000000"), ("num", scale.high, style.CHANNEL_COLOURS[scale.channel])]
     elif scale.kind == "fixed":
         stops = [("num", scale.low, style.WHITE), ("num", scale.high, style.SEQUENTIAL)]
     elif scale.kind == "sequential":

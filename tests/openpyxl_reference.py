@@ -16,7 +16,7 @@ from openpyxl.chart import BarChart, LineChart, Reference, Series
 from openpyxl.chart.data_source import AxDataSource, NumData, NumRef, NumVal, StrData, StrRef, StrVal
 from openpyxl.drawing.image import Image as SheetImage
 from openpyxl.formatting.rule import ColorScaleRule, Rule
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
 from openpyxl.styles.differential import DifferentialStyle
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -35,6 +35,7 @@ SAMPLE_COLUMN = MAX_COLUMNS  # the style samples sit in the last column of the f
 _SAMPLE = re.compile(rb'<c [^>]*?r="XFD(\d+)"[^>]*?>|<c [^>]*?r="XFD(\d+)"[^>]*?/>')
 _S_ATTRIBUTE = re.compile(rb'\bs="(\d+)"')
 _SHEET_DATA = re.compile(rb"<sheetData\s*/>|<sheetData>.*</sheetData>", re.S)
+_PROTECTION = re.compile(rb"\s*<sheetProtection [^>]*/>")
 _DIMENSION = re.compile(rb'<dimension ref="[^"]*"\s*/>')
 _SHEET_PART = re.compile(rb'<sheet [^>]*?name="([^"]*)"[^>]*?r:id="([^"]*)"')
 _RELATIONSHIP = re.compile(rb'<Relationship [^>]*?Id="([^"]*)"[^>]*?Target="([^"]*)"'
@@ -72,6 +73,9 @@ def _skeleton(plan: WorkbookPlan):
         if sheet.freeze:
             ws.freeze_panes = sheet.freeze
         ws.sheet_view.zoomScale = sheet.zoom
+        ws.protection.sheet = sheet.protected
+        if sheet.hidden:
+            ws.sheet_state = "hidden"
         _print_setup(ws, sheet.printing)
         for areas, scale in sheet.scales:
             ws.conditional_formatting.add(" ".join(areas), _colour_rule(areas, scale))
@@ -121,6 +125,8 @@ def _skeleton(plan: WorkbookPlan):
             cell.alignment = Alignment(horizontal="center", vertical="center")
         elif look.get("wrap"):
             cell.alignment = Alignment(wrap_text=True, vertical="top")
+        if look.get("unlocked"):
+            cell.protection = Protection(locked=False)
         cell.number_format = fmt
     return book, keys
 
@@ -156,7 +162,8 @@ def _colour_rule(areas: list[str], scale: Scale) -> ColorScaleRule:
     """The rule of a Scale. Bounds that follow the values are cfvo formulas or min/max."""
     if scale.kind == "channel":
         return ColorScaleRule(start_type="num", start_value=0, start_color="000000",
-                              end_type="num", end_value=255, end_color=style.CHANNEL_COLOURS[scale.channel])
+                              end_type="num", end_value=scale.high,
+                              end_color=style.CHANNEL_COLOURS[scale.channel])
     if scale.kind == "fixed":
         return ColorScaleRule(start_type="num", start_value=scale.low, start_color=style.WHITE,
                               end_type="num", end_value=scale.high, end_color=style.SEQUENTIAL)
@@ -265,5 +272,10 @@ def _with_cells(sheet_xml: bytes, sheet: SheetPlan, style_ids: dict, cached_valu
     yield sheet_xml[:found.start()]
     yield _columns(sheet)
     yield from _sheet_data(sheet, style_ids, cached_values)
+    rest = sheet_xml[found.end():]
+    protection = _PROTECTION.match(rest)  # the schema puts it between the cells and the merged ones
+    if protection:
+        yield protection[0]
+        rest = rest[protection.end():]
     yield _merges(sheet)  # the element that follows <sheetData> in a sheet of ours
-    yield sheet_xml[found.end():]
+    yield rest

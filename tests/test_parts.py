@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 from gnumeric import recalculate
 from helpers import default_case, small_model
+from libreoffice import convert
 from openpyxl.xml.functions import tostring
 from openpyxl_reference import write_reference
 from PIL import Image
@@ -63,11 +64,25 @@ def _chinese():
                              with_backward=True)
 
 
+def _tiny():
+    """As `cnnsheet explain --tiny` makes it: grey levels 0-9 in a look and a colour scale of their own."""
+    from cnnsheet import untrained
+
+    pixels = untrained.tiny_pixels(Image.open(default_photo_path()))
+    model = untrained.tiny(shapes.CLASSES, pixels, 0).model
+    return build_walkthrough(model, pixels, photo=Image.open(default_photo_path()), with_backward=True,
+                             untrained=True)
+
+
 def _small():
-    """Small enough to read back many times: every kind of part, in a few hundred cells."""
+    """Small enough to read back many times: every kind of part, in a few hundred cells; the Image
+    sheet protected (its pixels unlocked) and the last sheet hidden, as no walkthrough has them."""
     model = small_model(size=8, hidden=(3,))
     pixels = np.random.default_rng(0).integers(0, 256, (8, 8, 3)).astype(np.uint8)
-    return build_walkthrough(model, pixels, photo=Image.open(default_photo_path()), with_backward=True)
+    walkthrough = build_walkthrough(model, pixels, photo=Image.open(default_photo_path()), with_backward=True)
+    walkthrough.plan["Image"].protected = True
+    walkthrough.plan.sheets[-1].hidden = True
+    return walkthrough
 
 
 def _hostile_texts():
@@ -79,7 +94,7 @@ def _hostile_texts():
 
 
 CASES = {"default": _default, "two blocks untrained": _two_blocks_untrained, "zh": _chinese,
-         "hostile texts": _hostile_texts}
+         "hostile texts": _hostile_texts, "small, protected and hidden": _small, "tiny": _tiny}
 
 
 def written(walkthrough, folder: Path) -> tuple[Path, Path]:
@@ -151,6 +166,8 @@ def describe(path) -> dict:
                                       ws.sheet_properties.pageSetUpPr.fitToPage, xml(ws.page_setup),
                                       xml(ws.print_options), xml(ws.sheet_properties))
         found[title, "margins"] = xml(ws.page_margins)
+        found[title, "protection"] = xml(ws.protection)
+        found[title, "state"] = ws.sheet_state
         found[title, "header and footer"] = (ws.oddHeader.left.text, ws.oddHeader.right.text,
                                              ws.oddFooter.center.text, xml(ws.HeaderFooter))
         found[title, "merged cells"] = sorted(str(merged) for merged in ws.merged_cells.ranges)
@@ -257,6 +274,10 @@ CHANGES = [
     ("xl/styles.xml", '<sz val="9"/>', '<sz val="8"/>', "cells"),
     ("xl/styles.xml", 'patternType="solid"', 'patternType="darkGray"', "cells"),
     ("xl/styles.xml", 'vertical="center"', 'vertical="top"', "cells"),
+    ("xl/styles.xml", 'locked="0"', 'locked="1"', "cells"),
+    ("xl/worksheets/sheet2.xml", 'formatCells="1"', 'formatCells="0"', "protection"),
+    ("xl/worksheets/sheet2.xml", '<sheetProtection ', '<sheetProtection password="CC3D" ', "protection"),
+    ("xl/workbook.xml", 'state="hidden"', 'state="visible"', "state"),
     ("xl/workbook.xml", "!$1:$2", "!$1:$3", "print titles"),
     ("xl/workbook.xml", "'Image'!$A$1", "'Image'!$B$1", "print area"),
     ("xl/workbook.xml", "<definedName ", '<definedName name="extra">Image!$A$1</definedName><definedName ',
@@ -394,3 +415,18 @@ def test_a_formula_longer_than_excel_takes_is_refused():
                   lambda text: sheet.formulas([((1, 1), text, 1.0)], ("number", "General"), None)):
         with pytest.raises(CnnsheetError, match="8,193 characters long; Excel allows 8,192"):
             write("=" + "1" * 8192)
+
+
+@pytest.mark.slow
+def test_calc_keeps_the_protection_the_unlocked_cells_and_the_hidden_sheet(small, tmp_path, calc_profile):
+    """What Calc reads of a protected sheet and a hidden one, saved again: the pixels (a look that
+    stays unlocked) take typing, the formulas and texts around them do not."""
+    ours, _ = small
+    [saved] = convert([ours], tmp_path / "calc", calc_profile)
+    book = openpyxl.load_workbook(saved)
+    image, last = book["Image"], book.worksheets[-1]
+    assert image.protection.sheet and not book["Input"].protection.sheet
+    pixels = [cell for row in image.iter_rows() for cell in row if isinstance(cell.value, int)]
+    assert len(pixels) == 3 * 8 * 8 and not any(cell.protection.locked for cell in pixels)
+    assert image["A1"].value and image["A1"].protection.locked  # the title
+    assert last.sheet_state == "hidden" and book["Image"].sheet_state == "visible"

@@ -189,6 +189,8 @@ class Book:
     def legend(self, scale) -> str:
         """What the colours of a sheet mean, from its Scale."""
         kind = {"fixed": "probability"}.get(scale.kind, scale.kind)
+        if kind == "channel" and scale.high != 255:  # a tiny network's grey levels
+            kind = "channel_levels"
         return self.texts("colours", kind)
 
     # ---- sheets ------------------------------------------------------------------------------

@@ -9,23 +9,27 @@ from cnnsheet.layout import LEFT, Vector, a1
 from cnnsheet.model import LUMA
 from cnnsheet.plan import Scale, WholeNumbers
 from cnnsheet.sheets.common import Book, Maps, channel_names, square_cells, tensor
+from cnnsheet.untrained import brightest, reads_levels
 
 
 def image_sheet(book: Book) -> tuple[Maps, tuple[Vector, Vector]]:
     """The photo's pixels, uncovered, with the grey square's cells above them; returns the pixels
     and the square's row and column flags."""
     size = book.model.input_size
-    ws, top = book.sheet("Image", "image", ("body", "body_occlusion"), colours=(style.channel_scale("R"),),
-                         size=size)
+    levels = reads_levels(book.model)  # --tiny: grey levels 0-9
+    keys = ("body_levels" if levels else "body", "body_occlusion")
+    white = brightest(book.model)
+    ws, top = book.sheet("Image", "image", keys, colours=(style.channel_scale("R", white),), size=size)
     flags = occlusion_panel(book, ws, top)
     pixels = book.photo.transpose(2, 0, 1)  # (3, H, W): the photo uncovered
     blocks = book.blocks(ws, flags[1].top + 3, pixels, ["R", "G", "B"])
-    look = style.key("pixel", "0")
+    look = style.key("level" if levels else "pixel", "0")
     for c, (channel, block) in enumerate(zip("RGB", blocks)):
         for i in range(size):
             for j in range(size):
                 ws.number(*block.cell(i, j), int(pixels[c, i, j]), look)
-        ws.scale(block.data, style.channel_scale(channel))
+        # a tiny network's grids are one grey picture three times: painted grey, as it looks
+        ws.scale(block.data, style.channel_scale("grey" if reads_levels(book.model) else channel, white))
         book.name(names.image(channel), ws, block.data)
     ws.whole_numbers.append(WholeNumbers(tuple(block.data for block in blocks), 0, 255,
                                          book.texts("labels", "not_a_pixel_title"),
@@ -75,18 +79,22 @@ def input_sheet(book: Book, image_maps: Maps, flags: tuple[Vector, Vector]) -> M
     model = book.model
     channels = channel_names(model.channels, True)
     border = book.border_for(0)
-    keys = ("body_untrained" if book.untrained else "body",) + (("body_padding",) if border else ())
+    keys = ("body_levels" if reads_levels(model) else "body_untrained" if book.untrained else "body",)
+    keys += ("body_padding",) if border else ()
     ws, top = book.sheet("Input", "input", keys, colours=(input_scale(model),),
                          width=book.texts.count("cells", border))
     # a small table of the normalisation constants, named mean_R, std_R, ...
     ws.label(top, LEFT, book.texts("labels", "mean"))
     ws.label(top + 1, LEFT, book.texts("labels", "std"))
     look = style.key("number", "0.0000")
+    # 0.0000 would show 1/255 as 0.0039 (or #### in a pixel-wide column): a fraction says it
+    mean_look, std_look = ((style.key("number", "0"), style.key("number", "?/???")) if reads_levels(model)
+                           else (look, look))
     for c, channel in enumerate(channels):
         col = LEFT + 1 + c
         ws.label(top - 1, col, channel)
-        ws.number(top, col, model.mean[c], look)
-        ws.number(top + 1, col, model.std[c], look)
+        ws.number(top, col, model.mean[c], mean_look)
+        ws.number(top + 1, col, model.std[c], std_look)
         book.name(names.mean(channel), ws, a1(top, col))
         book.name(names.std(channel), ws, a1(top + 1, col))
     values = book.trace.tensors["input"][0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 
+import numpy as np
 from PIL import Image
 
 from cnnsheet import names, style
@@ -19,6 +20,7 @@ from cnnsheet.layout import Vector, a1, area
 from cnnsheet.model import Descent
 from cnnsheet.plan import Picture, SheetPlan
 from cnnsheet.sheets.common import Book, PassSheets
+from cnnsheet.untrained import brightest
 
 PICTURE_SIDE = 224  # pixels
 PICTURE_ROWS = 13  # rows of the default height that a picture covers, with its caption
@@ -116,7 +118,10 @@ def pictures(book: Book, ws, photo: Image.Image | None, row: int) -> int:
     """The photo as given and the small square the network sees, side by side, each with a
     caption; returns the first row below them."""
     size = book.model.input_size
-    view = Image.fromarray(book.pixels).resize((PICTURE_SIDE, PICTURE_SIDE), Image.Resampling.NEAREST)
+    pixels = book.pixels  # shown as the photo they are: a tiny network's levels 0-9 stretched to 0-255
+    if brightest(book.model) != 255:
+        pixels = np.rint(pixels * (255 / brightest(book.model))).astype(np.uint8)
+    view = Image.fromarray(pixels).resize((PICTURE_SIDE, PICTURE_SIDE), Image.Resampling.NEAREST)
     shown = [(view, book.texts("overview", "network_view", size=size))]
     if photo is not None:
         thumbnail = photo.copy()
