@@ -14,7 +14,6 @@ import numpy as np
 from cnnsheet import budget
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.images import load_photo
-from cnnsheet.memory import keep_freed_memory
 from cnnsheet.model import FORMAT, VERSION, Model, check_class_names, plan
 
 DEFAULT_SAMPLES = 12000  # synthetic shapes drawn when no folder is given
@@ -203,7 +202,6 @@ def evaluate(model: Model, pixels, labels, batch_size: int = 256) -> tuple[float
 
 def fit(model: Model, train, validation, hp: Hyperparameters):
     """Train `model` in place; yields a BatchEnd after each batch and an EpochEnd after each epoch."""
-    keep_freed_memory()
     pixels, labels = train
     rng = np.random.default_rng(np.random.SeedSequence([hp.seed, 2]))
     params = model.params()
