@@ -6,24 +6,112 @@ settings. It knows nothing of xlsx: `writer.py` turns a plan into a file, and th
 plan against the engine without writing anything.
 
 Rows and columns are 1-based, as in a spreadsheet.
+
+Every value, text and name is checked once, here, as it enters the plan, against what Excel takes
+(its limits are kept in this module and in layout.py), so that the writer can write what it gets.
+What a user can cause (a text of a template, a class name, a model's weights that are not finite)
+is a CnnsheetError naming the sheet and cell; what only a mistake in cnnsheet's own code can cause
+(a formula without its '=', a boolean or a string where a number belongs, a sheet name Excel
+refuses) is a plain ValueError, whose traceback is what a developer needs.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.layout import MAX_FORMULA, a1, absolute, on, valid_name
+from cnnsheet.layout import MAX_COLUMNS, MAX_FORMULA, MAX_ROWS, a1, absolute, on, valid_name
 
-# Characters XML 1.0 cannot hold at all (a file holding one does not open): shown as U+FFFD.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Excel's limits on what the plan holds (its rows, columns and formulas: layout.py)
+MAX_TEXT = 32_767  # characters in a cell, counted as Excel counts them (UTF-16 code units)
+MAX_TITLE, MAX_MESSAGE = 32, 255  # a validation's title; its message and prompt
+MAX_SHEET_NAME = 31
+EXACT = 10**15  # whole numbers below this keep every digit in Excel's 15
+SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+RESERVED_SHEET_NAMES = {"history"}  # Excel keeps it for its change history
+# Characters XML 1.0 cannot hold at all (a file holding one does not open), and lone surrogates
+# (a file or class name that is not valid UTF-8, read with surrogateescape): shown as U+FFFD.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def printable(text: str) -> str:
     """Text as a cell can hold it: characters XML cannot carry become U+FFFD."""
     return _NOT_XML.sub("\ufffd", text)
+
+
+def excel_length(text: str) -> int:
+    """The length of a text as Excel counts it: characters beyond U+FFFF count twice (UTF-16)."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+
+
+def too_long(text: str, most: int) -> bool:
+    return len(text) > most // 2 and excel_length(text) > most  # the first test is the quick one
+
+
+def long_text(what: str, text: str, most: int) -> CnnsheetError:
+    return CnnsheetError(f"{what}: a text of {excel_length(text):,} characters; Excel takes at most "
+                         f"{most:,} there")
+
+
+def checked_text(text, what: str, most: int = MAX_TEXT) -> str:
+    """Any text as the plan keeps it: printable, and no longer than Excel takes there."""
+    if not isinstance(text, str):
+        raise ValueError(f"{what}: {text!r} is not a text")
+    text = printable(text)
+    if too_long(text, most):
+        raise long_text(what, text, most)
+    return text
+
+
+def finite_number(value, what: str):
+    """A number as the plan keeps it: a Python int of at most 15 digits (Excel's precision) or a
+    finite float. Other numbers, numpy's among them, become floats (the writer writes repr(value),
+    and repr(np.float64(2.0)) is no number); a boolean or a string where a number belongs is a
+    mistake in cnnsheet's code."""
+    if value.__class__ is int and -EXACT < value < EXACT:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{what}: {value!r} is not a number")
+    try:
+        value = float(value)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise CnnsheetError(f"{what}: the engine's value is {value}, not a finite number")
+    return value
+
+
+def check_cell(row, col) -> None:
+    """Refuse a cell beyond Excel's rows and columns (layout.a1 says so)."""
+    if row.__class__ is not int or col.__class__ is not int:
+        raise ValueError(f"a cell's row and column must be whole numbers, not {row!r}, {col!r}")
+    if not (0 < row <= MAX_ROWS and 0 < col <= MAX_COLUMNS):
+        a1(row, col)  # raises, saying so
+
+
+def check_sheet_name(title, taken) -> None:
+    """Refuse a sheet name that Excel does not take, or that is one of `taken` but for case (Excel
+    compares sheet names case-insensitively)."""
+    if not isinstance(title, str) or not title:
+        raise ValueError(f"a sheet name must be a non-empty text, not {title!r}")
+    problem = None
+    if len(title) > MAX_SHEET_NAME:
+        problem = f"is {len(title)} characters long; Excel takes at most {MAX_SHEET_NAME}"
+    elif SHEET_NAME_FORBIDDEN.search(title):
+        problem = "holds one of [ ] : * ? / \\"
+    elif title.startswith("'") or title.endswith("'"):
+        problem = "begins or ends with an apostrophe"
+    elif printable(title) != title:
+        problem = "holds a character that XML cannot carry"
+    elif title.casefold() in RESERVED_SHEET_NAMES:
+        problem = "is reserved by Excel"
+    elif title.casefold() in {name.casefold() for name in taken}:
+        problem = "is already a sheet's name (Excel ignores case)"
+    if problem:
+        raise ValueError(f"the sheet name {title!r} {problem}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +137,9 @@ class DropDown:
     title: str
     message: str  # shown when the entry is not in the list
 
+    def __post_init__(self):
+        _check_validation(self, f"the drop-down at {self.ref}")
+
 
 @dataclass(frozen=True)
 class WholeNumbers:
@@ -61,6 +152,17 @@ class WholeNumbers:
     title: str
     message: str
     prompt: str = ""
+
+    def __post_init__(self):
+        _check_validation(self, f"the whole numbers at {' '.join(self.refs)}")
+
+
+def _check_validation(rule, what: str) -> None:
+    """A validation's title, message and prompt as Excel takes them (a longer one makes Excel
+    repair the file): printable, the title at most 32 characters, the others 255."""
+    for key, most in (("title", MAX_TITLE), ("message", MAX_MESSAGE), ("prompt", MAX_MESSAGE)):
+        if hasattr(rule, key):
+            object.__setattr__(rule, key, checked_text(getattr(rule, key), f"the {key} of {what}", most))
 
 
 @dataclass(frozen=True)
@@ -85,6 +187,14 @@ class BarChart:
     anchor: str
     category_cache: tuple = ()
     value_cache: tuple = ()
+
+    def __post_init__(self):
+        what = f"the chart at {self.anchor}"
+        object.__setattr__(self, "title", checked_text(self.title, f"the title of {what}"))
+        object.__setattr__(self, "category_cache", tuple(
+            checked_text(text, f"a category of {what}") for text in self.category_cache))
+        object.__setattr__(self, "value_cache", tuple(
+            float(finite_number(value, f"a value of {what}")) for value in self.value_cache))
 
 
 @dataclass(frozen=True)
@@ -131,33 +241,53 @@ class SheetPlan:
     freeze: str | None = None
     zoom: int = 100
 
+    def _where(self, row, col) -> str:
+        return f"sheet {self.title}, cell {a1(row, col)}"
+
     def number(self, row: int, col: int, value, style=("number", "General")):
         """A constant number: a pixel, a weight, an index."""
-        self.cells[row, col] = (None, value if isinstance(value, int) else float(value), style)
+        check_cell(row, col)
+        kind = value.__class__
+        if not (kind is float and value - value == 0.0 or kind is int and -EXACT < value < EXACT):
+            value = finite_number(value, self._where(row, col))  # x - x is nan for inf and nan
+        self.cells[row, col] = (None, value, style)
 
     def formula(self, row: int, col: int, text: str, value, style=("number", "General")):
-        """A live formula and what the engine says it evaluates to."""
-        self._within_excel(len(text))
-        if not isinstance(value, str):
-            value = float(value)
-            if not math.isfinite(value):
-                raise CnnsheetError(f"sheet {self.title}, cell {a1(row, col)}: the engine's value is "
-                                    f"{value}, not a finite number")
-        self.cells[row, col] = (text, value, style)
+        """A live formula and what the engine says it evaluates to: a number or a text."""
+        check_cell(row, col)
+        self.cells[row, col] = (self._formula(text, (row, col)), self._value(value, (row, col)), style)
 
     def formulas(self, cells, style, zero_style):
-        """Many formula cells at once, ((row, col), formula, value) each, whose values were
-        checked to be finite by the caller; a formula of None is a cell that is 0 whatever the
-        inputs, written as a constant in `zero_style`."""
+        """Many formula cells at once, ((row, col), formula, value) each, the value a float; a
+        formula of None is a cell that is 0 whatever the inputs, written as a constant in
+        `zero_style`. The cells lie in Blocks, which layout.py checked against Excel's rows and
+        columns. (The loop runs 10^5 times for the default workbook: the checks of the common
+        case, a float and an ASCII formula, are inline, and an ASCII formula's characters are not
+        looked at one by one: it is made by cnnsheet's code from checked names and numbers.)"""
         store, zero, longest = self.cells, (None, 0, zero_style), 0
         for where, formula, value in cells:
             if formula is None:
                 store[where] = zero
-            else:
-                store[where] = (formula, value, style)
-                if len(formula) > longest:
-                    longest = len(formula)
+                continue
+            if formula.__class__ is not str or not formula.isascii() or formula[:1] != "=":
+                formula = self._formula(formula, where)
+            if value.__class__ is not float or value - value != 0.0:  # x - x is nan for inf and nan
+                value = float(finite_number(value, f"sheet {self.title}, cell {a1(*where)}"))
+            store[where] = (formula, value, style)
+            if len(formula) > longest:
+                longest = len(formula)
         self._within_excel(longest)
+
+    def _formula(self, text, where) -> str:
+        """A formula's text, checked: a text that begins with '=', holds only what XML can carry,
+        and is no longer than Excel takes (8,192 characters, the '=' included)."""
+        if not isinstance(text, str) or not text.startswith("="):
+            raise ValueError(f"sheet {self.title}: the formula {text!r} does not begin with '='")
+        if printable(text) != text:
+            raise ValueError(f"sheet {self.title}: the formula {text!r} holds a character that XML "
+                             f"cannot carry")
+        self._within_excel(len(text))
+        return text
 
     def _within_excel(self, length: int):
         """Refuse a formula longer than Excel takes."""
@@ -165,9 +295,22 @@ class SheetPlan:
             raise CnnsheetError(f"a formula on sheet {self.title} would be {length:,} characters "
                                 f"long; Excel allows {MAX_FORMULA:,}")
 
+    def _value(self, value, where):
+        """What a formula caches: a finite number or, for a formula that gives a text, a text."""
+        if value.__class__ is float and value - value == 0.0:
+            return value
+        what = f"sheet {self.title}, cell {a1(*where)}"
+        if isinstance(value, str):
+            return checked_text(value, what)
+        return float(finite_number(value, what))
+
     def text(self, row: int, col: int, value: str, style=("plain", "General")):
         """Any text that is not one of our formulas: it stays text, whatever its first character."""
-        self.cells[row, col] = (None, printable(str(value)), style)
+        check_cell(row, col)
+        value = printable(str(value))
+        if too_long(value, MAX_TEXT):
+            raise long_text(self._where(row, col), value, MAX_TEXT)
+        self.cells[row, col] = (None, value, style)
 
     def label(self, row: int, col: int, value: str):
         self.text(row, col, value, ("heading", "General"))
@@ -200,10 +343,10 @@ class WorkbookPlan:
     sheets: list = field(default_factory=list)
     names: dict = field(default_factory=dict)  # defined name -> "Sheet!$A$1"
     lang: str = "en"
+    _folded: dict = field(default_factory=dict, repr=False)  # a name in any case -> as defined
 
     def sheet(self, title: str) -> SheetPlan:
-        if any(sheet.title == title for sheet in self.sheets):
-            raise CnnsheetError(f"internal: two sheets called {title!r}")
+        check_sheet_name(title, self.sheetnames)
         sheet = SheetPlan(title)
         self.sheets.append(sheet)
         return sheet
@@ -217,9 +360,16 @@ class WorkbookPlan:
 
     def name(self, name: str, sheet: str, ref: str) -> str:
         """Define a workbook-level name for an area; returns the name, to use in formulas."""
-        if not valid_name(name):
-            raise CnnsheetError(f"internal: {name!r} is not a valid defined name")
-        self.names[name] = on(sheet, absolute(ref))
+        if not isinstance(name, str) or not valid_name(name):
+            raise ValueError(f"{name!r} is not a valid defined name")
+        if sheet not in self.sheetnames:
+            raise ValueError(f"the name {name} refers to {sheet!r}, which is not a sheet")
+        target = on(sheet, absolute(ref))
+        other = self._folded.setdefault(name.casefold(), name)  # Excel ignores case in names too
+        if other != name or self.names.get(name, target) != target:
+            raise ValueError(f"the name {name} would be defined twice: as {other} on "
+                             f"{self.names[other]} and on {target}")
+        self.names[name] = target
         return name
 
     def expected(self) -> dict:
