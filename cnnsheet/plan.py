@@ -66,21 +66,23 @@ def checked_text(text, what: str, most: int = MAX_TEXT) -> str:
     return text
 
 
-def finite_number(value, what: str):
+def finite_number(value):
     """A number as the plan keeps it: a Python int of at most 15 digits (Excel's precision) or a
     finite float. Other numbers, numpy's among them, become floats (the writer writes repr(value),
     and repr(np.float64(2.0)) is no number); a boolean or a string where a number belongs is a
-    mistake in cnnsheet's code."""
+    mistake in cnnsheet's code (ValueError), a number that is not finite the engine's answer to a
+    model (CnnsheetError)."""
     if value.__class__ is int and -EXACT < value < EXACT:
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{what}: {value!r} is not a number")
+    if not isinstance(value, float):  # np.float64 is a float, and the test is quick
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{value!r} is not a number")
     try:
         value = float(value)
     except OverflowError:
         value = math.inf
     if not math.isfinite(value):
-        raise CnnsheetError(f"{what}: the engine's value is {value}, not a finite number")
+        raise CnnsheetError(f"the engine's value is {value}, not a finite number")
     return value
 
 
@@ -159,10 +161,20 @@ class WholeNumbers:
 
 def _check_validation(rule, what: str) -> None:
     """A validation's title, message and prompt as Excel takes them (a longer one makes Excel
-    repair the file): printable, the title at most 32 characters, the others 255."""
+    repair the file): printable, and cut to 32 characters for the title, 255 for the others, as
+    Excel counts them. They come from the templates, where a translation may well be longer, and
+    a popup's title cut short still says what it is for (headers and footers are cut the same way)."""
     for key, most in (("title", MAX_TITLE), ("message", MAX_MESSAGE), ("prompt", MAX_MESSAGE)):
         if hasattr(rule, key):
-            object.__setattr__(rule, key, checked_text(getattr(rule, key), f"the {key} of {what}", most))
+            text = checked_text(getattr(rule, key), f"the {key} of {what}", MAX_TEXT)
+            object.__setattr__(rule, key, cut(text, most))
+
+
+def cut(text: str, most: int) -> str:
+    """The text, cut to `most` characters as Excel counts them (a character beyond U+FFFF is two)."""
+    if not too_long(text, most):
+        return text
+    return text.encode("utf-16-le")[:2 * most].decode("utf-16-le", errors="ignore")  # no half pair
 
 
 @dataclass(frozen=True)
@@ -193,8 +205,11 @@ class BarChart:
         object.__setattr__(self, "title", checked_text(self.title, f"the title of {what}"))
         object.__setattr__(self, "category_cache", tuple(
             checked_text(text, f"a category of {what}") for text in self.category_cache))
-        object.__setattr__(self, "value_cache", tuple(
-            float(finite_number(value, f"a value of {what}")) for value in self.value_cache))
+        try:
+            object.__setattr__(self, "value_cache", tuple(float(finite_number(value))
+                                                          for value in self.value_cache))
+        except ValueError as error:  # CnnsheetError too: say where
+            raise type(error)(f"a value of {what}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -244,35 +259,59 @@ class SheetPlan:
     def _where(self, row, col) -> str:
         return f"sheet {self.title}, cell {a1(row, col)}"
 
+    def _number(self, value, row, col):
+        """finite_number, its error saying where (the fast paths of the callers come first)."""
+        try:
+            return finite_number(value)
+        except ValueError as error:  # CnnsheetError too
+            raise type(error)(f"{self._where(row, col)}: {error}") from None
+
     def number(self, row: int, col: int, value, style=("number", "General")):
         """A constant number: a pixel, a weight, an index."""
         check_cell(row, col)
         kind = value.__class__
-        if not (kind is float and value - value == 0.0 or kind is int and -EXACT < value < EXACT):
-            value = finite_number(value, self._where(row, col))  # x - x is nan for inf and nan
+        if kind is not float and not (kind is int and -EXACT < value < EXACT):
+            value = float(value) if isinstance(value, float) else self._number(value, row, col)  # numpy's
+        if value - value != 0.0:  # x - x is nan for inf and nan
+            self._number(value, row, col)  # raises, saying where
         self.cells[row, col] = (None, value, style)
 
     def formula(self, row: int, col: int, text: str, value, style=("number", "General")):
-        """A live formula and what the engine says it evaluates to: a number or a text."""
+        """A live formula and what the engine says it evaluates to: a number or a text. The
+        characters of a formula that is not ASCII are checked (a name from the file system may
+        hold a lone surrogate), those of an ASCII one are not, for speed (see formulas())."""
         check_cell(row, col)
-        self.cells[row, col] = (self._formula(text, (row, col)), self._value(value, (row, col)), style)
+        if text.__class__ is not str or not text.isascii() or text[:1] != "=" or len(text) > MAX_FORMULA:
+            text = self._formula(text, (row, col))
+        if value.__class__ is not float:
+            if isinstance(value, str):
+                value = checked_text(value, self._where(row, col))
+            else:
+                value = float(value) if isinstance(value, float) else float(self._number(value, row, col))
+        if value.__class__ is float and value - value != 0.0:  # x - x is nan for inf and nan
+            self._number(value, row, col)  # raises, saying where
+        self.cells[row, col] = (text, value, style)
 
     def formulas(self, cells, style, zero_style):
         """Many formula cells at once, ((row, col), formula, value) each, the value a float; a
         formula of None is a cell that is 0 whatever the inputs, written as a constant in
         `zero_style`. The cells lie in Blocks, which layout.py checked against Excel's rows and
-        columns. (The loop runs 10^5 times for the default workbook: the checks of the common
-        case, a float and an ASCII formula, are inline, and an ASCII formula's characters are not
-        looked at one by one: it is made by cnnsheet's code from checked names and numbers.)"""
+        columns. The loop runs 10^5 times for the default workbook, so it checks what the writer
+        relies on, inline: a formula that begins with '=' and a finite float (numpy's floats and
+        anything else go the slow way, converted or refused). The characters of these formulas are
+        not looked at: cnnsheet's formula functions make them from layout's references and checked
+        names."""
         store, zero, longest = self.cells, (None, 0, zero_style), 0
         for where, formula, value in cells:
             if formula is None:
                 store[where] = zero
                 continue
-            if formula.__class__ is not str or not formula.isascii() or formula[:1] != "=":
-                formula = self._formula(formula, where)
-            if value.__class__ is not float or value - value != 0.0:  # x - x is nan for inf and nan
-                value = float(finite_number(value, f"sheet {self.title}, cell {a1(*where)}"))
+            try:  # x - x is nan for inf and nan
+                common = formula[0] == "=" and value.__class__ is float and value - value == 0.0
+            except (IndexError, TypeError):  # an empty formula, or not a text
+                common = False
+            if not common:
+                formula, value = self._formula(formula, where), float(self._number(value, *where))
             store[where] = (formula, value, style)
             if len(formula) > longest:
                 longest = len(formula)
@@ -294,15 +333,6 @@ class SheetPlan:
         if length > MAX_FORMULA:
             raise CnnsheetError(f"a formula on sheet {self.title} would be {length:,} characters "
                                 f"long; Excel allows {MAX_FORMULA:,}")
-
-    def _value(self, value, where):
-        """What a formula caches: a finite number or, for a formula that gives a text, a text."""
-        if value.__class__ is float and value - value == 0.0:
-            return value
-        what = f"sheet {self.title}, cell {a1(*where)}"
-        if isinstance(value, str):
-            return checked_text(value, what)
-        return float(finite_number(value, what))
 
     def text(self, row: int, col: int, value: str, style=("plain", "General")):
         """Any text that is not one of our formulas: it stays text, whatever its first character."""
