@@ -904,6 +904,7 @@ DEFAULT_BLOCKS = [["--blocks", "2"], ["--blocks", "3"], ["--blocks", "2", "--for
                   ["--blocks", "3", "--forward-only"]]
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(untrained_options())
 @example(DEFAULT_BLOCKS[0])
@@ -956,6 +957,7 @@ def test_any_untrained_shape_builds_or_is_refused_quickly(argv):
         assert os.listdir(folder) == ["out.xlsx"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("blocks", ["2", "3"])
 def test_two_and_three_blocks_at_the_defaults_make_a_workbook(tmp_path, blocks):
     """The issue's case, as typed: `cnnsheet explain --untrained --blocks 2`."""

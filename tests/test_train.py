@@ -25,6 +25,7 @@ from cnnsheet.train import (
 UNUSED_SEED = 2026  # training used seed 0; the generator's streams for other seeds are independent
 
 
+@pytest.mark.slow
 def test_the_default_model_recognises_fresh_shapes():
     model = load_model(default_model_path())
     pixels, labels = shapes.generate(1000, model.input_size, seed=UNUSED_SEED)
@@ -99,6 +100,7 @@ def small_run(seed=0, epochs=3):
     return model, [e for e in events if isinstance(e, EpochEnd)]
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_is_deterministic():
     model, epochs = small_run()
     assert epochs[-1].train_loss < epochs[0].train_loss
