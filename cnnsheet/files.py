@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import signal
 import stat
 from pathlib import Path
@@ -89,7 +88,7 @@ def _create_temporary(path: Path) -> str:
     prefix = temporary_prefix(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     for _attempt in range(100):
-        name = os.path.join(path.parent, prefix + secrets.token_hex(RANDOM_PART // 2) + TEMPORARY_SUFFIX)
+        name = os.path.join(path.parent, prefix + os.urandom(RANDOM_PART // 2).hex() + TEMPORARY_SUFFIX)
         try:
             os.close(os.open(name, flags, 0o666))
         except FileExistsError:
