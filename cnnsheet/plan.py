@@ -268,28 +268,32 @@ class SheetPlan:
 
     def number(self, row: int, col: int, value, style=("number", "General")):
         """A constant number: a pixel, a weight, an index."""
-        check_cell(row, col)
-        kind = value.__class__
-        if kind is not float and not (kind is int and -EXACT < value < EXACT):
-            value = float(value) if isinstance(value, float) else self._number(value, row, col)  # numpy's
-        if value - value != 0.0:  # x - x is nan for inf and nan
-            self._number(value, row, col)  # raises, saying where
+        if not (0 < row <= MAX_ROWS and 0 < col <= MAX_COLUMNS):  # inline: 10^4 calls
+            check_cell(row, col)
+        if value.__class__ is not int or not -EXACT < value < EXACT:
+            # numpy's floats are floats, and this test is quick; x - x is nan for inf and nan
+            value = float(value) if isinstance(value, float) else self._number(value, row, col)
+            if value - value != 0.0:
+                self._number(value, row, col)  # raises, saying where
         self.cells[row, col] = (None, value, style)
 
     def formula(self, row: int, col: int, text: str, value, style=("number", "General")):
         """A live formula and what the engine says it evaluates to: a number or a text. The
         characters of a formula that is not ASCII are checked (a name from the file system may
         hold a lone surrogate), those of an ASCII one are not, for speed (see formulas())."""
-        check_cell(row, col)
-        if text.__class__ is not str or not text.isascii() or text[:1] != "=" or len(text) > MAX_FORMULA:
+        if not (0 < row <= MAX_ROWS and 0 < col <= MAX_COLUMNS):  # inline: 10^4 calls
+            check_cell(row, col)
+        try:
+            common = text[0] == "=" and text.isascii() and len(text) <= MAX_FORMULA
+        except (IndexError, TypeError, AttributeError):  # an empty formula, or not a text
+            common = False
+        if not common:
             text = self._formula(text, (row, col))
-        if value.__class__ is not float:
-            if isinstance(value, str):
+        if value.__class__ is not float or value - value != 0.0:  # x - x is nan for inf and nan
+            if isinstance(value, str):  # a formula that gives a text
                 value = checked_text(value, self._where(row, col))
             else:
-                value = float(value) if isinstance(value, float) else float(self._number(value, row, col))
-        if value.__class__ is float and value - value != 0.0:  # x - x is nan for inf and nan
-            self._number(value, row, col)  # raises, saying where
+                value = float(self._number(value, row, col))
         self.cells[row, col] = (text, value, style)
 
     def formulas(self, cells, style, zero_style):
