@@ -289,12 +289,22 @@ class SheetPlan:
             common = False
         if not common:
             text = self._formula(text, (row, col))
-        if value.__class__ is not float or value - value != 0.0:  # x - x is nan for inf and nan
-            if isinstance(value, str):  # a formula that gives a text
-                value = checked_text(value, self._where(row, col))
-            else:
-                value = float(self._number(value, row, col))
+        if value.__class__ is not float:
+            value = self._cached(value, row, col)
+        elif value - value != 0.0:  # x - x is nan for inf and nan
+            self._number(value, row, col)  # raises, saying where
         self.cells[row, col] = (text, value, style)
+
+    def _cached(self, value, row, col):
+        """What a formula caches when it is not a float: numpy's float (the common case) as a
+        float, a text for a formula that gives one, any other number as a float, or an error."""
+        if isinstance(value, float):
+            value = float(value)
+            if value - value == 0.0:
+                return value
+        if isinstance(value, str):
+            return checked_text(value, self._where(row, col))
+        return float(self._number(value, row, col))
 
     def formulas(self, cells, style, zero_style):
         """Many formula cells at once, ((row, col), formula, value) each, the value a float; a
