@@ -6,6 +6,7 @@ import os
 import types
 
 import gnumeric
+import hostile_inputs
 import libreoffice
 import pytest
 from hypothesis import settings
@@ -15,9 +16,11 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("explore", derandomize=False, print_blob=True)
 
-# What a test starts, by the helpers it calls (itself or through its fixtures): the marker it gets
+# What a test starts, by the helpers it calls (itself or through its fixtures): the marker it gets.
+# A fresh `python -m cnnsheet` (hostile_inputs.run_cli) takes half a second to import numpy and
+# the rest; the hostile table's two hundred cases of it are most of the suite's quick part.
 STARTS = {libreoffice.convert: "libreoffice", libreoffice.soffice: "libreoffice",
-          gnumeric.recalculate: "gnumeric", gnumeric.ssconvert: "gnumeric"}
+          gnumeric.recalculate: "gnumeric", gnumeric.ssconvert: "gnumeric", hostile_inputs.run_cli: "slow"}
 SLOW_PROGRAMS = {"libreoffice", "gnumeric"}  # seconds to start, every time
 
 
@@ -60,8 +63,8 @@ def _called(function, seen: set) -> set:
 def pytest_collection_modifyitems(items):
     """Mark each test by what it uses: `libreoffice` or `gnumeric` if it or one of its fixtures
     starts that program (a `calc_profile` is for LibreOffice), `torch` if it asks the torch
-    oracle, and `slow` for both programs. Tests that are slow for other reasons carry an explicit
-    @pytest.mark.slow."""
+    oracle, and `slow` for both programs and for a fresh cnnsheet process (run_cli). Tests that
+    are slow for other reasons carry an explicit @pytest.mark.slow."""
     for item in items:
         function = getattr(item, "function", None)
         if function is None:

@@ -20,9 +20,11 @@ def collected(*arguments) -> set[str]:
 
 @pytest.mark.slow
 def test_tests_are_marked_by_what_they_start():
-    files = ["tests/test_handout.py", "tests/test_writer.py", "tests/test_engine.py"]
+    files = ["tests/test_handout.py", "tests/test_writer.py", "tests/test_engine.py", "tests/test_hostile.py"]
     libreoffice, gnumeric, torch, quick = (collected(*files, "-m", marker) for marker in
                                            ("libreoffice", "gnumeric", "torch", "not slow"))
+    assert not any(test.startswith("tests/test_hostile.py::test_hostile_input_is_refused_in_one_line")
+                   for test in quick)  # a fresh cnnsheet process each
     # through a fixture (handouts calls soffice) and through a calc_profile
     assert {"tests/test_handout.py::test_the_handout_shows_each_step_once_in_order",
             "tests/test_handout.py::test_the_workbook_prints_numbers_of_6_pt_at_least_with_headers_and_footers",
