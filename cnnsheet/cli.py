@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import gc
 import json
 import math
 import os
@@ -18,7 +17,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cnnsheet import __version__, budget, modelfile, shapes, threads
+from cnnsheet import __version__, budget, memory, modelfile, shapes, threads
 from cnnsheet import untrained as untrained_networks
 from cnnsheet.descent import LEARNING_RATE as DESCENT_RATE
 from cnnsheet.descent import STEPS as DESCENT_STEPS
@@ -338,6 +337,7 @@ def train(data_dir, output, samples, **options):
     """Train a model on DATA_DIR (one sub-folder of photos per class) or, without it, on
     synthetic circles, squares and triangles. Writes the model file atomically."""
     check_output(output, "model")
+    memory.keep_freed_memory()
     architecture = architecture_from(options)
     architecture.check()
     if options["flips"] is None:
@@ -456,9 +456,7 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     from cnnsheet import handout
     from cnnsheet.workbook import build_walkthrough
 
-    if gc.isenabled():  # see memory.no_cycle_collection; on again once the plan is gone
-        gc.disable()
-        ctx.call_on_close(gc.enable)
+    ctx.with_resource(memory.no_cycle_collection())  # on again once the command and its plan are done
 
     shaped = [f"--{key}" for key in options
               if ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT]

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import gc
 import os
 import signal
 import stat
-import sys
-import tempfile
-import traceback
 from pathlib import Path
 
 from cnnsheet.errors import CnnsheetError
@@ -19,7 +15,7 @@ from cnnsheet.errors import CnnsheetError
 # What each command writes, and the one extension that file may have.
 EXTENSIONS = {"workbook": ".xlsx", "model": ".npz", "pdf": ".pdf"}
 TEMPORARY_SUFFIX = ".tmp"
-RANDOM_PART = 8  # characters tempfile adds to a temporary name
+RANDOM_PART = 8  # random characters in a temporary name
 NAME_MAX = 255  # where the file system does not say (os.pathconf)
 
 
@@ -128,19 +124,22 @@ def temporary_prefix(path: Path) -> str:
     return "." + os.fsdecode(name) + "."  # a cut character stays as its bytes (surrogateescape)
 
 
-def _drop_writers(error: BaseException) -> None:
-    """Free what a failed writer left open (a zip archive left to the garbage collector would try
-    to finish the file on the full disk again and print a traceback)."""
-    hook = sys.unraisablehook
-    sys.unraisablehook = lambda _unraisable: None
-    try:
-        while error is not None:  # the error and those it happened while handling
-            traceback.clear_frames(error.__traceback__)
-            error.__traceback__ = None
-            error = error.__context__
-        gc.collect()
-    finally:
-        sys.unraisablehook = hook
+def _create_temporary(path: Path) -> str:
+    """Create an empty file with an unused name next to `path`; returns its name.
+
+    It is created with mode 0666, so the system applies the umask (and a folder's default ACL)
+    as to any new file, and the finished file gets the usual permissions. (tempfile.mkstemp makes
+    it private, and the umask can be read only by setting it, for every thread at once.)"""
+    prefix = temporary_prefix(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _attempt in range(100):
+        name = os.path.join(path.parent, prefix + os.urandom(RANDOM_PART // 2).hex() + TEMPORARY_SUFFIX)
+        try:
+            os.close(os.open(name, flags, 0o666))
+        except FileExistsError:
+            continue
+        return name
+    raise FileExistsError(errno.EEXIST, "no unused temporary name")
 
 
 STOP_SIGNALS = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
@@ -180,24 +179,18 @@ def write_atomically(path, write) -> None:
     path = Path(path)
     held = _hold_stop_signals()  # until the cleanup below is in place, or a stop could strand tmp
     try:
-        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=TEMPORARY_SUFFIX,
-                                   dir=path.parent)
+        tmp = _create_temporary(path)
     except OSError as error:
         _release(held)
         raise CnnsheetError(f"{path}: cannot be written ({error.strerror})") from None
-    os.close(fd)
     try:
         _release(held)  # a stop that came meanwhile is handled now, inside the cleanup
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as error:
         Path(tmp).unlink(missing_ok=True)
         if error.errno is None:
             raise
-        _drop_writers(error)
         raise CnnsheetError(f"{path}: cannot be written ({error.strerror})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,6 +1,9 @@
 """How the process uses memory: freed blocks kept for training, the cycle collector paused while
 a workbook is planned and written.
 
+Both change the whole process, so only its entry point (cli.py) calls them: the library is
+called from notebooks and servers too, whose memory and collector are their own.
+
 Training (glibc only; elsewhere a no-op): a step allocates and frees the same few large arrays
 (im2col windows, gradients) every time. By default glibc hands blocks that large back to the
 kernel on free and page-faults them in again on the next step, which measured at about half the
@@ -18,7 +21,8 @@ LARGEST_HEAP_BLOCK = 32 * 1024 * 1024  # glibc's ceiling for M_MMAP_THRESHOLD on
 
 
 def keep_freed_memory() -> bool:
-    """Ask glibc to reuse large freed blocks; True if it agreed."""
+    """Ask glibc to reuse large freed blocks; True if it agreed. For the rest of the process:
+    glibc cannot tell the thresholds it had, so they cannot be put back."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -36,7 +40,7 @@ def no_cycle_collection():
     scanned them again and again as they were made: 0.05 s of the default walkthrough's 0.36 s
     plan (measured), more for larger ones. Nothing here is freed by it either way. Re-enabled
     while the plan lives, it scans it all once more (0.03 s): `cnnsheet explain` keeps it off
-    until the plan is gone."""
+    for the whole command, until the plan is gone."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -6,24 +6,114 @@ settings. It knows nothing of xlsx: `writer.py` turns a plan into a file, and th
 plan against the engine without writing anything.
 
 Rows and columns are 1-based, as in a spreadsheet.
+
+Every value, text and name is checked once, here, as it enters the plan, against what Excel takes
+(its limits are kept in this module and in layout.py), so that the writer can write what it gets.
+What a user can cause (a text of a template, a class name, a model's weights that are not finite)
+is a CnnsheetError naming the sheet and cell; what only a mistake in cnnsheet's own code can cause
+(a formula without its '=', a boolean or a string where a number belongs, a sheet name Excel
+refuses) is a plain ValueError, whose traceback is what a developer needs.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.layout import MAX_FORMULA, a1, absolute, on, valid_name
+from cnnsheet.layout import MAX_COLUMNS, MAX_FORMULA, MAX_ROWS, a1, absolute, on, valid_name
 
-# Characters XML 1.0 cannot hold at all (a file holding one does not open): shown as U+FFFD.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Excel's limits on what the plan holds (its rows, columns and formulas: layout.py)
+MAX_TEXT = 32_767  # characters in a cell, counted as Excel counts them (UTF-16 code units)
+MAX_TITLE, MAX_MESSAGE = 32, 255  # a validation's title; its message and prompt
+MAX_SHEET_NAME = 31
+EXACT = 10**15  # whole numbers below this keep every digit in Excel's 15
+SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+RESERVED_SHEET_NAMES = {"history"}  # Excel keeps it for its change history
+# Characters XML 1.0 cannot hold at all (a file holding one does not open), and lone surrogates
+# (a file or class name that is not valid UTF-8, read with surrogateescape): shown as U+FFFD.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def printable(text: str) -> str:
     """Text as a cell can hold it: characters XML cannot carry become U+FFFD."""
     return _NOT_XML.sub("\ufffd", text)
+
+
+def excel_length(text: str) -> int:
+    """The length of a text as Excel counts it: characters beyond U+FFFF count twice (UTF-16)."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+
+
+def too_long(text: str, most: int) -> bool:
+    return len(text) > most // 2 and excel_length(text) > most  # the first test is the quick one
+
+
+def long_text(what: str, text: str, most: int) -> CnnsheetError:
+    return CnnsheetError(f"{what}: a text of {excel_length(text):,} characters; Excel takes at most "
+                         f"{most:,} there")
+
+
+def checked_text(text, what: str, most: int = MAX_TEXT) -> str:
+    """Any text as the plan keeps it: printable, and no longer than Excel takes there."""
+    if not isinstance(text, str):
+        raise ValueError(f"{what}: {text!r} is not a text")
+    text = printable(text)
+    if too_long(text, most):
+        raise long_text(what, text, most)
+    return text
+
+
+def finite_number(value):
+    """A number as the plan keeps it: a Python int of at most 15 digits (Excel's precision) or a
+    finite float. Other numbers, numpy's among them, become floats (the writer writes repr(value),
+    and repr(np.float64(2.0)) is no number); a boolean or a string where a number belongs is a
+    mistake in cnnsheet's code (ValueError), a number that is not finite the engine's answer to a
+    model (CnnsheetError)."""
+    if value.__class__ is int and -EXACT < value < EXACT:
+        return value
+    if not isinstance(value, float):  # np.float64 is a float, and the test is quick
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{value!r} is not a number")
+    try:
+        value = float(value)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise CnnsheetError(f"the engine's value is {value}, not a finite number")
+    return value
+
+
+def check_cell(row, col) -> None:
+    """Refuse a cell beyond Excel's rows and columns (layout.a1 says so)."""
+    if row.__class__ is not int or col.__class__ is not int:
+        raise ValueError(f"a cell's row and column must be whole numbers, not {row!r}, {col!r}")
+    if not (0 < row <= MAX_ROWS and 0 < col <= MAX_COLUMNS):
+        a1(row, col)  # raises, saying so
+
+
+def check_sheet_name(title, taken) -> None:
+    """Refuse a sheet name that Excel does not take, or that is one of `taken` but for case (Excel
+    compares sheet names case-insensitively)."""
+    if not isinstance(title, str) or not title:
+        raise ValueError(f"a sheet name must be a non-empty text, not {title!r}")
+    problem = None
+    if len(title) > MAX_SHEET_NAME:
+        problem = f"is {len(title)} characters long; Excel takes at most {MAX_SHEET_NAME}"
+    elif SHEET_NAME_FORBIDDEN.search(title):
+        problem = "holds one of [ ] : * ? / \\"
+    elif title.startswith("'") or title.endswith("'"):
+        problem = "begins or ends with an apostrophe"
+    elif printable(title) != title:
+        problem = "holds a character that XML cannot carry"
+    elif title.casefold() in RESERVED_SHEET_NAMES:
+        problem = "is reserved by Excel"
+    elif title.casefold() in {name.casefold() for name in taken}:
+        problem = "is already a sheet's name (Excel ignores case)"
+    if problem:
+        raise ValueError(f"the sheet name {title!r} {problem}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +139,9 @@ class DropDown:
     title: str
     message: str  # shown when the entry is not in the list
 
+    def __post_init__(self):
+        _check_validation(self, f"the drop-down at {self.ref}")
+
 
 @dataclass(frozen=True)
 class WholeNumbers:
@@ -61,6 +154,27 @@ class WholeNumbers:
     title: str
     message: str
     prompt: str = ""
+
+    def __post_init__(self):
+        _check_validation(self, f"the whole numbers at {' '.join(self.refs)}")
+
+
+def _check_validation(rule, what: str) -> None:
+    """A validation's title, message and prompt as Excel takes them (a longer one makes Excel
+    repair the file): printable, and cut to 32 characters for the title, 255 for the others, as
+    Excel counts them. They come from the templates, where a translation may well be longer, and
+    a popup's title cut short still says what it is for (headers and footers are cut the same way)."""
+    for key, most in (("title", MAX_TITLE), ("message", MAX_MESSAGE), ("prompt", MAX_MESSAGE)):
+        if hasattr(rule, key):
+            text = checked_text(getattr(rule, key), f"the {key} of {what}", MAX_TEXT)
+            object.__setattr__(rule, key, cut(text, most))
+
+
+def cut(text: str, most: int) -> str:
+    """The text, cut to `most` characters as Excel counts them (a character beyond U+FFFF is two)."""
+    if not too_long(text, most):
+        return text
+    return text.encode("utf-16-le")[:2 * most].decode("utf-16-le", errors="ignore")  # no half pair
 
 
 @dataclass(frozen=True)
@@ -85,6 +199,17 @@ class BarChart:
     anchor: str
     category_cache: tuple = ()
     value_cache: tuple = ()
+
+    def __post_init__(self):
+        what = f"the chart at {self.anchor}"
+        object.__setattr__(self, "title", checked_text(self.title, f"the title of {what}"))
+        object.__setattr__(self, "category_cache", tuple(
+            checked_text(text, f"a category of {what}") for text in self.category_cache))
+        try:
+            object.__setattr__(self, "value_cache", tuple(float(finite_number(value))
+                                                          for value in self.value_cache))
+        except ValueError as error:  # CnnsheetError too: say where
+            raise type(error)(f"a value of {what}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -151,33 +276,91 @@ class SheetPlan:
     protected: bool = False
     hidden: bool = False  # not shown among the tabs (a formula may still read it)
 
+    def _where(self, row, col) -> str:
+        return f"sheet {self.title}, cell {a1(row, col)}"
+
+    def _number(self, value, row, col):
+        """finite_number, its error saying where (the fast paths of the callers come first)."""
+        try:
+            return finite_number(value)
+        except ValueError as error:  # CnnsheetError too
+            raise type(error)(f"{self._where(row, col)}: {error}") from None
+
     def number(self, row: int, col: int, value, style=("number", "General")):
         """A constant number: a pixel, a weight, an index."""
-        self.cells[row, col] = (None, value if isinstance(value, int) else float(value), style)
+        if not (0 < row <= MAX_ROWS and 0 < col <= MAX_COLUMNS):  # inline: 10^4 calls
+            check_cell(row, col)
+        if value.__class__ is not int or not -EXACT < value < EXACT:
+            # numpy's floats are floats, and this test is quick; x - x is nan for inf and nan
+            value = float(value) if isinstance(value, float) else self._number(value, row, col)
+            if value - value != 0.0:
+                self._number(value, row, col)  # raises, saying where
+        self.cells[row, col] = (None, value, style)
 
     def formula(self, row: int, col: int, text: str, value, style=("number", "General")):
-        """A live formula and what the engine says it evaluates to."""
-        self._within_excel(len(text))
-        if not isinstance(value, str):
-            value = float(value)
-            if not math.isfinite(value):
-                raise CnnsheetError(f"sheet {self.title}, cell {a1(row, col)}: the engine's value is "
-                                    f"{value}, not a finite number")
+        """A live formula and what the engine says it evaluates to: a number or a text. The
+        characters of a formula that is not ASCII are checked (a name from the file system may
+        hold a lone surrogate), those of an ASCII one are not, for speed (see formulas())."""
+        if not (0 < row <= MAX_ROWS and 0 < col <= MAX_COLUMNS):  # inline: 10^4 calls
+            check_cell(row, col)
+        try:
+            common = text[0] == "=" and text.isascii() and len(text) <= MAX_FORMULA
+        except (IndexError, TypeError, AttributeError):  # an empty formula, or not a text
+            common = False
+        if not common:
+            text = self._formula(text, (row, col))
+        if value.__class__ is not float:
+            value = self._cached(value, row, col)
+        elif value - value != 0.0:  # x - x is nan for inf and nan
+            self._number(value, row, col)  # raises, saying where
         self.cells[row, col] = (text, value, style)
 
+    def _cached(self, value, row, col):
+        """What a formula caches when it is not a float: numpy's float (the common case) as a
+        float, a text for a formula that gives one, any other number as a float, or an error."""
+        if isinstance(value, float):
+            value = float(value)
+            if value - value == 0.0:
+                return value
+        if isinstance(value, str):
+            return checked_text(value, self._where(row, col))
+        return float(self._number(value, row, col))
+
     def formulas(self, cells, style, zero_style):
-        """Many formula cells at once, ((row, col), formula, value) each, whose values were
-        checked to be finite by the caller; a formula of None is a cell that is 0 whatever the
-        inputs, written as a constant in `zero_style`."""
+        """Many formula cells at once, ((row, col), formula, value) each, the value a float; a
+        formula of None is a cell that is 0 whatever the inputs, written as a constant in
+        `zero_style`. The cells lie in Blocks, which layout.py checked against Excel's rows and
+        columns. The loop runs 10^5 times for the default workbook, so it checks what the writer
+        relies on, inline: a formula that begins with '=' and a finite float (numpy's floats and
+        anything else go the slow way, converted or refused). The characters of these formulas are
+        not looked at: cnnsheet's formula functions make them from layout's references and checked
+        names."""
         store, zero, longest = self.cells, (None, 0, zero_style), 0
         for where, formula, value in cells:
             if formula is None:
                 store[where] = zero
-            else:
-                store[where] = (formula, value, style)
-                if len(formula) > longest:
-                    longest = len(formula)
+                continue
+            try:  # x - x is nan for inf and nan
+                common = formula[0] == "=" and value.__class__ is float and value - value == 0.0
+            except (IndexError, TypeError):  # an empty formula, or not a text
+                common = False
+            if not common:
+                formula, value = self._formula(formula, where), float(self._number(value, *where))
+            store[where] = (formula, value, style)
+            if len(formula) > longest:
+                longest = len(formula)
         self._within_excel(longest)
+
+    def _formula(self, text, where) -> str:
+        """A formula's text, checked: a text that begins with '=', holds only what XML can carry,
+        and is no longer than Excel takes (8,192 characters, the '=' included)."""
+        if not isinstance(text, str) or not text.startswith("="):
+            raise ValueError(f"sheet {self.title}: the formula {text!r} does not begin with '='")
+        if printable(text) != text:
+            raise ValueError(f"sheet {self.title}: the formula {text!r} holds a character that XML "
+                             f"cannot carry")
+        self._within_excel(len(text))
+        return text
 
     def _within_excel(self, length: int):
         """Refuse a formula longer than Excel takes."""
@@ -187,7 +370,11 @@ class SheetPlan:
 
     def text(self, row: int, col: int, value: str, style=("plain", "General")):
         """Any text that is not one of our formulas: it stays text, whatever its first character."""
-        self.cells[row, col] = (None, printable(str(value)), style)
+        check_cell(row, col)
+        value = printable(str(value))
+        if too_long(value, MAX_TEXT):
+            raise long_text(self._where(row, col), value, MAX_TEXT)
+        self.cells[row, col] = (None, value, style)
 
     def label(self, row: int, col: int, value: str):
         self.text(row, col, value, ("heading", "General"))
@@ -220,10 +407,10 @@ class WorkbookPlan:
     sheets: list = field(default_factory=list)
     names: dict = field(default_factory=dict)  # defined name -> "Sheet!$A$1"
     lang: str = "en"
+    _folded: dict = field(default_factory=dict, repr=False)  # a name in any case -> as defined
 
     def sheet(self, title: str) -> SheetPlan:
-        if any(sheet.title == title for sheet in self.sheets):
-            raise CnnsheetError(f"internal: two sheets called {title!r}")
+        check_sheet_name(title, self.sheetnames)
         sheet = SheetPlan(title)
         self.sheets.append(sheet)
         return sheet
@@ -237,9 +424,16 @@ class WorkbookPlan:
 
     def name(self, name: str, sheet: str, ref: str) -> str:
         """Define a workbook-level name for an area; returns the name, to use in formulas."""
-        if not valid_name(name):
-            raise CnnsheetError(f"internal: {name!r} is not a valid defined name")
-        self.names[name] = on(sheet, absolute(ref))
+        if not isinstance(name, str) or not valid_name(name):
+            raise ValueError(f"{name!r} is not a valid defined name")
+        if sheet not in self.sheetnames:
+            raise ValueError(f"the name {name} refers to {sheet!r}, which is not a sheet")
+        target = on(sheet, absolute(ref))
+        other = self._folded.setdefault(name.casefold(), name)  # Excel ignores case in names too
+        if other != name or self.names.get(name, target) != target:
+            raise ValueError(f"the name {name} would be defined twice: as {other} on "
+                             f"{self.names[other]} and on {target}")
+        self.names[name] = target
         return name
 
     def expected(self) -> dict:

@@ -17,7 +17,6 @@ from cnnsheet.config import FORMAT, VERSION, check_class_names, config_and_shape
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import check_input, inside
 from cnnsheet.images import load_photo
-from cnnsheet.memory import keep_freed_memory
 from cnnsheet.model import Model
 
 DEFAULT_SAMPLES = 12000  # synthetic shapes drawn when no folder is given
@@ -249,7 +248,6 @@ FEW_PICTURES = 30  # below this many validation pictures the range is wide: say 
 
 def fit(model: Model, train, validation, hp: Hyperparameters):
     """Train `model` in place; yields a BatchEnd after each batch and an EpochEnd after each epoch."""
-    keep_freed_memory()
     pixels, labels = train
     rng = np.random.default_rng(np.random.SeedSequence([hp.seed, 2]))
     work = working_copy(model, hp.dtype)

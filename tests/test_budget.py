@@ -4,7 +4,6 @@ decompressed or decoded, with a message that names what to lower."""
 import io
 import json
 import struct
-import time
 import tracemalloc
 import zipfile
 import zlib
@@ -26,18 +25,16 @@ MB = 1024 * 1024
 
 
 def refused_quickly(call, message: str, most_bytes: int = 2 * MB):
-    """call() raises a CnnsheetError matching `message` in well under a second, having allocated
-    at most `most_bytes` on the way (tracemalloc sees numpy's arrays too)."""
+    """call() raises a CnnsheetError matching `message` before any work: having allocated at most
+    `most_bytes` on the way (tracemalloc sees numpy's arrays too). Work, not seconds, is what is
+    measured: a loaded machine makes any refusal slow."""
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(CnnsheetError, match=message):
             call()
-        seconds = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert seconds < 0.5, f"took {seconds:.2f} s"
     assert peak < most_bytes, f"allocated {peak:,} bytes before refusing"
 
 

@@ -32,6 +32,7 @@ def ties_between_nonzero_maxima(model, trace) -> bool:
     return False
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(architectures())
 def test_every_tensor_and_gradient_matches_torch(case):

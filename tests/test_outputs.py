@@ -148,6 +148,7 @@ main(["explain", "-o", sys.argv[1]])
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGINT"])
 def test_a_stop_signal_during_a_save_leaves_no_file(tmp_path, name):
     out = tmp_path / "out.xlsx"

@@ -105,7 +105,12 @@ def written(walkthrough, folder: Path) -> tuple[Path, Path]:
     return ours, reference
 
 
-@pytest.fixture(scope="module", params=CASES)
+# the three full-size workbooks take seconds each to write twice and read back
+SLOW_CASES = {"default", "two blocks untrained", "zh"}
+
+
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=[pytest.mark.slow] * (name in SLOW_CASES))
+                                        for name in CASES])
 def pair(request, tmp_path_factory):
     return written(CASES[request.param](), tmp_path_factory.mktemp("parts"))
 
@@ -302,6 +307,7 @@ def changed(path: Path, part: str, old: str, new: str, target: Path) -> Path:
     return target
 
 
+@pytest.mark.slow  # a second of reading back, 25 times
 @pytest.mark.parametrize("part, old, new, what", CHANGES)
 def test_the_comparison_sees_each_kind_of_change(small, tmp_path, part, old, new, what):
     ours, reference = small

@@ -64,6 +64,7 @@ def check_clean(code: int, output: str) -> None:
         assert noise not in output, f"{noise!r} reached the terminal:\n{output}"
 
 
+@pytest.mark.slow
 def test_train_draws_its_progress_bar_and_writes_the_model(tmp_path):
     code, output = run_in_terminal(["train", "--samples", "60", "--epochs", "2", "-o", "m.npz"], tmp_path)
     check_clean(code, output)
@@ -104,6 +105,7 @@ def test_predict_in_a_terminal(tmp_path):
 LONG_SAVE = ["explain", "--untrained", "--size", "64", "--filters", "8", "--forward-only", "-o", "big.xlsx"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_name, delay", [("SIGTERM", 0.3), ("SIGHUP", 0.3), ("SIGINT", 0.3),
                                                 ("SIGTERM", 0.0)],
                          ids=["SIGTERM", "SIGHUP", "SIGINT", "SIGTERM-as-the-temporary-file-appears"])

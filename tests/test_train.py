@@ -36,6 +36,7 @@ from cnnsheet.train import (
 UNUSED_SEED = 2026  # training used seed 0; the generator's streams for other seeds are independent
 
 
+@pytest.mark.slow
 def test_the_default_model_recognises_fresh_shapes():
     model = load_model(default_model_path())
     pixels, labels = shapes.generate(1000, model.input_size, seed=UNUSED_SEED)
@@ -141,6 +142,7 @@ def test_a_float32_step_stays_float32_and_matches_the_float64_step(model):
         np.testing.assert_allclose(grads32.params[name], value, rtol=0, atol=1e-4 * scale, err_msg=name)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_is_deterministic():
     model, epochs = small_run()
     assert epochs[-1].train_loss < epochs[0].train_loss

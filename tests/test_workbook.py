@@ -194,6 +194,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeypatch, args, m
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_explain_with_no_arguments_writes_walkthrough_xlsx(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["explain"])
