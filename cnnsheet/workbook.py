@@ -21,8 +21,7 @@ from cnnsheet.sheets import image, output, overview, passes, zoom
 from cnnsheet.sheets.common import OVERVIEW, Book
 from cnnsheet.sheets.passes import DEFAULT_LEARNING_RATE
 from cnnsheet.texts import Texts
-
-NO_SQUARE = Occlusion()  # the photo uncovered
+from cnnsheet.untrained import brightest
 
 
 @dataclass
@@ -63,7 +62,7 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
                       saliency_index: int | None = None, untrained: bool = False,
                       bundled: bool = False, zoom_choices: dict | None = None,
                       saliency_mode: str = "gradient",
-                      occlusion: Occlusion = NO_SQUARE) -> Walkthrough:
+                      occlusion: Occlusion | None = None) -> Walkthrough:
     """The workbook for one photo's uint8 pixels (H, W, 3) and what every formula must give.
 
     The target class (Loss sheet) and the class of the saliency map default to the predicted
@@ -75,6 +74,8 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     (filter, row, col) its Zoom sheet shows first (by default filter 1 at its strongest cell)."""
     texts = texts or Texts("en")
     budget.check_workbook(model, with_backward)
+    # by default no square, and a middle grey ready for when a student gives it a side
+    occlusion = occlusion or Occlusion(value=(brightest(model) + 1) // 2)
     uncovered, pixels = pixels, occlusion.apply(pixels)
     predicted = int(model.predict(pixels).probabilities[0].argmax())
     book = Book(model, pixels, texts, predicted if target_index is None else target_index,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cnnsheet import names, style
 from cnnsheet.fields import receptive_field_size
-from cnnsheet.layout import LEFT, Vector, a1
+from cnnsheet.layout import LEFT, Vector, a1, area
 from cnnsheet.model import LUMA
 from cnnsheet.plan import Scale, WholeNumbers
 from cnnsheet.sheets.common import Book, Maps, channel_names, square_cells, tensor
@@ -49,12 +49,15 @@ def occlusion_panel(book: Book, ws, top: int) -> tuple[Vector, Vector]:
     read: a covered pixel is one whose row flag and column flag are both 1. Returns the flags
     (rows, columns)."""
     size, occlusion = book.model.input_size, book.occlusion
+    white = brightest(book.model)  # 255, or 9 for a tiny network's grey levels
     value_col = LEFT + 14  # right of the labels, which run over the narrow pixel columns
-    limits = {"row": (1, size), "col": (1, size), "size": (0, size), "value": (0, 255)}
+    limits = {"row": (1, size), "col": (1, size), "size": (0, size), "value": (0, white)}
     for offset, key in enumerate(names.OCCLUSION_KEYS):
         row = top + offset
-        ws.label(row, LEFT, book.texts("labels", f"occlusion_{key}"))
+        ws.label(row, LEFT, book.texts("labels", f"occlusion_{key}", white=white))
         ws.number(row, value_col, getattr(occlusion, key), style.key("input", "0"))
+        # three pixel columns wide: one is too narrow for "128" and shows ###
+        ws.merges.append(area(row, value_col, row, value_col + 2))
         book.name(names.occlusion(key), ws, a1(row, value_col))
         low, high = limits[key]
         ws.whole_numbers.append(WholeNumbers((a1(row, value_col),), low, high,
