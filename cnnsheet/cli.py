@@ -189,6 +189,10 @@ def draw_note(draw, seed: int, option: str) -> str:
     """What the terminal says about random weights: which seed made them, and why not the one asked."""
     kind = "whole numbers drawn at random" if option == "--tiny" else "random"
     note = f"the weights are {kind} ({option}, seed {draw.seed}), so the prediction means nothing"
+    if draw.redrawn:
+        return note + f"; every seed from {seed} to {seed + draw.skipped - 1} left a filter dead (zero " \
+                      f"after the ReLU) on this picture, so {draw.redrawn} filter(s) of seed {seed} were " \
+                      f"drawn again"
     if not draw.settled:
         return note + f"; every seed from {seed} to {seed + draw.skipped - 1} leaves a filter dead " \
                       f"(zero after the ReLU) on this picture"

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 from cnnsheet.config import FORMAT, VERSION
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.images import square_and_resize
-from cnnsheet.layers import Flatten, ReLU
+from cnnsheet.layers import Conv, Flatten, ReLU
 from cnnsheet.model import Model
 
 MAX_DRAWS = 50  # seeds tried before giving up (an untrained network) or refusing (a tiny one)
@@ -46,6 +46,7 @@ class Draw:
     seed: int
     skipped: int  # seeds tried before `seed`; with `settled` False, the draw kept the first anyway
     settled: bool = True
+    redrawn: int = 0  # filters of `seed`'s network drawn again, when every seed left one dead
 
 
 def dead_filters(model: Model, pixels: np.ndarray) -> list[tuple[str, int]]:
@@ -64,13 +65,39 @@ def dead_filters(model: Model, pixels: np.ndarray) -> list[tuple[str, int]]:
 
 def untrained(config: dict, pixels: np.ndarray, seed: int) -> Draw:
     """He-initialised weights (Model.init) from the first seed from `seed` on that leaves no
-    filter dead on the pixels; when none of MAX_DRAWS does (a picture of one colour may kill
-    every filter), the network of `seed` itself, marked unsettled."""
+    filter dead on the pixels. When none of MAX_DRAWS does (likely with many filters in a second
+    block, whose small maps one filter easily misses), the network of `seed` with its dead filters
+    drawn again; where a picture of one colour leaves some dead even so, the network of `seed`
+    as it was, marked unsettled."""
     for skipped in range(MAX_DRAWS):
         model = Model(config).init(seed + skipped)
         if not dead_filters(model, pixels):
             return Draw(model, seed + skipped, skipped)
-    return Draw(Model(config).init(seed), seed, MAX_DRAWS, settled=False)
+    model = Model(config).init(seed)
+    redrawn = redraw_dead_filters(model, pixels, seed)
+    if dead_filters(model, pixels):  # drawing again did not help either: keep the seed's own
+        return Draw(Model(config).init(seed), seed, MAX_DRAWS, settled=False)
+    return Draw(model, seed, MAX_DRAWS, redrawn=redrawn)
+
+
+def redraw_dead_filters(model: Model, pixels: np.ndarray, seed: int) -> int:
+    """Draw the weights of dead filters again (He, from a generator of `seed` of its own), the
+    earliest first, since the maps after it depend on it; returns how many filters were."""
+    rng = np.random.default_rng([seed, 1])
+    redrawn = set()
+    for _ in range(MAX_DRAWS):
+        dead = dead_filters(model, pixels)
+        if not dead:
+            break
+        relu, f = dead[0]
+        before = model.layers[:[layer.name for layer in model.layers].index(relu)]
+        conv = next((layer for layer in reversed(before) if isinstance(layer, Conv)), None)
+        if conv is None:  # a ReLU of the input itself: nothing to draw
+            break
+        fan_in = int(np.prod(conv.weight.shape[1:]))
+        conv.weight[f - 1] = rng.normal(0.0, np.sqrt(2.0 / fan_in), conv.weight.shape[1:])
+        redrawn.add((conv.name, f))
+    return len(redrawn)
 
 
 def tiny_config(classes, size: int = TINY_SIZE, filters: int = 2) -> dict:

@@ -129,6 +129,23 @@ def test_a_black_picture_keeps_the_asked_seed_and_says_it_is_unsettled():
     assert not draw.settled and draw.seed == 4 and draw.skipped == draws.MAX_DRAWS
 
 
+def test_two_blocks_whose_every_seed_leaves_a_filter_dead_get_those_filters_drawn_again():
+    """Sixteen filters on a 5x5 map: each of 50 seeds leaves one dead on the bundled drawing."""
+    config = Architecture(blocks=2).config(shapes.CLASSES)
+    pixels = np.asarray(square_and_resize(load_image(default_photo_path()), 28), dtype=np.uint8)
+    assert all(draws.dead_filters(Model(config).init(seed), pixels) for seed in range(draws.MAX_DRAWS))
+    draw = draws.untrained(config, pixels, 0)
+    assert draw.settled and draw.seed == 0 and draw.redrawn > 0
+    assert not draws.dead_filters(draw.model, pixels)
+    seed_0 = Model(config).init(0)
+    changed = [name for name, value in draw.model.params().items()
+               if not np.array_equal(value, seed_0.params()[name])]
+    assert changed and all(name.endswith(".weight") and name.startswith("conv") for name in changed)
+    again = draws.untrained(config, pixels, 0)  # the same seed, the same network
+    for name, value in draw.model.params().items():
+        np.testing.assert_array_equal(again.model.params()[name], value)
+
+
 def test_explain_untrained_says_which_seed_it_used(tmp_path):
     out = tmp_path / "u.xlsx"
     result = run("explain", "--untrained", "--size", 8, "--filters", 1, "--kernel", 3, "-o", out)
