@@ -392,7 +392,7 @@ def train(data_dir, output, samples, **options):
     which = "validation" if last.validation_accuracy is not None else "training"
     skipped = f", {len(dataset.skipped)} unreadable file(s) skipped" if dataset.skipped else ""
     written(f"wrote {shown(output)}: {accuracy:.1%} {which} accuracy, {len(dataset.labels)} pictures, "
-            f"{hp.epochs} epochs, {seconds:.1f} s{skipped}", output)
+            f"{hp.epochs} epoch{'s' * (hp.epochs != 1)}, {seconds:.1f} s{skipped}", output)
     if last.validation_accuracy is not None:
         held = len(validation[1])
         written(validation_line(round(last.validation_accuracy * held), held), output)

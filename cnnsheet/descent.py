@@ -229,7 +229,9 @@ def prepare(folder=None, model_path=None, seed: int = 0, steps: int = STEPS, rat
                                 f"the picture folders ({', '.join(classes)})")
     else:
         model = start_model(classes, seed)
-    check_run(model, len(pictures), steps, len(pictures) if batch is None else batch)
+    if batch is None or batch > len(pictures):  # a batch of all the pictures or more: the full batch
+        batch = len(pictures)
+    check_run(model, len(pictures), steps, batch)
     pixels = read_pictures(pictures, model.input_size)
     names = [f"{path.parent.name}/{path.name}" for path, _ in pictures]
     return run(model, pixels, [label for _, label in pictures], steps, rate, batch, names)
