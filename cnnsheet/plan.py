@@ -205,11 +205,15 @@ class BarChart:
         object.__setattr__(self, "title", checked_text(self.title, f"the title of {what}"))
         object.__setattr__(self, "category_cache", tuple(
             checked_text(text, f"a category of {what}") for text in self.category_cache))
-        try:
-            object.__setattr__(self, "value_cache", tuple(float(finite_number(value))
-                                                          for value in self.value_cache))
-        except ValueError as error:  # CnnsheetError too: say where
-            raise type(error)(f"a value of {what}: {error}") from None
+        object.__setattr__(self, "value_cache", chart_values(self.value_cache, what))
+
+
+def chart_values(values, what: str) -> tuple:
+    """A chart's cached numbers, as plain finite floats."""
+    try:
+        return tuple(float(finite_number(value)) for value in values)
+    except ValueError as error:  # CnnsheetError too: say where
+        raise type(error)(f"a value of {what}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,12 @@ class LineChart:
     low: float | None = 0.0
     high: float | None = None
     percent: bool = False
+
+    def __post_init__(self):
+        what = f"the chart at {self.anchor}"
+        object.__setattr__(self, "title", checked_text(self.title, f"the title of {what}"))
+        object.__setattr__(self, "category_cache", chart_values(self.category_cache, what))
+        object.__setattr__(self, "value_cache", chart_values(self.value_cache, what))
 
 
 @dataclass(frozen=True)
