@@ -279,18 +279,22 @@ def test_a_dumb_terminal_gets_no_cursor_escapes(tmp_path):
 needs_soffice = pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
 
 
-def group_members(session: int) -> list[int]:
-    """Processes of a session still running (zombies are gone in all but name)."""
-    members = []
+def processes(field: int, value: int) -> list[int]:
+    """The live processes whose /proc stat field `field` (after the name: 1 the parent, 3 the
+    session) is `value` (zombies are gone in all but name)."""
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[3]) == session and fields[0] != "Z":
-                members.append(int(entry.name))
-    return members
+            if int(fields[field]) == value and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+PARENT, SESSION = 1, 3
 
 
 @needs_soffice
@@ -312,7 +316,8 @@ def test_a_stop_while_libreoffice_prints_leaves_no_profile_and_no_process(tmp_pa
             break
         time.sleep(0.1)
     assert profiles, "LibreOffice never started"
-    soffice_sessions = {os.getsid(pid) for pid in group_members_of_tree(process.pid)}
+    # LibreOffice runs in a session of its own, a child of cnnsheet
+    soffice_sessions = {os.getsid(pid) for pid in processes(PARENT, process.pid)}
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode != 0
@@ -320,21 +325,7 @@ def test_a_stop_while_libreoffice_prints_leaves_no_profile_and_no_process(tmp_pa
     assert list(scratch.iterdir()) == []
     assert sorted(p.name for p in work.iterdir()) == ["out.xlsx"]  # no PDF, whole or half
     for session in soffice_sessions - {os.getsid(0)}:
-        assert group_members(session) == [], "LibreOffice is still running"
-
-
-def group_members_of_tree(root: int) -> list[int]:
-    """The children of `root` (LibreOffice runs in a session of its own)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == root:
-                children.append(int(entry.name))
-    return children
+        assert processes(SESSION, session) == [], "LibreOffice is still running"
 
 
 @needs_soffice
