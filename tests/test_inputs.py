@@ -12,7 +12,6 @@ import errno
 import os
 import re
 import shlex
-import shutil
 import signal
 import stat
 import subprocess
@@ -266,7 +265,6 @@ def in_terminal(args, cwd: Path, term: str) -> str:
     return done.stdout.decode("utf-8", errors="replace")
 
 
-@pytest.mark.skipif(shutil.which("script") is None, reason="util-linux's script is not installed")
 def test_a_dumb_terminal_gets_no_cursor_escapes(tmp_path):
     args = ["train", "--samples", "60", *SHAPE, "--batch-size", "8", "-o", "out.npz"]
     smart = in_terminal(args, tmp_path, "xterm")
@@ -276,9 +274,6 @@ def test_a_dumb_terminal_gets_no_cursor_escapes(tmp_path):
 
 
 # ---- LibreOffice: stopped while it prints, or given an unusable TMPDIR ------------------------------------
-needs_soffice = pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
-
-
 def processes(field: int, value: int) -> list[int]:
     """The live processes whose /proc stat field `field` (after the name: 1 the parent, 3 the
     session) is `value` (zombies are gone in all but name)."""
@@ -297,7 +292,6 @@ def processes(field: int, value: int) -> list[int]:
 PARENT, SESSION = 1, 3
 
 
-@needs_soffice
 def test_a_stop_while_libreoffice_prints_leaves_no_profile_and_no_process(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -328,7 +322,6 @@ def test_a_stop_while_libreoffice_prints_leaves_no_profile_and_no_process(tmp_pa
         assert processes(SESSION, session) == [], "LibreOffice is still running"
 
 
-@needs_soffice
 @pytest.mark.parametrize("tmpdir", ["a-file", "relative", "/proc"])
 def test_an_unusable_tmpdir_still_prints_and_leaves_nothing_behind(tmp_path, tmpdir):
     work = tmp_path / "work"
