@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -425,28 +426,119 @@ def epoch_line(event: EpochEnd) -> str:
     return line
 
 
+@dataclass
+class Network:
+    """The network that explain (and exercise) show, as the options chose it: a model file's, read
+    when first asked for (after the output is checked), or the shape of one whose weights are drawn
+    for each photo (--untrained, --tiny)."""
+
+    shape: Model | None = None  # the drawn network's shape; None: a model file's
+    path: Path | None = None  # that model file; None: the bundled one
+    draws: str | None = None  # "--tiny" or "--untrained": weights drawn for the photo
+    seed: int = 0
+
+    @functools.cached_property
+    def model(self) -> Model:
+        return self.shape or load_model(self.path or default_model_path())
+
+    @property
+    def bundled(self) -> bool:
+        """The bundled shapes model."""
+        return self.shape is None and self.path is None
+
+    def for_photo(self, image):
+        """The photo's pixels as the network reads them, the network with its weights, and the
+        draw of those weights (None for a model file's)."""
+        draw = None
+        if self.draws == "--tiny":
+            pixels = untrained_networks.tiny_pixels(image, self.model.input_size)
+            draw = untrained_networks.tiny(self.model.classes, pixels, self.seed,
+                                           self.model.layers[0].weight.shape[0])
+        else:
+            pixels = np.asarray(square_and_resize(image, self.model.input_size), dtype=np.uint8)
+        if self.draws == "--untrained":
+            draw = untrained_networks.untrained(self.model.config, pixels, self.seed)
+        return pixels, (draw.model if draw else self.model), draw
+
+    def note(self, draw) -> str | None:
+        """What the terminal says about the weights, after the file is written."""
+        if draw:
+            return draw_note(draw, self.seed, self.draws)
+        if self.bundled:
+            return (f"the bundled model knows only {', '.join(self.model.classes)} and calls any photo "
+                    f"one of them; train your own with `cnnsheet train DATA_DIR`")
+        return None
+
+
+def lesson_options(seed_help: str):
+    """The options of a walkthrough's network, photo texts and parts, shared by explain and
+    exercise."""
+    options = [
+        MODEL_OPTION,
+        click.option("--label", default=None,
+                     help="The true class shown on the Loss sheet. [default: the predicted class]"),
+        click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True,
+                     help="Language of the explanations."),
+        click.option("--templates", type=InputPath(), default=None,
+                     help="A folder with your own en.toml / zh.toml explanation texts."),
+        click.option("--forward-only", is_flag=True,
+                     help="Leave out the backward pass, the gradient-descent step and the saliency map."),
+        click.option("--untrained", is_flag=True,
+                     help="Explain a randomly initialised network shaped by the options below."),
+        click.option("--tiny", is_flag=True,
+                     help="A network to follow with pencil and paper: the photo as 6x6 grey levels 0-9 "
+                          "(--size 4 to 8), one conv of 2 (--filters 1 or 2) 3x3 filters, ReLU, 2x2 "
+                          "max-pool and a dense layer, every weight a whole number."),
+        architecture_options,
+        click.option("--seed", type=Whole(0), default=0, show_default=True, help=seed_help),
+    ]
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def chosen_network(ctx, photos: list, model, untrained: bool, tiny: bool, seed: int, options: dict,
+                   seed_draws_only: bool = True) -> Network:
+    """The network the options ask for. The options that exclude each other are refused first, then
+    photos and model that cannot be read, before any is. `seed_draws_only`: --seed means nothing
+    without random weights."""
+    def given(key):
+        return ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT
+
+    shaped = [f"--{key}" for key in options if given(key)]
+    if tiny:
+        refuse_with_tiny(shaped, untrained, model)
+    if untrained and model:
+        raise CnnsheetError("--untrained and --model exclude each other")
+    if shaped and not (untrained or tiny):
+        raise CnnsheetError(f"{', '.join(shaped)} shape(s) an untrained network: add --untrained")
+    if seed_draws_only and given("seed") and not (untrained or tiny):
+        raise CnnsheetError("--seed draws the random weights of --untrained or --tiny: add one, or leave "
+                            "--seed out")
+    for photo in photos:
+        check_input(photo, "photo")
+    if model is not None:
+        check_input(model, "model", "--model")
+    if tiny:
+        size = options["size"] if "--size" in shaped else untrained_networks.TINY_SIZE
+        filters = options["filters"] if "--filters" in shaped else untrained_networks.TINY_FILTERS[-1]
+        return Network(Model(untrained_networks.tiny_config(shapes.CLASSES, size, filters)), draws="--tiny",
+                       seed=seed)
+    if untrained:
+        return Network(Model(architecture_from(options).config(shapes.CLASSES)), draws="--untrained",
+                       seed=seed)
+    return Network(path=model)
+
+
 @main.command()
 @click.argument("photo", required=False, type=InputPath())
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("walkthrough.xlsx"),
               show_default=True, help="Where to write the workbook.")
-@MODEL_OPTION
-@click.option("--label", default=None,
-              help="The true class shown on the Loss sheet. [default: the predicted class]")
-@click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True,
-              help="Language of the explanations.")
-@click.option("--templates", type=InputPath(), default=None,
-              help="A folder with your own en.toml / zh.toml explanation texts.")
-@click.option("--forward-only", is_flag=True,
-              help="Leave out the backward pass, the gradient-descent step and the saliency map.")
-@click.option("--untrained", is_flag=True,
-              help="Explain a randomly initialised network shaped by the options below.")
-@click.option("--tiny", is_flag=True,
-              help="A network to follow with pencil and paper: the photo as 6x6 grey levels 0-9 "
-                   "(--size 4 to 8), one conv of 2 (--filters 1 or 2) 3x3 filters, ReLU, 2x2 max-pool "
-                   "and a dense layer, every weight a whole number.")
-@architecture_options
-@click.option("--seed", type=Whole(0), default=0, show_default=True,
-              help="Seed of the random weights (with --untrained or --tiny).")
+@lesson_options("Seed of the random weights (with --untrained or --tiny).")
 @click.option("--pdf", type=click.Path(path_type=Path), default=None,
               help="Also print a handout to this PDF: the overview and one page per step "
                    "(needs LibreOffice).")
@@ -462,35 +554,13 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
 
     ctx.with_resource(memory.no_cycle_collection())  # on again once the command and its plan are done
 
-    shaped = [f"--{key}" for key in options
-              if ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT]
-    if tiny:
-        refuse_with_tiny(shaped, untrained, model)
-    if untrained and model:
-        raise CnnsheetError("--untrained and --model exclude each other")
-    if shaped and not (untrained or tiny):
-        raise CnnsheetError(f"{', '.join(shaped)} shape(s) an untrained network: add --untrained")
-    if ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT and not (untrained or tiny):
-        raise CnnsheetError("--seed draws the random weights of --untrained or --tiny: add one, or leave "
-                            "--seed out")
+    network = chosen_network(ctx, [photo] if photo else [], model, untrained, tiny, seed, options)
     # the bundled drawing suits the bundled model; with one's own model it may be a surprise
     bundled_photo = photo is None and model is not None
-    if photo is not None:
-        check_input(photo, "photo")
-    if model is not None:
-        check_input(model, "model", "--model")
     photo = photo or default_photo_path()
     check_output(output, "workbook", inputs=[photo, model])
-    if tiny:
-        size = options["size"] if "--size" in shaped else untrained_networks.TINY_SIZE
-        filters = options["filters"] if "--filters" in shaped else untrained_networks.TINY_FILTERS[-1]
-        network = Model(untrained_networks.tiny_config(shapes.CLASSES, size, filters))
-    elif untrained:
-        network = Model(architecture_from(options).config(shapes.CLASSES))  # weights drawn below
-    else:
-        network = load_model(model or default_model_path())
-    budget.check_workbook(network, with_backward=not forward_only)
-    true_index = class_index(network, label)
+    budget.check_workbook(network.model, with_backward=not forward_only)
+    true_index = class_index(network.model, label)
     texts = Texts(lang, templates)
     soffice = None
     if pdf:
@@ -500,33 +570,23 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     image = load_image(photo, notes)  # the whole photo, for the overview
     for note in notes:
         click.echo(f"note: {shown(note)}", err=True)
-    draw = None
-    if tiny:
-        pixels = untrained_networks.tiny_pixels(image, network.input_size)
-        draw = untrained_networks.tiny(network.classes, pixels, seed, network.layers[0].weight.shape[0])
-    else:
-        pixels = np.asarray(square_and_resize(image, network.input_size), dtype=np.uint8)
-    if untrained:
-        draw = untrained_networks.untrained(network.config, pixels, seed)
-    network = draw.model if draw else network
-    walkthrough = build_walkthrough(network, pixels, texts, true_index, image, shown(photo.name),
-                                    with_backward=not forward_only, untrained=untrained or tiny,
-                                    bundled=model is None and not (untrained or tiny))
+    pixels, chosen, draw = network.for_photo(image)
+    walkthrough = build_walkthrough(chosen, pixels, texts, true_index, image, shown(photo.name),
+                                    with_backward=not forward_only, untrained=network.draws is not None,
+                                    bundled=network.bundled)
     walkthrough.save(output)
     if pdf:
         handout.save_pdf(walkthrough.plan, pdf, soffice)
-    probabilities = network.predict(pixels).probabilities[0]
+    probabilities = chosen.predict(pixels).probabilities[0]
     best = int(probabilities.argmax())
-    written(f"wrote {shown(output)}: {shown(photo.name)} -> {shown(network.classes[best])} "
+    written(f"wrote {shown(output)}: {shown(photo.name)} -> {shown(chosen.classes[best])} "
             f"({probabilities[best]:.1%}); {len(walkthrough.sheetnames)} sheets, "
             f"{walkthrough.formula_count:,} formulas", output)
     if pdf:
         written(f"wrote {shown(pdf)}: the handout", pdf)
-    if draw:
-        written(f"note: {draw_note(draw, seed, '--tiny' if tiny else '--untrained')}", output)
-    elif model is None:
-        written(f"note: the bundled model knows only {', '.join(network.classes)} and calls any "
-                f"photo one of them; train your own with `cnnsheet train DATA_DIR`", output)
+    note = network.note(draw)
+    if note:
+        written(f"note: {note}", output)
     if bundled_photo:
         click.echo(f"note: no PHOTO was given, so the workbook explains the bundled drawing "
                    f"{photo.name}", err=True)
