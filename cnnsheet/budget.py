@@ -197,8 +197,9 @@ def workbook_sheets(model, with_backward: bool) -> dict[str, int]:
     """Every sheet the walkthrough makes, by title in the order planned, with an upper bound of
     the cells it holds (numbers, formulas and labels; SHEET_OVERHEAD for its title and texts).
     Arithmetic on shapes only. It follows the pipeline of workbook.build_walkthrough sheet by
-    sheet, and a test holds it to every sheet of real walkthroughs: the same titles, and no sheet
-    over its bound. A new sheet is a new entry here."""
+    sheet. A new sheet is a new entry here: Book.sheet refuses to plan a sheet not named here, so
+    one left out fails on its first run, and a test holds every sheet of real walkthroughs to its
+    bound."""
     layers, shapes = model.layers, model.shapes  # shapes[i] is the input of layers[i]
     K, S = len(model.classes), model.input_size
     flat = next(i for i, layer in enumerate(layers) if layer.kind == "flatten")
@@ -322,8 +323,9 @@ def longest_formula(model, with_backward: bool) -> int:
     return max(lengths)
 
 
-def check_workbook(model, with_backward: bool) -> None:
-    """Refuse, before any work, a network whose workbook breaks Excel's limits or any patience."""
+def check_workbook(model, with_backward: bool) -> dict[str, int]:
+    """Refuse, before any work, a network whose workbook breaks Excel's limits or any patience;
+    returns the count of its sheets (workbook_sheets), which the planning holds every sheet to."""
     backward_hint = ", or --forward-only" if with_backward else ""
     column = max((math.prod(shape) for shape in model.shapes if len(shape) == 1), default=0)
     if column + SHEET_OVERHEAD > MAX_ROWS:
@@ -333,10 +335,12 @@ def check_workbook(model, with_backward: bool) -> None:
     if longest > MAX_FORMULA:
         raise CnnsheetError(f"a formula would be up to {longest:,} characters long; Excel allows "
                             f"{MAX_FORMULA:,}: use fewer filters (--filters){backward_hint}")
-    cells = workbook_cells(model, with_backward)
+    sheets = workbook_sheets(model, with_backward)
+    cells = sum(sheets.values())
     if cells > MAX_CELLS:
         raise CnnsheetError(f"the workbook would hold about {cells:,} cells (the limit is "
                             f"{MAX_CELLS:,}): {SHAPE_ADVICE}{backward_hint}")
+    return sheets
 
 
 # ---- cnnsheet descent -----------------------------------------------------------------------

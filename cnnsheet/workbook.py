@@ -73,7 +73,7 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     photo that the network sees (by default none). `zoom_choices` maps a conv's number to the 0-based
     (filter, row, col) its Zoom sheet shows first (by default filter 1 at its strongest cell)."""
     texts = texts or Texts("en")
-    budget.check_workbook(model, with_backward)
+    budgeted = budget.check_workbook(model, with_backward)
     # by default no square, and a middle grey ready for when a student gives it a side
     occlusion = occlusion or Occlusion(value=(brightest(model) + 1) // 2)
     uncovered, pixels = pixels, occlusion.apply(pixels)
@@ -81,7 +81,7 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     book = Book(model, pixels, texts, predicted if target_index is None else target_index,
                 learning_rate, predicted if saliency_index is None else saliency_index,
                 untrained=untrained, saliency_mode=saliency_mode,
-                occlusion=occlusion, photo=uncovered)
+                occlusion=occlusion, photo=uncovered, budgeted=budgeted)
     # The pipeline: each sheet function plans its sheets and returns what later ones read, with
     # the rows of the Overview's table that describe its sheets.
     overview_ws = book.plan.sheet(OVERVIEW)  # shown first, filled last

@@ -113,6 +113,22 @@ def test_the_cell_estimate_bounds_every_cell_written(arch, with_backward):
     assert sum(estimate.values()) <= 3 * sum(written.values())
 
 
+def test_a_sheet_the_budget_does_not_count_is_not_planned(monkeypatch):
+    """The budget names every sheet: planning one it left out is a mistake in the code, said at once."""
+    counted = budget.workbook_sheets
+
+    def forgetting(model, with_backward):
+        sheets = counted(model, with_backward)
+        del sheets["Pool1"]
+        return sheets
+
+    monkeypatch.setattr(budget, "workbook_sheets", forgetting)
+    model = Model(Architecture(size=12, filters=2, kernel=3, pool=2, hidden=4).config(["a", "b"])).init(1)
+    pixels = np.zeros((12, 12, 3), dtype=np.uint8)
+    with pytest.raises(CnnsheetError, match="internal: sheet Pool1 is not counted in budget.workbook_sheets"):
+        build_walkthrough(model, pixels)
+
+
 def test_the_weight_tables_count():
     """Small tensors but a large dense layer: its weights are the cells that matter."""
     model = Model(Architecture(size=64, filters=8, kernel=3, pool=2, hidden=128).config(["a", "b"]))

@@ -28,5 +28,8 @@ To add a sheet: write a module here with a function `my_sheet(book, <what it rea
      forward sheet: `book.forward_row(fp, ...)`), which the pipeline adds to `rows`,
   5. asks for highlights on other sheets by returning `Outline`s, never by editing their plans,
   6. returns what later sheets need (Maps, a Vector, or a small dataclass of its own);
-then call it from one line in `build_walkthrough`, where what it needs already exists.
+then call it from one line in `build_walkthrough`, where what it needs already exists, and count
+its cells, from the shapes, with one `add(title, cells)` in `budget.workbook_sheets` at the same
+place of the pipeline: `book.sheet` refuses a sheet the budget does not count, and
+tests/test_writer.py holds every sheet to its count.
 """

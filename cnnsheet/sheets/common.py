@@ -163,6 +163,7 @@ class Book:
     occlusion: Occlusion = field(default_factory=Occlusion)  # the grey square over the photo
     photo: np.ndarray | None = None  # the pixels before the square covers them (default: pixels)
     numbers: dict = field(default_factory=dict)  # numbering ("step", "d", "s", "Newstep") -> last
+    budgeted: dict = field(default_factory=dict)  # every sheet's title -> its cells, as the budget counted
 
     def __post_init__(self):
         self.photo = self.pixels if self.photo is None else self.photo
@@ -206,6 +207,8 @@ class Book:
         self.counts[prefix + kind] = self.counts.get(prefix + kind, 0) + 1
         single = kind in SINGLE_SHEETS
         title = title or prefix + (kind if single else f"{kind}{self.counts[prefix + kind]}")
+        if title not in self.budgeted:  # the refusal of a too large workbook must count every sheet
+            raise CnnsheetError(f"internal: sheet {title} is not counted in budget.workbook_sheets")
         ws = self.plan.sheet(title)
         if after is not None:
             self.plan.sheets.insert(self.plan.sheetnames.index(after) + 1, self.plan.sheets.pop())
