@@ -194,7 +194,7 @@ def glance_cells(shapes) -> int:
 
 
 def workbook_sheets(model, with_backward: bool) -> dict[str, int]:
-    """Every sheet the walkthrough makes, by title in the order planned, with an upper bound of
+    """Every sheet the walkthrough makes, by title, with an upper bound of
     the cells it holds (numbers, formulas and labels; SHEET_OVERHEAD for its title and texts).
     Arithmetic on shapes only. It follows the pipeline of workbook.build_walkthrough sheet by
     sheet. A new sheet is a new entry here: Book.sheet refuses to plan a sheet not named here, so
