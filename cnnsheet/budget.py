@@ -71,12 +71,13 @@ MAX_DATASET_BYTES = 512 * MiB
 MAX_BATCH_SIZE = 4096
 
 # ---- the workbook ---------------------------------------------------------------------------
-# Every cell the workbook holds, numbers, formulas and labels, as workbook_cells estimates them
-# (an upper bound). Measured near the limit (untrained, with the backward pass): two blocks at
-# 116 x 116 are estimated 2,838,656 and hold 2,183,857 cells; one block at 126 x 126, 2,912,042
-# and 2,174,735; each plans and writes in 20-30 s with a peak of about 900 MB. So 3 million
-# estimated cells are at most about 2.3 million written, under about 1 GB while writing.
-MAX_CELLS = 3_000_000
+# Every cell the workbook holds, numbers, formulas and labels, as workbook_sheets counts them sheet
+# by sheet (an upper bound, held to every sheet of real walkthroughs by the tests). Measured near the
+# limit (untrained, with the backward pass): one block at 118 x 118 is counted 1,910,047 and holds
+# 1,899,922 cells; it plans and writes in 28 s with a peak of 800 MB; two blocks at 108 x 108,
+# 1,909,279 and 1,884,630, in 23 s and 790 MB.
+# Two million keeps a walkthrough under a gigabyte and about half a minute.
+MAX_CELLS = 2_000_000
 MAX_ROWS, MAX_COLUMNS, MAX_FORMULA = 1_048_576, 16_384, 8_192  # Excel's own limits
 # Cells of a sheet that are not the tensor: title, link, explanation lines, labels (at most).
 SHEET_OVERHEAD = 80
@@ -156,66 +157,25 @@ def check_photo(path, width: int, height: int) -> None:
 
 
 # ---- the workbook ---------------------------------------------------------------------------
-def _spatial(shape: tuple, border: int) -> int:
+def tensor_cells(shape: tuple, border: int = 0) -> int:
+    """A (C, H, W) tensor as Book.blocks lays it out: each channel's block with its zero border
+    and its label."""
     C, H, W = shape
-    return C * ((H + 2 * border) * (W + 2 * border) + 1)  # + a label per block
+    return C * ((H + 2 * border) * (W + 2 * border) + 1)
 
 
-def workbook_cells(model, with_backward: bool) -> int:
-    """An upper bound of every cell the walkthrough holds: tensors with their zero borders,
-    weights, labels, and each sheet's title and texts."""
-    layers, shapes = model.layers, model.shapes  # shapes[i] is the input of layers[i]
-    K, S = len(model.classes), model.input_size
-    widest = max(getattr(layer, "span", 1) for layer in layers)
-    border = widest - 1 + max(getattr(layer, "padding", 0) for layer in layers)  # any frame drawn
+def kernel_cells(layer, channels: int) -> int:
+    """A conv's kernels as filter_bands lays them out: a labelled span x span block per filter
+    and input channel, and each filter's bias with its label."""
+    return layer.filters * (channels * (layer.span ** 2 + 1) + 2)
 
-    def forward_cells(with_input: bool) -> int:
-        cells, sheets = 0, 0
-        if with_input:
-            cells += 3 * S * S + _spatial(shapes[0], border) + 12
-            sheets += 2
-        for layer, before, after in zip(layers, shapes, shapes[1:]):
-            if layer.kind == "conv":
-                F, C, span = layer.filters, before[0], layer.span
-                cells += F * C * (span * span + 1) + 2 * F  # the Filters sheet
-                sheets += 1
-            if len(after) == 3:
-                cells += _spatial(after, border)
-            elif layer.kind == "flatten":
-                cells += 5 * (after[0] + 1)
-            elif layer.kind == "dense":
-                m, n = after[0], before[0]
-                cells += m * n + 2 * n + 5 * m
-            sheets += 1
-        cells += 4 * (K + 2) + 3 * (K + 4)  # Softmax and Loss
-        return cells + (sheets + 2) * SHEET_OVERHEAD
 
-    total = forward_cells(with_input=True)
-    total += glance_cells(shapes) + inspector_cells(model)
-    if with_backward:
-        stepped = forward_cells(with_input=False)
-        chain = 4 * (K + 1)  # dLogits
-        for layer, before, after in zip(layers, shapes, shapes[1:]):
-            if layer.kind == "dense":
-                m, n = after[0], before[0]
-                chain += m * n + 3 * n + 4 * m
-            elif layer.kind == "conv":
-                F, C, span = layer.filters, before[0], layer.span
-                _, Ho, Wo = after
-                spread = F * (((Ho - 1) * layer.stride + 1 + 2 * border)
-                              * ((Wo - 1) * layer.stride + 1 + 2 * border) + 1)
-                chain += spread + F * C * (span * span + 1) + 2 * F + _spatial(before, border)
-            elif layer.kind in ("maxpool", "relu", "flatten"):
-                chain += _spatial(before, border) if len(before) == 3 else before[0]
-        masks_and_rotated = sum(_spatial(before, border) for layer, before in zip(layers, shapes)
-                                if layer.kind == "maxpool")
-        masks_and_rotated += sum(layer.filters * before[0] * (layer.span ** 2 + 1)
-                                 for layer, before in zip(layers, shapes) if layer.kind == "conv")
-        saliency = 2 * (K + 2) + S * S + 3 * S * S + 10
-        backward_sheets = 3 * len(layers) + 6
-        total += (stepped + 2 * chain + masks_and_rotated + saliency
-                  + backward_sheets * SHEET_OVERHEAD)
-    return total
+def zoom_cells(layer, channels: int, shapes) -> int:
+    """A Zoom sheet: a window, a kernel and the products per input channel, the sums and the
+    choice, and the 0/1 flags of the rows and columns of every earlier tensor."""
+    widest = max(max(shape[1:]) for shape in shapes if len(shape) == 3)
+    span = layer.span
+    return channels * (3 * span * span + 3 * span + 6) + 60 + (len(shapes) + 2) * (2 * widest + 4)
 
 
 def glance_cells(shapes) -> int:
@@ -233,21 +193,119 @@ def glance_cells(shapes) -> int:
     return maps + strip(shapes[-1][0])  # and the probabilities
 
 
-def inspector_cells(model) -> int:
-    """The Zoom sheet of every conv (a window, a kernel and the products per input channel, the
-    sums, the choice, and which rows and columns of each earlier sheet reach the chosen cell) and
-    the choice of one cell on every Pool sheet (its window and the winner)."""
+def workbook_sheets(model, with_backward: bool) -> dict[str, int]:
+    """Every sheet the walkthrough makes, by title, with an upper bound of
+    the cells it holds (numbers, formulas and labels; SHEET_OVERHEAD for its title and texts).
+    Arithmetic on shapes only. It follows the pipeline of workbook.build_walkthrough sheet by
+    sheet. A new sheet is a new entry here: Book.sheet refuses to plan a sheet not named here, so
+    one left out fails on its first run, and a test holds every sheet of real walkthroughs to its
+    bound."""
+    layers, shapes = model.layers, model.shapes  # shapes[i] is the input of layers[i]
+    K, S = len(model.classes), model.input_size
+    flat = next(i for i, layer in enumerate(layers) if layer.kind == "flatten")
+    sheets = {}
+
+    def add(title: str, cells: int):
+        sheets[title] = cells + SHEET_OVERHEAD
+
+    def border_for(index: int) -> int:  # as Book.border_for: the padding of the conv that reads it
+        return layers[index].padding if index < len(layers) and layers[index].kind == "conv" else 0
+
+    add("Overview", 0)  # filled last: its size is known once every sheet is
+    add("Image", 3 * (S * S + 1) + 2 * S + 12)
+    add("Input", tensor_cells(shapes[0], border_for(0)) + 3 * shapes[0][0] + 2)
+    where = {"input": "Input"}  # a tensor -> the title of its sheet in the first pass
+
+    def forward(prefix: str):
+        numbers = {}
+        for index, (layer, before, after) in enumerate(zip(layers, shapes, shapes[1:])):
+            kind = {"conv": "Conv", "maxpool": "Pool", "flatten": "Flatten", "dense": "Dense",
+                    "relu": "ReLU" if index < flat else None}[layer.kind]
+            if kind is None:  # a ReLU after a dense layer: a row of its sheet
+                where[layer.name] = where[layers[index - 1].name]
+                continue
+            numbers[kind] = number = numbers.get(kind, 0) + 1
+            title = prefix + kind + ("" if kind == "Flatten" else str(number))
+            if kind == "Conv":
+                add(f"{prefix}Filters{number}", kernel_cells(layer, before[0]))
+            if kind == "Flatten":
+                cells = 5 * (after[0] + 1)
+            elif kind == "Dense":
+                m, n = after[0], before[0]
+                cells = m * n + 2 * n + 5 * m + 5
+            else:
+                cells = tensor_cells(after, border_for(index + 1))
+            if kind == "Pool" and not prefix:  # the choice of one cell: its window and the winner
+                cells += 2 * layer.size * (layer.size + 1) + 30
+            add(title, cells)
+            if not prefix:
+                where[layer.name] = title
+                if kind == "Conv":
+                    add(f"Zoom{number}", zoom_cells(layer, before[0], shapes))
+        add(f"{prefix}Softmax", 4 * K + 8)
+
+    forward("")
+    add("Loss", 3 * K + 10)
+    if with_backward:
+        shared = set()  # the Mask and Rotated sheets, made once for both backward passes
+        add("dLogits", 4 * K + 4)
+        chain(model, "d", True, False, where, shared, add)
+        add("Step", 12)
+        forward("New")
+        add("Saliency", S * S + 2 * K + 20)
+        chain(model, "s", False, True, where, shared, add)
+        add("sImage", tensor_cells((3, S, S)))
+    sheets["Overview"] += 60 + glance_cells(shapes) + 9 * len(sheets)  # its table: a row a sheet
+    return sheets
+
+
+def chain(model, tag: str, with_params: bool, to_input: bool, where: dict, shared: set, add):
+    """The sheets of one backward pass (passes.chain): the gradient of each tensor, each conv's
+    dFilters, and the Mask, Spread and Rotated sheets that the gradients read."""
     layers, shapes = model.layers, model.shapes
-    widest = max(max(shape[1:]) for shape in shapes if len(shape) == 3)
-    cells = 0
-    for layer, before in zip(layers, shapes):
-        if layer.kind == "conv":
-            C, span = before[0], layer.span
-            cells += C * (3 * span * span + 3 * span + 6) + 60 + (len(shapes) + 2) * (2 * widest + 4)
-            cells += SHEET_OVERHEAD
+    flat = next(i for i, layer in enumerate(layers) if layer.kind == "flatten")
+    border = 0  # of the incoming gradient's blocks
+    for index in range(len(layers) - 1, -1, -1):
+        layer, before, after = layers[index], shapes[index], shapes[index + 1]
+        below = where[layers[index - 1].name] if index else "Input"  # the sheet of this layer's input
+        if layer.kind == "dense":
+            m, n = after[0], before[0]
+            add(tag + where[layer.name], (m * n + 2 * n + m if with_params else 0) + n + 3 * m + 8)
+        elif layer.kind == "flatten":
+            add(tag + below, tensor_cells(before))
+            border = 0
         elif layer.kind == "maxpool":
-            cells += 2 * layer.size * (layer.size + 1) + 30
-    return cells
+            mask = "Mask" + where[layer.name][len("Pool"):]
+            if mask not in shared:
+                shared.add(mask)
+                add(mask, tensor_cells(before))
+            add(tag + below, tensor_cells(before))
+            border = 0
+        elif layer.kind == "relu" and index < flat:
+            conv = layers[index - 1] if index else None
+            border = (conv.span - 1 if conv is not None and conv.kind == "conv" and conv.stride == 1
+                      and (index - 1 > 0 or to_input) else 0)
+            add(tag + below, tensor_cells(before, border))
+        elif layer.kind == "conv":
+            number = where[layer.name][len("Conv"):]
+            need_input = index > 0 or to_input
+            if layer.stride > 1 or not (border >= layer.span - 1 or not need_input):
+                F, Ho, Wo = after
+                spread = (F, (Ho - 1) * layer.stride + 1, (Wo - 1) * layer.stride + 1)
+                add(f"{tag}Spread{number}", tensor_cells(spread, layer.span - 1 if need_input else 0))
+            if with_params:
+                add(f"{tag}Filters{number}", kernel_cells(layer, before[0]))
+            if need_input:
+                if f"Rotated{number}" not in shared:
+                    shared.add(f"Rotated{number}")
+                    add(f"Rotated{number}", kernel_cells(layer, before[0]))
+                add(tag + below, tensor_cells(before))
+            border = 0
+
+
+def workbook_cells(model, with_backward: bool) -> int:
+    """An upper bound of every cell the walkthrough holds."""
+    return sum(workbook_sheets(model, with_backward).values())
 
 
 def longest_formula(model, with_backward: bool) -> int:
@@ -265,8 +323,9 @@ def longest_formula(model, with_backward: bool) -> int:
     return max(lengths)
 
 
-def check_workbook(model, with_backward: bool) -> None:
-    """Refuse, before any work, a network whose workbook breaks Excel's limits or any patience."""
+def check_workbook(model, with_backward: bool) -> dict[str, int]:
+    """Refuse, before any work, a network whose workbook breaks Excel's limits or any patience;
+    returns the count of its sheets (workbook_sheets), which the planning holds every sheet to."""
     backward_hint = ", or --forward-only" if with_backward else ""
     column = max((math.prod(shape) for shape in model.shapes if len(shape) == 1), default=0)
     if column + SHEET_OVERHEAD > MAX_ROWS:
@@ -276,10 +335,12 @@ def check_workbook(model, with_backward: bool) -> None:
     if longest > MAX_FORMULA:
         raise CnnsheetError(f"a formula would be up to {longest:,} characters long; Excel allows "
                             f"{MAX_FORMULA:,}: use fewer filters (--filters){backward_hint}")
-    cells = workbook_cells(model, with_backward)
+    sheets = workbook_sheets(model, with_backward)
+    cells = sum(sheets.values())
     if cells > MAX_CELLS:
         raise CnnsheetError(f"the workbook would hold about {cells:,} cells (the limit is "
                             f"{MAX_CELLS:,}): {SHAPE_ADVICE}{backward_hint}")
+    return sheets
 
 
 # ---- cnnsheet descent -----------------------------------------------------------------------

@@ -78,6 +78,31 @@ class Gradients:
     params: dict
 
 
+def make_layer(spec: dict, shape: tuple):
+    """The layer of a checked config's spec, reading a tensor of `shape`."""
+    name, kind = spec["name"], spec["type"]
+    if kind == "conv":
+        return Conv(name, shape[0], spec["filters"], spec["kernel"], spec["stride"],
+                    spec["padding"], spec["dilation"])
+    if kind == "maxpool":
+        return MaxPool(name, spec["size"], spec["stride"])
+    if kind == "dense":
+        return Dense(name, shape[0], spec["units"])
+    return {"relu": ReLU, "flatten": Flatten}[kind](name)
+
+
+def checked_array(key: str, value, shape: tuple) -> np.ndarray:
+    """A parameter array as given (a model file's, or training's): its shape, real numbers, finite."""
+    value = np.asarray(value)
+    if value.shape != shape:
+        raise CnnsheetError(f"{key} has shape {value.shape}, the layers need {shape}")
+    if value.dtype.kind not in REAL_KINDS:
+        raise CnnsheetError(f"{key} holds {value.dtype} values, not real numbers")
+    if not np.all(np.isfinite(value)):
+        raise CnnsheetError(f"{key} holds values that are not finite numbers")
+    return value
+
+
 class Model:
     """A sequential CNN built from a config; parameters start at zero until set or initialised."""
 
@@ -93,23 +118,11 @@ class Model:
         self.layers, self.shapes = [], [(self.channels, self.input_size, self.input_size)]
         for spec in self.config["layers"]:
             try:
-                layer = self._build(spec, self.shapes[-1])
+                layer = make_layer(spec, self.shapes[-1])
                 self.shapes.append(layer.output_shape(self.shapes[-1]))
             except CnnsheetError as error:
                 raise CnnsheetError(f"{spec['name']}: {error}") from None
             self.layers.append(layer)
-
-    @staticmethod
-    def _build(spec: dict, shape: tuple):
-        name, kind = spec["name"], spec["type"]
-        if kind == "conv":
-            return Conv(name, shape[0], spec["filters"], spec["kernel"], spec["stride"],
-                        spec["padding"], spec["dilation"])
-        if kind == "maxpool":
-            return MaxPool(name, spec["size"], spec["stride"])
-        if kind == "dense":
-            return Dense(name, shape[0], spec["units"])
-        return {"relu": ReLU, "flatten": Flatten}[kind](name)
 
     # ---- parameters -------------------------------------------------------------------------
     def params(self) -> dict:
@@ -122,14 +135,7 @@ class Model:
         expected = self.params()
         check_array_names(expected, arrays)
         for key, target in expected.items():
-            value = np.asarray(arrays[key])
-            if value.shape != target.shape:
-                raise CnnsheetError(f"{key} has shape {value.shape}, the layers need {target.shape}")
-            if value.dtype.kind not in REAL_KINDS:
-                raise CnnsheetError(f"{key} holds {value.dtype} values, not real numbers")
-            if not np.all(np.isfinite(value)):
-                raise CnnsheetError(f"{key} holds values that are not finite numbers")
-            target[...] = value
+            target[...] = checked_array(key, arrays[key], target.shape)
 
     def init(self, seed: int = 0) -> Model:
         """He initialisation for weights (normal, std sqrt(2 / fan_in)); biases start at 0."""

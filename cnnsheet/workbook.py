@@ -73,7 +73,7 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     photo that the network sees (by default none). `zoom_choices` maps a conv's number to the 0-based
     (filter, row, col) its Zoom sheet shows first (by default filter 1 at its strongest cell)."""
     texts = texts or Texts("en")
-    budget.check_workbook(model, with_backward)
+    budgeted = budget.check_workbook(model, with_backward)
     # by default no square, and a middle grey ready for when a student gives it a side
     occlusion = occlusion or Occlusion(value=(brightest(model) + 1) // 2)
     uncovered, pixels = pixels, occlusion.apply(pixels)
@@ -81,16 +81,24 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     book = Book(model, pixels, texts, predicted if target_index is None else target_index,
                 learning_rate, predicted if saliency_index is None else saliency_index,
                 untrained=untrained, saliency_mode=saliency_mode,
-                occlusion=occlusion, photo=uncovered)
-    # The pipeline: each sheet function plans its sheets and returns what later ones read.
+                occlusion=occlusion, photo=uncovered, budgeted=budgeted)
+    # The pipeline: each sheet function plans its sheets and returns what later ones read, with
+    # the rows of the Overview's table that describe its sheets.
     overview_ws = book.plan.sheet(OVERVIEW)  # shown first, filled last
-    image_maps, occlusion_flags = image.image_sheet(book)
-    first = passes.forward(book, book.first, image.input_sheet(book, image_maps, occlusion_flags))
-    first.probabilities = output.softmax_sheet(book, book.first, first.logits)
-    output.loss_sheet(book, first.probabilities)
-    book.add_outlines(zoom.zoom_sheets(book, first, image_maps, zoom_choices))
-    descent = passes.backward(book, first) if with_backward else None
-    overview.overview_sheet(book, overview_ws, first, descent, photo, photo_name, bundled and not untrained)
+    image_maps, occlusion_flags, image_row = image.image_sheet(book)
+    input_maps, input_row = image.input_sheet(book, image_maps, occlusion_flags)
+    first = passes.forward(book, book.first, input_maps)
+    first.probabilities, softmax_row = output.softmax_sheet(book, book.first, first.logits)
+    rows = [image_row, input_row, *first.rows, softmax_row, output.loss_sheet(book, first.probabilities)]
+    outlines, zoom_rows = zoom.zoom_sheets(book, first, image_maps, zoom_choices)
+    book.add_outlines(outlines)
+    rows += zoom_rows
+    descent = None
+    if with_backward:
+        descent, backward_rows = passes.backward(book, first)
+        rows += backward_rows
+    overview.overview_sheet(book, overview_ws, first, descent, rows, photo, photo_name,
+                            bundled and not untrained)
     # the page fields: filled in when the sheet prints
     footer = texts("labels", "footer", page=printing.THIS_PAGE, pages=printing.PAGE_COUNT)
     for sheet in book.plan.sheets:

@@ -106,14 +106,32 @@ def test_the_cell_estimate_bounds_every_cell_written(arch, with_backward):
     model = Model(arch.config(["a", "b", "c"])).init(1)
     pixels = np.random.default_rng(0).integers(0, 256, (arch.size, arch.size, 3)).astype(np.uint8)
     plan = build_walkthrough(model, pixels, with_backward=with_backward).plan
-    written = sum(len(sheet.cells) for sheet in plan.sheets)
-    estimate = budget.workbook_cells(model, with_backward)
-    assert written <= estimate <= 3 * written
+    written = {sheet.title: len(sheet.cells) for sheet in plan.sheets}
+    estimate = budget.workbook_sheets(model, with_backward)
+    assert estimate.keys() == written.keys()
+    assert all(written[title] <= estimate[title] for title in written)
+    assert sum(estimate.values()) <= 3 * sum(written.values())
+
+
+def test_a_sheet_the_budget_does_not_count_is_not_planned(monkeypatch):
+    """The budget names every sheet: planning one it left out is a mistake in the code, said at once."""
+    counted = budget.workbook_sheets
+
+    def forgetting(model, with_backward):
+        sheets = counted(model, with_backward)
+        del sheets["Pool1"]
+        return sheets
+
+    monkeypatch.setattr(budget, "workbook_sheets", forgetting)
+    model = Model(Architecture(size=12, filters=2, kernel=3, pool=2, hidden=4).config(["a", "b"])).init(1)
+    pixels = np.zeros((12, 12, 3), dtype=np.uint8)
+    with pytest.raises(CnnsheetError, match="internal: sheet Pool1 is not counted in budget.workbook_sheets"):
+        build_walkthrough(model, pixels)
 
 
 def test_the_weight_tables_count():
     """Small tensors but a large dense layer: its weights are the cells that matter."""
-    model = Model(Architecture(size=64, filters=8, kernel=3, pool=2, hidden=96).config(["a", "b"]))
+    model = Model(Architecture(size=64, filters=8, kernel=3, pool=2, hidden=128).config(["a", "b"]))
     tensors = sum(int(np.prod(shape)) for shape in model.shapes)
     assert budget.workbook_cells(model, False) > 64 * 8 * 31 * 31 > tensors
     with pytest.raises(CnnsheetError, match=r"about [\d,]+ cells .*--size.*--forward-only"):

@@ -164,14 +164,18 @@ def test_text_from_templates_and_file_names_stays_text(tmp_path):
 @pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(models(sizes=(5, 16), tricky_names=True), st.booleans())
-def test_the_budget_counts_at_least_every_cell_the_plan_holds(model, with_backward):
-    """budget.workbook_cells refuses a network before any work: it must never undercount."""
+def test_the_budget_counts_every_sheet_and_at_least_every_cell_it_holds(model, with_backward):
+    """budget.workbook_sheets refuses a network before any work: it names every sheet the plan
+    makes (a sheet left out of it fails here, whatever the total) and never undercounts one."""
     model.init(0)
     size = model.input_size
     pixels = np.full((size, size, 3), 128, dtype=np.uint8)
     plan = build_walkthrough(model, pixels, with_backward=with_backward).plan
-    cells = sum(len(sheet.cells) for sheet in plan.sheets)
-    assert cells <= budget.workbook_cells(model, with_backward)
+    estimate = budget.workbook_sheets(model, with_backward)
+    assert sorted(estimate) == sorted(plan.sheetnames)
+    over = {sheet.title: (len(sheet.cells), estimate[sheet.title]) for sheet in plan.sheets
+            if len(sheet.cells) > estimate[sheet.title]}
+    assert not over, over
 
 
 # ---- the plan guards the writer: every value, text and name is checked as it enters ----------

@@ -25,8 +25,9 @@ SINGLE_SHEETS = ("Image", "Input", "Flatten", "Softmax", "Loss", "dLogits", "Ste
 
 
 @dataclass
-class Step:
-    """One row of the overview's table: a sheet and what it holds."""
+class OverviewRow:
+    """One row of the Overview's table: a sheet and what it holds. Each sheet function returns
+    the rows of the sheets it made; the Overview lists them in the workbook's order."""
 
     sheet: str
     layer: str
@@ -83,6 +84,7 @@ class PassSheets:
     params: dict = field(default_factory=dict)
     logits: Vector | None = None
     probabilities: Vector | None = None
+    rows: list[OverviewRow] = field(default_factory=list)  # the Overview's rows of these sheets
 
 
 @dataclass
@@ -155,13 +157,13 @@ class Book:
     learning_rate: float
     saliency_index: int
     plan: WorkbookPlan = field(default_factory=WorkbookPlan)
-    steps: list = field(default_factory=list)  # rows of the overview's table, as sheets add them
     counts: dict = field(default_factory=dict)  # sheet kind -> how many so far
     untrained: bool = False  # random weights: the texts must not speak of training
     saliency_mode: str = "gradient"  # one of layers.RELU_RULES: the saliency pass's ReLU rule
     occlusion: Occlusion = field(default_factory=Occlusion)  # the grey square over the photo
     photo: np.ndarray | None = None  # the pixels before the square covers them (default: pixels)
     numbers: dict = field(default_factory=dict)  # numbering ("step", "d", "s", "Newstep") -> last
+    budgeted: dict = field(default_factory=dict)  # every sheet's title -> its cells, as the budget counted
 
     def __post_init__(self):
         self.photo = self.pixels if self.photo is None else self.photo
@@ -205,6 +207,8 @@ class Book:
         self.counts[prefix + kind] = self.counts.get(prefix + kind, 0) + 1
         single = kind in SINGLE_SHEETS
         title = title or prefix + (kind if single else f"{kind}{self.counts[prefix + kind]}")
+        if title not in self.budgeted:  # the refusal of a too large workbook must count every sheet
+            raise CnnsheetError(f"internal: sheet {title} is not counted in budget.workbook_sheets")
         ws = self.plan.sheet(title)
         if after is not None:
             self.plan.sheets.insert(self.plan.sheetnames.index(after) + 1, self.plan.sheets.pop())
@@ -259,17 +263,10 @@ class Book:
         layers = self.model.layers
         return layers[index].padding if index < len(layers) and isinstance(layers[index], Conv) else 0
 
-    def overview_row(self, sheet: str, layer: str, shape: tuple, **details):
-        """A row of the overview's table."""
-        self.steps.append(Step(sheet, layer, shape, **details))
-
-    def step(self, fp: Pass, sheet: str, layer: str, shape: tuple, **details):
-        """A row of the overview's table for a forward sheet; only the first pass's rows count
-        parameters and work out sizes (they describe the network)."""
-        if fp is self.first:
-            self.overview_row(sheet, layer, shape, **details)
-        else:
-            self.overview_row(sheet, layer, shape)
+    def forward_row(self, fp: Pass, sheet: str, layer: str, shape: tuple, **details) -> OverviewRow:
+        """The Overview's row of a forward sheet; only the first pass's rows count parameters and
+        work out sizes (they describe the network)."""
+        return OverviewRow(sheet, layer, shape, **(details if fp is self.first else {}))
 
     def previous_name(self, layer) -> str:
         """The tensor a layer reads: the output of the layer before it, or the input."""

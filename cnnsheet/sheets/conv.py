@@ -15,6 +15,7 @@ from cnnsheet.sheets.common import (
     Book,
     Filters,
     Maps,
+    OverviewRow,
     Pass,
     PassSheets,
     channel_names,
@@ -57,7 +58,7 @@ def filter_bands(book: Book, ws, top: int, layer: Conv, write_tap, write_bias):
     return kernels, bias_cells
 
 
-def filters_sheet(book: Book, fp: Pass, made: PassSheets, layer: Conv) -> Filters:
+def filters_sheet(book: Book, fp: Pass, made: PassSheets, layer: Conv) -> tuple[Filters, OverviewRow]:
     """Weights, one row of kernels per filter (spread with zeros when dilated), and biases."""
     F, C, k = layer.filters, layer.in_channels, layer.kernel
     span, d = layer.span, layer.dilation
@@ -79,12 +80,13 @@ def filters_sheet(book: Book, fp: Pass, made: PassSheets, layer: Conv) -> Filter
     bias_col = LEFT + C * (span + 1)  # as filter_bands puts it: right of the last kernel
     biases = [Block(ws.title, row_blocks[0].top, bias_col, 1, 1) for row_blocks in kernels]
     ws.scale([b.data for row_blocks in kernels for b in row_blocks] + bias_cells, style.DIVERGING)
-    book.step(fp, ws.title, layer.name, layer.weight.shape, params_formula=f"={F}*{C}*{k}*{k}+{F}",
-              params=layer.weight.size + layer.bias.size)
-    return Filters(ws.title, kernels, biases)
+    row = book.forward_row(fp, ws.title, layer.name, layer.weight.shape,
+                           params_formula=f"={F}*{C}*{k}*{k}+{F}", params=layer.weight.size + layer.bias.size)
+    return Filters(ws.title, kernels, biases), row
 
 
-def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, border):
+def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet,
+               border) -> tuple[Maps, OverviewRow]:
     """Each output cell: one SUMPRODUCT of a window and a kernel per input channel, plus the bias."""
     F, Ho, Wo = values.shape
     in_h = in_blocks[0].height
@@ -110,33 +112,37 @@ def conv_sheet(book: Book, fp: Pass, layer: Conv, values, in_blocks, in_sheet, b
         return Conv.formula(windows(i, j), kernels[f], names.conv_bias(number, f + 1, fp.name_prefix))
 
     tensor(ws, blocks, values, formula, style.DIVERGING)
-    book.step(fp, ws.title, layer.name, values.shape,
-              size_formula=f"=INT(({in_h}+2*{p}-{d}*({k}-1)-1)/{s})+1",
-              size_rule=f"floor(({in_h} + 2x{p} - {d}x({k}-1) - 1) / {s}) + 1", window=(layer.span, s),
-              field=book.field_of(layer))
-    return Maps(blocks, ws.title)
+    row = book.forward_row(fp, ws.title, layer.name, values.shape,
+                           size_formula=f"=INT(({in_h}+2*{p}-{d}*({k}-1)-1)/{s})+1",
+                           size_rule=f"floor(({in_h} + 2x{p} - {d}x({k}-1) - 1) / {s}) + 1",
+                           window=(layer.span, s), field=book.field_of(layer))
+    return Maps(blocks, ws.title), row
 
 
 # ---- backward --------------------------------------------------------------------------------
 def conv_backward(book: Book, back: Backward, layer: Conv, incoming, with_params: bool,
-                  need_input: bool):
+                  need_input: bool) -> tuple[Maps | None, list[OverviewRow]]:
     """db = sum of dZ; dW = input windows x dZ; d input = dZ (spread) fully convolved with the
-    kernels turned by 180 degrees."""
+    kernels turned by 180 degrees. Returns d input (None when not needed) and the sheets' rows."""
     dz = back.grads.tensors[layer.name][0]
     grad_blocks, _ = incoming
     bordered = grad_blocks[0].border >= layer.span - 1 or not need_input
+    rows = []
     if layer.stride > 1 or not bordered:
-        spread_map = spread(book, back, layer, incoming, dz, layer.span - 1 if need_input else 0)
+        spread_map, row = spread(book, back, layer, incoming, dz, layer.span - 1 if need_input else 0)
+        rows.append(row)
     else:
         spread_map = incoming
     if with_params:
-        weight_gradients(book, back, layer, incoming, spread_map)
+        rows.append(weight_gradients(book, back, layer, incoming, spread_map))
     if need_input:
-        return input_gradient(book, back, layer, spread_map)
-    return None
+        dinput, more = input_gradient(book, back, layer, spread_map)
+        return dinput, rows + more
+    return None, rows
 
 
-def spread(book: Book, back: Backward, layer: Conv, incoming, dz: np.ndarray, border: int) -> Maps:
+def spread(book: Book, back: Backward, layer: Conv, incoming, dz: np.ndarray,
+           border: int) -> tuple[Maps, OverviewRow]:
     """dZ with stride - 1 zeros between its cells: the map that a strided conv's gradient slides
     over (the transposed convolution), framed by zeros for the full convolution."""
     grad_blocks, grad_sheet = incoming
@@ -150,11 +156,10 @@ def spread(book: Book, back: Backward, layer: Conv, incoming, dz: np.ndarray, bo
     tensor(ws, blocks, values, lambda f, i, j: (
         f"={grad_blocks[f].address(i // s, j // s)}" if i % s == 0 and j % s == 0 else None),
         style.DIVERGING, fmt=style.number_format(dz))
-    book.overview_row(ws.title, layer.name, (F, Hd, Wd))
-    return Maps(blocks, ws.title)
+    return Maps(blocks, ws.title), OverviewRow(ws.title, layer.name, (F, Hd, Wd))
 
 
-def weight_gradients(book: Book, back: Backward, layer: Conv, incoming, spread_map):
+def weight_gradients(book: Book, back: Backward, layer: Conv, incoming, spread_map) -> OverviewRow:
     """dW of each tap: SUMPRODUCT of the input window it met and the (spread) gradient map."""
     grad_blocks, grad_sheet = incoming
     spread_blocks, spread_sheet = spread_map
@@ -180,14 +185,14 @@ def weight_gradients(book: Book, back: Backward, layer: Conv, incoming, spread_m
 
     kernels, bias_cells = filter_bands(book, ws, top, layer, weight_gradient, bias_gradient)
     ws.scale([b.data for row_blocks in kernels for b in row_blocks] + bias_cells, style.DIVERGING)
-    book.overview_row(ws.title, layer.name, dw.shape)
+    return OverviewRow(ws.title, layer.name, dw.shape)
 
 
-def rotated_kernels(book: Book, back: Backward, layer: Conv) -> Maps:
+def rotated_kernels(book: Book, back: Backward, layer: Conv) -> tuple[Maps, list[OverviewRow]]:
     """Each kernel turned by 180 degrees (spread when dilated), read live from its Filters sheet;
-    one sheet for both backward passes."""
+    one sheet for both backward passes (the rows: its row if this call made it)."""
     if ("Rotated", layer.name) in back.shared:
-        return back.shared["Rotated", layer.name]
+        return back.shared["Rotated", layer.name], []
     F, C, span = layer.filters, layer.in_channels, layer.span
     kernels = back.first.filters[layer.name].kernels
     number = back.first.maps[layer.name].sheet[len("Conv"):]
@@ -200,15 +205,14 @@ def rotated_kernels(book: Book, back: Backward, layer: Conv) -> Maps:
     tensor(ws, blocks, turned, lambda n, u, v: (
         f"={kernels[n // C][n % C].address(span - 1 - u, span - 1 - v)}"),
         style.DIVERGING)
-    book.overview_row(ws.title, layer.name, (F, C, span, span))
     back.shared["Rotated", layer.name] = Maps(blocks, ws.title)
-    return back.shared["Rotated", layer.name]
+    return back.shared["Rotated", layer.name], [OverviewRow(ws.title, layer.name, (F, C, span, span))]
 
 
-def input_gradient(book: Book, back: Backward, layer: Conv, spread_map) -> Maps:
+def input_gradient(book: Book, back: Backward, layer: Conv, spread_map) -> tuple[Maps, list[OverviewRow]]:
     """d input: the zero-framed gradient map convolved with the turned kernels, summed over filters."""
     spread_blocks, spread_sheet = spread_map
-    rot_blocks, rot_sheet = rotated_kernels(book, back, layer)
+    (rot_blocks, rot_sheet), rows = rotated_kernels(book, back, layer)
     previous = book.previous_name(layer)
     in_blocks, in_sheet = back.first.maps[previous]
     values = back.grads.tensors[previous][0]
@@ -235,6 +239,5 @@ def input_gradient(book: Book, back: Backward, layer: Conv, spread_map) -> Maps:
                               for window, kernel in zip(spread_windows, rotated[c]))
 
     tensor(ws, blocks, values, formula, style.DIVERGING)
-    book.overview_row(ws.title, previous, values.shape)
-    return Maps(blocks, ws.title)
+    return Maps(blocks, ws.title), rows + [OverviewRow(ws.title, previous, values.shape)]
 

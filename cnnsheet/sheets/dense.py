@@ -6,13 +6,23 @@ from __future__ import annotations
 from cnnsheet import names, style
 from cnnsheet.layers import Dense, Flatten, ReLU
 from cnnsheet.layout import LEFT, Vector, a1, area, on
-from cnnsheet.sheets.common import Backward, Book, DenseGeometry, Pass, PassSheets, place_param, place_params
+from cnnsheet.sheets.common import (
+    Backward,
+    Book,
+    DenseGeometry,
+    OverviewRow,
+    Pass,
+    PassSheets,
+    place_param,
+    place_params,
+)
 
 
 def dense_sheet(book: Book, fp: Pass, made: PassSheets, layer: Dense, source: Vector,
-                relu_next: ReLU | None, last: bool) -> tuple[Vector, DenseGeometry]:
+                relu_next: ReLU | None, last: bool) -> tuple[Vector, DenseGeometry, OverviewRow]:
     """Inputs down column C, one column of weights per output, the outputs in a row on top; the
-    ReLU that follows, if any, in the row below them. Returns the outputs and where things are."""
+    ReLU that follows, if any, in the row below them. Returns the outputs, where things are, and
+    the Overview's row."""
     m, n = layer.units, layer.inputs
     keys = ("body",) + (("body_relu",) if relu_next else ()) + (("body_logits",) if last else ())
     number = book.counts.get(fp.sheet_prefix + "Dense", 0) + 1
@@ -60,12 +70,12 @@ def dense_sheet(book: Book, fp: Pass, made: PassSheets, layer: Dense, source: Ve
     ws.width("ABC", (3, 8, 9))
     for j in range(m):
         ws.widths[g.first + j] = 10 if last else 7
-    book.step(fp, ws.title, layer.name, (m,), params_formula=f"={m}*{n}+{m}", params=m * n + m)
-    return out, g
+    return out, g, book.forward_row(fp, ws.title, layer.name, (m,), params_formula=f"={m}*{n}+{m}",
+                                    params=m * n + m)
 
 
 def dense_backward(book: Book, back: Backward, layer: Dense, incoming: Vector, relu_after: bool,
-                   with_params: bool) -> Vector:
+                   with_params: bool) -> tuple[Vector, OverviewRow]:
     """dz (through the ReLU if one follows), dW = dz x input, db = dz, d input = W^T dz."""
     g = back.first.dense[layer.name]
     m, n = layer.units, layer.inputs
@@ -122,5 +132,4 @@ def dense_backward(book: Book, back: Backward, layer: Dense, incoming: Vector, r
     ws.scale(out.data, style.DIVERGING)
     ws.freeze = a1(data_top, first)
     ws.width("ABC", (3, 8, 9))
-    book.overview_row(ws.title, layer.name, (n,))
-    return out
+    return out, OverviewRow(ws.title, layer.name, (n,))

@@ -6,10 +6,10 @@ from __future__ import annotations
 from cnnsheet import names, style
 from cnnsheet.layers import Flatten
 from cnnsheet.layout import LEFT, Vector, a1
-from cnnsheet.sheets.common import Backward, Book, Maps, Pass, tensor
+from cnnsheet.sheets.common import Backward, Book, Maps, OverviewRow, Pass, tensor
 
 
-def flatten_sheet(book: Book, fp: Pass, values, in_blocks, in_sheet, scale) -> Vector:
+def flatten_sheet(book: Book, fp: Pass, values, in_blocks, in_sheet, scale) -> tuple[Vector, OverviewRow]:
     C, H, W = len(in_blocks), in_blocks[0].height, in_blocks[0].width
     count = C * H * W
     ws, top = book.sheet("Flatten", "flatten", fp=fp, colours=(scale,), count=f"{count:,}", channels=C,
@@ -31,11 +31,11 @@ def flatten_sheet(book: Book, fp: Pass, values, in_blocks, in_sheet, scale) -> V
     book.name(names.flatten(fp.name_prefix), ws, vector.data)
     ws.freeze = a1(top + 1, LEFT)
     ws.width("ABCDEF", (3, 8, 10, 6, 8, 10))
-    book.step(fp, ws.title, "flatten", (count,), size_formula=f"={C}*{H}*{W}", size_rule=f"{C} x {H} x {W}")
-    return vector
+    return vector, book.forward_row(fp, ws.title, "flatten", (count,), size_formula=f"={C}*{H}*{W}",
+                                    size_rule=f"{C} x {H} x {W}")
 
 
-def unflatten(book: Book, back: Backward, layer: Flatten, incoming: Vector) -> Maps:
+def unflatten(book: Book, back: Backward, layer: Flatten, incoming: Vector) -> tuple[Maps, OverviewRow]:
     """The gradient column laid back into the feature maps it was read from."""
     previous = book.previous_name(layer)
     blocks_in, sheet = back.first.maps[previous]
@@ -45,5 +45,4 @@ def unflatten(book: Book, back: Backward, layer: Flatten, incoming: Vector) -> M
     blocks = book.blocks(ws, top, values, [b.label for b in blocks_in])
     tensor(ws, blocks, values,
                 lambda c, i, j: f"={incoming.address((c * H + i) * W + j)}", style.DIVERGING)
-    book.overview_row(ws.title, previous, values.shape)
-    return Maps(blocks, ws.title)
+    return Maps(blocks, ws.title), OverviewRow(ws.title, previous, values.shape)

@@ -8,13 +8,13 @@ from cnnsheet.fields import receptive_field_size
 from cnnsheet.layout import LEFT, Vector, a1, area
 from cnnsheet.model import LUMA
 from cnnsheet.plan import Scale, WholeNumbers
-from cnnsheet.sheets.common import Book, Maps, channel_names, square_cells, tensor
+from cnnsheet.sheets.common import Book, Maps, OverviewRow, channel_names, square_cells, tensor
 from cnnsheet.untrained import brightest, reads_levels
 
 
-def image_sheet(book: Book) -> tuple[Maps, tuple[Vector, Vector]]:
-    """The photo's pixels, uncovered, with the grey square's cells above them; returns the pixels
-    and the square's row and column flags."""
+def image_sheet(book: Book) -> tuple[Maps, tuple[Vector, Vector], OverviewRow]:
+    """The photo's pixels, uncovered, with the grey square's cells above them; returns the pixels,
+    the square's row and column flags, and the Overview's row."""
     size = book.model.input_size
     levels = reads_levels(book.model)  # --tiny: grey levels 0-9
     keys = ("body_levels" if levels else "body", "body_occlusion")
@@ -39,8 +39,8 @@ def image_sheet(book: Book) -> tuple[Maps, tuple[Vector, Vector]]:
         above, before = block.top - 1, block.left - 1
         ws.highlight((block.data,), f"AND(INDEX({names.occlusion('rows')},ROW()-{above}),"
                      f"INDEX({names.occlusion('cols')},COLUMN()-{before}))", "field", 2)
-    book.overview_row(ws.title, book.texts("overview", "image_row"), (3, size, size))
-    return Maps(blocks, ws.title), flags
+    row = OverviewRow(ws.title, book.texts("overview", "image_row"), (3, size, size))
+    return Maps(blocks, ws.title), flags, row
 
 
 def occlusion_panel(book: Book, ws, top: int) -> tuple[Vector, Vector]:
@@ -78,7 +78,7 @@ def occlusion_panel(book: Book, ws, top: int) -> tuple[Vector, Vector]:
     return tuple(flags)
 
 
-def input_sheet(book: Book, image_maps: Maps, flags: tuple[Vector, Vector]) -> Maps:
+def input_sheet(book: Book, image_maps: Maps, flags: tuple[Vector, Vector]) -> tuple[Maps, OverviewRow]:
     model = book.model
     channels = channel_names(model.channels, True)
     border = book.border_for(0)
@@ -113,16 +113,15 @@ def input_sheet(book: Book, image_maps: Maps, flags: tuple[Vector, Vector]) -> M
 
     # a black pixel reads (0 - mean) / std: below zero whenever the mean is above it
     tensor(ws, blocks, values, formula, input_scale(model))
-    book.overview_row(ws.title, book.texts("overview", "input_row"), values.shape,
-                      field=receptive_field_size([]))  # each cell sees one pixel, one apart
-    return Maps(blocks, ws.title)
+    return Maps(blocks, ws.title), OverviewRow(ws.title, book.texts("overview", "input_row"), values.shape,
+                                               field=receptive_field_size([]))  # one pixel, one apart
 
 
 def input_scale(model) -> Scale:
     return style.DIVERGING if (model.mean > 0).any() else style.SEQUENTIAL_SCALE
 
 
-def pixel_gradients(book: Book, dinput_blocks, dinput_sheet, dpixels):
+def pixel_gradients(book: Book, dinput_blocks, dinput_sheet, dpixels) -> tuple[Maps, OverviewRow]:
     """From the scaled input back to the 0-255 pixels: divide by 255 x std (and by the luma
     weights when the network sees grey)."""
     channels = channel_names(book.model.channels, True)
@@ -135,5 +134,4 @@ def pixel_gradients(book: Book, dinput_blocks, dinput_sheet, dpixels):
         return f"={dinput_blocks[c].address(i, j)}/(255*{names.std(channels[c])})"
 
     tensor(ws, blocks, dpixels, formula, style.DIVERGING)
-    book.overview_row(ws.title, "pixels", dpixels.shape)
-    return Maps(blocks, ws.title)
+    return Maps(blocks, ws.title), OverviewRow(ws.title, "pixels", dpixels.shape)

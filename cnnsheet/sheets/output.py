@@ -16,7 +16,7 @@ from cnnsheet.layers import (
 )
 from cnnsheet.layout import LEFT, Vector, a1, area
 from cnnsheet.plan import BarChart, DropDown, SheetPlan
-from cnnsheet.sheets.common import Book, Pass
+from cnnsheet.sheets.common import Book, OverviewRow, Pass
 
 VALUE = style.key("value", "0.0000")
 
@@ -29,7 +29,7 @@ def class_choice(book: Book, ws: SheetPlan, row: int, col: int, index: int, name
     return book.name(name, ws, a1(row, col))
 
 
-def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> Vector:
+def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> tuple[Vector, OverviewRow]:
     classes = book.class_names
     K = len(classes)
     ws, top = book.sheet("Softmax", "softmax", fp=fp, colours=(style.PROBABILITY,))
@@ -61,11 +61,10 @@ def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> Vector:
     ws.charts.append(BarChart(book.texts("labels", "probability"), class_column.data, probabilities.data,
                               a1(chart_top, LEFT), tuple(classes), tuple(float(v) for v in p)))
     ws.keep.append((chart_top, LEFT, chart_top + printing.CHART_ROWS - 1, LEFT + 3))  # printed too
-    book.step(fp, ws.title, "softmax", (K,))
-    return probabilities
+    return probabilities, book.forward_row(fp, ws.title, "softmax", (K,))
 
 
-def loss_sheet(book: Book, probabilities: Vector):
+def loss_sheet(book: Book, probabilities: Vector) -> OverviewRow:
     classes = book.class_names
     K = len(classes)
     target = book.target_index
@@ -93,10 +92,10 @@ def loss_sheet(book: Book, probabilities: Vector):
                style.key("big", style.loss_format(loss)))
     book.name(names.LOSS, ws, a1(loss_row, LEFT + 1))
     ws.width("ABCD", (3, 24, 14, 10))
-    book.overview_row(ws.title, "cross-entropy", (1,))
+    return OverviewRow(ws.title, "cross-entropy", (1,))
 
 
-def dlogits_sheet(book: Book, probabilities: Vector, dlogits: np.ndarray) -> Vector:
+def dlogits_sheet(book: Book, probabilities: Vector, dlogits: np.ndarray) -> tuple[Vector, OverviewRow]:
     ws, top = book.sheet("dLogits", "dlogits", numbering="d", colours=(style.DIVERGING,))
     for col, key in enumerate(["class", "probability", "onehot", "gradient"], LEFT):
         ws.label(top, col, book.texts("labels", key))
@@ -112,5 +111,4 @@ def dlogits_sheet(book: Book, probabilities: Vector, dlogits: np.ndarray) -> Vec
     book.name(names.DLOGITS, ws, vector.data)
     ws.scale(vector.data, style.DIVERGING)
     ws.width("ABCDE", (3, 18, 14, 12, 14))
-    book.overview_row(ws.title, "dlogits", (len(p),))
-    return vector
+    return vector, OverviewRow(ws.title, "dlogits", (len(p),))

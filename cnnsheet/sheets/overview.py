@@ -19,7 +19,7 @@ from cnnsheet.layers import Flatten
 from cnnsheet.layout import Vector, a1, area
 from cnnsheet.model import Descent
 from cnnsheet.plan import Picture, SheetPlan
-from cnnsheet.sheets.common import Book, PassSheets
+from cnnsheet.sheets.common import Book, OverviewRow, PassSheets
 from cnnsheet.untrained import brightest
 
 PICTURE_SIDE = 224  # pixels
@@ -36,10 +36,12 @@ TABLE = {"table_step": 1, "table_layer": 16, "table_shape": 40, "table_size": (6
 
 
 def overview_sheet(book: Book, ws: SheetPlan, first: PassSheets, descent: Descent | None,
-                   photo: Image.Image | None, photo_name: str, bundled: bool = False):
+                   rows: list[OverviewRow], photo: Image.Image | None, photo_name: str,
+                   bundled: bool = False):
     """The Overview, on the sheet `ws` that the pipeline made first (it is shown first, and filled
     last: it reads every sheet of the first pass). `descent` is the engine's gradient step, None
-    without the backward pass; `bundled`: the model is the bundled shapes model, which the
+    without the backward pass; `rows` are what the sheet functions returned for the table, in any
+    order; `bundled`: the model is the bundled shapes model, which the
     Overview says knows only its three shapes."""
     t, classes = book.texts, book.class_names
     with_backward = descent is not None
@@ -82,7 +84,7 @@ def overview_sheet(book: Book, ws: SheetPlan, first: PassSheets, descent: Descen
     row = covering(book, ws, row)
     row = pictures(book, ws, photo, row + 1)
     row = glance(book, ws, first, row + 1)
-    table(book, ws, row + 1)
+    table(book, ws, row + 1, rows)
     for col in range(1, GLANCE_COLUMNS + MARGIN + 2):
         ws.widths.setdefault(col, style.THUMB_CELL[0])
 
@@ -227,7 +229,7 @@ def field_cells(ws, row: int, step, before: int | None) -> int | None:
     return row
 
 
-def table(book: Book, ws, row: int):
+def table(book: Book, ws, row: int, rows: list[OverviewRow]):
     """Every sheet in the workbook's order: a link, the layer, the shape, the live arithmetic of
     its height and its parameter count."""
     t = book.texts
@@ -238,7 +240,7 @@ def table(book: Book, ws, row: int):
     order = {title: index for index, title in enumerate(book.plan.sheetnames)}
     size_cols, params_cols = TABLE["table_size"], TABLE["table_params"]
     field_row = None  # the last row with a receptive field
-    for step in sorted(book.steps, key=lambda s: order[s.sheet]):
+    for step in sorted(rows, key=lambda s: order[s.sheet]):
         row += 1
         ws.link(row, TABLE["table_step"], step.sheet, step.sheet)
         ws.text(row, TABLE["table_layer"], step.layer)

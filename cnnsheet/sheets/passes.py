@@ -15,13 +15,14 @@ from cnnsheet.layout import LEFT, Block, Vector, a1, area
 from cnnsheet.model import Descent
 from cnnsheet.plan import DropDown
 from cnnsheet.sheets import conv, dense, flatten, image, output, pool, relu
-from cnnsheet.sheets.common import Backward, Book, Maps, Pass, PassSheets, square_cells
+from cnnsheet.sheets.common import Backward, Book, Maps, OverviewRow, Pass, PassSheets, square_cells
 
 DEFAULT_LEARNING_RATE = 0.01  # the default walkthrough: loss 0.053 -> 0.014
 
 
 def forward(book: Book, fp: Pass, input_maps: Maps) -> PassSheets:
-    """The sheets of one pass from the input to the logits; returns what they made."""
+    """The sheets of one pass from the input to the logits; returns what they made (with their
+    rows of the Overview)."""
     made = PassSheets(maps={"input": input_maps})
     blocks, sheet = input_maps
     scale = image.input_scale(book.model)  # what the values can be: pools and flatten keep it
@@ -30,69 +31,84 @@ def forward(book: Book, fp: Pass, input_maps: Maps) -> PassSheets:
     for index, layer in enumerate(layers):
         border = book.border_for(index + 1)
         values = fp.trace.tensors[layer.name][0]
+        rows = []
         if isinstance(layer, Conv):
-            made.filters[layer.name] = conv.filters_sheet(book, fp, made, layer)
-            blocks, sheet = conv.conv_sheet(book, fp, layer, values, blocks, sheet, border)
+            made.filters[layer.name], row = conv.filters_sheet(book, fp, made, layer)
+            rows.append(row)
+            (blocks, sheet), row = conv.conv_sheet(book, fp, layer, values, blocks, sheet, border)
+            rows.append(row)
             scale = style.DIVERGING
         elif isinstance(layer, ReLU) and vector is None:
-            blocks, sheet = relu.relu_sheet(book, fp, layer, values, blocks, sheet, border)
+            (blocks, sheet), row = relu.relu_sheet(book, fp, layer, values, blocks, sheet, border)
+            rows.append(row)
             scale = style.SEQUENTIAL_SCALE
         elif isinstance(layer, MaxPool):
-            blocks, sheet = pool.pool_sheet(book, fp, layer, values, blocks, sheet, border, scale)
+            (blocks, sheet), row = pool.pool_sheet(book, fp, layer, values, blocks, sheet, border, scale)
+            rows.append(row)
         elif isinstance(layer, Flatten):
-            vector = flatten.flatten_sheet(book, fp, values, blocks, sheet, scale)
+            vector, row = flatten.flatten_sheet(book, fp, values, blocks, sheet, scale)
+            rows.append(row)
         elif isinstance(layer, Dense):
             following = layers[index + 1] if index + 1 < len(layers) else None
             relu_next = following if isinstance(following, ReLU) else None
-            vector, made.dense[layer.name] = dense.dense_sheet(book, fp, made, layer, vector, relu_next,
-                                                               last=index == len(layers) - 1)
+            vector, made.dense[layer.name], row = dense.dense_sheet(book, fp, made, layer, vector, relu_next,
+                                                                    last=index == len(layers) - 1)
+            rows.append(row)
+        made.rows += rows
         made.maps[layer.name] = vector if vector is not None else Maps(blocks, sheet)
     made.logits = vector
     return made
 
 
-def backward(book: Book, first: PassSheets) -> Descent:
+def backward(book: Book, first: PassSheets) -> tuple[Descent, list[OverviewRow]]:
     """Gradients from the loss, the gradient-descent step, and the saliency map; returns the
-    engine's step, whose loss after the Overview shows."""
+    engine's step, whose loss after the Overview shows, and the Overview's rows of the sheets."""
     model, trace = book.model, book.trace
     dlogits = model.loss_gradient(trace, [book.target_index])  # (1, K)
     shared = {}  # the Mask and Rotated sheets, made once for both backward passes
     loss = Backward("d", model.backward(trace, dlogits), first, shared)
-    seed = output.dlogits_sheet(book, first.probabilities, dlogits[0])
-    chain(book, loss, seed, with_params=True, to_input=False)
-    descent = gradient_step(book, first, loss)
-    saliency_sheets(book, first, shared)
-    return descent
+    seed, row = output.dlogits_sheet(book, first.probabilities, dlogits[0])
+    _, rows = chain(book, loss, seed, with_params=True, to_input=False)
+    descent, step_rows = gradient_step(book, first, loss)
+    return descent, [row, *rows, *step_rows, *saliency_sheets(book, first, shared)]
 
 
-def chain(book: Book, back: Backward, seed: Vector, with_params: bool, to_input: bool):
-    """Backpropagate from `seed` (gradient of the logits) through every layer."""
+def chain(book: Book, back: Backward, seed: Vector, with_params: bool,
+          to_input: bool) -> tuple[Maps | None, list[OverviewRow]]:
+    """Backpropagate from `seed` (gradient of the logits) through every layer; returns the
+    gradient of the input (None unless `to_input`) and the Overview's rows of the sheets."""
     layers = book.model.layers
     flat = next(i for i, layer in enumerate(layers) if isinstance(layer, Flatten))
-    incoming = seed
+    incoming, rows = seed, []
     for index in range(len(layers) - 1, -1, -1):
         layer = layers[index]
         if isinstance(layer, Dense):
             relu_after = index + 1 < len(layers) and isinstance(layers[index + 1], ReLU)
-            incoming = dense.dense_backward(book, back, layer, incoming, relu_after, with_params)
+            incoming, row = dense.dense_backward(book, back, layer, incoming, relu_after, with_params)
+            rows.append(row)
         elif isinstance(layer, Flatten):
-            incoming = flatten.unflatten(book, back, layer, incoming)
+            incoming, row = flatten.unflatten(book, back, layer, incoming)
+            rows.append(row)
         elif isinstance(layer, MaxPool):
-            incoming = pool.pool_backward(book, back, layer, incoming)
+            incoming, more = pool.pool_backward(book, back, layer, incoming)
+            rows += more
         elif isinstance(layer, ReLU) and index < flat:
             below = layers[index - 1] if index else None
             needs_border = (isinstance(below, Conv) and below.stride == 1
                             and (index - 1 > 0 or to_input))
             border = below.span - 1 if needs_border else 0
-            incoming = relu.relu_backward(book, back, layer, incoming, border)
+            incoming, row = relu.relu_backward(book, back, layer, incoming, border)
+            rows.append(row)
         elif isinstance(layer, Conv):
-            incoming = conv.conv_backward(book, back, layer, incoming, with_params,
-                                          need_input=index > 0 or to_input)
-    return incoming
+            incoming, more = conv.conv_backward(book, back, layer, incoming, with_params,
+                                                need_input=index > 0 or to_input)
+            rows += more
+    return incoming, rows
 
 
-def gradient_step(book: Book, first: PassSheets, loss: Backward) -> Descent:
-    """learning_rate, the stepped weights, a forward pass through them, and the loss after."""
+def gradient_step(book: Book, first: PassSheets, loss: Backward) -> tuple[Descent, list[OverviewRow]]:
+    """learning_rate, the stepped weights, a forward pass through them, and the loss after;
+    returns the engine's step and the Overview's rows of the sheets."""
     ws, top = book.sheet("Step", "step", numbering=None)
     rate = book.learning_rate
     ws.label(top, LEFT, book.texts("labels", "learning_rate"))
@@ -105,7 +121,8 @@ def gradient_step(book: Book, first: PassSheets, loss: Backward) -> Descent:
         return f"={first.params[where]}-{names.LEARNING_RATE}*{loss.grad_at[where]}"
 
     after = Pass(descent.trace, descent.model.params(), "New", names.NEW_PASS, new_weight)
-    probabilities = output.softmax_sheet(book, after, forward(book, after, first.maps["input"]).logits)
+    stepped = forward(book, after, first.maps["input"])
+    probabilities, softmax_row = output.softmax_sheet(book, after, stepped.logits)
     rows = [("loss", f"={names.LOSS}", descent.loss_before),
             ("loss_after_step", f"=-LN(SUMPRODUCT({names.ONEHOT},{probabilities.data_address}))",
              descent.loss_after),
@@ -115,12 +132,12 @@ def gradient_step(book: Book, first: PassSheets, loss: Backward) -> Descent:
         ws.formula(top + offset, LEFT + 1, formula, value, style.key("big", style.loss_format(value)))
     book.name(names.LOSS_AFTER_STEP, ws, a1(top + 3, LEFT + 1))
     ws.width("ABC", (3, 34, 16))
-    book.overview_row(ws.title, "learning_rate", (1,))
-    return descent
+    return descent, [OverviewRow(ws.title, "learning_rate", (1,)), *stepped.rows, softmax_row]
 
 
-def saliency_sheets(book: Book, first: PassSheets, shared: dict):
-    """Which pixels, changed a little, would change one class's score the most."""
+def saliency_sheets(book: Book, first: PassSheets, shared: dict) -> list[OverviewRow]:
+    """Which pixels, changed a little, would change one class's score the most; returns the
+    Overview's rows of the sheets."""
     model, trace = book.model, book.trace
     K = len(model.classes)
     chosen = book.saliency_index
@@ -138,9 +155,10 @@ def saliency_sheets(book: Book, first: PassSheets, shared: dict):
     mode_choice(book, ws, top + 4 + K, LEFT)
     rule = book.saliency_mode
     score = Backward("s", model.backward(trace, np.eye(K)[chosen][None], relu_rule=rule), first, shared)
-    dinput_blocks, dinput_sheet = chain(book, score, seed, with_params=False, to_input=True)
+    (dinput_blocks, dinput_sheet), rows = chain(book, score, seed, with_params=False, to_input=True)
     dpixels, heat = model.saliency(book.pixels, chosen, rule)
-    pixel_blocks, pixel_sheet = image.pixel_gradients(book, dinput_blocks, dinput_sheet, dpixels[0])
+    (pixel_blocks, pixel_sheet), pixel_row = image.pixel_gradients(book, dinput_blocks, dinput_sheet,
+                                                                   dpixels[0])
     heat_top, heat_left = top + 1, LEFT + 3  # right of the class table
     ws.label(heat_top - 1, heat_left, book.texts("labels", "saliency"))
     size = model.input_size
@@ -155,7 +173,7 @@ def saliency_sheets(book: Book, first: PassSheets, shared: dict):
     ws.scale(heat_block.data, style.SEQUENTIAL_SCALE)
     square_cells(ws, heat_top, heat_top + size, heat_left + size)
     ws.width("ABCD", (3, 30, 16, 3))
-    book.overview_row(ws.title, "saliency", (size, size))
+    return [*rows, pixel_row, OverviewRow(ws.title, "saliency", (size, size))]
 
 
 def mode_choice(book: Book, ws, row: int, col: int):

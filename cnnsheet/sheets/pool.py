@@ -8,10 +8,11 @@ import functools
 from cnnsheet import style
 from cnnsheet.layers import MaxPool
 from cnnsheet.layout import Block, area, on
-from cnnsheet.sheets.common import Backward, Book, Maps, Pass, tensor
+from cnnsheet.sheets.common import Backward, Book, Maps, OverviewRow, Pass, tensor
 
 
-def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet, border, scale):
+def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet, border,
+               scale) -> tuple[Maps, OverviewRow]:
     C, H, W = len(in_blocks), in_blocks[0].height, in_blocks[0].width
     rows, cols = layer.dropped((C, H, W))
     keys = ("body", "body_dropped") if rows or cols else ("body",)
@@ -24,10 +25,10 @@ def pool_sheet(book: Book, fp: Pass, layer: MaxPool, values, in_blocks, in_sheet
     tensor(ws, blocks, values,
                 lambda c, i, j: MaxPool.formula(in_blocks[c].window_address(i * t, j * t, q, q)), scale)
     note = book.texts("pool", "body_dropped", dropped=dropped) if rows or cols else ""
-    book.step(fp, ws.title, layer.name, values.shape, size_formula=f"=INT(({H}-{q})/{t})+1",
-              size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note, window=(q, t),
-              field=book.field_of(layer))
-    return Maps(blocks, ws.title)
+    row = book.forward_row(fp, ws.title, layer.name, values.shape, size_formula=f"=INT(({H}-{q})/{t})+1",
+                           size_rule=f"floor(({H} - {q}) / {t}) + 1", note=note, window=(q, t),
+                           field=book.field_of(layer))
+    return Maps(blocks, ws.title), row
 
 
 def left_out(book: Book, rows: int, cols: int) -> str:
@@ -76,11 +77,11 @@ def wins(layer, in_block, in_sheet, out_block, out_sheet, y, x, window) -> str:
     return f"AND({here}={maximum},{'+'.join(counts)}=0)"
 
 
-def mask_sheet(book: Book, back: Backward, layer: MaxPool) -> Maps:
+def mask_sheet(book: Book, back: Backward, layer: MaxPool) -> tuple[Maps, list[OverviewRow]]:
     """How many pooling windows each input cell is the first maximum of (usually 0 or 1); one
-    sheet for both backward passes."""
+    sheet for both backward passes (the rows: its row if this call made it)."""
     if ("Mask", layer.name) in back.shared:
-        return back.shared["Mask", layer.name]
+        return back.shared["Mask", layer.name], []
     in_blocks, in_sheet = back.first.maps[book.previous_name(layer)]
     out_blocks, out_sheet = back.first.maps[layer.name]
     wins_count = layer.windows_won(book.trace.caches[layer.name])[0]  # (C, H, W)
@@ -95,14 +96,13 @@ def mask_sheet(book: Book, back: Backward, layer: MaxPool) -> Maps:
         return "=" + "+".join(terms) if terms else None
 
     tensor(ws, blocks, wins_count, formula, style.SEQUENTIAL_SCALE, fmt="0")
-    book.overview_row(ws.title, layer.name, wins_count.shape)
     back.shared["Mask", layer.name] = Maps(blocks, ws.title)
-    return back.shared["Mask", layer.name]
+    return back.shared["Mask", layer.name], [OverviewRow(ws.title, layer.name, wins_count.shape)]
 
 
-def pool_backward(book: Book, back: Backward, layer: MaxPool, incoming) -> Maps:
+def pool_backward(book: Book, back: Backward, layer: MaxPool, incoming) -> tuple[Maps, list[OverviewRow]]:
     """Each window's gradient goes to its first maximum; every other cell gets 0."""
-    mask_blocks, mask_sheet_title = mask_sheet(book, back, layer)
+    (mask_blocks, mask_sheet_title), rows = mask_sheet(book, back, layer)
     grad_blocks, grad_sheet = incoming
     previous = book.previous_name(layer)
     in_blocks, in_sheet = back.first.maps[previous]
@@ -123,5 +123,4 @@ def pool_backward(book: Book, back: Backward, layer: MaxPool, incoming) -> Maps:
                               f"{grad_blocks[c].address(*w)},0)" for w in windows)
 
     tensor(ws, blocks, values, formula, style.DIVERGING)
-    book.overview_row(ws.title, previous, values.shape)
-    return Maps(blocks, ws.title)
+    return Maps(blocks, ws.title), rows + [OverviewRow(ws.title, previous, values.shape)]

@@ -27,35 +27,39 @@ from cnnsheet.sheets.choice import (
     sheet_scale,
     strongest,
 )
-from cnnsheet.sheets.common import Book, Maps, Outline, PassSheets, channel_names, square_cells
+from cnnsheet.sheets.common import Book, Maps, Outline, OverviewRow, PassSheets, channel_names, square_cells
 from cnnsheet.sheets.pool import earlier_in_window
 
 LABELS, VALUES, GRID = 2, 3, 4  # columns: labels, values, then the square cells of the grids
 
 
 def zoom_sheets(book: Book, first: PassSheets, image_maps: Maps,
-                choices: dict | None = None) -> list[Outline]:
+                choices: dict | None = None) -> tuple[list[Outline], list[OverviewRow]]:
     """A Zoom sheet after every Conv sheet of the first pass, and a choice of one cell on every
-    Pool sheet; returns their outlines on the sheets they read and feed, for the pipeline to add.
+    Pool sheet; returns their outlines on the sheets they read and feed, for the pipeline to add,
+    and the Overview's rows of the Zoom sheets.
     `choices` maps "zoom1", "pool1", ... to a 0-based (filter, row, col); by default filter 1 at
     its strongest cell."""
     choices = choices or {}
     convs = pools = 0
-    outlines = []
+    outlines, rows = [], []
     for index, layer in enumerate(book.model.layers):
         if isinstance(layer, Conv):
             convs += 1
-            outlines += zoom_sheet(book, first, image_maps, index, layer, convs,
-                                   choices.get(names.zoom(convs)))
+            zoom_outlines, row = zoom_sheet(book, first, image_maps, index, layer, convs,
+                                            choices.get(names.zoom(convs)))
+            outlines += zoom_outlines
+            rows.append(row)
         elif isinstance(layer, MaxPool):
             pools += 1
             outlines += pool_choice(book, first, layer, pools, choices.get(names.pool_choice(pools)))
-    return outlines
+    return outlines, rows
 
 
 def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, layer: Conv, n: int,
-               choice) -> list[Outline]:
-    """The Zoom sheet of a conv, just after its Conv sheet; returns its outlines on other sheets."""
+               choice) -> tuple[list[Outline], OverviewRow]:
+    """The Zoom sheet of a conv, just after its Conv sheet; returns its outlines on other sheets
+    and its Overview row."""
     t = book.texts
     trace = book.trace
     F, C, k = layer.filters, layer.in_channels, layer.kernel
@@ -164,8 +168,7 @@ def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, laye
 
     square_cells(ws, grid_top, product_top + k + 1, max(GRID + C * (2 * span + 3), GRID + C * k))
     ws.width("ABC", (3, 46, 12))
-    book.overview_row(title, layer.name, (C, k, k))
-    return highlights(book, first, image_maps, index, layer, n)
+    return highlights(book, first, image_maps, index, layer, n), OverviewRow(title, layer.name, (C, k, k))
 
 
 def receptive_field_table(book: Book, first: PassSheets, ws, index: int, layer: Conv, n: int, chosen,
