@@ -271,7 +271,7 @@ class SheetPlan:
     drop_downs: list = field(default_factory=list)
     whole_numbers: list = field(default_factory=list)  # WholeNumbers
     highlights: list = field(default_factory=list)  # Highlight
-    links: list = field(default_factory=list)  # (row, col, target sheet)
+    links: list = field(default_factory=list)  # (row, col, target sheet, cell it opens at)
     charts: list = field(default_factory=list)
     pictures: list = field(default_factory=list)
     merges: list = field(default_factory=list)  # areas shown as one cell: "B3:D3"
@@ -389,10 +389,10 @@ class SheetPlan:
     def label(self, row: int, col: int, value: str):
         self.text(row, col, value, ("heading", "General"))
 
-    def link(self, row: int, col: int, value: str, target: str):
-        """Text that jumps to another sheet's top-left cell when clicked."""
+    def link(self, row: int, col: int, value: str, target: str, cell: str = "A1"):
+        """Text that jumps to a cell of another sheet (its top-left one unless told) when clicked."""
         self.text(row, col, value, ("link", "General"))
-        self.links.append((row, col, target))
+        self.links.append((row, col, target, cell))
 
     def scale(self, areas, scale: Scale):
         self.scales.append(([areas] if isinstance(areas, str) else list(areas), scale))

@@ -485,12 +485,12 @@ def _validations(sheet: SheetPlan) -> str:
 
 
 def _links(sheet: SheetPlan) -> str:
-    """Cells that jump to another sheet's top-left cell, in the order of the cells."""
-    targets = {(row, col): target for row, col, target in sheet.links}
+    """Cells that jump to a cell of another sheet, in the order of the cells."""
+    targets = {(row, col): (target, cell) for row, col, target, cell in sheet.links}
     if not targets:
         return ""
-    links = "".join(f'<hyperlink ref="{a1(row, col)}" location="{_attribute(_quoted(target))}!A1"/>'
-                    for (row, col), target in sorted(targets.items()))
+    links = "".join(f'<hyperlink ref="{a1(row, col)}" location="{_attribute(_quoted(target))}!{cell}"/>'
+                    for (row, col), (target, cell) in sorted(targets.items()))
     return f"<hyperlinks>{links}</hyperlinks>"
 
 

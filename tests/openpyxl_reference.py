@@ -97,9 +97,9 @@ def _skeleton(plan: WorkbookPlan):
             for ref in rule.refs:
                 validation.add(ref)
             ws.add_data_validation(validation)
-        for row, col, target in sheet.links:
+        for row, col, target, cell in sheet.links:
             ref = area(row, col, row, col)
-            ws.cell(row, col).hyperlink = Hyperlink(ref=ref, location=f"'{target}'!A1")
+            ws.cell(row, col).hyperlink = Hyperlink(ref=ref, location=f"'{target}'!{cell}")
         for chart in sheet.charts:
             draw = _line_chart if isinstance(chart, PlanLineChart) else _bar_chart
             ws.add_chart(draw(ws, chart), chart.anchor)

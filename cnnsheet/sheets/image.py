@@ -94,10 +94,11 @@ def input_sheet(book: Book, image_maps: Maps, flags: tuple[Vector, Vector]) -> M
     mean_look, std_look = ((style.key("number", "0"), style.key("number", "?/???")) if reads_levels(model)
                            else (look, look))
     for c, channel in enumerate(channels):
-        col = LEFT + 1 + c
+        col = LEFT + 1 + 2 * c  # two tensor columns each: one is too narrow for -0.4850 and shows ###
         ws.label(top - 1, col, channel)
         ws.number(top, col, model.mean[c], mean_look)
         ws.number(top + 1, col, model.std[c], std_look)
+        ws.merges += [area(top, col, top, col + 1), area(top + 1, col, top + 1, col + 1)]
         book.name(names.mean(channel), ws, a1(top, col))
         book.name(names.std(channel), ws, a1(top + 1, col))
     values = book.trace.tensors["input"][0]
