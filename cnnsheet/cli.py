@@ -268,14 +268,22 @@ def predict(image, model, label, as_json):
         echo(f"loss with true class {shown(repr(label))}: -ln({p_true:.4f}) = {result['loss']:.4f}")
 
 
-def architecture_options(command):
-    """The shape of a network, shared by `train` and `explain --untrained`."""
+def architecture_options(command, explain: bool = False):
+    """The shape of a network, shared by `train` and `explain --untrained`; `explain`: the help
+    says what --size and --filters give with --untrained and with --tiny, whose defaults differ."""
     default = Architecture()
+    size_default, filters_default = default.size, default.filters
+    if explain:
+        low, high = untrained_networks.TINY_SIZES[0], untrained_networks.TINY_SIZES[-1]
+        size_default = (f"{default.size} with --untrained; {untrained_networks.TINY_SIZE} "
+                        f"({low} to {high}) with --tiny")
+        filters_default = (f"{default.filters} with --untrained; {untrained_networks.TINY_FILTERS[-1]} "
+                           f"({' or '.join(map(str, untrained_networks.TINY_FILTERS))}) with --tiny")
     options = [
-        click.option("--size", type=Whole(4, 512), default=default.size, show_default=True,
+        click.option("--size", type=Whole(4, 512), default=default.size, show_default=size_default,
                      help="Input width and height in pixels."),
         click.option("--filters", type=Whole(1, 64), default=default.filters,
-                     show_default=True, help="Filters per conv layer."),
+                     show_default=filters_default, help="Filters per conv layer."),
         click.option("--kernel", type=Whole(1, 15), default=None,
                      show_default=by_blocks(0), help="Kernel width and height."),
         click.option("--stride", type=Whole(1, 8), default=default.stride,
@@ -444,7 +452,7 @@ def epoch_line(event: EpochEnd) -> str:
               help="A network to follow with pencil and paper: the photo as 6x6 grey levels 0-9 "
                    "(--size 4 to 8), one conv of 2 (--filters 1 or 2) 3x3 filters, ReLU, 2x2 max-pool "
                    "and a dense layer, every weight a whole number.")
-@architecture_options
+@functools.partial(architecture_options, explain=True)
 @click.option("--seed", type=Whole(0), default=0, show_default=True,
               help="Seed of the random weights (with --untrained or --tiny).")
 @click.option("--pdf", type=click.Path(path_type=Path), default=None,

@@ -19,7 +19,9 @@ def image_sheet(book: Book) -> tuple[Maps, tuple[Vector, Vector]]:
     levels = reads_levels(book.model)  # --tiny: grey levels 0-9
     keys = ("body_levels" if levels else "body", "body_occlusion")
     white = brightest(book.model)
-    ws, top = book.sheet("Image", "image", keys, colours=(style.channel_scale("R", white),), size=size)
+    channels = book.texts("image", "channels_levels" if levels else "channels")
+    ws, top = book.sheet("Image", "image", keys, colours=(style.channel_scale("R", white),), size=size,
+                         channels=channels)
     flags = occlusion_panel(book, ws, top)
     pixels = book.photo.transpose(2, 0, 1)  # (3, H, W): the photo uncovered
     blocks = book.blocks(ws, flags[1].top + 3, pixels, ["R", "G", "B"])
