@@ -574,6 +574,8 @@ def descent(data_dir, output, model, seed, steps, learning_rate, batch, lang, te
     check_output(output, "workbook", inputs=[model])
     texts = Texts(lang, templates)
     run = prepare(data_dir, model, seed, steps, learning_rate, batch)
+    for _path, reason in run.skipped:  # as train does: the rest of the folder still teaches
+        click.echo(f"warning: skipped {shown(reason)}", err=True)
     book = build_descent(run, texts)
     book.save(output)
     losses, accuracies = run.losses, run.accuracies

@@ -219,7 +219,8 @@ def chart_values(values, what: str) -> tuple:
 @dataclass(frozen=True)
 class LineChart:
     """One line over numbered categories (the steps of gradient descent); the value axis starts at
-    `low` and ends at `high` when given, else where the values take it; `percent` shows 0-100%."""
+    `low` and ends at `high` when given, else where the values take it; `percent` shows 0-100%,
+    else `value_format` its numbers; `label_every`: the category axis names every n-th category."""
 
     title: str
     categories: str  # area of number cells, on the same sheet
@@ -230,6 +231,8 @@ class LineChart:
     low: float | None = 0.0
     high: float | None = None
     percent: bool = False
+    value_format: str = "0.0#"  # 0.2, 0.25, 1.0: no axis of 1.4000
+    label_every: int = 1
 
     def __post_init__(self):
         what = f"the chart at {self.anchor}"

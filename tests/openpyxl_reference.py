@@ -220,6 +220,10 @@ def _line_chart(ws, plan_chart) -> LineChart:
     chart.y_axis.scaling.min, chart.y_axis.scaling.max = plan_chart.low, plan_chart.high
     if plan_chart.percent:
         chart.y_axis.majorUnit, chart.y_axis.number_format = 0.25, "0%"
+    else:
+        chart.y_axis.number_format = plan_chart.value_format
+    if plan_chart.label_every > 1:
+        chart.x_axis.tickLblSkip = chart.x_axis.tickMarkSkip = plan_chart.label_every
     chart.legend = None
     series = Series(Reference(ws, range_string=f"'{ws.title}'!{absolute(plan_chart.values)}"))
     series.val.numRef.numCache = _numbers(plan_chart.value_cache)
