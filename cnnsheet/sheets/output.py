@@ -113,7 +113,7 @@ def loss_sheet(book: Book, probabilities: Vector):
                VALUE)
     loss = book.loss
     ws.formula(loss_row, LEFT + 1, loss_formula(probabilities), loss, style.key("big", style.LOSS))
-    ws.text(loss_row + 1, LEFT, book.texts("loss", "formula"))
+    ws.text(loss_row + 2, 1, book.texts("loss", "formula"))  # in column A: printing wraps it
     book.name(names.LOSS, ws, a1(loss_row, LEFT + 1))
     ws.width("ABCD", (3, 28, 14, 10))
     book.overview_row(ws.title, "cross-entropy", (1,))

@@ -31,13 +31,13 @@ GLANCE_COLUMNS = 200  # a row of heat maps wraps beyond this many columns
 THUMB_SIDE = 32  # a larger map is shown with every k-th value, k = ceil(side / 32)
 THUMB_LEAST = 24  # a smaller map shows each value as a square of cells, to be this wide at least
 SUMMARY_VALUE = (30, 44)  # merged columns of the summary's values; its links follow
-# Where each column of the layer table starts (and where a merged number ends). Measured on the
-# printed page, where a character covers about 1.8 narrow columns in bold (the headings) and 1.45
-# in plain text: each column holds its heading or its longest entry ("NewFilters1", "the photo's
-# pixels", "floor((28 + 2x0 - 1x(5-1) - 1) / 1) + 1"), plus two columns of gap.
-TABLE = {"table_step": 1, "table_layer": 19, "table_shape": 47, "table_size": (71, 83),
-         "table_size_rule": 97, "table_params": (154, 166), "table_field": (174, 183),
-         "table_jump": (203, 210), "table_note": 213}
+# Where each column of the layer table starts (and where a merged number ends), measured on the
+# printed Overview: each column holds its heading or its longest entry ("NewSoftmax", "the photo's
+# pixels", "output height", "floor((28 + 2x0 - 1x(5-1) - 1) / 1) + 1", "receptive field") and a gap
+# of two narrow columns, and the last heading still lies within the heat maps' width.
+TABLE = {"table_step": 1, "table_layer": 19, "table_shape": 44, "table_size": (66, 78),
+         "table_size_rule": 90, "table_params": (140, 152), "table_field": (159, 168),
+         "table_jump": (186, 193), "table_note": 196}
 
 
 def overview_sheet(book: Book, ws: SheetPlan, first: PassSheets, descent: Descent | None,
