@@ -121,7 +121,7 @@ def covering(book: Book, ws: SheetPlan, row: int) -> int:
 
 def pictures(book: Book, ws, photo: Image.Image | None, row: int) -> int:
     """The photo as given and the small square the network sees, side by side, each with a
-    caption, and a line below saying that they are pictures, not cells; returns the row below."""
+    caption, and beside them a note that they are pictures, not cells; returns the row below."""
     size = book.model.input_size
     pixels = book.pixels  # shown as the photo they are: a tiny network's levels 0-9 stretched to 0-255
     if brightest(book.model) != 255:
@@ -138,8 +138,10 @@ def pictures(book: Book, ws, photo: Image.Image | None, row: int) -> int:
         picture.save(buffer, format="PNG")
         ws.label(row, col, caption)
         ws.pictures.append(Picture(buffer.getvalue(), a1(row + 1, col)))
-    ws.text(row + PICTURE_ROWS, 1, book.texts("overview", "pictures_note"))
-    return row + PICTURE_ROWS + 1
+    # beside the pictures, not below them: a row more would push the heat maps onto another page
+    for offset, line in enumerate(book.texts.lines("overview", "pictures_note")):
+        ws.text(row + 1 + offset, 1 + len(shown) * PICTURE_COLUMNS, line)
+    return row + PICTURE_ROWS
 
 
 def maps_of_the_pass(book: Book, first: PassSheets) -> list:
