@@ -269,14 +269,22 @@ def predict(image, model, label, as_json):
         echo(f"loss with true class {shown(repr(label))}: -ln({p_true:.4f}) = {result['loss']:.4f}")
 
 
-def architecture_options(command):
-    """The shape of a network, shared by `train` and `explain --untrained`."""
+def architecture_options(command, explain: bool = False):
+    """The shape of a network, shared by `train` and `explain --untrained`; `explain`: the help
+    says what --size and --filters give with --untrained and with --tiny, whose defaults differ."""
     default = Architecture()
+    size_default, filters_default = default.size, default.filters
+    if explain:
+        low, high = untrained_networks.TINY_SIZES[0], untrained_networks.TINY_SIZES[-1]
+        size_default = (f"{default.size} with --untrained; {untrained_networks.TINY_SIZE} "
+                        f"({low} to {high}) with --tiny")
+        filters_default = (f"{default.filters} with --untrained; {untrained_networks.TINY_FILTERS[-1]} "
+                           f"({' or '.join(map(str, untrained_networks.TINY_FILTERS))}) with --tiny")
     options = [
-        click.option("--size", type=Whole(4, 512), default=default.size, show_default=True,
+        click.option("--size", type=Whole(4, 512), default=default.size, show_default=size_default,
                      help="Input width and height in pixels."),
         click.option("--filters", type=Whole(1, 64), default=default.filters,
-                     show_default=True, help="Filters per conv layer."),
+                     show_default=filters_default, help="Filters per conv layer."),
         click.option("--kernel", type=Whole(1, 15), default=None,
                      show_default=by_blocks(0), help="Kernel width and height."),
         click.option("--stride", type=Whole(1, 8), default=default.stride,
@@ -489,7 +497,7 @@ def lesson_options(seed_help: str):
                      help="A network to follow with pencil and paper: the photo as 6x6 grey levels 0-9 "
                           "(--size 4 to 8), one conv of 2 (--filters 1 or 2) 3x3 filters, ReLU, 2x2 "
                           "max-pool and a dense layer, every weight a whole number."),
-        architecture_options,
+        functools.partial(architecture_options, explain=True),
         click.option("--seed", type=Whole(0), default=0, show_default=True, help=seed_help),
     ]
 
@@ -626,6 +634,8 @@ def descent(data_dir, output, model, seed, steps, learning_rate, batch, lang, te
     check_output(output, "workbook", inputs=[model])
     texts = Texts(lang, templates)
     run = prepare(data_dir, model, seed, steps, learning_rate, batch)
+    for _path, reason in run.skipped:  # as train does: the rest of the folder still teaches
+        click.echo(f"warning: skipped {shown(reason)}", err=True)
     book = build_descent(run, texts)
     book.save(output)
     losses, accuracies = run.losses, run.accuracies

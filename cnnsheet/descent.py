@@ -11,7 +11,7 @@ output, q the pool size, P = Co // q the pooled size, K classes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +114,7 @@ class Descent:
     rate: float
     batch: int
     steps: list  # Step, N + 1 of them: the last is the final pass, without gradients
+    skipped: list = field(default_factory=list)  # (path, reason) of each file of the folder not read
 
     @property
     def losses(self) -> list[float]:
@@ -202,10 +203,19 @@ def list_pictures(folder) -> tuple[list[str], list[tuple[Path, int]]]:
     return classes, [(path, label) for label, paths in enumerate(files) for path in paths]
 
 
-def read_pictures(pictures, size: int) -> np.ndarray:
-    """Grey pixels (n, S, S): a picture already S x S is used unchanged, others as `explain` does;
-    an unreadable picture is an error naming it."""
-    return grey(np.array([load_photo(path, size) for path, _ in pictures]))  # (n, S, S)
+def read_pictures(pictures, size: int) -> tuple[np.ndarray, list, list]:
+    """Grey pixels (n, S, S) of the pictures that can be read, those pictures, and (path, reason)
+    of each file skipped, as `train` skips them: a picture already S x S is used unchanged, others
+    as `explain` does."""
+    read, kept, skipped = [], [], []
+    for path, label in pictures:
+        try:
+            read.append(load_photo(path, size))
+        except CnnsheetError as error:
+            skipped.append((path, str(error)))
+            continue
+        kept.append((path, label))
+    return grey(np.array(read)), kept, skipped  # (n, S, S)
 
 
 def start_model(classes, seed: int = 0) -> Model:
@@ -229,9 +239,17 @@ def prepare(folder=None, model_path=None, seed: int = 0, steps: int = STEPS, rat
                                 f"the picture folders ({', '.join(classes)})")
     else:
         model = start_model(classes, seed)
+    # the files count as pictures here (none is read yet); a file that is no picture is skipped below
+    check_run(model, len(pictures), steps, min(batch or len(pictures), len(pictures)))
+    pixels, kept, skipped = read_pictures(pictures, model.input_size)
+    emptied = sorted({label for _, label in pictures} - {label for _, label in kept})
+    if emptied:
+        name = classes[emptied[0]]
+        raise CnnsheetError(f"{folder / name}: class {name!r} has no readable pictures")
+    pictures = kept
     if batch is None or batch > len(pictures):  # a batch of all the pictures or more: the full batch
         batch = len(pictures)
-    check_run(model, len(pictures), steps, batch)
-    pixels = read_pictures(pictures, model.input_size)
     names = [f"{path.parent.name}/{path.name}" for path, _ in pictures]
-    return run(model, pixels, [label for _, label in pictures], steps, rate, batch, names)
+    descent = run(model, pixels, [label for _, label in pictures], steps, rate, batch, names)
+    descent.skipped = skipped
+    return descent

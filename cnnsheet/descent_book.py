@@ -8,6 +8,7 @@ and accuracies (N + 1 cells each: before the first step and after each step).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,16 @@ from cnnsheet.texts import Texts
 LEARNING, PICTURES, FINAL = "Learning", "Pictures", "Final"
 CELL_WIDTH = 6.0  # characters: a number such as -0.123 at 9 pt
 SNAPSHOTS = 5  # how many heat maps of the first filter the Learning sheet shows
+AXIS_LABELS = 6  # at most this many step numbers under a chart: 21 crowded into each other
+
+
+def label_every(count: int) -> int:
+    """Name every n-th of `count` steps on a chart's axis: 1, 2, 5, 10, 20, ... whichever keeps
+    the labels to AXIS_LABELS (0, 5, 10, 15, 20 for 21 steps)."""
+    every = 1
+    while math.ceil(count / every) > AXIS_LABELS:
+        every = every * 5 // 2 if str(every).startswith("2") else every * 2
+    return every
 
 
 class Labels:
@@ -229,11 +240,12 @@ def learning_sheet(plan: WorkbookPlan, ws: SheetPlan, run: Descent, labels: Labe
     steps_area = area(table + 1, LEFT, last, LEFT)
     losses, accuracies = area(table + 1, LEFT + 1, last, LEFT + 1), area(table + 1, LEFT + 2, last, LEFT + 2)
     numbers = tuple(range(steps + 1))
+    every = label_every(steps + 1)
     ws.charts.append(LineChart(labels("loss_chart"), steps_area, losses, a1(charts, LEFT), numbers,
-                               tuple(run.losses)))
+                               tuple(run.losses), label_every=every))
     ws.charts.append(LineChart(labels("accuracy_chart"), steps_area, accuracies,
                                a1(charts + printing.CHART_ROWS + 1, LEFT), numbers, tuple(run.accuracies),
-                               0.0, 1.0, True))
+                               0.0, 1.0, True, label_every=every))
     ws.keep.append((charts, LEFT, table - 1, LEFT + 8))  # both charts on one page
     for offset, key in enumerate(("step", "loss", "accuracy")):
         ws.label(table, LEFT + offset, labels(key))

@@ -383,8 +383,10 @@ def true_probability_formula(onehot: str, probabilities: str) -> str:
     return f"=SUMPRODUCT({onehot},{probabilities})"
 
 
-def cross_entropy_formula(p_true: str) -> str:
-    return f"=-LN({p_true})"
+def cross_entropy_formula(onehot: str, logits: str, exps: str) -> str:
+    """-ln p of the true class, written as Model.loss computes it: ln(sum of exp(z - max z)) + max z
+    - z of the true class. The same number, but finite where p rounds to 0 (a confident model)."""
+    return f"=LN(SUM({exps}))+MAX({logits})-SUMPRODUCT({onehot},{logits})"
 
 
 def softmax_cross_entropy_backward(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -28,6 +28,12 @@ OCCLUSION_KEYS = ("row", "col", "size", "value")  # the four cells of the grey s
 CHOICE_KEYS = ("filter", "row", "col")  # the three yellow cells of a Zoom sheet or a pool's choice
 
 
+def used(choice: str) -> str:
+    """The class a class choice stands for: the one typed, or the predicted one when the yellow
+    cell is empty (target_class_used)."""
+    return f"{choice}_used"
+
+
 # ---- the input --------------------------------------------------------------------------
 def image(channel: str) -> str:
     """The pixels of one colour of the Image sheet: image_R."""

@@ -219,7 +219,8 @@ def chart_values(values, what: str) -> tuple:
 @dataclass(frozen=True)
 class LineChart:
     """One line over numbered categories (the steps of gradient descent); the value axis starts at
-    `low` and ends at `high` when given, else where the values take it; `percent` shows 0-100%."""
+    `low` and ends at `high` when given, else where the values take it; `percent` shows 0-100%,
+    else `value_format` its numbers; `label_every`: the category axis names every n-th category."""
 
     title: str
     categories: str  # area of number cells, on the same sheet
@@ -230,6 +231,8 @@ class LineChart:
     low: float | None = 0.0
     high: float | None = None
     percent: bool = False
+    value_format: str = "0.0#"  # 0.2, 0.25, 1.0: no axis of 1.4000
+    label_every: int = 1
 
     def __post_init__(self):
         what = f"the chart at {self.anchor}"
@@ -271,7 +274,7 @@ class SheetPlan:
     drop_downs: list = field(default_factory=list)
     whole_numbers: list = field(default_factory=list)  # WholeNumbers
     highlights: list = field(default_factory=list)  # Highlight
-    links: list = field(default_factory=list)  # (row, col, target sheet)
+    links: list = field(default_factory=list)  # (row, col, target sheet, cell it opens at)
     charts: list = field(default_factory=list)
     pictures: list = field(default_factory=list)
     merges: list = field(default_factory=list)  # areas shown as one cell: "B3:D3"
@@ -389,10 +392,10 @@ class SheetPlan:
     def label(self, row: int, col: int, value: str):
         self.text(row, col, value, ("heading", "General"))
 
-    def link(self, row: int, col: int, value: str, target: str):
-        """Text that jumps to another sheet's top-left cell when clicked."""
+    def link(self, row: int, col: int, value: str, target: str, cell: str = "A1"):
+        """Text that jumps to a cell of another sheet (its top-left one unless told) when clicked."""
         self.text(row, col, value, ("link", "General"))
-        self.links.append((row, col, target))
+        self.links.append((row, col, target, cell))
 
     def scale(self, areas, scale: Scale):
         self.scales.append(([areas] if isinstance(areas, str) else list(areas), scale))

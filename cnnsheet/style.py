@@ -112,9 +112,11 @@ def number_format(values) -> str:
     return "0." + "0" * decimals
 
 
-def loss_format(value: float) -> str:
-    """A loss (or its change): four decimals, or an exponent when that would show only zeros."""
-    return "0.0000" if abs(value) >= 0.001 or value == 0 else "0.00E+00"
+# A loss, whatever it becomes live: six decimals read 0.052645, 0.000032 (a confident model) and
+# 0.000000 alike, where a format chosen from the first value showed 3.21E-05 or -0.00E+00 later.
+# The change of the loss carries its sign.
+LOSS = "0.000000"
+LOSS_CHANGE = "+0.000000;-0.000000;0"
 
 
 COUNT = "#,##0"  # parameter counts: 9,248

@@ -485,12 +485,12 @@ def _validations(sheet: SheetPlan) -> str:
 
 
 def _links(sheet: SheetPlan) -> str:
-    """Cells that jump to another sheet's top-left cell, in the order of the cells."""
-    targets = {(row, col): target for row, col, target in sheet.links}
+    """Cells that jump to a cell of another sheet, in the order of the cells."""
+    targets = {(row, col): (target, cell) for row, col, target, cell in sheet.links}
     if not targets:
         return ""
-    links = "".join(f'<hyperlink ref="{a1(row, col)}" location="{_attribute(_quoted(target))}!A1"/>'
-                    for (row, col), target in sorted(targets.items()))
+    links = "".join(f'<hyperlink ref="{a1(row, col)}" location="{_attribute(_quoted(target))}!{cell}"/>'
+                    for (row, col), (target, cell) in sorted(targets.items()))
     return f"<hyperlinks>{links}</hyperlinks>"
 
 
@@ -600,7 +600,9 @@ def _line_chart(sheet_title: str, chart: LineChart) -> str:
     bounds_xml = "".join(f'<{key} val="{_value(float(value))}"/>'
                          for key, value in (("max", chart.high), ("min", chart.low)) if value is not None)
     percent = ('<numFmt formatCode="0%" sourceLinked="0"/>', '<majorUnit val="0.25"/>') if chart.percent \
-        else ("", "")
+        else (f'<numFmt formatCode="{_attribute(chart.value_format)}" sourceLinked="0"/>', "")
+    skip = (f'<tickLblSkip val="{chart.label_every}"/><tickMarkSkip val="{chart.label_every}"/>'
+            if chart.label_every > 1 else "")
     line = '<spPr><a:ln><a:prstDash val="solid"/></a:ln></spPr>'
     return (
         f'<chartSpace xmlns="{CHARTML}" xmlns:a="{DRAWINGML}"><chart><title><tx><rich><a:bodyPr/><a:p>'
@@ -613,7 +615,7 @@ def _line_chart(sheet_title: str, chart: LineChart) -> str:
         '<axId val="10"/><axId val="100"/></lineChart>'
         '<catAx><axId val="10"/><scaling><orientation val="minMax"/></scaling><axPos val="l"/>'
         '<majorTickMark val="none"/><minorTickMark val="none"/><crossAx val="100"/><lblOffset val="100"/>'
-        f'</catAx><valAx><axId val="100"/><scaling><orientation val="minMax"/>{bounds_xml}</scaling>'
+        f'{skip}</catAx><valAx><axId val="100"/><scaling><orientation val="minMax"/>{bounds_xml}</scaling>'
         f'<axPos val="l"/><majorGridlines/>{percent[0]}<majorTickMark val="none"/>'
         f'<minorTickMark val="none"/><crossAx val="10"/>{percent[1]}'
         '</valAx></plotArea><plotVisOnly val="1"/><dispBlanksAs val="gap"/></chart></chartSpace>')

@@ -97,9 +97,9 @@ def _skeleton(plan: WorkbookPlan):
             for ref in rule.refs:
                 validation.add(ref)
             ws.add_data_validation(validation)
-        for row, col, target in sheet.links:
+        for row, col, target, cell in sheet.links:
             ref = area(row, col, row, col)
-            ws.cell(row, col).hyperlink = Hyperlink(ref=ref, location=f"'{target}'!A1")
+            ws.cell(row, col).hyperlink = Hyperlink(ref=ref, location=f"'{target}'!{cell}")
         for chart in sheet.charts:
             draw = _line_chart if isinstance(chart, PlanLineChart) else _bar_chart
             ws.add_chart(draw(ws, chart), chart.anchor)
@@ -220,6 +220,10 @@ def _line_chart(ws, plan_chart) -> LineChart:
     chart.y_axis.scaling.min, chart.y_axis.scaling.max = plan_chart.low, plan_chart.high
     if plan_chart.percent:
         chart.y_axis.majorUnit, chart.y_axis.number_format = 0.25, "0%"
+    else:
+        chart.y_axis.number_format = plan_chart.value_format
+    if plan_chart.label_every > 1:
+        chart.x_axis.tickLblSkip = chart.x_axis.tickMarkSkip = plan_chart.label_every
     chart.legend = None
     series = Series(Reference(ws, range_string=f"'{ws.title}'!{absolute(plan_chart.values)}"))
     series.val.numRef.numCache = _numbers(plan_chart.value_cache)

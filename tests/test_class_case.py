@@ -18,6 +18,7 @@ from cnnsheet.cli import main
 from cnnsheet.config import check_class_names
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.model import Model
+from cnnsheet.sheets.output import predicted_formula
 from cnnsheet.texts import Texts
 from cnnsheet.train import list_folder
 from cnnsheet.workbook import build_walkthrough
@@ -62,11 +63,11 @@ def typed(tmp_path_factory):
         for number, (target, saliency) in enumerate(typings):
             typed = {"target_class": target, "saliency_class": saliency}
             path = edited(picked, original, folder / f"{classes[0]}-typed{number}.xlsx", typed)
-            # the Overview mirrors the two cells (=target_class): it shows what was typed
-            mirrors = {(sheet.title, *cell): typed[formula[1:]] for sheet in second.plan.sheets
-                       for cell, (formula, *_) in sheet.cells.items() if formula in ("=target_class",
-                                                                                     "=saliency_class")}
-            assert len(mirrors) == 2
+            # the class in use of each choice and its mirror on the Overview show what was typed
+            mirrors = {(sheet.title, *cell): typed[name] for sheet in second.plan.sheets
+                       for name in typed for cell, (formula, *_) in sheet.cells.items()
+                       if formula in (f"=IF({name}=\"\",{predicted_formula()[1:]},{name})", f"={name}_used")}
+            assert len(mirrors) == 4
             cases.append((path, {**second.expected, **mirrors}))
     return folder, cases
 
@@ -118,3 +119,28 @@ def test_the_label_option_takes_any_capitals(tmp_path):
     loss = json.loads(result.output)["loss"]
     trace = model.predict(np.full((12, 12, 3), 255, dtype=np.uint8))
     assert loss == pytest.approx(float(model.loss(trace, [1])[0]), rel=1e-12)
+
+
+@pytest.mark.slow
+def test_a_cleared_class_cell_stands_for_the_predicted_class_in_libreoffice(tmp_path, calc_profile):
+    """Delete pressed on the true class and on the class to explain: the predicted class is used,
+    live (the loss, every gradient, the step and the saliency map are the engine's for it), and
+    the row below each choice and the Overview say which class that is."""
+    model = small_model(seed=5, size=9, classes=SHAPES, hidden=(3,))
+    pixels = np.random.default_rng(5).integers(0, 256, size=(9, 9, 3)).astype(np.uint8)
+    predicted = int(model.predict(pixels).probabilities[0].argmax())
+    other = (predicted + 1) % len(SHAPES)
+    picked = build_walkthrough(model, pixels, target_index=other, saliency_index=other, with_backward=True)
+    picked.save(tmp_path / "picked.xlsx")
+    blank = build_walkthrough(model, pixels, target_index=predicted, saliency_index=predicted,
+                              with_backward=True, zoom_choices=zoom_choices(picked))
+    for name in ("loss", "loss_after_step", "saliency"):  # the edit must change what is checked
+        assert any(blank.expected[cell] != picked.expected[cell] for cell in cells_of(blank, name))
+    path = edited(picked, tmp_path / "picked.xlsx", tmp_path / "cleared.xlsx",
+                  {"target_class": None, "saliency_class": None})
+    assert openpyxl.load_workbook(path)["Loss"][picked.names["target_class"].split("!")[1].replace("$", "")
+                                                ].value is None
+    used = [cells_of(blank, f"{name}_used")[0] for name in ("target_class", "saliency_class")]
+    assert [blank.expected[cell] for cell in used] == [SHAPES[predicted]] * 2
+    [recalculated] = convert([path], tmp_path / "calc", calc_profile)
+    assert compare(path, recalculated, blank.expected) > 1000

@@ -19,8 +19,9 @@ from torch_oracle import torch_forward, torch_params
 from cnnsheet import budget, modelfile
 from cnnsheet.cli import main
 from cnnsheet.descent import LEARNING_RATE, bundled_folder, members, prepare, run, start_model
-from cnnsheet.descent_book import build_descent
+from cnnsheet.descent_book import LEARNING, build_descent, label_every
 from cnnsheet.errors import CnnsheetError
+from cnnsheet.texts import Texts
 
 
 def torch_descent(model, pixels, labels, steps, rate, batch):
@@ -255,3 +256,29 @@ def test_class_and_file_names_stay_text(tmp_path):
     sheet = openpyxl.load_workbook(tmp_path / "learn.xlsx")["Pictures"]
     texts = {cell.value for row in sheet.iter_rows() for cell in row if cell.data_type == "s"}
     assert {"=SUM(1,2)", "A & B <b>'猫'", "picture 1: =SUM(1,2)/=1+1.png"} <= texts
+
+
+def test_a_file_that_is_no_picture_is_skipped_and_named_as_train_does(tmp_path):
+    folder = tmp_path / "data"
+    shutil.copytree(bundled_folder(), folder)
+    (folder / "vertical" / "notes.txt").write_text("three strokes")
+    result = CliRunner().invoke(main, ["descent", str(folder), "--steps", "1",
+                                      "-o", str(tmp_path / "learn.xlsx")])
+    assert result.exit_code == 0, result.output
+    warnings = result.stderr.strip().splitlines()
+    assert len(warnings) == 1 and warnings[0].startswith("warning: skipped") and "notes.txt" in warnings[0]
+    assert "6 pictures" in result.stdout
+    descent = prepare(folder, steps=1)
+    assert "vertical/notes.txt" not in descent.names and len(descent.names) == 6
+    for path in (folder / "vertical").iterdir():  # a class with nothing readable left is refused
+        if path.suffix != ".txt":
+            path.write_bytes(b"not a picture")
+    with pytest.raises(CnnsheetError, match=r"vertical: class 'vertical' has no readable pictures"):
+        prepare(folder, steps=1)
+
+
+def test_the_charts_name_a_few_steps_and_show_the_loss_with_few_decimals():
+    assert [label_every(n) for n in (6, 7, 21, 31, 51)] == [1, 2, 5, 10, 10]
+    charts = build_descent(prepare(steps=20), Texts("en")).plan[LEARNING].charts
+    assert [(c.label_every, c.percent) for c in charts] == [(5, False), (5, True)]
+    assert charts[0].value_format == "0.0#"  # the loss axis: 0.2, 0.25, 1.0, not 1.4000

@@ -31,7 +31,8 @@ def every_name(model, with_backward: bool) -> set:
     """The names a walkthrough of `model` must define, from its layers alone."""
     expected = {names.image(c) for c in "RGB"}
     expected |= {spell(c) for c in channel_names(model.channels, True) for spell in (names.mean, names.std)}
-    expected |= {names.CLASS_NAMES, names.TARGET_CLASS, names.ONEHOT, names.LOSS}
+    expected |= {names.CLASS_NAMES, names.TARGET_CLASS, names.used(names.TARGET_CLASS), names.ONEHOT,
+                 names.LOSS}
     expected |= {names.occlusion(key) for key in (*names.OCCLUSION_KEYS, "rows", "cols")}
     convs = [layer for layer in model.layers if isinstance(layer, Conv)]
     pools = [layer for layer in model.layers if isinstance(layer, MaxPool)]
@@ -56,6 +57,7 @@ def every_name(model, with_backward: bool) -> set:
         expected |= {names.flatten(prefix), names.logits(prefix), names.probabilities(prefix)}
     if with_backward:
         expected |= {names.DLOGITS, names.LEARNING_RATE, names.LOSS_AFTER_STEP, names.SALIENCY_CLASS,
+                     names.used(names.SALIENCY_CLASS),
                      names.SALIENCY, names.SALIENCY_MODE, names.SALIENCY_MODES, names.SALIENCY_RULE}
     return expected
 

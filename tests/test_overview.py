@@ -27,9 +27,24 @@ def thumbnails(plan):
 def test_the_overview_links_to_every_sheet_new_ones_included():
     model, photo = default_case()
     plan = build_walkthrough(model, photo, with_backward=True).plan
-    linked = {target for _, _, target in plan["Overview"].links}
+    linked = {target for _, _, target, _ in plan["Overview"].links}
     assert linked == set(plan.sheetnames) - {"Overview"}
     assert {"NewFilters1", "NewConv1", "NewSoftmax", "Mask1", "Rotated1"} <= linked
+
+
+def test_a_maps_link_opens_its_sheet_at_that_maps_label():
+    model, photo = default_case()
+    plan = build_walkthrough(model, photo).plan
+    overview = plan["Overview"]
+    opened = {}
+    for row, col, target, cell in overview.links:
+        letters, number = re.match(r"([A-Z]+)(\d+)$", cell).groups()
+        where = (int(number), COLUMNS.index(letters))
+        opened[overview.cells[row, col][1], target] = plan[target].cells.get(where)
+    conv_labels = [key for key in opened if key[1] == "Conv1" and key[0] != "Conv1"]
+    assert len(conv_labels) == model.layers[0].weight.shape[0] >= 2
+    for label, target in conv_labels:  # each filter's link lands on that filter's own label
+        assert opened[label, target][1] == label
 
 
 def test_the_heat_maps_read_every_map_of_the_pass_in_order_with_the_engines_values():

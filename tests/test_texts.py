@@ -149,10 +149,15 @@ def excel_like(value: float, fmt: str) -> str:
     return f"{value:.{decimals}f}"
 
 
-def test_a_tiny_loss_is_not_shown_as_zero():
-    assert style.loss_format(2.2e-5) == "0.00E+00" and style.loss_format(0.0534) == "0.0000"
+def test_a_tiny_loss_is_not_shown_as_zero_and_one_format_serves_every_loss():
+    assert [excel_like(v, style.LOSS) for v in (2.2e-5, 0.0534, 0.0)] == ["0.000022", "0.053400", "0.000000"]
     model, photo = default_case()
-    plan = build_walkthrough(model, photo).plan
+    plan = build_walkthrough(model, photo, with_backward=True).plan
+    losses = [cell[2] for sheet in ("Overview", "Loss", "Step") for cell in plan[sheet].cells.values()
+              if cell[0] and any(word in cell[0] for word in ("loss", "LN("))]
+    assert len(losses) == 5 and {fmt for _, fmt in losses} == {style.LOSS}
+    change = [c for c in plan["Step"].cells.values() if c[0] and re.fullmatch(r"=C\d+-C\d+", c[0])]
+    assert [c[2][1] for c in change] == [style.LOSS_CHANGE]
     [overview_params] = [c for c in plan["Overview"].cells.values() if c[0] and c[0].startswith("=SUM(")]
     assert overview_params[2] == ("big", "#,##0")
 
@@ -171,6 +176,6 @@ def test_editable_cells_look_alike_and_pixels_take_whole_numbers_0_to_255():
         row = int(ref.replace("$", "").lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
         col = ord(ref.replace("$", "")[0]) - 64
         assert plan[sheet].cells[row, col][2][0] == "input", name
-    mirrors = [c for c in plan["Overview"].cells.values() if c[0] in ("=target_class", "=learning_rate",
-                                                                     "=saliency_class")]
+    mirrors = [c for c in plan["Overview"].cells.values() if c[0] in ("=target_class_used", "=learning_rate",
+                                                                     "=saliency_class_used")]
     assert len(mirrors) == 3 and all(c[2][0] == "mirror" for c in mirrors)

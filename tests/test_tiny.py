@@ -176,6 +176,8 @@ def test_explain_tiny_writes_whole_numbers_and_says_so(tmp_path):
                if rule.colorScale}
     assert scale == (("num", 0.0), ("num", 9.0))
     assert "grey level (0 to 9)" in " ".join(str(c.value) for row in book["Input"].iter_rows() for c in row)
+    # one grey channel, shown three times: the title does not speak of three colour channels
+    assert "one grey level each" in book["Image"]["A1"].value and "colour" not in book["Image"]["A1"].value
 
 
 @pytest.mark.parametrize("args, message", [
@@ -221,3 +223,12 @@ def test_the_tiny_walkthrough_recalculates_in_libreoffice_and_gnumeric(tmp_path,
             numbers = [values[sheet][c.coordinate].value for c in cells]
             assert len(numbers) >= 3 and all(abs(n - round(n)) < 1e-9 for n in numbers), (sheet, numbers)
             assert {c.number_format for c in cells} == {"0"}, sheet
+
+
+def test_explain_help_gives_the_size_and_filters_each_network_gets():
+    """--tiny has defaults of its own (6 and 2, not 28 and 8): the help says both, and they hold."""
+    result = run("explain", "--help")
+    text = " ".join(result.output.split())
+    assert "28 with --untrained; 6 (4 to 8) with --tiny" in text
+    assert "8 with --untrained; 2 (1 or 2) with --tiny" in text
+    assert (draws.TINY_SIZE, draws.TINY_FILTERS[-1]) == (6, 2)

@@ -244,3 +244,22 @@ def test_a_confident_model_explains_a_class_it_gives_no_chance(tmp_path):
     after_sheet, after_ref = formulas.defined_names["loss_after_step"].attr_text.split("!")
     after = values[after_sheet][after_ref.replace("$", "")].value
     assert 790 < after < loss  # one step lowers the loss, and it stays finite
+
+
+@pytest.mark.slow
+def test_a_confident_models_loss_recalculates_finite_in_libreoffice(tmp_path, calc_profile):
+    """The same model in Calc: p of "b" rounds to 0 there too, yet the Loss sheet's loss and the
+    loss after the step recalculate to the engine's numbers (about 800), not #NUM!."""
+    model = small_model()
+    model.layers[-1].weight[...] = 0.0
+    model.layers[-1].bias[...] = [800.0, 0.0, 0.0]
+    pixels = np.random.default_rng(0).integers(0, 256, size=(12, 12, 3)).astype(np.uint8)
+    assert model.predict(pixels).probabilities[0, 1] == 0.0  # the engine's p rounds to 0 as well
+    walkthrough = build_walkthrough(model, pixels, target_index=1, with_backward=True)
+    path = tmp_path / "confident.xlsx"
+    walkthrough.save(path)
+    [recalculated] = convert([path], tmp_path / "calc", calc_profile)
+    assert compare(path, recalculated, walkthrough.expected) > 500
+    values = openpyxl.load_workbook(recalculated, data_only=True)
+    sheet, ref = walkthrough.names["loss"].split("!")
+    assert values[sheet.strip("'")][ref.replace("$", "")].value == pytest.approx(800.0)

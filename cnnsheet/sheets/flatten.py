@@ -30,7 +30,7 @@ def flatten_sheet(book: Book, fp: Pass, values, in_blocks, in_sheet, scale) -> t
     ws.scale(vector.data, scale)
     book.name(names.flatten(fp.name_prefix), ws, vector.data)
     ws.freeze = a1(top + 1, LEFT)
-    ws.width("ABCDEF", (3, 8, 10, 6, 8, 10))
+    ws.width("ABCDEF", (3, 8, 14, 6, 8, 10))  # "feature map" in bold needs 14
     return vector, book.forward_row(fp, ws.title, "flatten", (count,), size_formula=f"={C}*{H}*{W}",
                                     size_rule=f"{C} x {H} x {W}")
 

@@ -19,7 +19,9 @@ def image_sheet(book: Book) -> tuple[Maps, tuple[Vector, Vector], OverviewRow]:
     levels = reads_levels(book.model)  # --tiny: grey levels 0-9
     keys = ("body_levels" if levels else "body", "body_occlusion")
     white = brightest(book.model)
-    ws, top = book.sheet("Image", "image", keys, colours=(style.channel_scale("R", white),), size=size)
+    channels = book.texts("image", "channels_levels" if levels else "channels")
+    ws, top = book.sheet("Image", "image", keys, colours=(style.channel_scale("R", white),), size=size,
+                         channels=channels)
     flags = occlusion_panel(book, ws, top)
     pixels = book.photo.transpose(2, 0, 1)  # (3, H, W): the photo uncovered
     blocks = book.blocks(ws, flags[1].top + 3, pixels, ["R", "G", "B"])
@@ -94,10 +96,11 @@ def input_sheet(book: Book, image_maps: Maps, flags: tuple[Vector, Vector]) -> t
     mean_look, std_look = ((style.key("number", "0"), style.key("number", "?/???")) if reads_levels(model)
                            else (look, look))
     for c, channel in enumerate(channels):
-        col = LEFT + 1 + c
+        col = LEFT + 1 + 2 * c  # two tensor columns each: one is too narrow for -0.4850 and shows ###
         ws.label(top - 1, col, channel)
         ws.number(top, col, model.mean[c], mean_look)
         ws.number(top + 1, col, model.std[c], std_look)
+        ws.merges += [area(top, col, top, col + 1), area(top + 1, col, top + 1, col + 1)]
         book.name(names.mean(channel), ws, a1(top, col))
         book.name(names.std(channel), ws, a1(top + 1, col))
     values = book.trace.tensors["input"][0]

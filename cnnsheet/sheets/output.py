@@ -21,12 +21,35 @@ from cnnsheet.sheets.common import Book, OverviewRow, Pass
 VALUE = style.key("value", "0.0000")
 
 
+def predicted_formula() -> str:
+    """The class of the largest probability, live."""
+    p = names.probabilities()
+    return f"=INDEX({names.CLASS_NAMES},MATCH(MAX({p}),{p},0))"
+
+
 def class_choice(book: Book, ws: SheetPlan, row: int, col: int, index: int, name: str) -> str:
-    """A yellow cell holding one class name, a drop-down that refuses anything else, and a name."""
+    """A yellow cell holding one class name, a drop-down that refuses anything else, and a name;
+    on the row below, the class in use, named names.used(name): the one chosen, or the predicted
+    one while the yellow cell is empty (a student pressed Delete). Returns the latter's name."""
     ws.text(row, col, book.class_names[index], style.key("input"))
     ws.drop_downs.append(DropDown(a1(row, col), names.CLASS_NAMES, book.texts("labels", "not_a_class_title"),
                                   book.texts("labels", "not_a_class")))
-    return book.name(name, ws, a1(row, col))
+    chosen = book.name(name, ws, a1(row, col))
+    ws.label(row + 1, col - 1, book.texts("labels", "class_used"))
+    ws.formula(row + 1, col, f"=IF({chosen}=\"\",{predicted_formula()[1:]},{chosen})",
+               book.class_names[index], style.key("mirror"))
+    return book.name(names.used(name), ws, a1(row + 1, col))
+
+
+def softmax_columns(probabilities: Vector) -> tuple[Vector, Vector]:
+    """The logit and exp columns of the Softmax sheet that made `probabilities` (left of it)."""
+    return tuple(Vector(probabilities.sheet, probabilities.top, probabilities.left - offset,
+                        probabilities.length) for offset in (2, 1))
+
+
+def loss_formula(probabilities: Vector) -> str:
+    logits, exps = softmax_columns(probabilities)
+    return cross_entropy_formula(names.ONEHOT, logits.data_address, exps.data_address)
 
 
 def softmax_sheet(book: Book, fp: Pass, logits: Vector) -> tuple[Vector, OverviewRow]:
@@ -70,8 +93,8 @@ def loss_sheet(book: Book, probabilities: Vector) -> OverviewRow:
     target = book.target_index
     ws, top = book.sheet("Loss", "loss")
     ws.label(top, LEFT, book.texts("labels", "true_class"))
-    class_choice(book, ws, top, LEFT + 1, target, names.TARGET_CLASS)
-    header = top + 2
+    used = class_choice(book, ws, top, LEFT + 1, target, names.TARGET_CLASS)
+    header = top + 3
     for col, key in enumerate(["class", "probability", "onehot"], LEFT):
         ws.label(header, col, book.texts("labels", key))
     p = book.trace.probabilities[0]
@@ -79,7 +102,7 @@ def loss_sheet(book: Book, probabilities: Vector) -> OverviewRow:
         row = header + 1 + k
         ws.text(row, LEFT, name)
         ws.formula(row, LEFT + 1, Flatten.formula(probabilities.address(k)), p[k], VALUE)
-        ws.formula(row, LEFT + 2, onehot_formula(a1(row, LEFT), names.TARGET_CLASS), float(k == target),
+        ws.formula(row, LEFT + 2, onehot_formula(a1(row, LEFT), used), float(k == target),
                    style.key("value", "0"))
     book.name(names.ONEHOT, ws, area(header + 1, LEFT + 2, header + K, LEFT + 2))
     p_row, loss_row = header + K + 2, header + K + 3
@@ -88,10 +111,10 @@ def loss_sheet(book: Book, probabilities: Vector) -> OverviewRow:
     ws.formula(p_row, LEFT + 1, true_probability_formula(names.ONEHOT, names.probabilities()), p[target],
                VALUE)
     loss = book.loss
-    ws.formula(loss_row, LEFT + 1, cross_entropy_formula(a1(p_row, LEFT + 1)), loss,
-               style.key("big", style.loss_format(loss)))
+    ws.formula(loss_row, LEFT + 1, loss_formula(probabilities), loss, style.key("big", style.LOSS))
+    ws.text(loss_row + 2, 1, book.texts("loss", "formula"))  # in column A: printing wraps it
     book.name(names.LOSS, ws, a1(loss_row, LEFT + 1))
-    ws.width("ABCD", (3, 24, 14, 10))
+    ws.width("ABCD", (3, 28, 14, 10))
     return OverviewRow(ws.title, "cross-entropy", (1,))
 
 

@@ -20,6 +20,7 @@ from cnnsheet.layout import Vector, a1, area
 from cnnsheet.model import Descent
 from cnnsheet.plan import Picture, SheetPlan
 from cnnsheet.sheets.common import Book, OverviewRow, PassSheets
+from cnnsheet.sheets.output import predicted_formula
 from cnnsheet.untrained import brightest
 
 PICTURE_SIDE = 224  # pixels
@@ -30,9 +31,13 @@ GLANCE_COLUMNS = 200  # a row of heat maps wraps beyond this many columns
 THUMB_SIDE = 32  # a larger map is shown with every k-th value, k = ceil(side / 32)
 THUMB_LEAST = 24  # a smaller map shows each value as a square of cells, to be this wide at least
 SUMMARY_VALUE = (30, 44)  # merged columns of the summary's values; its links follow
-TABLE = {"table_step": 1, "table_layer": 16, "table_shape": 40, "table_size": (62, 74),
-         "table_size_rule": 76, "table_params": (128, 140), "table_field": (143, 152),
-         "table_jump": (154, 161), "table_note": 164}
+# Where each column of the layer table starts (and where a merged number ends), measured on the
+# printed Overview: each column holds its heading or its longest entry ("NewSoftmax", "the photo's
+# pixels", "output height", "floor((28 + 2x0 - 1x(5-1) - 1) / 1) + 1", "receptive field") and a gap
+# of two narrow columns, and the last heading still lies within the heat maps' width.
+TABLE = {"table_step": 1, "table_layer": 19, "table_shape": 44, "table_size": (66, 78),
+         "table_size_rule": 90, "table_params": (140, 152), "table_field": (159, 168),
+         "table_jump": (186, 193), "table_note": 196}
 
 
 def overview_sheet(book: Book, ws: SheetPlan, first: PassSheets, descent: Descent | None,
@@ -61,17 +66,17 @@ def overview_sheet(book: Book, ws: SheetPlan, first: PassSheets, descent: Descen
     loss = book.loss
     p_name = names.probabilities()
     summary = [  # the cells a student may change are mirrored here, with where to change them
-        ("predicted", f"=INDEX({names.CLASS_NAMES},MATCH(MAX({p_name}),{p_name},0))",
-         classes[int(p.argmax())], "General", None),
+        ("predicted", predicted_formula(), classes[int(p.argmax())], "General", None),
         ("probability", f"=MAX({p_name})", p.max(), "0.0%", None),
-        ("true_class", f"={names.TARGET_CLASS}", classes[target], "General", "Loss"),
-        ("loss", f"={names.LOSS}", loss, style.loss_format(loss), None),
+        ("true_class", f"={names.used(names.TARGET_CLASS)}", classes[target], "General", "Loss"),
+        ("loss", f"={names.LOSS}", loss, style.LOSS, None),
     ]
     if with_backward:
         summary += [("learning_rate", f"={names.LEARNING_RATE}", book.learning_rate, "General", "Step"),
                     ("loss_after_step", f"={names.LOSS_AFTER_STEP}", descent.loss_after,
-                     style.loss_format(descent.loss_after), None),
-                    ("saliency_class", f"={names.SALIENCY_CLASS}", classes[book.saliency_index], "General",
+                     style.LOSS, None),
+                    ("saliency_class", f"={names.used(names.SALIENCY_CLASS)}", classes[book.saliency_index],
+                     "General",
                      "Saliency")]
     first_value, last_value = SUMMARY_VALUE
     for key, formula, value, fmt, where in summary:
@@ -118,7 +123,7 @@ def covering(book: Book, ws: SheetPlan, row: int) -> int:
 
 def pictures(book: Book, ws, photo: Image.Image | None, row: int) -> int:
     """The photo as given and the small square the network sees, side by side, each with a
-    caption; returns the first row below them."""
+    caption, and beside them a note that they are pictures, not cells; returns the row below."""
     size = book.model.input_size
     pixels = book.pixels  # shown as the photo they are: a tiny network's levels 0-9 stretched to 0-255
     if brightest(book.model) != 255:
@@ -135,6 +140,9 @@ def pictures(book: Book, ws, photo: Image.Image | None, row: int) -> int:
         picture.save(buffer, format="PNG")
         ws.label(row, col, caption)
         ws.pictures.append(Picture(buffer.getvalue(), a1(row + 1, col)))
+    # beside the pictures, not below them: a row more would push the heat maps onto another page
+    for offset, line in enumerate(book.texts.lines("overview", "pictures_note")):
+        ws.text(row + 1 + offset, 1 + len(shown) * PICTURE_COLUMNS, line)
     return row + PICTURE_ROWS
 
 
@@ -171,10 +179,12 @@ def glance(book: Book, ws, first: PassSheets, row: int) -> int:
             shape = (1, where.length)
             labels = [book.texts("overview", "glance_probabilities")] if sheet == "Softmax" else [""]
             reads = [lambda i, j, vector=where: (vector.address(j), vector.cell(j))]
+            opens = [a1(*where.cell(0))]
         else:
             shape = (where[0].height, where[0].width)
             labels = [b.label for b in where]
             reads = [lambda i, j, b=b: (b.address(i, j), b.cell(i, j)) for b in where]
+            opens = [a1(b.outer[0] - 1, b.outer[1]) for b in where]  # the block's label, above it
         areas = []
         side = max(shape)
         step = max(1, math.ceil(side / THUMB_SIDE))  # read every step-th value
@@ -185,11 +195,11 @@ def glance(book: Book, ws, first: PassSheets, row: int) -> int:
         height = math.ceil(shape[0] / step) * (3 if isinstance(where, Vector) else zoom)
         width = math.ceil(shape[1] / step) * zoom
         per_row = max(1, GLANCE_COLUMNS // (width + 1))
-        for number, (label, read) in enumerate(zip(labels, reads)):
+        for number, (label, read, cell) in enumerate(zip(labels, reads, opens)):
             band, place = divmod(number, per_row)
             top, left = row + 1 + band * (height + 2), MARGIN + 1 + place * (width + 1)
-            if label:
-                ws.link(top - 1, left, label, sheet)
+            if label:  # "filter 5" opens its sheet at filter 5's block
+                ws.link(top - 1, left, label, sheet, cell)
             cells = []
             for i in range(height):
                 ws.heights[top + i] = style.THUMB_CELL[1]

@@ -123,13 +123,13 @@ def gradient_step(book: Book, first: PassSheets, loss: Backward) -> tuple[Descen
     after = Pass(descent.trace, descent.model.params(), "New", names.NEW_PASS, new_weight)
     stepped = forward(book, after, first.maps["input"])
     probabilities, softmax_row = output.softmax_sheet(book, after, stepped.logits)
-    rows = [("loss", f"={names.LOSS}", descent.loss_before),
-            ("loss_after_step", f"=-LN(SUMPRODUCT({names.ONEHOT},{probabilities.data_address}))",
-             descent.loss_after),
-            ("loss_change", f"={a1(top + 3, LEFT + 1)}-{a1(top + 2, LEFT + 1)}", descent.loss_change)]
-    for offset, (key, formula, value) in enumerate(rows, 2):
+    rows = [("loss", f"={names.LOSS}", descent.loss_before, style.LOSS),
+            ("loss_after_step", output.loss_formula(probabilities), descent.loss_after, style.LOSS),
+            ("loss_change", f"={a1(top + 3, LEFT + 1)}-{a1(top + 2, LEFT + 1)}", descent.loss_change,
+             style.LOSS_CHANGE)]
+    for offset, (key, formula, value, fmt) in enumerate(rows, 2):
         ws.label(top + offset, LEFT, book.texts("labels", key))
-        ws.formula(top + offset, LEFT + 1, formula, value, style.key("big", style.loss_format(value)))
+        ws.formula(top + offset, LEFT + 1, formula, value, style.key("big", fmt))
     book.name(names.LOSS_AFTER_STEP, ws, a1(top + 3, LEFT + 1))
     ws.width("ABC", (3, 34, 16))
     return descent, [OverviewRow(ws.title, "learning_rate", (1,)), *stepped.rows, softmax_row]
@@ -144,12 +144,12 @@ def saliency_sheets(book: Book, first: PassSheets, shared: dict) -> list[Overvie
     ws, top = book.sheet("Saliency", "saliency", numbering=None, colours=(style.SEQUENTIAL_SCALE,),
                          size=model.input_size)
     ws.label(top, LEFT, book.texts("labels", "saliency_class"))
-    output.class_choice(book, ws, top, LEFT + 1, chosen, names.SALIENCY_CLASS)
+    used = output.class_choice(book, ws, top, LEFT + 1, chosen, names.SALIENCY_CLASS)
     ws.label(top + 2, LEFT, book.texts("labels", "class"))
     ws.label(top + 2, LEFT + 1, book.texts("labels", "seed"))
     for k, name in enumerate(book.class_names):
         ws.text(top + 3 + k, LEFT, name)
-        ws.formula(top + 3 + k, LEFT + 1, onehot_formula(a1(top + 3 + k, LEFT), names.SALIENCY_CLASS),
+        ws.formula(top + 3 + k, LEFT + 1, onehot_formula(a1(top + 3 + k, LEFT), used),
                    float(k == chosen), style.key("value", "0"))
     seed = Vector(ws.title, top + 3, LEFT + 1, K)
     mode_choice(book, ws, top + 4 + K, LEFT)
