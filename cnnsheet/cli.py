@@ -311,9 +311,12 @@ def predict_class(images, model, label, as_json) -> None:
 
 def report_failures(failed: list, total: int, done: str) -> None:
     """The photos (and folders) a run over many could not use, one line each on stderr, then the
-    error that makes the exit status 1; nothing when all went well."""
+    error that makes the exit status 1; nothing when all went well. A run of one photo (a folder
+    that holds one, or none) ends in that photo's own error."""
     if not failed:
         return
+    if total == 1:  # the one photo named: its own error, as for explain or predict on one photo
+        raise CnnsheetError(failed[0][1])
     for _path, reason in failed:
         click.echo(f"error: {shown(reason)}", err=True)
     raise CnnsheetError(f"{len(failed)} of {total} photo{'s' * (total != 1)} could not be {done} "
@@ -590,10 +593,10 @@ CLASS_FOLDER = Path("walkthroughs")  # where several photos' workbooks go withou
 
 @main.command()
 @click.argument("paths", metavar="[PHOTO]...", nargs=-1, type=InputPath())
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Where to write the workbook; for several photos or a folder, the folder to write "
-                   f"one workbook per photo into (made if missing). [default: walkthrough.xlsx; "
-                   f"{CLASS_FOLDER}/ for several photos]")
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Where to write the workbook; for several photos, a folder of them or a name "
+                   "ending in /, the folder to write one workbook per photo into (made if missing). "
+                   f"[default: walkthrough.xlsx; {CLASS_FOLDER}/ for several photos]")
 @lesson_options("Seed of the random weights (with --untrained or --tiny).")
 @click.option("--pdf", type=click.Path(path_type=Path), default=None,
               help="Also print a handout to this PDF: the overview and one page per step "
@@ -605,15 +608,21 @@ def explain(ctx, paths, output, model, label, lang, templates, forward_only, unt
     """Write a workbook that walks through one pass of the network on PHOTO, every number a live
     formula. Without PHOTO it uses a bundled drawing; without --model, the bundled shapes model.
     Several photos, or a folder of them, give a workbook each, named after the photo."""
-    many = len(paths) > 1 or (len(paths) == 1 and os.path.isdir(paths[0]))
+    # -o out/ asks for a folder even for one photo, as a shell's photos/*.jpg may give one
+    asked_folder = output is not None and output.endswith(("/", os.sep))
+    many = asked_folder or len(paths) > 1 or (len(paths) == 1 and os.path.isdir(paths[0]))
+    output = Path(output) if output is not None else None
     photo = paths[0] if paths and not many else None
     network = chosen_network(ctx, [photo] if photo else [], model, untrained, tiny, seed, options)
     if many:
         output = output or CLASS_FOLDER
-        for where, option, kind in ((output, "-o", "workbook"), (pdf, "--pdf", "pdf")):
+        run = (f"the folder {paths[0]}" if len(paths) == 1 and os.path.isdir(paths[0])
+               else f"{len(paths)} photos" if len(paths) > 1 else "-o ending in /")
+        for where, option, kind, noun in ((None if asked_folder else output, "-o", "workbook", "workbook"),
+                                          (pdf, "--pdf", "pdf", "handout")):
             if where is not None and where.suffix.lower() == EXTENSIONS[kind] and not where.is_dir():
-                raise CnnsheetError(f"{option} {where}: several photos need a folder for their files, "
-                                    f"not one {kind} file")
+                raise CnnsheetError(f"{option} {where}: with {run}, a {noun} per photo goes into a folder "
+                                    f"(a name ending in /), not into one file")
     else:
         ctx.with_resource(memory.no_cycle_collection())  # on again once the command and its plan are done
         # the bundled drawing suits the bundled model; with one's own model it may be a surprise
@@ -624,7 +633,7 @@ def explain(ctx, paths, output, model, label, lang, templates, forward_only, unt
     budget.check_workbook(network.model, with_backward=not forward_only)
     lesson = Lesson(network, class_index(network.model, label), Texts(lang, templates), forward_only)
     if many:
-        return explain_class(lesson, paths, output, pdf, model)
+        return explain_class(lesson, paths or [default_photo_path()], output, pdf, model)
     if pdf:
         check_output(pdf, "pdf", inputs=[photo, model, output], option="--pdf")
         lesson.find_soffice()  # before any work

@@ -117,8 +117,10 @@ def test_a_photo_that_cannot_be_written_stops_nothing_else(classroom):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-o", "out.xlsx"], "-o out.xlsx: several photos need a folder for their files, not one workbook file"),
-    (["--pdf", "h.pdf"], "--pdf h.pdf: several photos need a folder for their files, not one pdf file"),
+    (["-o", "out.xlsx"], "-o out.xlsx: with the folder photos, a workbook per photo goes into a folder (a "
+                         "name ending in /), not into one file"),
+    (["--pdf", "h.pdf"], "--pdf h.pdf: with the folder photos, a handout per photo goes into a folder (a "
+                         "name ending in /), not into one file"),
     (["-o", "m.npz"], "-o m.npz: is a file; several photos need a folder for their files"),
     (["--label", "cow"], "--label 'cow' is not a class of this model: cat, dog"),
     (["--model", "absent.npz"], "--model absent.npz: no such model file"),
@@ -136,7 +138,22 @@ def test_nothing_to_explain_makes_no_folder(classroom):
     result = run("explain", "empty", "--model", "m.npz", "-o", "out")
     assert result.exit_code == 1
     assert not (classroom / "out").exists()
-    assert result.output.splitlines()[-1] == "Error: 1 of 1 photo could not be explained (listed above)"
+    assert result.output == ("Error: empty: no pictures in this folder (JPEG, PNG, GIF, BMP, WebP or TIFF; "
+                             "sub-folders are not searched)\n")  # a run of one ends in its own error
+
+
+def test_o_ending_in_a_slash_is_a_folder_even_for_one_photo(classroom):
+    result = run("explain", "photos/b.jpg", "--model", "m.npz", "-o", "out/", "--forward-only")
+    assert result.exit_code == 0, result.output
+    assert os.listdir("out") == ["b.xlsx"]
+    result = run("explain", "more/a.jpg", "--model", "m.npz", "-o", "out/", "--forward-only",
+                 "--label", "pig")
+    assert result.output == "Error: --label 'pig' is not a class of this model: cat, dog\n"
+    result = run("explain", "photos/b.jpg", "more/a.jpg", "--model", "m.npz", "--pdf", "h.pdf")
+    assert result.output == ("Error: --pdf h.pdf: with 2 photos, a handout per photo goes into a folder (a "
+                             "name ending in /), not into one file\n")
+    result = run("predict", "photos/c.jpg", "absent.jpg", "--model", "m.npz")
+    assert result.exit_code == 1 and "photos/c.jpg: " in result.output
 
 
 def test_one_photo_keeps_its_file_output(classroom):
