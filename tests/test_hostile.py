@@ -723,7 +723,7 @@ INPUTS = [
     Case("input-photo-name-too-long-explain", lambda p: p.explain(LONG_NAME + ".jpg"), ("nnnnnnnnnn",)),
     Case("input-photo-path-too-long", lambda p: p.predict(DEEP_PATH), ("d/d/d/",)),
     Case("input-photo-through-a-file", lambda p: p.predict(p.photo() + "/inside.png"), ("inside.png",)),
-    Case("input-photo-empty-name", lambda p: p.predict(""), ("IMAGE",), USAGE),
+    Case("input-photo-empty-name", lambda p: p.predict(""), ("PHOTO",), USAGE),
     Case("input-photo-link-to-dev-zero", lambda p: p.predict(symlink("/dev/zero", "zero.png")(p)),
          ("zero.png",), timeout=20),
     Case("input-model-empty-name", lambda p: p.with_model(""), ("--model",), USAGE),
