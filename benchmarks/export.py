@@ -40,7 +40,7 @@ import openpyxl
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from libreoffice import convert, make_profile  # noqa: E402
 
-from cnnsheet import __version__, shapes  # noqa: E402
+from cnnsheet import __version__, shapes, threads  # noqa: E402
 from cnnsheet.images import load_image, square_and_resize  # noqa: E402
 from cnnsheet.model import Model  # noqa: E402
 from cnnsheet.modelfile import load_model  # noqa: E402
@@ -218,8 +218,10 @@ def print_table(columns: dict) -> None:
 
 def header() -> str:
     xml = "lxml" if openpyxl.LXML else "the standard library's XML"
+    chooser = threads.choose_blas_threads()  # as `cnnsheet explain` does, for the in-process figures
     return (f"cnnsheet {__version__}, openpyxl {openpyxl.__version__} writing with {xml}, "
-            f"Python {platform.python_version()}, {os.cpu_count()} cores")
+            f"Python {platform.python_version()}, {os.cpu_count()} cores, OpenBLAS on "
+            f"{threads.blas_threads() or 'its own count of'} thread(s) ({chooser})")
 
 
 def main():

@@ -18,12 +18,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cnnsheet import __version__, budget, memory, modelfile, shapes, threads
+from cnnsheet import __version__, budget, memory, modelfile, photos, shapes, threads
 from cnnsheet import untrained as untrained_networks
 from cnnsheet.descent import LEARNING_RATE as DESCENT_RATE
 from cnnsheet.descent import STEPS as DESCENT_STEPS
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.files import check_input, check_output, inside
+from cnnsheet.files import EXTENSIONS, check_input, check_output, inside
 from cnnsheet.images import load_image, load_photo, square_and_resize
 from cnnsheet.model import Model
 from cnnsheet.modelfile import load_model
@@ -233,40 +233,94 @@ MODEL_OPTION = click.option(
 
 
 @main.command()
-@click.argument("image", type=InputPath())
+@click.argument("images", metavar="PHOTO...", nargs=-1, required=True, type=InputPath())
 @MODEL_OPTION
 @click.option("--label", default=None, help="The true class, to report the cross-entropy loss.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object instead of a table (for several photos: one a line, with "
+                   "the photo's name).")
 @user_errors
-def predict(image, model, label, as_json):
-    """Classify IMAGE and print the probability of every class."""
+def predict(images, model, label, as_json):
+    """Classify each PHOTO and print the probability of every class. For several photos, or a
+    folder of them, one line each; photos that cannot be read are listed at the end."""
+    if len(images) > 1 or os.path.isdir(images[0]):
+        return predict_class(images, model, label, as_json)
+    image = images[0]
     check_input(image, "photo")
     if model is not None:
         check_input(model, "model", "--model")
     network = load_model(model or default_model_path())
     true_index = class_index(network, label)
     notes = []
-    pixels = load_photo(image, network.input_size, notes)
-    trace = network.predict(pixels)  # refuses scores that are not finite numbers
-    logits, probabilities = trace.logits[0], trace.probabilities[0]
-    predicted = network.classes[int(probabilities.argmax())]
-    result = {"classes": network.classes, "logits": logits.tolist(),
-              "probabilities": probabilities.tolist(), "predicted": predicted}
-    if true_index is not None:
-        result["loss"] = float(network.loss(trace, [true_index])[0])
+    result = prediction(network, image, true_index, notes)
     for note in notes:
         click.echo(f"note: {shown(note)}", err=True)
     if as_json:
         echo(json.dumps(result, allow_nan=False))
         return
     names = [shown(name) for name in network.classes]
-    echo(f"{shown(image)}: {shown(predicted)} ({probabilities.max():.1%})")
+    probabilities = result["probabilities"]
+    echo(f"{shown(image)}: {shown(result['predicted'])} ({max(probabilities):.1%})")
     width = max(len(name) for name in names)
     for name, p in zip(names, probabilities):
         echo(f"  {name:<{width}}  {p:7.2%}  {'#' * round(p * 30)}")
     if true_index is not None:
         p_true = probabilities[true_index]
         echo(f"loss with true class {shown(repr(label))}: -ln({p_true:.4f}) = {result['loss']:.4f}")
+
+
+def prediction(network: Model, photo, true_index: int | None, notes: list) -> dict:
+    """The network's scores and probabilities for one photo, and its loss when the class is known."""
+    pixels = load_photo(photo, network.input_size, notes)
+    trace = network.predict(pixels)  # refuses scores that are not finite numbers
+    logits, probabilities = trace.logits[0], trace.probabilities[0]
+    result = {"classes": network.classes, "logits": logits.tolist(),
+              "probabilities": probabilities.tolist(),
+              "predicted": network.classes[int(probabilities.argmax())]}
+    if true_index is not None:
+        result["loss"] = float(network.loss(trace, [true_index])[0])
+    return result
+
+
+def predict_class(images, model, label, as_json) -> None:
+    """predict on several photos or folders: a line (or a JSON object) per photo as it is read."""
+    if model is not None:
+        check_input(model, "model", "--model")
+    network = load_model(model or default_model_path())
+    true_index = class_index(network, label)
+    found, failed, skipped = photos.gather(images)
+    total = len(found) + len(failed)  # the photos, and the folders without one
+    for note in skipped:
+        click.echo(f"note: {shown(note)}", err=True)
+    for photo in found:
+        notes = []
+        try:
+            result = prediction(network, photo, true_index, notes)
+        except CnnsheetError as error:
+            failed.append((photo, str(error)))
+            continue
+        for note in notes:
+            click.echo(f"note: {shown(note)}", err=True)
+        if as_json:
+            echo(json.dumps({"photo": str(photo), **result}, allow_nan=False))
+            continue
+        loss = f", loss {result['loss']:.4f}" if true_index is not None else ""
+        echo(f"{shown(photo)}: {shown(result['predicted'])} ({max(result['probabilities']):.1%}){loss}")
+    report_failures(failed, total, "classified")
+
+
+def report_failures(failed: list, total: int, done: str) -> None:
+    """The photos (and folders) a run over many could not use, one line each on stderr, then the
+    error that makes the exit status 1; nothing when all went well. A run of one photo (a folder
+    that holds one, or none) ends in that photo's own error."""
+    if not failed:
+        return
+    if total == 1:  # the one photo named: its own error, as for explain or predict on one photo
+        raise CnnsheetError(failed[0][1])
+    for _path, reason in failed:
+        click.echo(f"error: {shown(reason)}", err=True)
+    raise CnnsheetError(f"{len(failed)} of {total} photo{'s' * (total != 1)} could not be {done} "
+                        f"(listed above)")
 
 
 def architecture_options(command, explain: bool = False):
@@ -542,62 +596,166 @@ def chosen_network(ctx, photos: list, model, untrained: bool, tiny: bool, seed: 
     return Network(path=model)
 
 
+CLASS_FOLDER = Path("walkthroughs")  # where several photos' workbooks go without -o
+
+
 @main.command()
-@click.argument("photo", required=False, type=InputPath())
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("walkthrough.xlsx"),
-              show_default=True, help="Where to write the workbook.")
+@click.argument("paths", metavar="[PHOTO]...", nargs=-1, type=InputPath())
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Where to write the workbook; for several photos, a folder of them or a name "
+                   "ending in /, the folder to write one workbook per photo into (made if missing). "
+                   f"[default: walkthrough.xlsx; {CLASS_FOLDER}/ for several photos]")
 @lesson_options("Seed of the random weights (with --untrained or --tiny).")
 @click.option("--pdf", type=click.Path(path_type=Path), default=None,
               help="Also print a handout to this PDF: the overview and one page per step "
-                   "(needs LibreOffice).")
+                   "(needs LibreOffice). For several photos, the folder for one handout per photo.")
 @click.pass_context
 @user_errors
-def explain(ctx, photo, output, model, label, lang, templates, forward_only, untrained, tiny, seed,
+def explain(ctx, paths, output, model, label, lang, templates, forward_only, untrained, tiny, seed,
             pdf, **options):
     """Write a workbook that walks through one pass of the network on PHOTO, every number a live
-    formula. Without PHOTO it uses a bundled drawing; without --model, the bundled shapes model."""
-    # the workbook's modules are imported here: predict and train start faster
-    from cnnsheet import handout
-    from cnnsheet.workbook import build_walkthrough
-
-    ctx.with_resource(memory.no_cycle_collection())  # on again once the command and its plan are done
-
+    formula. Without PHOTO it uses a bundled drawing; without --model, the bundled shapes model.
+    Several photos, or a folder of them, give a workbook each, named after the photo."""
+    # -o out/ asks for a folder even for one photo, as a shell's photos/*.jpg may give one
+    asked_folder = output is not None and output.endswith(("/", os.sep))
+    many = asked_folder or len(paths) > 1 or (len(paths) == 1 and os.path.isdir(paths[0]))
+    output = Path(output) if output is not None else None
+    photo = paths[0] if paths and not many else None
     network = chosen_network(ctx, [photo] if photo else [], model, untrained, tiny, seed, options)
-    # the bundled drawing suits the bundled model; with one's own model it may be a surprise
-    bundled_photo = photo is None and model is not None
-    photo = photo or default_photo_path()
-    check_output(output, "workbook", inputs=[photo, model])
+    if many:
+        output = output or CLASS_FOLDER
+        run = (f"the folder {paths[0]}" if len(paths) == 1 and os.path.isdir(paths[0])
+               else f"{len(paths)} photos" if len(paths) > 1 else "-o ending in /")
+        for where, option, kind, noun in ((None if asked_folder else output, "-o", "workbook", "workbook"),
+                                          (pdf, "--pdf", "pdf", "handout")):
+            if where is not None and where.suffix.lower() == EXTENSIONS[kind] and not where.is_dir():
+                raise CnnsheetError(f"{option} {where}: with {run}, a {noun} per photo goes into a folder "
+                                    f"(a name ending in /), not into one file")
+    else:
+        ctx.with_resource(memory.no_cycle_collection())  # on again once the command and its plan are done
+        # the bundled drawing suits the bundled model; with one's own model it may be a surprise
+        bundled_photo = photo is None and model is not None
+        photo = photo or default_photo_path()
+        output = output or Path("walkthrough.xlsx")
+        check_output(output, "workbook", inputs=[photo, model])
     budget.check_workbook(network.model, with_backward=not forward_only)
-    true_index = class_index(network.model, label)
-    texts = Texts(lang, templates)
-    soffice = None
+    lesson = Lesson(network, class_index(network.model, label), Texts(lang, templates), forward_only)
+    if many:
+        return explain_class(lesson, paths or [default_photo_path()], output, pdf, model)
     if pdf:
         check_output(pdf, "pdf", inputs=[photo, model, output], option="--pdf")
-        soffice = handout.find_soffice()  # before any work
-    notes = []
-    image = load_image(photo, notes)  # the whole photo, for the overview
-    for note in notes:
+        lesson.find_soffice()  # before any work
+    made = lesson.write(photo, output, pdf)
+    for note in made.photo_notes:
         click.echo(f"note: {shown(note)}", err=True)
-    pixels, chosen, draw = network.for_photo(image)
-    walkthrough = build_walkthrough(chosen, pixels, texts, true_index, image, shown(photo.name),
-                                    with_backward=not forward_only, untrained=network.draws is not None,
-                                    bundled=network.bundled)
-    walkthrough.save(output)
-    if pdf:
-        handout.save_pdf(walkthrough.plan, pdf, soffice)
-    probabilities = chosen.predict(pixels).probabilities[0]
-    best = int(probabilities.argmax())
-    written(f"wrote {shown(output)}: {shown(photo.name)} -> {shown(chosen.classes[best])} "
-            f"({probabilities[best]:.1%}); {len(walkthrough.sheetnames)} sheets, "
-            f"{walkthrough.formula_count:,} formulas", output)
+    written(f"wrote {shown(output)}: {shown(photo.name)} -> {made.verdict}; {made.sheets} sheets, "
+            f"{made.formulas:,} formulas", output)
     if pdf:
         written(f"wrote {shown(pdf)}: the handout", pdf)
-    note = network.note(draw)
-    if note:
-        written(f"note: {note}", output)
+    if made.note:
+        written(f"note: {made.note}", output)
     if bundled_photo:
         click.echo(f"note: no PHOTO was given, so the workbook explains the bundled drawing "
                    f"{photo.name}", err=True)
+
+
+@dataclass
+class Made:
+    """What one photo's workbook came to, for the terminal."""
+
+    verdict: str  # the predicted class and its probability
+    sheets: int
+    formulas: int
+    photo_notes: list  # what reading the photo noticed
+    note: str | None  # what the terminal says of the weights
+
+
+@dataclass
+class Lesson:
+    """What every photo of one explain shares: the network, the true class, texts and parts."""
+
+    network: Network
+    true_index: int | None
+    texts: Texts
+    forward_only: bool
+    soffice: str | None = None
+
+    def find_soffice(self) -> None:
+        from cnnsheet import handout  # the workbook's modules are imported late: predict starts faster
+
+        self.soffice = handout.find_soffice()
+
+    def write(self, photo: Path, output: Path, pdf: Path | None) -> Made:
+        """Write the photo's workbook to `output` (and its handout to `pdf`)."""
+        from cnnsheet import handout
+        from cnnsheet.workbook import build_walkthrough
+
+        notes = []
+        image = load_image(photo, notes)  # the whole photo, for the overview
+        pixels, chosen, draw = self.network.for_photo(image)
+        walkthrough = build_walkthrough(chosen, pixels, self.texts, self.true_index, image,
+                                        shown(photo.name), with_backward=not self.forward_only,
+                                        untrained=self.network.draws is not None,
+                                        bundled=self.network.bundled)
+        walkthrough.save(output)
+        if pdf:
+            handout.save_pdf(walkthrough.plan, pdf, self.soffice)
+        probabilities = chosen.predict(pixels).probabilities[0]
+        best = int(probabilities.argmax())
+        return Made(f"{shown(chosen.classes[best])} ({probabilities[best]:.1%})", len(walkthrough.sheetnames),
+                    walkthrough.formula_count, notes, self.network.note(draw))
+
+
+def explain_class(lesson: Lesson, paths, folder: Path, pdf_folder: Path | None, model) -> None:
+    """explain on several photos or folders: a workbook (and handout) each, in one folder, under
+    one progress bar; every photo that fails is named at the end."""
+    if pdf_folder:
+        lesson.find_soffice()
+    found, failed, skipped = photos.gather(paths)
+    total = len(found) + len(failed)  # the photos, and the folders without one
+    for note in skipped:
+        click.echo(f"note: {shown(note)}", err=True)
+    if found:  # no empty folder is left behind when there is nothing to write
+        photos.output_folder(folder)
+        if pdf_folder:
+            photos.output_folder(pdf_folder, "--pdf")
+    done, photo_notes, notes = [], {}, {}  # notes in dicts: each said once, however many photos share it
+    bar = click.progressbar(list(zip(found, photos.output_names(found))), label="explaining",
+                            item_show_func=lambda job: job and shown(job[0].name),
+                            hidden=dumb_terminal() or not sys.stdout.isatty())
+    try:
+        with bar:
+            for photo, name in bar:
+                output = folder / f"{name}.xlsx"
+                pdf = pdf_folder / f"{name}.pdf" if pdf_folder else None
+                try:
+                    check_output(output, "workbook", inputs=[photo, model])
+                    if pdf:
+                        check_output(pdf, "pdf", inputs=[photo, model, output], option="--pdf")
+                    with memory.no_cycle_collection():
+                        made = lesson.write(photo, output, pdf)
+                except CnnsheetError as error:
+                    failed.append((photo, str(error)))
+                    continue
+                handout = f", handout {shown(pdf)}" if pdf else ""
+                done.append(f"wrote {shown(output)}: {shown(photo)} -> {made.verdict}{handout}")
+                photo_notes.update(dict.fromkeys(made.photo_notes))
+                if made.note:
+                    notes[made.note] = None
+    except KeyboardInterrupt:
+        for line in done:
+            written(line, folder)
+        raise click.ClickException(f"interrupted: {len(done)} of {len(found)} workbook(s) were written "
+                                   f"in {shown(folder)}") from None
+    except OSError as error:  # only the progress bar writes here unguarded
+        raise stdout_failed(error) from None
+    for line in done:
+        written(line, folder)
+    for note in notes:
+        written(f"note: {note}", folder)
+    for note in photo_notes:
+        click.echo(f"note: {shown(note)}", err=True)
+    report_failures(failed, total, "explained")
 
 
 @main.command()

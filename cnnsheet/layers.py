@@ -105,7 +105,9 @@ class Conv:
         k, s, d, p = self.kernel, self.stride, self.dilation, self.padding
         F, Ho, Wo = dy.shape[1:]
         dy_rows = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(F, -1)  # (F, N*Ho*Wo)
-        grads = {"weight": (dy_rows @ cols.T).reshape(self.weight.shape),  # (F, C, k, k)
+        # (C*k*k, N*Ho*Wo) @ (N*Ho*Wo, F), then turned: the same sums as dy_rows @ cols.T, in a
+        # shape OpenBLAS runs faster (measured: 0.59 ms against 0.69 for the default batch)
+        grads = {"weight": (cols @ dy_rows.T).T.reshape(self.weight.shape),  # (F, C, k, k)
                  "bias": dy_rows.sum(axis=1)}  # (F,)
         if not need_input_grad:
             return None, grads

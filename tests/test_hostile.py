@@ -625,7 +625,8 @@ OPTIONS = [
     Case("option-size-513", untrained("--size", "513"), ("--size",), USAGE),
     Case("option-lang-xx", lambda p: p.explain(None, "--lang", "xx"), ("--lang",), USAGE),
     Case("option-unknown", lambda p: p.explain(None, "--colour"), ("--colour",), USAGE),
-    Case("option-two-photos", lambda p: p.explain(None, p.photo("second.png")), ("second.png",), USAGE),
+    # two photos make two workbooks, which one workbook file cannot hold
+    Case("option-two-photos-one-workbook", lambda p: p.explain(None, p.photo("second.png")), ("out.xlsx",)),
     Case("option-seed-negative", untrained("--seed", "-1"), ("--seed",), USAGE),
     Case("option-epochs-0", lambda p: p.train("--epochs", "0"), ("--epochs",), USAGE),
     Case("option-kernel-larger-than-input", untrained(*"--size 4 --kernel 15".split()),
@@ -722,7 +723,7 @@ INPUTS = [
     Case("input-photo-name-too-long-explain", lambda p: p.explain(LONG_NAME + ".jpg"), ("nnnnnnnnnn",)),
     Case("input-photo-path-too-long", lambda p: p.predict(DEEP_PATH), ("d/d/d/",)),
     Case("input-photo-through-a-file", lambda p: p.predict(p.photo() + "/inside.png"), ("inside.png",)),
-    Case("input-photo-empty-name", lambda p: p.predict(""), ("IMAGE",), USAGE),
+    Case("input-photo-empty-name", lambda p: p.predict(""), ("PHOTO",), USAGE),
     Case("input-photo-link-to-dev-zero", lambda p: p.predict(symlink("/dev/zero", "zero.png")(p)),
          ("zero.png",), timeout=20),
     Case("input-model-empty-name", lambda p: p.with_model(""), ("--model",), USAGE),

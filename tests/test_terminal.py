@@ -94,6 +94,18 @@ def test_explain_in_a_terminal(tmp_path):
     assert "Overview" in openpyxl.load_workbook(tmp_path / "walkthrough.xlsx", read_only=True).sheetnames
 
 
+def test_explain_on_a_folder_in_a_terminal_draws_one_bar(tmp_path):
+    for number in range(3):
+        random_rgb(40, 30, seed=number).save(tmp_path / f"{number}.png")
+    code, output = run_in_terminal(["explain", ".", "--forward-only", "-o", "out"], tmp_path)
+    check_clean(code, output)
+    assert output.count("explaining") > 1 and "100%" in output, output  # drawn and redrawn
+    for number in range(3):
+        assert f"wrote out/{number}.xlsx: {number}.png -> " in output
+        book = openpyxl.load_workbook(tmp_path / "out" / f"{number}.xlsx", read_only=True)
+        assert "Overview" in book.sheetnames
+
+
 def test_predict_in_a_terminal(tmp_path):
     code, output = run_in_terminal(["predict", default_photo_path()], tmp_path)
     check_clean(code, output)
