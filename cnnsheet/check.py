@@ -95,9 +95,11 @@ def grade(path: Path) -> Grade:
             raise CnnsheetError(f"{name}: its record describes no walkthrough cnnsheet can build "
                                 f"({error})") from None
         fits(layout, rec, book.sheetnames, name)
-        cells = reading(name, lambda: read_cells(book, needed(layout, rec)))
+        marks = sentinels(layout, rec)
+        cells = reading(name, lambda: read_cells(book, needed(layout, rec) + marks))
     finally:
         book.close()
+    laid_out(marks, cells, name)
     truth = rebuilt(layout, rec, cells, name)
     marks = []
     for exercise in rec.exercises:
@@ -243,6 +245,27 @@ def fits(layout: Walkthrough, rec: record.Record, sheets: list, name: str) -> No
                                 f"at {cell}, which its walkthrough does not compute a number in")
 
 
+def sentinels(layout: Walkthrough, rec: record.Record) -> list:
+    """The first and the last computed cell of each sheet (not an exercise). Were the sheets laid out
+    otherwise than the record says (other texts, another version), a row shifted up or down moves
+    one of them onto a label or an empty cell."""
+    blanks = {(exercise.sheet, exercise.row, exercise.col) for exercise in rec.exercises}
+    by_sheet = {}
+    for cell in sorted(layout.expected):
+        if cell not in blanks:
+            by_sheet.setdefault(cell[0], []).append(cell)
+    return [cell for cells in by_sheet.values() for cell in {cells[0], cells[-1]}]
+
+
+def laid_out(marks: list, cells: dict, name: str) -> None:
+    """Each sentinel holds a formula, or a number typed over it."""
+    for sheet, row, col in marks:
+        value, kind = cells[sheet, row, col]
+        if kind != "f" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise CnnsheetError(f"{name}: its sheets are not laid out as its record says: "
+                                f"{quote_sheet(sheet)}!{a1(row, col)} should hold a formula")
+
+
 def needed(layout: Walkthrough, rec: record.Record) -> list:
     """Every cell to read: pixels, weights, choices, the class names and the answers."""
     return [*layout.pixels.values(), *layout.params.values(), *layout.choices.values(),
@@ -260,27 +283,27 @@ def class_cells(layout: Walkthrough, count: int) -> list:
 def rebuilt(layout: Walkthrough, rec: record.Record, cells: dict, name: str) -> Walkthrough:
     """The walkthrough built from the pixels, weights and choices the file holds: the truth."""
     inputs = Inputs(cells, name)
-    config = json.loads(json.dumps(rec.config))
-    model = Model(config)
-    white = brightest(model)
+    config = json.loads(json.dumps(rec.config))  # a copy, to take the file's mean and std
+    white = brightest(Model(rec.config))  # what the Image sheet takes: 255, or 9 for a tiny network
     channels = [key[len("mean_"):] for key in layout.choices if key.startswith("mean_")]
     for key in ("mean", "std"):
         config["input"][key] = [inputs.number(layout.choices[f"{key}_{c}"]) for c in channels]
     try:
         model = Model(config)
-        model.set_params({f"{layer}.{key}": params_array(model, layer, key, layout, inputs)
-                          for layer, key in {(layer, key) for layer, key, _ in layout.params}})
-    except CnnsheetError as error:
+    except CnnsheetError as error:  # a std of 0
         raise CnnsheetError(f"{name}: its cells make no network cnnsheet can compute ({error})") from None
+    arrays = {key: np.zeros_like(values) for key, values in model.params().items()}
+    for (layer, key, index), cell in layout.params.items():
+        arrays[f"{layer}.{key}"][index] = inputs.number(cell)
+    model.set_params(arrays)
     pixels = np.zeros((model.input_size, model.input_size, 3), dtype=np.uint8)
     for (i, j, c), cell in layout.pixels.items():
         pixels[i, j, c] = inputs.whole(cell, 0, white)
     choices = {"zoom_choices": picked(model, layout, inputs)}
     size = model.input_size
-    if names.occlusion("row") in layout.choices:
-        limits = {"row": (1, size), "col": (1, size), "size": (0, size), "value": (0, white)}
-        choices["occlusion"] = Occlusion(**{key: inputs.whole(layout.choices[names.occlusion(key)], *limits[key])
-                                            for key in names.OCCLUSION_KEYS})
+    limits = {"row": (1, size), "col": (1, size), "size": (0, size), "value": (0, white)}  # the sheet's
+    square = {key: inputs.whole(layout.choices[names.occlusion(key)], *limits[key]) for key in limits}
+    choices["occlusion"] = Occlusion(**square)
     classes = [inputs.text(cell) for cell in class_cells(layout, len(model.classes))]
     choices["target_index"] = inputs.one_of(layout.choices[names.TARGET_CLASS], classes, "class")
     if names.LEARNING_RATE in layout.choices:
@@ -296,14 +319,6 @@ def rebuilt(layout: Walkthrough, rec: record.Record, cells: dict, name: str) -> 
         raise CnnsheetError(f"{name}: its input's mean or std was changed so far that the sheets are laid "
                             f"out anew: it cannot be graded")
     return truth
-
-
-def params_array(model: Model, layer: str, key: str, layout: Walkthrough, inputs) -> np.ndarray:
-    values = np.zeros_like(model.params()[f"{layer}.{key}"])
-    for (name, which, index), cell in layout.params.items():
-        if (name, which) == (layer, key):
-            values[index] = inputs.number(cell)
-    return values
 
 
 def picked(model: Model, layout: Walkthrough, inputs) -> dict:

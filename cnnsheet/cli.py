@@ -676,8 +676,8 @@ def check(files, as_csv):
             line(path, result.score, result.count, "; ".join(wrong), "; ".join(blank), "")
             continue
         parts = [f"{shown(path)}: {result.score} of {result.count} right"]
-        parts += [f"{kind}: {', '.join(map(shown, cells))}" for kind, cells in (("wrong", wrong), ("blank", blank))
-                  if cells]
+        parts += [f"{kind}: {', '.join(map(shown, cells))}"
+                  for kind, cells in (("wrong", wrong), ("blank", blank)) if cells]
         echo("; ".join(parts))
     if failed:
         sys.exit(1)
