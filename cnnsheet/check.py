@@ -96,7 +96,7 @@ def grade(path: Path) -> Grade:
                                 f"({error})") from None
         fits(layout, rec, book.sheetnames, name)
         marks = sentinels(layout, rec)
-        cells = reading(name, lambda: read_cells(book, needed(layout, rec) + marks))
+        cells = reading(name, lambda: read_cells(book, needed(layout, rec) + list(marks)))
     finally:
         book.close()
     laid_out(marks, cells, name)
@@ -245,25 +245,30 @@ def fits(layout: Walkthrough, rec: record.Record, sheets: list, name: str) -> No
                                 f"at {cell}, which its walkthrough does not compute a number in")
 
 
-def sentinels(layout: Walkthrough, rec: record.Record) -> list:
-    """The first and the last computed cell of each sheet (not an exercise). Were the sheets laid out
-    otherwise than the record says (other texts, another version), a row shifted up or down moves
-    one of them onto a label or an empty cell."""
+def sentinels(layout: Walkthrough, rec: record.Record) -> dict:
+    """The first computed cell of each sheet (not an exercise), which must hold a formula, and the
+    cell above it, which must not. Were a sheet laid out otherwise than the record says (other
+    texts, another version), rows shifted down would move the first onto a label or an empty
+    cell, and rows shifted up a formula into the cell above. Both are near the top: cheap to read."""
     blanks = {(exercise.sheet, exercise.row, exercise.col) for exercise in rec.exercises}
-    by_sheet = {}
-    for cell in sorted(layout.expected):
-        if cell not in blanks:
-            by_sheet.setdefault(cell[0], []).append(cell)
-    return [cell for cells in by_sheet.values() for cell in {cells[0], cells[-1]}]
+    first = {}
+    for sheet, row, col in sorted(cell for cell in layout.expected if cell not in blanks):
+        first.setdefault(sheet, (sheet, row, col))
+    marks = {cell: True for cell in first.values()}
+    marks.update({(sheet, row - 1, col): False for sheet, row, col in first.values() if row > 1})
+    return marks
 
 
-def laid_out(marks: list, cells: dict, name: str) -> None:
-    """Each sentinel holds a formula, or a number typed over it."""
-    for sheet, row, col in marks:
+def laid_out(marks: dict, cells: dict, name: str) -> None:
+    """Each sentinel as it should be: a formula (or a number typed over it) or none."""
+    for (sheet, row, col), formula in marks.items():
         value, kind = cells[sheet, row, col]
-        if kind != "f" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        typed_over = not isinstance(value, bool) and isinstance(value, (int, float))
+        misplaced = not (kind == "f" or typed_over) if formula else kind == "f"
+        if misplaced:
             raise CnnsheetError(f"{name}: its sheets are not laid out as its record says: "
-                                f"{quote_sheet(sheet)}!{a1(row, col)} should hold a formula")
+                                f"{quote_sheet(sheet)}!{a1(row, col)} should hold "
+                                f"{'a formula' if formula else 'no formula'}")
 
 
 def needed(layout: Walkthrough, rec: record.Record) -> list:

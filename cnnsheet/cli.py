@@ -668,8 +668,8 @@ def check(files, as_csv):
         except CnnsheetError as error:
             failed += 1
             click.echo(f"Error: {cut(shown(error))}", err=True)
-            if as_csv:
-                line(path, "", "", "", "", str(error))
+            if as_csv:  # the reason, without the file's name that starts the row already
+                line(path, "", "", "", "", str(error).removeprefix(f"{path}: "))
             continue
         wrong, blank = result.cells("wrong"), result.cells("blank")
         if as_csv:

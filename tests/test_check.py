@@ -196,7 +196,7 @@ def test_csv_has_a_row_per_file_and_the_command_exits_1_for_a_bad_one(answered, 
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[0][:3] == ["file", "score", "count"]
     assert [row[:3] for row in rows[1:]] == [[str(path), "2", "6"], [str(bad), "", ""], [str(path), "2", "6"]]
-    assert rows[1][4].startswith("3 Loss!") and "not a zip archive" in rows[2][5]
+    assert rows[1][4].startswith("3 Loss!") and rows[2][5] == "not an .xlsx workbook (not a zip archive)"
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"Error: {bad}: not an .xlsx")
     plain = run(path)
     assert plain.exit_code == 0 and plain.stdout.startswith(f"{path}: 2 of 6 right; wrong: 2 Softmax!")
@@ -252,7 +252,9 @@ def test_a_walkthrough_without_its_record_is_one_line(tmp_path):
     (lambda book, w, cells: setattr(book["Filters1"].cell(*w.params["conv1", "bias", (0,)][1:]), "value",
                                     "=1+1"), "holds a formula"),
     (lambda book, w, cells: book["Conv1"].insert_rows(3), "Conv1!C10 should hold a formula"),
-    (lambda book, w, cells: book["Conv1"].delete_rows(3), "should hold a formula"),
+    (lambda book, w, cells: book["Conv1"].delete_rows(3), "Conv1!C9 should hold no formula"),
+    (lambda book, w, cells: setattr(book["Input"].cell(*cell_at(w.names["std_G"])[1:]), "value", 0),
+     "input std must be positive"),
     (lambda book, w, cells: setattr(book["Zoom1"].cell(*cell_at(w.names["zoom1_row"])[1:]), "value", 99),
      "not a whole number from 1 to 10"),
 ])
