@@ -39,6 +39,7 @@ from cnnsheet.images import Occlusion
 from cnnsheet.layers import RELU_RULES, Conv, MaxPool
 from cnnsheet.layout import a1, quote_sheet
 from cnnsheet.model import Model
+from cnnsheet.sheets.common import OVERVIEW
 from cnnsheet.texts import Texts
 from cnnsheet.untrained import brightest
 from cnnsheet.workbook import Walkthrough, build_walkthrough, cell_of
@@ -255,7 +256,11 @@ def sentinels(layout: Walkthrough, rec: record.Record) -> dict:
     for sheet, row, col in sorted(cell for cell in layout.expected if cell not in blanks):
         first.setdefault(sheet, (sheet, row, col))
     marks = {cell: True for cell in first.values()}
-    marks.update({(sheet, row - 1, col): False for sheet, row, col in first.values() if row > 1})
+    # a worksheet writes formulas of its own in free cells: a check in the row of each blank, the
+    # score in the Overview's first free row
+    own_rows = {(sheet, row) for sheet, row, _ in blanks}
+    marks.update({(sheet, row - 1, col): False for sheet, row, col in first.values()
+                  if row > 1 and sheet != OVERVIEW and (sheet, row - 1) not in own_rows})
     return marks
 
 
