@@ -267,3 +267,13 @@ def test_a_worksheet_that_cannot_be_graded_is_one_line(tmp_path, made, edit, rea
         grade(tmp_path / "bad.xlsx")
     result = run(tmp_path / "bad.xlsx")
     assert result.exit_code == 1 and result.stderr.count("\n") == 1 and reason in result.stderr
+
+
+def test_only_check_imports_openpyxl():
+    """openpyxl takes about half a second to import: the other commands do without it."""
+    import subprocess
+    import sys
+    code = ("import sys, cnnsheet.cli, cnnsheet.workbook, cnnsheet.check; "
+            "assert 'openpyxl' not in sys.modules, 'imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
