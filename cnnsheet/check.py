@@ -96,16 +96,16 @@ def grade(path: Path) -> Grade:
             raise CnnsheetError(f"{name}: its record describes no walkthrough cnnsheet can build "
                                 f"({error})") from None
         fits(layout, rec, book.sheetnames, name)
-        marks = sentinels(layout, rec)
-        cells = reading(name, lambda: read_cells(book, needed(layout, rec) + list(marks)))
+        watch = sentinels(layout, rec)
+        cells = reading(name, lambda: read_cells(book, needed(layout, rec) + list(watch)))
     finally:
         book.close()
-    laid_out(marks, cells, name)
-    truth = rebuilt(layout, rec, cells, name)
+    laid_out(watch, cells, name)
+    truth = rebuilt(layout, rec, cells, name).expected
     marks = []
     for exercise in rec.exercises:
         where = (exercise.sheet, exercise.row, exercise.col)
-        marks.append(Mark(exercise, verdict(cells[where], truth.expected[where])))
+        marks.append(Mark(exercise, verdict(cells[where], truth[where])))
     return Grade(name, tuple(marks))
 
 
