@@ -801,3 +801,51 @@ def descent(data_dir, output, model, seed, steps, learning_rate, batch, lang, te
             f"{learning_rate:g}, batch {run.batch}: loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
             f"accuracy {accuracies[0]:.0%} -> {accuracies[-1]:.0%}; {len(book.plan.sheets)} sheets, "
             f"{book.formula_count:,} formulas", output)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=InputPath())
+@click.option("--csv", "as_csv", is_flag=True,
+              help="Print CSV: a header, then one row per file: file, score, count, wrong, blank, error.")
+@user_errors
+def check(files, as_csv):
+    """Grade worksheets made by `cnnsheet exercise` and filled in by students: for each FILE its
+    score out of its exercises, and which are wrong or blank (sheet and cell). Every answer is
+    recomputed from the pixels, weights and choices the file itself holds; no check cell or score
+    in it is trusted. Exit status 1 when a file could not be graded (the others still are)."""
+    import csv
+    import io
+
+    from cnnsheet.check import grade
+
+    table = io.StringIO()
+    rows = csv.writer(table, lineterminator="")
+
+    def line(*cells):
+        table.seek(0)
+        table.truncate()
+        rows.writerow(cells)
+        echo(table.getvalue())
+
+    if as_csv:
+        line("file", "score", "count", "wrong", "blank", "error")
+    failed = 0
+    for path in files:
+        try:
+            result = grade(path)
+        except CnnsheetError as error:
+            failed += 1
+            click.echo(f"Error: {cut(shown(error))}", err=True)
+            if as_csv:  # the reason, without the file's name that starts the row already
+                line(path, "", "", "", "", str(error).removeprefix(f"{path}: "))
+            continue
+        wrong, blank = result.cells("wrong"), result.cells("blank")
+        if as_csv:
+            line(path, result.score, result.count, "; ".join(wrong), "; ".join(blank), "")
+            continue
+        parts = [f"{shown(path)}: {result.score} of {result.count} right"]
+        parts += [f"{kind}: {', '.join(map(shown, cells))}"
+                  for kind, cells in (("wrong", wrong), ("blank", blank)) if cells]
+        echo("; ".join(parts))
+    if failed:
+        sys.exit(1)

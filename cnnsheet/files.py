@@ -67,7 +67,8 @@ def _same_file(a, b) -> bool:
 
 
 # What each kind of input is called in a message when it is missing, and what it must be.
-INPUT_NOUNS = {"photo": "file", "model": "model file", "template": "file", "folder": "folder"}
+INPUT_NOUNS = {"photo": "file", "model": "model file", "template": "file", "folder": "folder",
+               "worksheet": "file"}
 
 
 def check_input(path, kind: str, option: str | None = None) -> Path:

@@ -7,18 +7,20 @@ evaluate to; `Walkthrough.save` hands the plan to the writer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 
 import numpy as np
 from PIL import Image
 
-from cnnsheet import budget, printing, writer
+from cnnsheet import budget, names, printing, writer
 from cnnsheet.images import Occlusion
+from cnnsheet.layers import Conv, MaxPool
+from cnnsheet.layout import bounds
 from cnnsheet.model import Model
 from cnnsheet.plan import WorkbookPlan
 from cnnsheet.sheets import image, output, overview, passes, zoom
-from cnnsheet.sheets.common import OVERVIEW, Book
+from cnnsheet.sheets.common import OVERVIEW, Book, channel_names
 from cnnsheet.sheets.passes import DEFAULT_LEARNING_RATE
 from cnnsheet.texts import Texts
 from cnnsheet.untrained import brightest
@@ -26,7 +28,17 @@ from cnnsheet.untrained import brightest
 
 @dataclass
 class Walkthrough:
+    """The plan, and where the numbers it was built from landed (what `cnnsheet check` reads back
+    from a saved worksheet, whose student may have edited them): the Image sheet's pixels by
+    (row, col, channel), each weight and bias of the first pass by (layer, "weight"/"bias", index),
+    and every other cell a student may change by its defined name (choice_names); each as a cell
+    (sheet, row, col). Where they land follows from the network's shape and the options alone,
+    never from the values."""
+
     plan: WorkbookPlan
+    pixels: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    choices: dict = field(default_factory=dict)
 
     @property
     def expected(self) -> dict:
@@ -104,4 +116,34 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     for sheet in book.plan.sheets:
         printing.lay_out(sheet, header=sheet.cells[1, 1][1], footer=footer,
                          landscape=True if sheet.title == "Overview" else None)
-    return Walkthrough(book.plan)
+    pixels = {(i, j, c): (image_maps.sheet, *block.cell(i, j))
+              for c, block in enumerate(image_maps.blocks)
+              for i in range(block.height) for j in range(block.width)}
+    params = {where: cell_of(ref) for where, ref in first.params.items()}
+    chosen = choice_names(model)
+    return Walkthrough(book.plan, pixels, params,
+                       {name: cell_of(ref) for name, ref in book.plan.names.items() if name in chosen})
+
+
+def choice_names(model: Model) -> set:
+    """The names of the cells besides pixels and weights that a walkthrough's formulas read and a
+    student may change: the classes, the learning rate, the saliency rule, the grey square, each
+    Zoom and pool choice, and the input's mean and std (which only a teacher would change)."""
+    convs = sum(isinstance(layer, Conv) for layer in model.layers)
+    pools = sum(isinstance(layer, MaxPool) for layer in model.layers)
+    channels = channel_names(model.channels, True)
+    return {names.TARGET_CLASS, names.LEARNING_RATE, names.SALIENCY_CLASS, names.SALIENCY_MODE,
+            *(names.occlusion(key) for key in names.OCCLUSION_KEYS),
+            *(names.choice(prefix, key) for key in names.CHOICE_KEYS
+              for prefix in [names.zoom(n) for n in range(1, convs + 1)]
+              + [names.pool_choice(n) for n in range(1, pools + 1)]),
+            *(names.mean(c) for c in channels), *(names.std(c) for c in channels)}
+
+
+def cell_of(ref: str) -> tuple[str, int, int]:
+    """"'New Dense1'!$B$3" (a cell as formulas and defined names write it) -> ("New Dense1", 3, 2)."""
+    sheet, _, cell = ref.rpartition("!")
+    if sheet.startswith("'"):
+        sheet = sheet[1:-1].replace("''", "'")
+    top, left, _, _ = bounds(cell.replace("$", ""))
+    return sheet, top, left
