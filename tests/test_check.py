@@ -35,9 +35,10 @@ def case(seed=0):
 
 
 def chosen_cells(walkthrough) -> list:
-    """The first computed cell of a few sheets, and the loss."""
+    """The first cell of a few sheets that computes a number, and the loss."""
     expected = walkthrough.expected
-    cells = [min(cell for cell in expected if cell[0] == sheet) for sheet in SHEETS]
+    cells = [min(cell for cell, value in expected.items() if cell[0] == sheet and not isinstance(value, str))
+             for sheet in SHEETS]
     sheet, row, col = cell_at(walkthrough.names[names.LOSS])
     return cells + [(sheet, row, col)]
 
