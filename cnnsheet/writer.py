@@ -704,6 +704,8 @@ def _sheet_data(sheet: SheetPlan, style_ids: dict, cached_values: bool = True, r
                 space = ' xml:space="preserve"' if value != value.strip() else ""
                 append(f'<c r="{COLUMNS[col]}{row}" s="{style_ids[key]}" t="inlineStr"><is><t{space}>'
                        f'{_xml(value)}</t></is></c>')
+            elif value is None:  # an empty cell with a look: a worksheet's answer
+                append(f'<c r="{COLUMNS[col]}{row}" s="{style_ids[key]}"/>')
             else:
                 append(f'<c r="{COLUMNS[col]}{row}" s="{style_ids[key]}"><v>{value!r}</v></c>')
         append("</row>")
