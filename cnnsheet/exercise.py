@@ -50,6 +50,7 @@ SCORE, COUNT = "exercise_score", "exercise_count"
 ANSWER_LOOK = "answer"
 DEFAULT_WIDTH = 8.43  # characters: a column of no set width
 CHECK_WIDTH = 3.0  # characters: a tick or a cross in a narrow column takes a merge of a few
+WHAT_WIDTH = 44  # characters: the Exercises sheet's column of what to compute
 
 # A reference in a formula: a text literal (kept as it is), or a cell or area, perhaps on another
 # sheet; not a part of a name (conv1_f1_grey), a function (LOG10() or a number (1E-06).
@@ -81,7 +82,8 @@ def candidates(plan: WorkbookPlan, kind: str) -> list[tuple[str, int, int]]:
             cells = [(sheet, row, col) for row in range(top, bottom + 1) for col in range(left, right + 1)]
     elif kind in ("size", "field"):
         column = (TABLE["table_size"] if kind == "size" else TABLE["table_field"])[0]
-        cells = [(OVERVIEW, row, col) for (row, col) in plan[OVERVIEW].cells if col == column]
+        top = table_top(plan[OVERVIEW])  # above it, the heat maps' cells share the narrow columns
+        cells = [(OVERVIEW, row, col) for (row, col) in plan[OVERVIEW].cells if col == column and row > top]
     else:
         title = {"input": "Input", "conv": "Conv1", "relu": "ReLU1", "pool": "Pool1", "flatten": "Flatten",
                  "gradient": last_dense_gradients(titles)}[kind]
@@ -253,7 +255,7 @@ def check_formula(answer: str, truth: str) -> str:
 
 def check_format(number: int) -> str:
     """A tick when right, a cross when wrong, the exercise's number while it is blank."""
-    return f'[Color10]"\u2713";[Red]"\u2717";[Red]"\u2717";"Q{number}"'
+    return f'[Green]"\u2713";[Red]"\u2717";[Red]"\u2717";"Q{number}"'
 
 
 def free_beside(sheet: SheetPlan, row: int, col: int) -> int:
@@ -266,18 +268,42 @@ def free_beside(sheet: SheetPlan, row: int, col: int) -> int:
     return col
 
 
+def check_place(sheet: SheetPlan, row: int, col: int) -> tuple[int, int]:
+    """The first and last column of the check of the blank at (row, col): the first free cell to
+    its right, merged with the free cells after it until it is wide enough for a tick; where the
+    columns are narrow and taken (the Overview's table), the right end of the blank's own merge."""
+    def width(column):
+        return sheet.widths.get(column, DEFAULT_WIDTH)
+
+    first = free_beside(sheet, row, col)
+    total, last = width(first), first
+    while total < CHECK_WIDTH and (row, last + 1) not in sheet.cells:
+        last += 1
+        total += width(last)
+    own = next((bounds(ref) for ref in sheet.merges if bounds(ref)[:2] == (row, col)), None)
+    if total >= CHECK_WIDTH or own is None:
+        return first, last
+    sheet.merges.remove(area(*own))
+    last = first = own[3]
+    total = width(first)
+    while total < CHECK_WIDTH and first - 1 > col + 1:
+        first -= 1
+        total += width(first)
+    sheet.merges.append(area(row, col, row, first - 1))
+    return first, last
+
+
+def answer_format(exercise: Exercise) -> str:
+    return "0" if exercise.decimals == 0 else "0." + "0" * exercise.decimals
+
+
 def blank(book: WorkbookPlan, exercise: Exercise, twin: str, texts: Texts) -> None:
     """Empty the exercise's cell for an answer, and put its live check beside it."""
     sheet = book[exercise.sheet]
     row, col, k = exercise.row, exercise.col, exercise.number
-    fmt = "0" if exercise.decimals == 0 else "0." + "0" * exercise.decimals
-    sheet.cells[row, col] = (None, None, (ANSWER_LOOK, fmt))
+    sheet.cells[row, col] = (None, None, (ANSWER_LOOK, answer_format(exercise)))
     book.name(answer_name(k), sheet.title, a1(row, col))
-    check_col = free_beside(sheet, row, col)
-    width, last = sheet.widths.get(check_col, DEFAULT_WIDTH), check_col
-    while width < CHECK_WIDTH and (row, last + 1) not in sheet.cells:
-        last += 1
-        width += sheet.widths.get(last, DEFAULT_WIDTH)
+    check_col, last = check_place(sheet, row, col)
     if last > check_col:
         sheet.merges.append(area(row, check_col, row, last))
     cell = a1(row, col)
@@ -308,10 +334,13 @@ def exercises_sheet(book: WorkbookPlan, exercises, texts: Texts) -> SheetPlan:
         k = exercise.number
         ws.number(row, 1, k, style.key("plain"))
         ws.link(row, 2, f"{exercise.sheet} {a1(exercise.row, exercise.col)}", exercise.sheet)
-        ws.text(row, 3, exercise_text(texts, exercise), style.key("prose"))
+        what = exercise_text(texts, exercise)
+        ws.text(row, 3, what, style.key("prose"))
+        lines = math.ceil(printing.text_points(what, 11) / printing.column_points(WHAT_WIDTH))
+        ws.heights[row] = printing.DEFAULT_ROW * max(1, lines)
         ws.formula(row, 4, f'=IF(ISBLANK({answer_name(k)}),"",{answer_name(k)})', "", style.key("value"))
         ws.formula(row, 5, f"={check_name(k)}", "", ("check", check_format(k)))
-    ws.width("ABCDE", (4, 13, 50, 11, 7))
+    ws.width("ABCDE", (3, 13, WHAT_WIDTH, 11, 6))
     printing.lay_out(ws, header=texts("exercise", "title"),
                      footer=texts("labels", "footer", page=printing.THIS_PAGE, pages=printing.PAGE_COUNT))
     return ws
@@ -392,38 +421,53 @@ def print_areas(book: Worksheet) -> dict:
         wanted.update(title for title in NEEDS.get(exercise.kind, ()) if title in plan.sheetnames)
     areas = {SHEET: plan[SHEET].printing.area}
     for sheet in plan.sheets:
-        if sheet.title in wanted:
-            areas[sheet.title] = overview_table(sheet) if sheet.title == OVERVIEW else handout.one_page(sheet)
+        if sheet.title == OVERVIEW and sheet.title in wanted:
+            areas[sheet.title] = overview_table(sheet)
+        elif sheet.title in wanted:  # the whole sheet when it is one page (a tiny network's), else its first
+            one = not sheet.printing.row_breaks and not sheet.printing.col_breaks
+            areas[sheet.title] = sheet.printing.area if one else handout.one_page(sheet)
+    for exercise in exercises:  # a blank's check (its number, on paper) is printed with it
+        title, ref = split_target(plan.names[check_name(exercise.number)])
+        top, left, bottom, right = bounds(areas[title])
+        areas[title] = area(top, left, bottom, max(right, bounds(ref)[1]))
     return areas
+
+
+def table_top(overview: SheetPlan) -> int:
+    """The first row of the Overview's table of steps (its heading)."""
+    return min(unit[0] for unit in overview.keep if unit[3] == TABLE["table_note"])
 
 
 def overview_table(sheet: SheetPlan) -> str:
     """The Overview's table of steps (its sizes and receptive fields), from its heading down."""
-    top = min(unit[0] for unit in sheet.keep if unit[3] == TABLE["table_note"])
-    bottom = max(row for row, col in sheet.cells if col <= TABLE["table_note"])
+    top = table_top(sheet)
+    bottom = max(row for (row, col), (formula, _, _) in sheet.cells.items()
+                 if formula is not None and col >= TABLE["table_size"][0])  # its total
     return area(top, 1, bottom, TABLE["table_note"])
 
 
-def with_answers(book: Worksheet) -> WorkbookPlan:
-    """The worksheet's plan with every answer filled in with the key's value (and checked)."""
+def on_paper(book: Worksheet, key: bool) -> WorkbookPlan:
+    """The worksheet's plan as it prints: each check shows the exercise's number (a printout keeps
+    values, and an empty text shows nothing); with `key`, every answer filled in with the key's
+    value, and its check a tick."""
     plan = WorkbookPlan([dataclasses.replace(sheet, cells=dict(sheet.cells)) for sheet in book.plan.sheets],
                         dict(book.plan.names), book.plan.lang)
     expected = book.key.expected
     for exercise in book.exercises:
-        cells = plan[exercise.sheet].cells
-        cells[exercise.row, exercise.col] = (None, expected[exercise.sheet, exercise.row, exercise.col],
-                                             cells[exercise.row, exercise.col][2])
-        sheet, ref = split_target(plan.names[check_name(exercise.number)])
-        top, left = bounds(ref)[:2]
-        formula, _, look = plan[sheet].cells[top, left]
-        plan[sheet].cells[top, left] = (formula, 1, look)
+        truth = expected[exercise.sheet, exercise.row, exercise.col]
         row = list_row(plan, exercise.number)
-        plan[SHEET].cells[row, 4] = (None, expected[exercise.sheet, exercise.row, exercise.col],
-                                     ("value", "General"))
-        plan[SHEET].cells[row, 5] = (None, 1, plan[SHEET].cells[row, 5][2])
+        checks = [split_target(plan.names[check_name(exercise.number)]), (SHEET, a1(row, 5))]
+        for sheet, ref in checks:
+            top, left = bounds(ref)[:2]
+            formula, _, look = plan[sheet].cells[top, left]
+            plan[sheet].cells[top, left] = (formula, 1, look) if key else (None, f"Q{exercise.number}", look)
+        if key:
+            cells = plan[exercise.sheet].cells
+            cells[exercise.row, exercise.col] = (None, truth, cells[exercise.row, exercise.col][2])
+            plan[SHEET].cells[row, 4] = (None, truth, ("value", answer_format(exercise)))
     return plan
 
 
 def save_pdf(book: Worksheet, path, soffice: str, key: bool = False) -> None:
     """Print the worksheet (the answers as empty boxes) or, with `key`, its key to a PDF."""
-    handout.save_pdf(with_answers(book) if key else book.plan, path, soffice, areas=print_areas(book))
+    handout.save_pdf(on_paper(book, key), path, soffice, areas=print_areas(book))

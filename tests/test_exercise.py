@@ -1,13 +1,15 @@
 """`cnnsheet exercise`: the walkthrough with cells blanked, checked live, its key the walkthrough."""
 
 import math
+import re
 
 import openpyxl
 import pytest
 from click.testing import CliRunner
 from gnumeric import recalculate
 from helpers import default_case, zoom_choices
-from libreoffice import ERRORS, convert, formula_cells
+from libreoffice import ERRORS, convert, formula_cells, soffice
+from test_handout import page_text, pages
 
 from cnnsheet import exercise, record, shapes, style
 from cnnsheet import untrained as draws
@@ -52,6 +54,8 @@ def test_one_exercise_of_each_kind_whose_answer_is_the_walkthroughs_value(case, 
     for e in sheet.exercises:
         truth = key.expected[e.sheet, e.row, e.col]
         assert truth == 0 or abs(truth) >= exercise.SMALLEST
+        if e.kind in ("size", "field"):  # the table's arithmetic, not a heat map's cell above it
+            assert "!" not in key.plan[e.sheet].cells[e.row, e.col][0]
         assert abs(round(truth, e.decimals) - truth) <= record.RELATIVE * abs(truth)  # the decimals suffice
         formula, value, look = sheet.plan[e.sheet].cells[e.row, e.col]
         assert formula is None and value is None and look[0] == exercise.ANSWER_LOOK
@@ -280,3 +284,26 @@ def test_bad_options_are_one_line_and_write_nothing(tmp_path, monkeypatch, args,
     assert "Traceback" not in result.output and lines[-1].startswith("Error:")
     assert len(lines) == 1 or lines[0].startswith("Usage:")  # click's usage line for a bad value
     assert list(tmp_path.iterdir()) == []
+
+
+# pages of the printed worksheet and of its key: the list of exercises, and each sheet with a blank or
+# a number one needs, a page each (the Overview's table of sizes one more). A tiny network's takes 14
+# pages: 12 sheets with blanks, the list, and the pixels and the kernels a student needs before them.
+@pytest.mark.parametrize("args, most", [(["--tiny"], 14), ([], 24)])
+def test_the_worksheet_prints_with_empty_boxes_and_its_key_with_the_answers(tmp_path, args, most):
+    soffice()  # a failure, not a skip, without LibreOffice
+    xlsx, pdf, key_pdf = tmp_path / "w.xlsx", tmp_path / "w.pdf", tmp_path / "key.pdf"
+    result = run("exercise", *args, "-o", xlsx, "--pdf", pdf, "--key-pdf", key_pdf)
+    assert result.exit_code == 0, result.output
+    sheet, key = pages(pdf), pages(key_pdf)
+    assert len(sheet) == len(key) <= most
+    sheet_text, key_text = (" ".join(page_text(page) for page in document) for document in (sheet, key))
+    kept = record.read(openpyxl.load_workbook(xlsx), xlsx.name)
+    values = openpyxl.load_workbook(xlsx, data_only=True)
+    for e in kept.exercises:
+        label = re.compile(f"Q{e.number}(?!\\d)")
+        assert len(label.findall(sheet_text)) == 2  # in the list, and beside its box
+        assert not label.search(key_text)
+        truth = values[exercise.TWIN.format(e.sheet)].cell(e.row, e.col).value
+        assert f"{truth:.{e.decimals}f}" in key_text
+    assert sheet_text.count("\u2713") == 0 and key_text.count("\u2713") == 2 * len(kept.exercises)
