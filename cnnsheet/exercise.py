@@ -386,6 +386,10 @@ class Worksheet:
         writer.save(self.plan, path)
 
 
+# the arguments of build_walkthrough that no cell holds, as the record keeps them
+KEPT_ARGUMENTS = ("with_backward", "untrained", "bundled", "photo_name", "learning_rate", "saliency_mode")
+
+
 def build_worksheet(model: Model, pixels: np.ndarray, texts: Texts, count: int, seed: int, options: dict,
                     **walkthrough) -> Worksheet:
     """The worksheet of `count` exercises drawn with `seed` from the walkthrough that
@@ -399,9 +403,10 @@ def build_worksheet(model: Model, pixels: np.ndarray, texts: Texts, count: int, 
         raise CnnsheetError(f"--count {count}: this walkthrough has only {most} cells to ask for")
     exercises = pick(key.plan, count, seed, forward_only)
     plan = worksheet(key.plan, exercises, texts)
-    record.add(plan, record.Record(model.config, dict(options, seed=seed, count=count,
-                                                      forward_only=forward_only, lang=texts.lang),
-                                   exercises))
+    # what rebuilding the walkthrough needs beyond the cells (the pixels, weights and choices)
+    build = {key: value for key, value in walkthrough.items() if key in KEPT_ARGUMENTS}
+    kept = dict(options, seed=seed, count=count, forward_only=forward_only, lang=texts.lang, build=build)
+    record.add(plan, record.Record(model.config, kept, exercises))
     return Worksheet(plan, key, exercises)
 
 

@@ -70,6 +70,13 @@ def test_one_exercise_of_each_kind_whose_answer_is_the_walkthroughs_value(case, 
     assert kept.exercises == sheet.exercises and kept.config == model.config
     assert kept.options["forward_only"] == forward_only and kept.options["count"] == len(kinds)
     assert kept.options["seed"] == 0 and kept.options["lang"] == "en" and kept.options["tiny"]
+    assert kept.options["build"] == {"with_backward": not forward_only, "untrained": True}
+    # `check` rebuilds the walkthrough from the cells and the record: each answer is its value there
+    again = Model(kept.config)
+    again.set_params(model.params())  # as check reads them from the weights' cells
+    rebuilt = build_walkthrough(again, pixels, Texts(kept.options["lang"]), **kept.options["build"]).expected
+    for e in kept.exercises:
+        assert rebuilt[e.sheet, e.row, e.col] == key.expected[e.sheet, e.row, e.col]
 
 
 def test_seeds_pick_different_cells_and_count_asks_more_or_fewer():
