@@ -178,7 +178,7 @@ def worksheet(plan: WorkbookPlan, exercises, texts: Texts) -> WorkbookPlan:
         home_blanks = blanks.get(sheet.title, set())
         twin = twins.get(sheet.title)
         for where, (formula, value, look) in sheet.cells.items():
-            if formula is not None:
+            if formula is not None and (twin is not None or "!" in formula):  # else nothing to rewrite
                 rewritten = rewrite(formula, twins, twin, home_blanks)
                 if rewritten != formula:
                     sheet.cells[where] = (rewritten, value, look)
@@ -188,6 +188,7 @@ def worksheet(plan: WorkbookPlan, exercises, texts: Texts) -> WorkbookPlan:
     for exercise in exercises:
         blank(book, exercise, twins[exercise.sheet], texts)
     score(book, exercises, texts)
+    prune_twins(book, set(twins.values()))
     book.sheets.insert(1, book.sheets.pop(book.sheetnames.index(exercise_sheet.title)))
     for sheet in book.sheets:
         sheet.protected = True
@@ -222,6 +223,56 @@ def mirror_inputs(sheet: SheetPlan, twin: SheetPlan) -> None:
     for (row, col), (formula, value, look) in sheet.cells.items():
         if formula is None and style.KINDS[look[0]].get("unlocked"):
             twin.cells[row, col] = (f"={on(sheet.title, a1(row, col))}", value, ("mirror", look[1]))
+
+
+def prune_twins(book: WorkbookPlan, twins: set) -> None:
+    """Keep on each twin only the cells that something reads, directly or through other cells of
+    the twins (a twin of the Overview needs its table, not the copies of its heat maps)."""
+    needed = {title: set() for title in twins}
+    waiting, sheets = [], {sheet.title: sheet for sheet in book.sheets}
+    ends = (TWIN.format("") + "!", TWIN.format("") + "'!")  # how a reference to a twin ends
+
+    seen = set()
+
+    def mark(title, ref):
+        if (title, ref) in seen:
+            return
+        seen.add((title, ref))
+        cells, top, left, bottom, right = sheets[title].cells, *bounds(ref.replace("$", ""))
+        for row in range(top, bottom + 1):
+            for col in range(left, right + 1):
+                if (row, col) in cells and (row, col) not in needed[title]:
+                    needed[title].add((row, col))
+                    waiting.append((title, row, col))
+
+    for target in book.names.values():
+        title, ref = split_target(target)
+        if title in twins:
+            mark(title, ref)
+    for sheet in book.sheets:
+        if sheet.title in twins:
+            continue
+        for formula, _, _ in sheet.cells.values():
+            if formula is not None and (ends[0] in formula or ends[1] in formula):
+                for title, ref in references(formula):
+                    if title in twins:
+                        mark(title, ref)
+    while waiting:
+        title, row, col = waiting.pop()
+        formula = sheets[title].cells[row, col][0]
+        for other, ref in references(formula) if formula else ():
+            if other is None or other in twins:
+                mark(other or title, ref)
+    for title in twins:
+        sheet = sheets[title]
+        sheet.cells = {where: cell for where, cell in sheet.cells.items() if where in needed[title]}
+
+
+def references(formula: str):
+    """(sheet or None, reference) of every cell or area a formula names, text literals skipped."""
+    for match in TOKEN.finditer(formula):
+        if match[1] is None:
+            yield (unquote(match[2][:-1]) if match[2] else None), match[3]
 
 
 def covers(ref: str, cells) -> bool:

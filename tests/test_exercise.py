@@ -104,12 +104,6 @@ def test_rewrite_sends_references_to_the_twins(formula, expected):
     assert exercise.rewrite(formula, twins, "Conv1_true", {(10, 2)}) == expected
 
 
-def references(formula):
-    for match in exercise.TOKEN.finditer(formula):
-        if match[1] is None:
-            yield (exercise.unquote(match[2][:-1]) if match[2] else None), match[3]
-
-
 def test_nothing_but_its_check_reads_a_blank_and_the_sheets_are_protected():
     model, pixels = tiny_case()
     sheet = build(model, pixels)
@@ -127,7 +121,7 @@ def test_nothing_but_its_check_reads_a_blank_and_the_sheets_are_protected():
             assert not style.KINDS[look[0]].get("unlocked")  # formulas are locked
             if (ws.title, row, col) in checks:
                 continue
-            for target, ref in references(formula):
+            for target, ref in exercise.references(formula):
                 target = target or ws.title
                 reads_blank = target in blanks and exercise.covers(ref, blanks[target])
                 assert not reads_blank, (ws.title, row, formula)
@@ -314,3 +308,18 @@ def test_the_worksheet_prints_with_empty_boxes_and_its_key_with_the_answers(tmp_
         truth = values[exercise.TWIN.format(e.sheet)].cell(e.row, e.col).value
         assert f"{truth:.{e.decimals}f}" in key_text
     assert sheet_text.count("\u2713") == 0 and key_text.count("\u2713") == 2 * len(kept.exercises)
+
+
+def test_the_default_worksheet_recalculates_to_the_walkthrough(tmp_path, calc_profile):
+    """The default network (its Overview's heat maps read every map, through the twins)."""
+    model, pixels = default_case()
+    sheet = exercise.build_worksheet(model, pixels, Texts("en"), len(exercise.KINDS), 5, {},
+                                     with_backward=True, bundled=True)
+    answers = answers_for(sheet)
+    fill(sheet, answers)
+    path = tmp_path / "default.xlsx"
+    sheet.save(path)
+    expected, score = expected_after(sheet, answers, sheet.key.expected)
+    assert score == 3
+    [recalculated] = convert([path], tmp_path / "calc", calc_profile)
+    compare_cells(path, recalculated, expected)
