@@ -29,7 +29,7 @@ from cnnsheet import handout, names, printing, record, style, writer
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.layout import a1, absolute, area, bounds, on, quote_sheet
 from cnnsheet.model import Model
-from cnnsheet.plan import SheetPlan, WorkbookPlan
+from cnnsheet.plan import SheetPlan, WholeNumbers, WorkbookPlan
 from cnnsheet.record import Exercise
 from cnnsheet.sheets.common import OVERVIEW
 from cnnsheet.sheets.overview import TABLE
@@ -48,6 +48,7 @@ SHEET = "Exercises"
 TWIN = "{}_true"  # the hidden twin of a sheet holding a blank
 SCORE, COUNT = "exercise_score", "exercise_count"
 ANSWER_LOOK = "answer"
+ANY_NUMBER = 10**15 - 1  # the bounds of an answer's validation: any number Excel keeps exactly
 DEFAULT_WIDTH = 8.43  # characters: a column of no set width
 CHECK_WIDTH = 3.0  # characters: a tick or a cross in a narrow column takes a merge of a few
 WHAT_WIDTH = 44  # characters: the Exercises sheet's column of what to compute
@@ -358,6 +359,10 @@ def blank(book: WorkbookPlan, exercise: Exercise, twin: str, texts: Texts) -> No
     if last > check_col:
         sheet.merges.append(area(row, check_col, row, last))
     cell = a1(row, col)
+    # what to compute, shown when the cell is selected; a text is refused (it could only be wrong)
+    sheet.whole_numbers.append(WholeNumbers((cell,), -ANY_NUMBER, ANY_NUMBER, f"Q{k}",
+                                            texts("exercise", "not_a_number"), exercise_text(texts, exercise),
+                                            kind="decimal"))
     sheet.formula(row, check_col, check_formula(cell, on(twin, cell)), "", ("check", check_format(k)))
     book.name(check_name(k), sheet.title, a1(row, check_col))
 

@@ -476,7 +476,7 @@ def _validations(sheet: SheetPlan) -> str:
         rules.append(f'<dataValidation sqref="{_sqref(rule.refs)}" showDropDown="0" '
                      f'showInputMessage="{int(bool(rule.prompt))}" showErrorMessage="1" allowBlank="0" '
                      f'errorTitle="{_attribute(rule.title)}" error="{_attribute(rule.message)}" '
-                     f'promptTitle="{_attribute(rule.title)}"{prompt} type="whole" errorStyle="stop" '
+                     f'promptTitle="{_attribute(rule.title)}"{prompt} type="{rule.kind}" errorStyle="stop" '
                      f'operator="between"><formula1>{rule.low}</formula1><formula2>{rule.high}</formula2>'
                      "</dataValidation>")
     if not rules:
