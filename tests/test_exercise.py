@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 from gnumeric import recalculate
 from helpers import default_case, zoom_choices
+from hostile_inputs import NOISE, run_cli
 from libreoffice import ERRORS, convert, formula_cells, soffice
 from test_handout import page_text, pages
 
@@ -323,3 +324,12 @@ def test_the_default_worksheet_recalculates_to_the_walkthrough(tmp_path, calc_pr
     assert score == 3
     [recalculated] = convert([path], tmp_path / "calc", calc_profile)
     compare_cells(path, recalculated, expected)
+
+
+def test_a_new_user_prints_a_tiny_worksheet_from_the_command_line(tmp_path):
+    """What the replay of a new user runs: one process, no warning, the files it names."""
+    done = run_cli(["exercise", "--tiny", "-o", "x.xlsx", "--pdf", "x.pdf"], tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not [noise for noise in NOISE if noise in done.stdout + done.stderr]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["x.pdf", "x.xlsx"]
+    assert done.stdout.startswith("wrote x.xlsx: 12 exercises")
