@@ -649,7 +649,8 @@ def exercise(ctx, photo, output, model, label, lang, templates, forward_only, un
         worksheets.save_pdf(sheet, pdf, soffice, key=False)
     if key_pdf:
         worksheets.save_pdf(sheet, key_pdf, soffice, key=True)
-    written(f"wrote {shown(output)}: {len(sheet.exercises)} exercises on {shown(photo.name)}; "
+    count = len(sheet.exercises)
+    written(f"wrote {shown(output)}: {count} exercise{'s' * (count != 1)} on {shown(photo.name)}; "
             f"{len(sheet.plan.sheets)} sheets, {sheet.formula_count:,} formulas; `cnnsheet explain` with "
             f"the same options writes the key", output)
     for path, what in ((pdf, "the worksheet to print"), (key_pdf, "the key to print")):
