@@ -759,6 +759,78 @@ def explain_class(lesson: Lesson, paths, folder: Path, pdf_folder: Path | None, 
 
 
 @main.command()
+@click.argument("photo", required=False, type=InputPath())
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("worksheet.xlsx"),
+              show_default=True, help="Where to write the worksheet.")
+@lesson_options("Seed of the cells to blank (neighbours get different ones), and of the random weights "
+                "(with --untrained or --tiny).")
+@click.option("--count", type=Whole(1, 200), default=None,
+              help="How many cells to blank. [default: one of each kind of step: 12, or 10 with "
+                   "--forward-only]")
+@click.option("--pdf", type=click.Path(path_type=Path), default=None,
+              help="Also print the worksheet to this PDF, the answers as empty boxes (needs LibreOffice).")
+@click.option("--key-pdf", type=click.Path(path_type=Path), default=None,
+              help="Also print the same pages with the answers filled in (needs LibreOffice).")
+@click.pass_context
+@user_errors
+def exercise(ctx, photo, output, model, label, lang, templates, forward_only, untrained, tiny, seed, count,
+             pdf, key_pdf, **options):
+    """Write a worksheet: the walkthrough of PHOTO (as `explain` writes it with the same options)
+    with some cells left empty for a student to work out, each checked as it is typed. `explain`
+    with the same options and --seed writes the key."""
+    from cnnsheet import exercise as worksheets
+    from cnnsheet import handout
+
+    ctx.with_resource(memory.no_cycle_collection())
+    network = chosen_network(ctx, [photo] if photo else [], model, untrained, tiny, seed, options,
+                             seed_draws_only=False)
+    bundled_photo = photo is None and model is not None
+    photo = photo or default_photo_path()
+    check_output(output, "workbook", inputs=[photo, model])
+    budget.check_workbook(network.model, with_backward=not forward_only)
+    true_index = class_index(network.model, label)
+    texts = Texts(lang, templates)
+    soffice = None
+    if pdf and key_pdf and pdf.resolve() == key_pdf.resolve():
+        raise CnnsheetError(f"--key-pdf {shown(key_pdf)}: the same file as --pdf; the key needs its own")
+    for path, option in ((pdf, "--pdf"), (key_pdf, "--key-pdf")):
+        if path:
+            check_output(path, "pdf", inputs=[photo, model, output], option=option)
+            soffice = handout.find_soffice()  # before any work
+    notes = []
+    image = load_image(photo, notes)
+    for note in notes:
+        click.echo(f"note: {shown(note)}", err=True)
+    pixels, chosen, draw = network.for_photo(image)
+    count = count or len(worksheets.FORWARD_KINDS if forward_only else worksheets.KINDS)
+    # what the record keeps of the options, for `check` (the texts' own folder only as a yes or no)
+    options = {"tiny": tiny, "untrained": untrained, "bundled": network.bundled, "label": label,
+               "photo_name": shown(photo.name), "templates": templates is not None}
+    sheet = worksheets.build_worksheet(chosen, pixels, texts, count, seed, options,
+                                       target_index=true_index, photo=image, photo_name=shown(photo.name),
+                                       with_backward=not forward_only, untrained=network.draws is not None,
+                                       bundled=network.bundled)
+    sheet.save(output)
+    if pdf:
+        worksheets.save_pdf(sheet, pdf, soffice, key=False)
+    if key_pdf:
+        worksheets.save_pdf(sheet, key_pdf, soffice, key=True)
+    count = len(sheet.exercises)
+    written(f"wrote {shown(output)}: {count} exercise{'s' * (count != 1)} on {shown(photo.name)}; "
+            f"{len(sheet.plan.sheets)} sheets, {sheet.formula_count:,} formulas; `cnnsheet explain` with "
+            f"the same options writes the key", output)
+    for path, what in ((pdf, "the worksheet to print"), (key_pdf, "the key to print")):
+        if path:
+            written(f"wrote {shown(path)}: {what}", path)
+    note = network.note(draw)
+    if note:
+        written(f"note: {note}", output)
+    if bundled_photo:
+        click.echo(f"note: no PHOTO was given, so the worksheet is on the bundled drawing "
+                   f"{photo.name}", err=True)
+
+
+@main.command()
 @click.argument("data_dir", required=False, type=InputPath())
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("learn.xlsx"),
               show_default=True, help="Where to write the workbook.")

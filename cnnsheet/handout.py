@@ -95,17 +95,18 @@ def merged_right(sheet: SheetPlan) -> int:
     return max(rights, default=1)
 
 
-def handout_plan(plan: WorkbookPlan) -> WorkbookPlan:
+def handout_plan(plan: WorkbookPlan, areas: dict | None = None) -> WorkbookPlan:
     """The workbook as the handout prints it: the chosen sheets, each cut to a page, their
     formulas replaced by the engine's values (a printout needs no recalculation, and the sheets
-    it leaves out are not there to be read)."""
+    it leaves out are not there to be read). `areas` (sheet -> print area, in the order to print)
+    chooses other sheets and pages than the handout's (a worksheet's)."""
     sheets = []
-    for sheet in plan.sheets:
-        if HANDOUT.match(sheet.title):
+    for sheet in plan.sheets if areas is None else [plan[title] for title in areas]:
+        if areas is not None or HANDOUT.match(sheet.title):
             # the Overview's heat maps may take two pages, its breaks between them
-            breaks = sheet.printing.row_breaks if sheet.title == "Overview" else []
-            setup = dataclasses.replace(sheet.printing, area=one_page(sheet), row_breaks=breaks,
-                                        col_breaks=[])
+            breaks = sheet.printing.row_breaks if sheet.title == "Overview" and areas is None else []
+            setup = dataclasses.replace(sheet.printing, row_breaks=breaks, col_breaks=[],
+                                        area=one_page(sheet) if areas is None else areas[sheet.title])
             values = {where: (None, value, look) for where, (_, value, look) in sheet.cells.items()}
             sheets.append(dataclasses.replace(sheet, cells=values, printing=setup, drop_downs=[],
                                               whole_numbers=[], highlights=[]))
@@ -114,12 +115,13 @@ def handout_plan(plan: WorkbookPlan) -> WorkbookPlan:
     return WorkbookPlan(sheets, names, plan.lang)
 
 
-def save_pdf(plan: WorkbookPlan, path, soffice: str, timeout: int = 600) -> None:
+def save_pdf(plan: WorkbookPlan, path, soffice: str, timeout: int = 600, areas: dict | None = None) -> None:
     """Print the handout to a PDF at `path`, atomically: never a half-written file.
 
     LibreOffice runs in a temporary folder that holds everything it writes (its profile, its own
     temporary files, the files it leaves in its working folder), and that folder is removed
-    whatever happens, also when the command is stopped while LibreOffice prints."""
+    whatever happens, also when the command is stopped while LibreOffice prints. `areas`: see
+    handout_plan."""
     try:
         scratch = tempfile.TemporaryDirectory(prefix="cnnsheet-")
     except OSError as error:
@@ -129,7 +131,7 @@ def save_pdf(plan: WorkbookPlan, path, soffice: str, timeout: int = 600) -> None
         folder = Path(scratch.name).absolute()  # a relative TMPDIR would not survive cwd=folder
         source = folder / "handout.xlsx"
         try:
-            writer.save(handout_plan(plan), source)
+            writer.save(handout_plan(plan, areas), source)
         except OSError as error:
             raise CnnsheetError(f"--pdf {path}: the temporary folder {folder} cannot be written "
                                 f"({error.strerror or error})") from None

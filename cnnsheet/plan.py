@@ -154,6 +154,7 @@ class WholeNumbers:
     title: str
     message: str
     prompt: str = ""
+    kind: str = "whole"  # or "decimal": any number from low to high (a worksheet's answer)
 
     def __post_init__(self):
         _check_validation(self, f"the whole numbers at {' '.join(self.refs)}")

@@ -45,6 +45,11 @@ KINDS = {
     "title_prose": {"size": 14, "bold": True, "wrap": True},  # a title wrapped within the printed page
     "link": {"size": 11, "color": LINK_COLOUR, "underline": True},
     "thumb": {"size": 6},  # a cell of a small heat map on the Overview, its digits hidden
+    # a worksheet (cnnsheet exercise): the weights may be changed there too; an answer's empty cell;
+    # its check, a tick or a cross
+    "weight": {"size": 9, "centre": True, "unlocked": True},
+    "answer": {"size": 10, "bold": True, "centre": True, "frame": INPUT_FRAME, "unlocked": True},
+    "check": {"size": 11, "bold": True, "centre": True},
 }
 
 

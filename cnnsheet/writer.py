@@ -476,7 +476,7 @@ def _validations(sheet: SheetPlan) -> str:
         rules.append(f'<dataValidation sqref="{_sqref(rule.refs)}" showDropDown="0" '
                      f'showInputMessage="{int(bool(rule.prompt))}" showErrorMessage="1" allowBlank="0" '
                      f'errorTitle="{_attribute(rule.title)}" error="{_attribute(rule.message)}" '
-                     f'promptTitle="{_attribute(rule.title)}"{prompt} type="whole" errorStyle="stop" '
+                     f'promptTitle="{_attribute(rule.title)}"{prompt} type="{rule.kind}" errorStyle="stop" '
                      f'operator="between"><formula1>{rule.low}</formula1><formula2>{rule.high}</formula2>'
                      "</dataValidation>")
     if not rules:
@@ -706,6 +706,8 @@ def _sheet_data(sheet: SheetPlan, style_ids: dict, cached_values: bool = True, r
                 space = ' xml:space="preserve"' if value != value.strip() else ""
                 append(f'<c r="{COLUMNS[col]}{row}" s="{style_ids[key]}" t="inlineStr"><is><t{space}>'
                        f'{_xml(value)}</t></is></c>')
+            elif value is None:  # an empty cell with a look: a worksheet's answer
+                append(f'<c r="{COLUMNS[col]}{row}" s="{style_ids[key]}"/>')
             else:
                 append(f'<c r="{COLUMNS[col]}{row}" s="{style_ids[key]}"><v>{value!r}</v></c>')
         append("</row>")
