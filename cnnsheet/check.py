@@ -39,8 +39,9 @@ from cnnsheet.images import Occlusion
 from cnnsheet.layers import RELU_RULES, Conv, MaxPool
 from cnnsheet.layout import a1, quote_sheet
 from cnnsheet.model import Model
+from cnnsheet.record import BUILD_ARGUMENTS
 from cnnsheet.sheets.common import OVERVIEW
-from cnnsheet.texts import Texts
+from cnnsheet.texts import LANGUAGES, Texts
 from cnnsheet.untrained import brightest
 from cnnsheet.workbook import Walkthrough, build_walkthrough, cell_of
 
@@ -223,11 +224,28 @@ def planned(config: str, options: str) -> Walkthrough:
 def build(model: Model, pixels: np.ndarray, options: dict, **choices) -> Walkthrough:
     """build_walkthrough with the options a worksheet was made with: those that change what the
     sheets say, and so where their cells are (language, texts, forward only, random or bundled
-    weights). `--tiny` weights are random ones too."""
-    texts = Texts(options.get("lang", "en"), options.get("templates"))
-    return build_walkthrough(model, pixels, texts, with_backward=not options.get("forward_only", False),
-                             untrained=bool(options.get("untrained") or options.get("tiny")),
-                             bundled=bool(options.get("bundled")), **choices)
+    weights, the photo's name), and the arguments no cell holds (the record's "build")."""
+    arguments = {"with_backward": not options.get("forward_only", False),
+                 "untrained": bool(options.get("untrained") or options.get("tiny")),  # --tiny's are random
+                 "bundled": bool(options.get("bundled"))}
+    kept = options.get("build", {})
+    if not isinstance(kept, dict) or not set(kept) <= set(BUILD_ARGUMENTS):
+        raise CnnsheetError(f"its '{record.SHEET}' sheet is damaged (the options to build it again)")
+    arguments.update(kept)
+    arguments.update(choices)
+    return build_walkthrough(model, pixels, texts_of(options), **arguments)
+
+
+def texts_of(options: dict) -> Texts:
+    """The texts the worksheet was made with: a teacher's own folder (--templates) must be here too,
+    since its lines set where the cells are."""
+    lang, folder = options.get("lang", "en"), options.get("templates")
+    if lang not in LANGUAGES or not (folder is None or isinstance(folder, str)):
+        raise CnnsheetError(f"its '{record.SHEET}' sheet is damaged (its language or texts)")
+    if folder is not None and not Path(folder).is_dir():
+        raise CnnsheetError(f"it was made with the texts of the folder {folder}, which is not on this "
+                            f"computer: check it where that folder is")
+    return Texts(lang, folder)
 
 
 def fits(layout: Walkthrough, rec: record.Record, sheets: list, name: str) -> None:
@@ -393,8 +411,10 @@ class Inputs:
         value = self.raw(cell)
         return "" if value is None else str(value)
 
-    def one_of(self, cell, choices: list, noun: str) -> int:
+    def one_of(self, cell, choices: list, noun: str) -> int | None:
         value = self.text(cell)
+        if not value and noun == "class":  # a class cell left empty stands for the predicted one
+            return None
         folded = [choice.casefold() for choice in choices]
         if value.casefold() not in folded:
             self.refuse(cell, f"holds {short(value)}, not a {noun} of the worksheet: {', '.join(choices)}")

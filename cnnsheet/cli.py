@@ -803,9 +803,11 @@ def exercise(ctx, photo, output, model, label, lang, templates, forward_only, un
         click.echo(f"note: {shown(note)}", err=True)
     pixels, chosen, draw = network.for_photo(image)
     count = count or len(worksheets.FORWARD_KINDS if forward_only else worksheets.KINDS)
-    # what the record keeps of the options, for `check` (the texts' own folder only as a yes or no)
+    # what the record keeps of the options, for `check` (the texts' own folder, which sets where
+    # the cells are, as its full path: check reads it again)
     options = {"tiny": tiny, "untrained": untrained, "bundled": network.bundled, "label": label,
-               "photo_name": shown(photo.name), "templates": templates is not None}
+               "photo_name": shown(photo.name),
+               "templates": None if templates is None else str(Path(templates).resolve())}
     sheet = worksheets.build_worksheet(chosen, pixels, texts, count, seed, options,
                                        target_index=true_index, photo=image, photo_name=shown(photo.name),
                                        with_backward=not forward_only, untrained=network.draws is not None,

@@ -442,8 +442,6 @@ class Worksheet:
         writer.save(self.plan, path)
 
 
-# the arguments of build_walkthrough that no cell holds, as the record keeps them
-KEPT_ARGUMENTS = ("with_backward", "untrained", "bundled", "photo_name", "learning_rate", "saliency_mode")
 
 
 def build_worksheet(model: Model, pixels: np.ndarray, texts: Texts, count: int, seed: int, options: dict,
@@ -460,7 +458,7 @@ def build_worksheet(model: Model, pixels: np.ndarray, texts: Texts, count: int, 
     exercises = pick(key.plan, count, seed, forward_only)
     plan = worksheet(key.plan, exercises, texts)
     # what rebuilding the walkthrough needs beyond the cells (the pixels, weights and choices)
-    build = {key: value for key, value in walkthrough.items() if key in KEPT_ARGUMENTS}
+    build = {key: value for key, value in walkthrough.items() if key in record.BUILD_ARGUMENTS}
     kept = dict(options, seed=seed, count=count, forward_only=forward_only, lang=texts.lang, build=build)
     record.add(plan, record.Record(model.config, kept, exercises))
     return Worksheet(plan, key, exercises)

@@ -11,7 +11,8 @@ The sheet, from A1 down (column A the key, column B its value):
 
     format      cnnsheet worksheet 1
     config      the model's config (config.py), as JSON
-    options     how the walkthrough was built, as JSON (forward_only, lang, tiny, seed, count, ...)
+    options     how the walkthrough was built, as JSON (forward_only, lang, templates, tiny, seed,
+                count, ..., and "build": the BUILD_ARGUMENTS)
     (empty row)
     exercise    sheet    cell    kind    decimals        <- the table's header
     1           Conv1    D12     conv    2
@@ -31,6 +32,8 @@ SHEET = "cnnsheet"
 FORMAT = "cnnsheet worksheet 1"
 TABLE_HEADER = ("exercise", "sheet", "cell", "kind", "decimals")
 TABLE_ROW = 5  # the header's row
+# the arguments of workbook.build_walkthrough that no cell holds, which options["build"] keeps
+BUILD_ARGUMENTS = ("with_backward", "untrained", "bundled", "photo_name", "learning_rate", "saliency_mode")
 # When an answer is right: within 1% of the engine's value (four significant digits always are; an
 # answer 5% off never is), or within ZERO of a value that is 0. The live check on the sheet and
 # `cnnsheet check` both follow this one rule.
