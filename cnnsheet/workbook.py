@@ -96,4 +96,5 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     for sheet in book.plan.sheets:
         printing.lay_out(sheet, header=sheet.cells[1, 1][1], footer=footer,
                          landscape=True if sheet.title == "Overview" else None)
+    book.plan.paper = dict(texts.paper)
     return Walkthrough(book.plan)

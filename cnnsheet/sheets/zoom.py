@@ -129,6 +129,9 @@ def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, laye
                            f"={window_blocks[c].ref(a * d, b * d)}*{kernel_blocks[c].ref(a * d, b * d)}",
                            products[c, a, b], look_product)
     book.name(names.zoom_products(n), ws, product_block.data)
+    # the windows, kernels and products print together: one cell recomputed by hand from one page
+    ws.keep.append((grid_top, GRID, product_top + k, GRID + (C - 1) * (2 * span + 3) + 2 * span))
+
     def taps(block):  # the cells a dilated kernel uses: the holes keep their grey look
         if d == 1:
             return [block.data]
