@@ -66,7 +66,7 @@ def handout_area(sheet: SheetPlan) -> tuple[int, int]:
     width reaches into: a block is printed whole or not at all), or a sheet without blocks whole."""
     bottom, right = printing.last_cell(sheet)  # a chart's rows are kept with its sheet
     if sheet.title == OVERVIEW:  # the photo and the prediction; the heat maps below are the steps'
-        return (sheet.printing.row_breaks or [bottom + 1])[0] - 1, right
+        return (sheet.keep[0][0] - 1 if sheet.keep else bottom), right
     if not sheet.keep:
         return bottom, right
     top, _, bottom, right = sheet.keep[0]
