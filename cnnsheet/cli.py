@@ -26,6 +26,7 @@ from cnnsheet.files import check_input, check_output, inside
 from cnnsheet.images import load_image, load_photo, square_and_resize
 from cnnsheet.model import Model
 from cnnsheet.modelfile import load_model
+from cnnsheet.printing import PAPER_SIZES, default_paper
 from cnnsheet.resources import default_model_path, default_photo_path
 from cnnsheet.texts import LANGUAGES, Texts
 from cnnsheet.train import (
@@ -450,10 +451,13 @@ def epoch_line(event: EpochEnd) -> str:
 @click.option("--pdf", type=click.Path(path_type=Path), default=None,
               help="Also print a handout to this PDF: the overview and one page per step "
                    "(needs LibreOffice).")
+@click.option("--paper", type=click.Choice(sorted(PAPER_SIZES)), default=None,
+              help="The paper the handout and the workbook's pages are set for. [default: from the "
+                   "locale (LC_PAPER, LANG): letter in the US and Canada, else a4]")
 @click.pass_context
 @user_errors
 def explain(ctx, photo, output, model, label, lang, templates, forward_only, untrained, tiny, seed,
-            pdf, **options):
+            pdf, paper, **options):
     """Write a workbook that walks through one pass of the network on PHOTO, every number a live
     formula. Without PHOTO it uses a bundled drawing; without --model, the bundled shapes model."""
     # the workbook's modules are imported here: predict and train start faster
@@ -511,7 +515,8 @@ def explain(ctx, photo, output, model, label, lang, templates, forward_only, unt
     network = draw.model if draw else network
     walkthrough = build_walkthrough(network, pixels, texts, true_index, image, shown(photo.name),
                                     with_backward=not forward_only, untrained=untrained or tiny,
-                                    bundled=model is None and not (untrained or tiny))
+                                    bundled=model is None and not (untrained or tiny),
+                                    paper=paper or default_paper(os.environ))
     walkthrough.save(output)
     if pdf:
         handout.save_pdf(walkthrough.plan, pdf, soffice)

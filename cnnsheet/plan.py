@@ -259,6 +259,7 @@ class PrintSetup:
     scale: int = 100
     header: str = ""
     footer: str = ""
+    paper: str = "a4"  # a key of printing.PAPER_SIZES
 
 
 @dataclass

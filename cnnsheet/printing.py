@@ -11,6 +11,7 @@ the footer counts the pages. Lines of explanation wrap within the printed width.
 from __future__ import annotations
 
 import math
+import re
 from operator import itemgetter
 
 from cnnsheet import style
@@ -21,6 +22,9 @@ MARGINS = {"side": 0.3, "top": 0.7, "header": 0.3}  # inches
 POINTS = 72
 # portrait: the narrower of A4 (8.27 in) and Letter (8.5 in) wide, the shorter of them (11 in) high
 PAGE = ((8.27 - 2 * MARGINS["side"]) * POINTS, (11.0 - 2 * MARGINS["top"]) * POINTS)
+# paper -> Excel's paperSize code; the layout fits both, the printer is told which
+PAPER_SIZES = {"a4": 9, "letter": 1}
+LETTER_TERRITORIES = ("US", "CA")  # the locales that print on Letter by default
 SMALLEST_PRINTED = 6.0  # points
 DEFAULT_ROW = 15.0  # points
 CHART_ROWS = math.ceil(style.CHART_SIZE[1] / 2.54 * POINTS / DEFAULT_ROW)  # rows a chart covers
@@ -31,6 +35,17 @@ HEADER_CHARACTERS = 180  # of a header's text as Excel counts it; the codes of s
 THIS_PAGE, PAGE_COUNT = "\ue000", "\ue001"
 # characters that Excel's header and footer codes write as two: '&&', and the fields '&P' and '&N'
 TWO_IN_CODES = {"&", THIS_PAGE, PAGE_COUNT}
+
+
+def default_paper(environment) -> str:
+    """The paper of the user's locale: LC_ALL, LC_PAPER or LANG naming the United States or Canada
+    (en_US.UTF-8, fr_CA) print on Letter, any other on A4."""
+    for variable in ("LC_ALL", "LC_PAPER", "LANG"):
+        value = environment.get(variable, "")
+        if value:
+            territory = re.match(r"^[A-Za-z]+_([A-Za-z]+)", value)
+            return "letter" if territory and territory[1].upper() in LETTER_TERRITORIES else "a4"
+    return "a4"
 
 
 def column_points(width: float) -> float:
@@ -131,7 +146,8 @@ def text_points(text: str, size: float) -> float:
     return sum(size if ord(ch) >= 0x2E80 else size * 0.53 for ch in text)
 
 
-def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None = None) -> None:
+def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None = None,
+            paper: str = "a4") -> None:
     """Choose the orientation (unless given) and the scale, wrap the prose, and place the page
     breaks of one sheet."""
     bottom, right = last_cell(sheet)
@@ -162,6 +178,7 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
     setup.col_breaks = breaks(widths, 1, capacity_w, col_units)
     setup.row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, row_units)
     setup.header, setup.footer = fit_header(header), fit_header(footer)
+    setup.paper = paper
 
 
 def fit_header(text: str) -> str:
