@@ -32,6 +32,7 @@ from cnnsheet.texts import Texts
 HANDOUT = re.compile(r"^(Overview|Image|Input|Filters\d+|Conv\d+|Zoom\d+|ReLU\d+|Pool\d+|Flatten|Dense\d+|"
                      r"Softmax|Loss|dLogits|dDense\d+|dPool\d+|Mask\d+|dReLU\d+|dConv\d+|dSpread\d+|"
                      r"Rotated\d+|dFilters\d+|Step|Saliency)$")
+ZOOM = re.compile(r"^Zoom\d+$")
 # the saliency pass has sheets named as the backward pass's (Rotated1): only those before it print
 LAST_OF_BACKWARD = "Step"
 INSTALL_HINT = ("--pdf needs LibreOffice, which was not found: install it (libreoffice.org; on Debian "
@@ -69,6 +70,8 @@ def handout_area(sheet: SheetPlan) -> tuple[int, int]:
         return (sheet.keep[0][0] - 1 if sheet.keep else bottom), right
     if not sheet.keep:
         return bottom, right
+    if ZOOM.match(sheet.title):  # one cell taken apart: every window, kernel and product
+        return max(unit[2] for unit in sheet.keep), max(unit[3] for unit in sheet.keep)
     top, _, bottom, right = sheet.keep[0]
     right = max(right, merged_right(sheet))
     for unit_top, left, unit_bottom, unit_right in sheet.keep:
@@ -79,9 +82,10 @@ def handout_area(sheet: SheetPlan) -> tuple[int, int]:
 
 def one_page(sheet: SheetPlan, texts: Texts) -> PrintSetup:
     """How a sheet prints in the handout: its area on one page, at the largest scale (up to 100%)
-    that fits it, portrait or landscape. Where no page holds it with numbers of 6 pt, a block is
-    shrunk onto its page (a grid of 28 x 28 keeps its colours) and a long table is cut to a page,
-    the footer saying where the rest is."""
+    that fits it, portrait or landscape. Where no page holds it with numbers of 6 pt, its blocks
+    are shrunk onto one page down to SHRUNK percent (a grid of 28 x 28 keeps its colours), or else
+    take pages of their own, broken between blocks; a long table is cut to a page, the footer
+    saying where the rest is."""
     bottom, right = handout_area(sheet)
     widths = printing.widths_in_points(sheet, right)
     heights = printing.heights_in_points(sheet, bottom)
@@ -97,8 +101,20 @@ def one_page(sheet: SheetPlan, texts: Texts) -> PrintSetup:
     lowest = printing.lowest_scale(sheet)
     if scale >= lowest or (sheet.keep and scale >= SHRUNK):
         setup.scale = scale
-    else:  # a long table: as many rows and columns as fit a page of 6 pt numbers, and where the rest is
+    elif sheet.keep:  # blocks too many for a page: pages of 6 pt numbers, broken between blocks
         setup.landscape, setup.scale = sheet.printing.landscape, lowest
+        page_width, page_height = printing.page_size(setup.landscape)
+        title = sum(heights[printing.TITLE_ROWS[0]:printing.TITLE_ROWS[1] + 1])
+        inside = [unit for unit in sheet.keep if unit[2] <= bottom and unit[3] <= right]
+        setup.col_breaks = printing.breaks(widths, 1, WIDE_SLACK * page_width * 100 / lowest,
+                                           [(left, unit_right) for _, left, _, unit_right in inside])
+        setup.row_breaks = printing.breaks(heights, printing.TITLE_ROWS[1] + 1,
+                                           SLACK * page_height * 100 / lowest - title,
+                                           [(top, unit_bottom) for top, _, unit_bottom, _ in inside])
+    else:  # a long table: as many rows and columns as fit a page of 6 pt numbers, and where the rest is
+        # landscape if a portrait page is too narrow for it
+        setup.landscape = width * lowest / 100 > WIDE_SLACK * printing.page_size(False)[0]
+        setup.scale = lowest
         page_width, page_height = printing.page_size(setup.landscape)
         last_row = fitting(heights, SLACK * page_height * 100 / lowest)
         last_col = fitting(widths, WIDE_SLACK * page_width * 100 / lowest)
@@ -109,6 +125,7 @@ def one_page(sheet: SheetPlan, texts: Texts) -> PrintSetup:
             setup.footer = printing.fit_header(" - ".join([sheet.printing.footer, *rest]))
         bottom, right = last_row, last_col
     setup.area = area(1, 1, max(bottom, 1), max(right, 1))
+    setup.header = printing.page_header(sheet.cells[1, 1][1], sheet.title, setup.scale, setup.landscape)
     return setup
 
 

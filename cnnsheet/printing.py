@@ -164,21 +164,38 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
         landscape = widest * lowest / 100 > fits[0] and widest * lowest / 100 <= fits[1]
     page_width, page_height = page_size(landscape)
     scale = int(max(lowest, min(100, math.floor(100 * page_width / widest))))
-    wrap_prose(sheet, page_width * 100 / scale, widths)
+    capacity_w = page_width * 100 / scale
+    col_units = [(left, r) for _, left, _, r in sheet.keep]
+    col_breaks = breaks(widths, 1, capacity_w, col_units)
+    # the title and the explanation wrap within the first page's columns: a page to the right
+    # would print the cut-off end of their lines
+    wrap_prose(sheet, sum(widths[1:col_breaks[0]]) + 0.01 if col_breaks else capacity_w, widths)
     heights = heights_in_points(sheet, bottom)
     title = sum(heights[TITLE_ROWS[0]:TITLE_ROWS[1] + 1])
-    capacity_w, capacity_h = page_width * 100 / scale, page_height * 100 / scale - title
-    col_units = [(left, r) for _, left, _, r in sheet.keep]
+    capacity_h = page_height * 100 / scale - title
     row_units = [(top, b) for top, _, b, _ in sheet.keep]
     setup = sheet.printing
     setup.area = area(1, 1, bottom, right)
     setup.title_rows = TITLE_ROWS
     setup.scale = scale
     setup.landscape = landscape
-    setup.col_breaks = breaks(widths, 1, capacity_w, col_units)
+    setup.col_breaks = col_breaks
     setup.row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, row_units)
-    setup.header, setup.footer = fit_header(header), fit_header(footer)
+    setup.header = page_header(header, sheet.title, scale, landscape)
+    setup.footer = fit_header(footer)
     setup.paper = paper
+
+
+def page_header(text: str, sheet_name: str, scale: int, landscape: bool) -> str:
+    """The header's left part: the text, cut with '...' where it would run into the sheet's name
+    on the right, and within Excel's limit."""
+    size = header_size(scale)  # in the sheet's points, as the page width below
+    room = page_size(landscape)[0] * 100 / scale - text_points(sheet_name, size) - 4 * size
+    if text_points(text, size) > room:
+        while text and text_points(text + "...", size) > room:
+            text = text[:-1]
+        text = text.rstrip() + "..."
+    return fit_header(text)
 
 
 def fit_header(text: str) -> str:
