@@ -39,6 +39,8 @@ INSTALL_HINT = ("--pdf needs LibreOffice, which was not found: install it (libre
                 "or Ubuntu: apt-get install libreoffice-calc-nogui) or put soffice on the PATH")
 SHRUNK = 40  # percent: a block that no page holds at 6 pt prints smaller, down to this, not cut
 WIDE_SLACK = 0.95  # of a page's width: LibreOffice draws columns a little wider than planned
+SIX, WIDER = 6, 1.1  # characters of a number, and how much wider its narrow column prints
+TIGHT = 0.97  # of a page's height: the room left when only a tight fit keeps numbers of 6 pt
 SLACK = 0.9  # of a page's height: rows print a little taller than planned, wrapped text may take a line more
 
 
@@ -88,6 +90,7 @@ def one_page(sheet: SheetPlan, texts: Texts) -> PrintSetup:
     saying where the rest is."""
     bottom, right = handout_area(sheet)
     widths = printing.widths_in_points(sheet, right)
+    rewrap(sheet, widths)  # across the page, which may be wider than the workbook's first page
     heights = printing.heights_in_points(sheet, bottom)
     width, height = sum(widths), sum(heights)
     fits = []
@@ -97,8 +100,10 @@ def one_page(sheet: SheetPlan, texts: Texts) -> PrintSetup:
                     math.floor(100 * SLACK * page_height / height))
         fits.append((scale, not landscape, landscape))  # the larger scale; portrait if equal
     scale, _, landscape = max(fits)
-    setup = dataclasses.replace(sheet.printing, row_breaks=[], col_breaks=[], landscape=landscape)
     lowest = printing.lowest_scale(sheet)
+    if scale < lowest and fits_at(width, height, lowest, landscape):
+        scale = lowest  # a page that holds it only with less room to spare: 6 pt numbers first
+    setup = dataclasses.replace(sheet.printing, row_breaks=[], col_breaks=[], landscape=landscape)
     if scale >= lowest or (sheet.keep and scale >= SHRUNK):
         setup.scale = scale
     elif sheet.keep:  # blocks too many for a page: pages of 6 pt numbers, broken between blocks
@@ -108,6 +113,8 @@ def one_page(sheet: SheetPlan, texts: Texts) -> PrintSetup:
         inside = [unit for unit in sheet.keep if unit[2] <= bottom and unit[3] <= right]
         setup.col_breaks = printing.breaks(widths, 1, WIDE_SLACK * page_width * 100 / lowest,
                                            [(left, unit_right) for _, left, _, unit_right in inside])
+        rewrap(sheet, widths[:setup.col_breaks[0]] if setup.col_breaks else widths)
+        heights = printing.heights_in_points(sheet, bottom)
         setup.row_breaks = printing.breaks(heights, printing.TITLE_ROWS[1] + 1,
                                            SLACK * page_height * 100 / lowest - title,
                                            [(top, unit_bottom) for top, _, unit_bottom, _ in inside])
@@ -116,8 +123,9 @@ def one_page(sheet: SheetPlan, texts: Texts) -> PrintSetup:
         setup.landscape = width * lowest / 100 > WIDE_SLACK * printing.page_size(False)[0]
         setup.scale = lowest
         page_width, page_height = printing.page_size(setup.landscape)
-        last_row = fitting(heights, SLACK * page_height * 100 / lowest)
         last_col = fitting(widths, WIDE_SLACK * page_width * 100 / lowest)
+        rewrap(sheet, widths[:last_col + 1])
+        last_row = fitting(printing.heights_in_points(sheet, bottom), SLACK * page_height * 100 / lowest)
         rest = ([texts("paper", "more_rows", rows=bottom - last_row, sheet=sheet.title)] if last_row < bottom
                 else []) + ([texts("paper", "more_columns", columns=right - last_col, sheet=sheet.title)]
                             if last_col < right else [])
@@ -127,6 +135,31 @@ def one_page(sheet: SheetPlan, texts: Texts) -> PrintSetup:
     setup.area = area(1, 1, max(bottom, 1), max(right, 1))
     setup.header = printing.page_header(sheet.cells[1, 1][1], sheet.title, setup.scale, setup.landscape)
     return setup
+
+
+def printed_widths(sheet: SheetPlan) -> dict:
+    """The columns' widths, a little wider where a narrow column holds numbers of six characters
+    (0.0123, -0.012): LibreOffice prints those as ### at some scales."""
+    widths = dict(sheet.widths)
+    longest = {}
+    for (_, col), (_, value, (_, fmt)) in sheet.cells.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and fmt.startswith("0."):
+            longest[col] = max(longest.get(col, 0), len(fmt) + (value < 0))
+    for col, characters in longest.items():
+        if characters >= SIX and widths.get(col, 8.43) < SIX:
+            widths[col] *= WIDER
+    return widths
+
+
+def rewrap(sheet: SheetPlan, widths: list[float]) -> None:
+    """The title and the explanation wrapped again, across the columns of `widths` (index 0 unused)."""
+    printing.unwrap_prose(sheet)
+    printing.wrap_prose(sheet, sum(widths) + 0.01, widths)
+
+
+def fits_at(width: float, height: float, scale: int, landscape: bool) -> bool:
+    page_width, page_height = printing.page_size(landscape)
+    return width * scale / 100 <= WIDE_SLACK * page_width and height * scale / 100 <= TIGHT * page_height
 
 
 def fitting(sizes: list[float], room: float) -> int:
@@ -164,7 +197,8 @@ def handout_plan(plan: WorkbookPlan) -> WorkbookPlan:
                     values[where] = (None, value, look)
             links = [link for link in sheet.links if link[:2] in values]
             shown = dataclasses.replace(sheet, cells=values, links=links, drop_downs=[], whole_numbers=[],
-                                        highlights=[])
+                                        highlights=[], merges=list(sheet.merges), heights=dict(sheet.heights),
+                                        widths=printed_widths(sheet))
             sheets.append(dataclasses.replace(shown, printing=one_page(shown, texts)))
         past_backward = past_backward or sheet.title == LAST_OF_BACKWARD
     kept = {sheet.title for sheet in sheets}

@@ -15,7 +15,7 @@ import re
 from operator import itemgetter
 
 from cnnsheet import style
-from cnnsheet.layout import area
+from cnnsheet.layout import area, bounds
 from cnnsheet.plan import SheetPlan
 
 MARGINS = {"side": 0.3, "top": 0.7, "header": 0.3}  # inches
@@ -139,6 +139,20 @@ def wrap_prose(sheet: SheetPlan, width_points: float, widths: list[float]):
         sheet.cells[row, col] = (None, value, (wrapped, fmt))
         sheet.merges.append(area(row, 1, row, columns))
         sheet.heights[row] = max(sheet.heights.get(row, DEFAULT_ROW), line * lines)
+
+
+def unwrap_prose(sheet: SheetPlan) -> None:
+    """Undo wrap_prose, to wrap again across another width (the handout's page)."""
+    plain = {wrapped: kind for kind, (wrapped, _, _) in WRAPPED.items()}
+    rows = set()
+    for (row, col), (formula, value, (kind, fmt)) in list(sheet.cells.items()):
+        if col == 1 and kind in plain:
+            sheet.cells[row, col] = (formula, value, (plain[kind], fmt))
+            rows.add(row)
+    sheet.merges[:] = [merged for merged in sheet.merges if bounds(merged)[0] not in rows
+                       or bounds(merged)[1] != 1]
+    for row in rows:
+        sheet.heights.pop(row, None)
 
 
 def text_points(text: str, size: float) -> float:

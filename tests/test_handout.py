@@ -167,6 +167,7 @@ def test_printed_pages_speak_to_a_reader_of_paper(handouts, name):
     for number, page in enumerate(document, 1):
         found = SCREEN_ONLY[plan.lang].search(page_text(page))
         assert not found, (name, number, page_text(page)[max(0, found.start() - 60):found.end() + 60])
+        assert "###" not in page_text(page), (name, number)  # every number fits its column
 
 
 def test_the_handout_prints_on_the_paper_asked_for(handouts):
