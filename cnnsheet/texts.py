@@ -95,11 +95,12 @@ class Texts:
         if text is None:
             raise CnnsheetError(f"no text [{section}] {key} in the {self.lang} templates")
         filled = self._fill(text, section, key, values)
-        variant = self.table.get("paper", {}).get(f"{section}.{key}")
-        # a teacher's own text is not replaced by a paper variant written for the built-in one
-        if variant is not None and self.sources["paper", f"{section}.{key}"] == self.sources[section, key]:
+        # the printed variant of a text, [paper] section-key; a teacher's own text is not replaced
+        # by a variant written for the built-in one
+        variant = self.table.get("paper", {}).get(f"{section}-{key}")
+        if variant is not None and self.sources["paper", f"{section}-{key}"] == self.sources[section, key]:
             screen = [line.strip() for line in filled.splitlines() if line.strip()]
-            paper = [line.strip() for line in self._fill(variant, "paper", f"{section}.{key}", values)
+            paper = [line.strip() for line in self._fill(variant, "paper", f"{section}-{key}", values)
                      .splitlines() if line.strip()]
             for number, line in enumerate(screen):  # line for line; lines beyond the variant's go
                 kept = paper[number] if number < len(paper) else "-"

@@ -133,7 +133,7 @@ def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, laye
     for c in range(C):
         left = GRID + c * (2 * span + 3)
         ws.keep.append((grid_top, left, grid_top + span, left + 2 * span))
-        ws.keep.append((product_top, GRID + c * k, product_top + k, GRID + c * k + k - 1))
+        ws.keep.append((product_top - 1, GRID + c * k, product_top + k, GRID + c * k + k - 1))
 
     def taps(block):  # the cells a dilated kernel uses: the holes keep their grey look
         if d == 1:
