@@ -1,9 +1,10 @@
 """The printed handout: the walkthrough's own sheets, one page per step, as a PDF.
 
-The handout is a view of the workbook plan: the Overview, and for every step one representative
-block (the first filter, the first feature map, its pooled map, the dense outputs, softmax and
-loss, the gradient step, the saliency map), each sheet's print area cut to what fits one page.
-The other sheets are left out. LibreOffice, run headless, prints that workbook to PDF.
+The handout is a view of the workbook plan: the Overview's first page, and every step the workbook
+numbers (the forward steps with each conv's Zoom, the backward steps, the gradient step, the
+saliency map), each sheet's print area cut to its title, explanation and first block, on one page.
+Texts written for a screen print as their paper variants. The other sheets are left out.
+LibreOffice, run headless, prints that workbook to PDF.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ largest at which its widest block fits the page, but never below the scale at wh
 digits would print under 6 pt: a wide sheet takes more pages instead of shrinking. Page breaks fall
 between blocks (a block and its heading stay together unless the block alone is larger than a
 page), the sheet's title rows repeat on every page, the header names the step and the sheet, and
-the footer counts the pages. Lines of explanation wrap within the printed width.
+the footer counts the pages; pages run across, then down. Lines of explanation wrap within the
+first page's columns (a page to the right would print their cut-off ends). The paper, A4 or Letter,
+is only named for the printer.
 """
 
 from __future__ import annotations
