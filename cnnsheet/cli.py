@@ -27,6 +27,7 @@ from cnnsheet.files import EXTENSIONS, check_input, check_output, inside
 from cnnsheet.images import load_image, load_photo, square_and_resize
 from cnnsheet.model import Model
 from cnnsheet.modelfile import load_model
+from cnnsheet.printing import PAPER_SIZES, default_paper
 from cnnsheet.resources import default_model_path, default_photo_path
 from cnnsheet.texts import LANGUAGES, Texts
 from cnnsheet.train import (
@@ -553,6 +554,9 @@ def lesson_options(seed_help: str):
                           "max-pool and a dense layer, every weight a whole number."),
         functools.partial(architecture_options, explain=True),
         click.option("--seed", type=Whole(0), default=0, show_default=True, help=seed_help),
+        click.option("--paper", type=click.Choice(sorted(PAPER_SIZES)), default=None,
+                     help="The paper the workbook's pages (and a PDF) are set for. [default: from the "
+                          "locale (LC_PAPER, LANG): letter in the US and Canada, else a4]"),
     ]
 
     def decorate(command):
@@ -612,7 +616,7 @@ CLASS_FOLDER = Path("walkthroughs")  # where several photos' workbooks go withou
 @click.pass_context
 @user_errors
 def explain(ctx, paths, output, model, label, lang, templates, forward_only, untrained, tiny, seed,
-            pdf, **options):
+            paper, pdf, **options):
     """Write a workbook that walks through one pass of the network on PHOTO, every number a live
     formula. Without PHOTO it uses a bundled drawing; without --model, the bundled shapes model.
     Several photos, or a folder of them, give a workbook each, named after the photo."""
@@ -639,7 +643,8 @@ def explain(ctx, paths, output, model, label, lang, templates, forward_only, unt
         output = output or Path("walkthrough.xlsx")
         check_output(output, "workbook", inputs=[photo, model])
     budget.check_workbook(network.model, with_backward=not forward_only)
-    lesson = Lesson(network, class_index(network.model, label), Texts(lang, templates), forward_only)
+    lesson = Lesson(network, class_index(network.model, label), Texts(lang, templates), forward_only,
+                    paper or default_paper(os.environ))
     if many:
         return explain_class(lesson, paths or [default_photo_path()], output, pdf, model)
     if pdf:
@@ -678,6 +683,7 @@ class Lesson:
     true_index: int | None
     texts: Texts
     forward_only: bool
+    paper: str
     soffice: str | None = None
 
     def find_soffice(self) -> None:
@@ -696,7 +702,7 @@ class Lesson:
         walkthrough = build_walkthrough(chosen, pixels, self.texts, self.true_index, image,
                                         shown(photo.name), with_backward=not self.forward_only,
                                         untrained=self.network.draws is not None,
-                                        bundled=self.network.bundled)
+                                        bundled=self.network.bundled, paper=self.paper)
         walkthrough.save(output)
         if pdf:
             handout.save_pdf(walkthrough.plan, pdf, self.soffice)
@@ -773,8 +779,8 @@ def explain_class(lesson: Lesson, paths, folder: Path, pdf_folder: Path | None, 
               help="Also print the same pages with the answers filled in (needs LibreOffice).")
 @click.pass_context
 @user_errors
-def exercise(ctx, photo, output, model, label, lang, templates, forward_only, untrained, tiny, seed, count,
-             pdf, key_pdf, **options):
+def exercise(ctx, photo, output, model, label, lang, templates, forward_only, untrained, tiny, seed, paper,
+             count, pdf, key_pdf, **options):
     """Write a worksheet: the walkthrough of PHOTO (as `explain` writes it with the same options)
     with some cells left empty for a student to work out, each checked as it is typed. `explain`
     with the same options and --seed writes the key."""
@@ -811,7 +817,7 @@ def exercise(ctx, photo, output, model, label, lang, templates, forward_only, un
     sheet = worksheets.build_worksheet(chosen, pixels, texts, count, seed, options,
                                        target_index=true_index, photo=image, photo_name=shown(photo.name),
                                        with_backward=not forward_only, untrained=network.draws is not None,
-                                       bundled=network.bundled)
+                                       bundled=network.bundled, paper=paper or default_paper(os.environ))
     sheet.save(output)
     if pdf:
         worksheets.save_pdf(sheet, pdf, soffice, key=False)

@@ -484,7 +484,7 @@ def print_areas(book: Worksheet) -> dict:
             areas[sheet.title] = overview_table(sheet)
         elif sheet.title in wanted:  # the whole sheet when it is one page (a tiny network's), else its first
             one = not sheet.printing.row_breaks and not sheet.printing.col_breaks
-            areas[sheet.title] = sheet.printing.area if one else handout.one_page(sheet)
+            areas[sheet.title] = sheet.printing.area if one else None  # None: the handout's page
     for exercise in exercises:  # a blank's check (its number, on paper) is printed with it
         title, ref = split_target(plan.names[check_name(exercise.number)])
         top, left, bottom, right = bounds(areas[title])

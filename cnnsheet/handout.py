@@ -1,14 +1,16 @@
 """The printed handout: the walkthrough's own sheets, one page per step, as a PDF.
 
-The handout is a view of the workbook plan: the Overview, and for every step one representative
-block (the first filter, the first feature map, its pooled map, the dense outputs, softmax and
-loss, the gradient step, the saliency map), each sheet's print area cut to what fits one page.
-The other sheets are left out. LibreOffice, run headless, prints that workbook to PDF.
+The handout is a view of the workbook plan: the Overview's first page, and every step the workbook
+numbers (the forward steps with each conv's Zoom, the backward steps, the gradient step, the
+saliency map), each sheet's print area cut to its title, explanation and first block, on one page.
+Texts written for a screen print as their paper variants. The other sheets are left out.
+LibreOffice, run headless, prints that workbook to PDF.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import shutil
@@ -23,15 +25,23 @@ from cnnsheet import printing, writer
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import stops_held, write_atomically
 from cnnsheet.layout import area, column_number
-from cnnsheet.plan import SheetPlan, WorkbookPlan
+from cnnsheet.plan import PrintSetup, SheetPlan, WorkbookPlan
 from cnnsheet.sheets.common import OVERVIEW
-from cnnsheet.sheets.overview import TABLE
+from cnnsheet.texts import Texts
 
 # sheets of the handout, by name: the forward steps, then the start of learning
-HANDOUT = re.compile(r"^(Overview|Image|Filters\d+|Conv\d+|ReLU\d+|Pool\d+|Flatten|Dense\d+|"
-                     r"Softmax|Loss|dLogits|dFilters1|Step|Saliency)$")
+HANDOUT = re.compile(r"^(Overview|Image|Input|Filters\d+|Conv\d+|Zoom\d+|ReLU\d+|Pool\d+|Flatten|Dense\d+|"
+                     r"Softmax|Loss|dLogits|dDense\d+|dPool\d+|Mask\d+|dReLU\d+|dConv\d+|dSpread\d+|"
+                     r"Rotated\d+|dFilters\d+|Step|Saliency)$")
+ZOOM = re.compile(r"^Zoom\d+$")
+# the saliency pass has sheets named as the backward pass's (Rotated1): only those before it print
+LAST_OF_BACKWARD = "Step"
 INSTALL_HINT = ("--pdf needs LibreOffice, which was not found: install it (libreoffice.org; on Debian "
                 "or Ubuntu: apt-get install libreoffice-calc-nogui) or put soffice on the PATH")
+SHRUNK = 40  # percent: a block that no page holds at 6 pt prints smaller, down to this, not cut
+WIDE_SLACK = 0.95  # of a page's width: LibreOffice draws columns a little wider than planned
+SIX, WIDER = 6, 1.1  # characters of a number, and how much wider its narrow column prints
+TIGHT = 0.97  # of a page's height: the room left when only a tight fit keeps numbers of 6 pt
 SLACK = 0.9  # of a page's height: rows print a little taller than planned, wrapped text may take a line more
 
 
@@ -54,35 +64,112 @@ def find_soffice() -> str:
     raise CnnsheetError(INSTALL_HINT)
 
 
-def one_page(sheet: SheetPlan) -> str:
-    """The print area of a sheet's page in the handout: its title and explanation and its first
-    block, or as much of a sheet without blocks as fits one page."""
-    setup = sheet.printing
+def handout_area(sheet: SheetPlan) -> tuple[int, int]:
+    """The last row and column the handout prints of a sheet: the Overview's first page, a
+    sheet's title, explanation and first block (and every block beside it that the explanation's
+    width reaches into: a block is printed whole or not at all), or a sheet without blocks whole."""
     bottom, right = printing.last_cell(sheet)  # a chart's rows are kept with its sheet
-    page_width, page_height = printing.page_size(setup.landscape)
+    if sheet.title == OVERVIEW:  # the photo and the prediction; the heat maps below are the steps'
+        return (sheet.keep[0][0] - 1 if sheet.keep else bottom), right
+    if not sheet.keep:
+        return bottom, right
+    if ZOOM.match(sheet.title):  # one cell taken apart: every window, kernel and product
+        return max(unit[2] for unit in sheet.keep), max(unit[3] for unit in sheet.keep)
+    top, _, bottom, right = sheet.keep[0]
+    right = max(right, merged_right(sheet))
+    for unit_top, left, unit_bottom, unit_right in sheet.keep:
+        if unit_top <= bottom and unit_bottom >= top and left <= right < unit_right:
+            right = unit_right  # the explanation reaches into this block: take all of it
+    return bottom, right
+
+
+def one_page(sheet: SheetPlan, texts: Texts) -> PrintSetup:
+    """How a sheet prints in the handout: its area on one page, at the largest scale (up to 100%)
+    that fits it, portrait or landscape. Where no page holds it with numbers of 6 pt, its blocks
+    are shrunk onto one page down to SHRUNK percent (a grid of 28 x 28 keeps its colours), or else
+    take pages of their own, broken between blocks; a long table is cut to a page, the footer
+    saying where the rest is."""
+    bottom, right = handout_area(sheet)
     widths = printing.widths_in_points(sheet, right)
+    rewrap(sheet, widths)  # across the page, which may be wider than the workbook's first page
     heights = printing.heights_in_points(sheet, bottom)
-    if sheet.keep:
-        if sheet.title == OVERVIEW:  # the network at a glance, not the table of sheets below it
-            bottom = max(unit[2] for unit in sheet.keep if unit[3] != TABLE["table_note"])
-        else:
-            _, _, bottom, unit_right = sheet.keep[0]
-            right = max(unit_right, merged_right(sheet))
-    fits_width = page_width * 100 / setup.scale
-    total, last_col = 0.0, 0
-    while last_col < right and total + widths[last_col + 1] <= fits_width:
-        last_col += 1
-        total += widths[last_col]
-    if sheet.keep and sheet.title != "Overview":
-        last_col = right  # nor across
-    fits_height = SLACK * page_height * 100 / setup.scale
-    total, last_row = 0.0, 0
-    while last_row < bottom and total + heights[last_row + 1] <= fits_height:
-        last_row += 1
-        total += heights[last_row]
-    if sheet.keep:
-        last_row = bottom  # a block is never cut: a page too short for it takes two
-    return area(1, 1, max(last_row, 1), max(last_col, 1))
+    width, height = sum(widths), sum(heights)
+    fits = []
+    for landscape in (False, True):
+        page_width, page_height = printing.page_size(landscape)
+        scale = min(100, math.floor(100 * WIDE_SLACK * page_width / width),
+                    math.floor(100 * SLACK * page_height / height))
+        fits.append((scale, not landscape, landscape))  # the larger scale; portrait if equal
+    scale, _, landscape = max(fits)
+    lowest = printing.lowest_scale(sheet)
+    if scale < lowest and fits_at(width, height, lowest, landscape):
+        scale = lowest  # a page that holds it only with less room to spare: 6 pt numbers first
+    setup = dataclasses.replace(sheet.printing, row_breaks=[], col_breaks=[], landscape=landscape)
+    if scale >= lowest or (sheet.keep and scale >= SHRUNK):
+        setup.scale = scale
+    elif sheet.keep:  # blocks too many for a page: pages of 6 pt numbers, broken between blocks
+        setup.landscape, setup.scale = sheet.printing.landscape, lowest
+        page_width, page_height = printing.page_size(setup.landscape)
+        title = sum(heights[printing.TITLE_ROWS[0]:printing.TITLE_ROWS[1] + 1])
+        inside = [unit for unit in sheet.keep if unit[2] <= bottom and unit[3] <= right]
+        setup.col_breaks = printing.breaks(widths, 1, WIDE_SLACK * page_width * 100 / lowest,
+                                           [(left, unit_right) for _, left, _, unit_right in inside])
+        rewrap(sheet, widths[:setup.col_breaks[0]] if setup.col_breaks else widths)
+        heights = printing.heights_in_points(sheet, bottom)
+        setup.row_breaks = printing.breaks(heights, printing.TITLE_ROWS[1] + 1,
+                                           SLACK * page_height * 100 / lowest - title,
+                                           [(top, unit_bottom) for top, _, unit_bottom, _ in inside])
+    else:  # a long table: as many rows and columns as fit a page of 6 pt numbers, and where the rest is
+        # landscape if a portrait page is too narrow for it
+        setup.landscape = width * lowest / 100 > WIDE_SLACK * printing.page_size(False)[0]
+        setup.scale = lowest
+        page_width, page_height = printing.page_size(setup.landscape)
+        last_col = fitting(widths, WIDE_SLACK * page_width * 100 / lowest)
+        rewrap(sheet, widths[:last_col + 1])
+        last_row = fitting(printing.heights_in_points(sheet, bottom), SLACK * page_height * 100 / lowest)
+        rest = ([texts("paper", "more_rows", rows=bottom - last_row, sheet=sheet.title)] if last_row < bottom
+                else []) + ([texts("paper", "more_columns", columns=right - last_col, sheet=sheet.title)]
+                            if last_col < right else [])
+        if rest:
+            setup.footer = printing.fit_header(" - ".join([sheet.printing.footer, *rest]))
+        bottom, right = last_row, last_col
+    setup.area = area(1, 1, max(bottom, 1), max(right, 1))
+    setup.header = printing.page_header(sheet.cells[1, 1][1], sheet.title, setup.scale, setup.landscape)
+    return setup
+
+
+def printed_widths(sheet: SheetPlan) -> dict:
+    """The columns' widths, a little wider where a narrow column holds numbers of six characters
+    (0.0123, -0.012): LibreOffice prints those as ### at some scales."""
+    widths = dict(sheet.widths)
+    longest = {}
+    for (_, col), (_, value, (_, fmt)) in sheet.cells.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and fmt.startswith("0."):
+            longest[col] = max(longest.get(col, 0), len(fmt) + (value < 0))
+    for col, characters in longest.items():
+        if characters >= SIX and widths.get(col, 8.43) < SIX:
+            widths[col] *= WIDER
+    return widths
+
+
+def rewrap(sheet: SheetPlan, widths: list[float]) -> None:
+    """The title and the explanation wrapped again, across the columns of `widths` (index 0 unused)."""
+    printing.unwrap_prose(sheet)
+    printing.wrap_prose(sheet, sum(widths) + 0.01, widths)
+
+
+def fits_at(width: float, height: float, scale: int, landscape: bool) -> bool:
+    page_width, page_height = printing.page_size(landscape)
+    return width * scale / 100 <= WIDE_SLACK * page_width and height * scale / 100 <= TIGHT * page_height
+
+
+def fitting(sizes: list[float], room: float) -> int:
+    """How many of sizes[1:] fit, in order, into `room`."""
+    total, last = 0.0, 0
+    while last + 1 < len(sizes) and total + sizes[last + 1] <= room:
+        last += 1
+        total += sizes[last]
+    return last
 
 
 def merged_right(sheet: SheetPlan) -> int:
@@ -98,18 +185,30 @@ def merged_right(sheet: SheetPlan) -> int:
 def handout_plan(plan: WorkbookPlan, areas: dict | None = None) -> WorkbookPlan:
     """The workbook as the handout prints it: the chosen sheets, each cut to a page, their
     formulas replaced by the engine's values (a printout needs no recalculation, and the sheets
-    it leaves out are not there to be read). `areas` (sheet -> print area, in the order to print)
+    it leaves out are not there to be read), and texts that speak to a screen ("click a cell")
+    replaced by their printed variants (plan.paper; an empty variant leaves the cell out).
+    `areas` (sheet -> print area, or None for the handout's page of it, in the order to print)
     chooses other sheets and pages than the handout's (a worksheet's)."""
-    sheets = []
+    texts = Texts(plan.lang)
+    sheets, past_backward = [], False
     for sheet in plan.sheets if areas is None else [plan[title] for title in areas]:
-        if areas is not None or HANDOUT.match(sheet.title):
-            # the Overview's heat maps may take two pages, its breaks between them
-            breaks = sheet.printing.row_breaks if sheet.title == "Overview" and areas is None else []
-            setup = dataclasses.replace(sheet.printing, row_breaks=breaks, col_breaks=[],
-                                        area=one_page(sheet) if areas is None else areas[sheet.title])
-            values = {where: (None, value, look) for where, (_, value, look) in sheet.cells.items()}
-            sheets.append(dataclasses.replace(sheet, cells=values, printing=setup, drop_downs=[],
-                                              whole_numbers=[], highlights=[]))
+        chosen = areas is not None or (HANDOUT.match(sheet.title)
+                                       and not (past_backward and sheet.title.startswith("Rotated")))
+        if chosen:
+            values = {}
+            for where, (_, value, look) in sheet.cells.items():
+                value = plan.paper.get(value, value) if isinstance(value, str) else value
+                if value != "":
+                    values[where] = (None, value, look)
+            links = [link for link in sheet.links if link[:2] in values]
+            shown = dataclasses.replace(sheet, cells=values, links=links, drop_downs=[], whole_numbers=[],
+                                        highlights=[], merges=list(sheet.merges), heights=dict(sheet.heights),
+                                        widths=printed_widths(sheet))
+            area = None if areas is None else areas[sheet.title]
+            setup = (one_page(shown, texts) if area is None else
+                     dataclasses.replace(sheet.printing, row_breaks=[], col_breaks=[], area=area))
+            sheets.append(dataclasses.replace(shown, printing=setup))
+        past_backward = past_backward or sheet.title == LAST_OF_BACKWARD
     kept = {sheet.title for sheet in sheets}
     names = {name: ref for name, ref in plan.names.items() if ref.split("!")[0].strip("'") in kept}
     return WorkbookPlan(sheets, names, plan.lang)

@@ -263,6 +263,7 @@ class PrintSetup:
     scale: int = 100
     header: str = ""
     footer: str = ""
+    paper: str = "a4"  # a key of printing.PAPER_SIZES
 
 
 @dataclass
@@ -421,6 +422,7 @@ class WorkbookPlan:
     sheets: list = field(default_factory=list)
     names: dict = field(default_factory=dict)  # defined name -> "Sheet!$A$1"
     lang: str = "en"
+    paper: dict = field(default_factory=dict)  # a text for the screen -> its printed variant (Texts.paper)
     _folded: dict = field(default_factory=dict, repr=False)  # a name in any case -> as defined
 
     def sheet(self, title: str) -> SheetPlan:

@@ -5,22 +5,28 @@ largest at which its widest block fits the page, but never below the scale at wh
 digits would print under 6 pt: a wide sheet takes more pages instead of shrinking. Page breaks fall
 between blocks (a block and its heading stay together unless the block alone is larger than a
 page), the sheet's title rows repeat on every page, the header names the step and the sheet, and
-the footer counts the pages. Lines of explanation wrap within the printed width.
+the footer counts the pages; pages run across, then down. Lines of explanation wrap within the
+first page's columns (a page to the right would print their cut-off ends). The paper, A4 or Letter,
+is only named for the printer.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from operator import itemgetter
 
 from cnnsheet import style
-from cnnsheet.layout import area
+from cnnsheet.layout import area, bounds
 from cnnsheet.plan import SheetPlan
 
 MARGINS = {"side": 0.3, "top": 0.7, "header": 0.3}  # inches
 POINTS = 72
 # portrait: the narrower of A4 (8.27 in) and Letter (8.5 in) wide, the shorter of them (11 in) high
 PAGE = ((8.27 - 2 * MARGINS["side"]) * POINTS, (11.0 - 2 * MARGINS["top"]) * POINTS)
+# paper -> Excel's paperSize code; the layout fits both, the printer is told which
+PAPER_SIZES = {"a4": 9, "letter": 1}
+LETTER_TERRITORIES = ("US", "CA")  # the locales that print on Letter by default
 SMALLEST_PRINTED = 6.0  # points
 DEFAULT_ROW = 15.0  # points
 CHART_ROWS = math.ceil(style.CHART_SIZE[1] / 2.54 * POINTS / DEFAULT_ROW)  # rows a chart covers
@@ -31,6 +37,17 @@ HEADER_CHARACTERS = 180  # of a header's text as Excel counts it; the codes of s
 THIS_PAGE, PAGE_COUNT = "\ue000", "\ue001"
 # characters that Excel's header and footer codes write as two: '&&', and the fields '&P' and '&N'
 TWO_IN_CODES = {"&", THIS_PAGE, PAGE_COUNT}
+
+
+def default_paper(environment) -> str:
+    """The paper of the user's locale: LC_ALL, LC_PAPER or LANG naming the United States or Canada
+    (en_US.UTF-8, fr_CA) print on Letter, any other on A4."""
+    for variable in ("LC_ALL", "LC_PAPER", "LANG"):
+        value = environment.get(variable, "")
+        if value:
+            territory = re.match(r"^[A-Za-z]+_([A-Za-z]+)", value)
+            return "letter" if territory and territory[1].upper() in LETTER_TERRITORIES else "a4"
+    return "a4"
 
 
 def column_points(width: float) -> float:
@@ -126,12 +143,27 @@ def wrap_prose(sheet: SheetPlan, width_points: float, widths: list[float]):
         sheet.heights[row] = max(sheet.heights.get(row, DEFAULT_ROW), line * lines)
 
 
+def unwrap_prose(sheet: SheetPlan) -> None:
+    """Undo wrap_prose, to wrap again across another width (the handout's page)."""
+    plain = {wrapped: kind for kind, (wrapped, _, _) in WRAPPED.items()}
+    rows = set()
+    for (row, col), (formula, value, (kind, fmt)) in list(sheet.cells.items()):
+        if col == 1 and kind in plain:
+            sheet.cells[row, col] = (formula, value, (plain[kind], fmt))
+            rows.add(row)
+    sheet.merges[:] = [merged for merged in sheet.merges if bounds(merged)[0] not in rows
+                       or bounds(merged)[1] != 1]
+    for row in rows:
+        sheet.heights.pop(row, None)
+
+
 def text_points(text: str, size: float) -> float:
     """About how wide a text prints: CJK characters are square, Latin ones about half as wide."""
     return sum(size if ord(ch) >= 0x2E80 else size * 0.53 for ch in text)
 
 
-def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None = None) -> None:
+def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None = None,
+            paper: str = "a4") -> None:
     """Choose the orientation (unless given) and the scale, wrap the prose, and place the page
     breaks of one sheet."""
     bottom, right = last_cell(sheet)
@@ -148,20 +180,38 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
         landscape = widest * lowest / 100 > fits[0] and widest * lowest / 100 <= fits[1]
     page_width, page_height = page_size(landscape)
     scale = int(max(lowest, min(100, math.floor(100 * page_width / widest))))
-    wrap_prose(sheet, page_width * 100 / scale, widths)
+    capacity_w = page_width * 100 / scale
+    col_units = [(left, r) for _, left, _, r in sheet.keep]
+    col_breaks = breaks(widths, 1, capacity_w, col_units)
+    # the title and the explanation wrap within the first page's columns: a page to the right
+    # would print the cut-off end of their lines
+    wrap_prose(sheet, sum(widths[1:col_breaks[0]]) + 0.01 if col_breaks else capacity_w, widths)
     heights = heights_in_points(sheet, bottom)
     title = sum(heights[TITLE_ROWS[0]:TITLE_ROWS[1] + 1])
-    capacity_w, capacity_h = page_width * 100 / scale, page_height * 100 / scale - title
-    col_units = [(left, r) for _, left, _, r in sheet.keep]
+    capacity_h = page_height * 100 / scale - title
     row_units = [(top, b) for top, _, b, _ in sheet.keep]
     setup = sheet.printing
     setup.area = area(1, 1, bottom, right)
     setup.title_rows = TITLE_ROWS
     setup.scale = scale
     setup.landscape = landscape
-    setup.col_breaks = breaks(widths, 1, capacity_w, col_units)
+    setup.col_breaks = col_breaks
     setup.row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, row_units)
-    setup.header, setup.footer = fit_header(header), fit_header(footer)
+    setup.header = page_header(header, sheet.title, scale, landscape)
+    setup.footer = fit_header(footer)
+    setup.paper = paper
+
+
+def page_header(text: str, sheet_name: str, scale: int, landscape: bool) -> str:
+    """The header's left part: the text, cut with '...' where it would run into the sheet's name
+    on the right, and within Excel's limit."""
+    size = header_size(scale)  # in the sheet's points, as the page width below
+    room = page_size(landscape)[0] * 100 / scale - text_points(sheet_name, size) - 4 * size
+    if text_points(text, size) > room:
+        while text and text_points(text + "...", size) > room:
+            text = text[:-1]
+        text = text.rstrip() + "..."
+    return fit_header(text)
 
 
 def fit_header(text: str) -> str:

@@ -66,6 +66,7 @@ class Texts:
             raise CnnsheetError(f"--lang {lang!r}: choose one of {', '.join(LANGUAGES)}")
         self.lang = lang
         self.sources = {}  # (section, key) -> file, to name it in errors
+        self.paper = {}  # a line written for a screen -> the line the printed handout shows instead
         builtin = templates_dir() / f"{lang}.toml"
         self.table = self._merge({}, _read(builtin), builtin)
         if folder is not None:
@@ -93,6 +94,20 @@ class Texts:
         text = self.table.get(section, {}).get(key)
         if text is None:
             raise CnnsheetError(f"no text [{section}] {key} in the {self.lang} templates")
+        filled = self._fill(text, section, key, values)
+        # the printed variant of a text, [paper] section-key; a teacher's own text is not replaced
+        # by a variant written for the built-in one
+        variant = self.table.get("paper", {}).get(f"{section}-{key}")
+        if variant is not None and self.sources["paper", f"{section}-{key}"] == self.sources[section, key]:
+            screen = [line.strip() for line in filled.splitlines() if line.strip()]
+            paper = [line.strip() for line in self._fill(variant, "paper", f"{section}-{key}", values)
+                     .splitlines() if line.strip()]
+            for number, line in enumerate(screen):  # line for line; lines beyond the variant's go
+                kept = paper[number] if number < len(paper) else "-"
+                self.paper[line] = "" if kept == "-" else kept
+        return filled
+
+    def _fill(self, text: str, section: str, key: str, values: dict) -> str:
         try:
             return text.strip().format(**values)
         except (KeyError, IndexError, ValueError) as error:

@@ -74,7 +74,7 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
                       saliency_index: int | None = None, untrained: bool = False,
                       bundled: bool = False, zoom_choices: dict | None = None,
                       saliency_mode: str = "gradient",
-                      occlusion: Occlusion | None = None) -> Walkthrough:
+                      occlusion: Occlusion | None = None, paper: str = "a4") -> Walkthrough:
     """The workbook for one photo's uint8 pixels (H, W, 3) and what every formula must give.
 
     The target class (Loss sheet) and the class of the saliency map default to the predicted
@@ -82,7 +82,8 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     `untrained` (random weights) and `bundled` (the bundled shapes model) change what the texts
     say about the weights and the classes. `saliency_mode` (one of layers.RELU_RULES) is the rule
     the saliency pass follows back through each ReLU. `occlusion` is the grey square over the
-    photo that the network sees (by default none). `zoom_choices` maps a conv's number to the 0-based
+    photo that the network sees (by default none). `paper` (printing.PAPER_SIZES) is the paper the
+    workbook's pages are set for. `zoom_choices` maps a conv's number to the 0-based
     (filter, row, col) its Zoom sheet shows first (by default filter 1 at its strongest cell)."""
     texts = texts or Texts("en")
     budgeted = budget.check_workbook(model, with_backward)
@@ -115,7 +116,8 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     footer = texts("labels", "footer", page=printing.THIS_PAGE, pages=printing.PAGE_COUNT)
     for sheet in book.plan.sheets:
         printing.lay_out(sheet, header=sheet.cells[1, 1][1], footer=footer,
-                         landscape=True if sheet.title == "Overview" else None)
+                         landscape=True if sheet.title == "Overview" else None, paper=paper)
+    book.plan.paper = dict(texts.paper)
     pixels = {(i, j, c): (image_maps.sheet, *block.cell(i, j))
               for c, block in enumerate(image_maps.blocks)
               for i in range(block.height) for j in range(block.width)}

@@ -29,7 +29,7 @@ from cnnsheet import style
 from cnnsheet.files import write_atomically
 from cnnsheet.layout import COLUMNS, MAX_ROWS, a1, absolute, area, bounds
 from cnnsheet.plan import BarChart, Highlight, LineChart, Picture, PrintSetup, Scale, SheetPlan, WorkbookPlan
-from cnnsheet.printing import MARGINS, PAGE_COUNT, THIS_PAGE, header_size
+from cnnsheet.printing import MARGINS, PAGE_COUNT, PAPER_SIZES, THIS_PAGE, header_size
 from cnnsheet.resources import theme_path
 
 # zlib level of the zip. Measured on the default walkthrough: level 1 saves it in 0.32 s as 1.44 MB,
@@ -501,7 +501,9 @@ def _print_setup(setup: PrintSetup) -> str:
     margins = (f'<pageMargins left="{side}" right="{side}" top="{top}" bottom="{top}" header="{around}" '
                f'footer="{around}"/>')
     orientation = "landscape" if setup.landscape else "portrait"
-    page = f'<pageSetup orientation="{orientation}" scale="{setup.scale}"/>'
+    # pages in reading order: across, then down (the maps of a sheet come in their order)
+    page = (f'<pageSetup paperSize="{PAPER_SIZES[setup.paper]}" scale="{setup.scale}" '
+            f'pageOrder="overThenDown" orientation="{orientation}"/>')
     # codes: &L, &C, &R a part; &9 a size; &A the sheet's name, &P the page, &N the pages; && an &
     size = f"&{header_size(setup.scale)} "
     header = (f"&L{size}{setup.header.replace('&', '&&')}" if setup.header else "") + f"&R{size}&A"

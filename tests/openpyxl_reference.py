@@ -28,7 +28,7 @@ from cnnsheet import style
 from cnnsheet.layout import MAX_COLUMNS, absolute, area
 from cnnsheet.plan import Highlight, PrintSetup, Scale, SheetPlan, WorkbookPlan
 from cnnsheet.plan import LineChart as PlanLineChart
-from cnnsheet.printing import MARGINS, PAGE_COUNT, THIS_PAGE, header_size
+from cnnsheet.printing import MARGINS, PAGE_COUNT, PAPER_SIZES, THIS_PAGE, header_size
 from cnnsheet.writer import COMPRESSION, _columns, _dimension, _merges, _sheet_data
 
 SAMPLE_COLUMN = MAX_COLUMNS  # the style samples sit in the last column of the first sheet
@@ -135,6 +135,8 @@ def _print_setup(ws, setup: PrintSetup) -> None:
     """Print settings: the plan's area, breaks, title rows, scale, header and footer."""
     ws.page_setup.orientation = "landscape" if setup.landscape else "portrait"
     ws.page_setup.scale = setup.scale
+    ws.page_setup.paperSize = PAPER_SIZES[setup.paper]
+    ws.page_setup.pageOrder = "overThenDown"
     ws.sheet_properties.pageSetUpPr.fitToPage = False
     ws.page_margins = PageMargins(left=MARGINS["side"], right=MARGINS["side"], top=MARGINS["top"],
                                   bottom=MARGINS["top"], header=MARGINS["header"], footer=MARGINS["header"])

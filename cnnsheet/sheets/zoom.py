@@ -133,6 +133,12 @@ def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, laye
                            f"={window_blocks[c].ref(a * d, b * d)}*{kernel_blocks[c].ref(a * d, b * d)}",
                            products[c, a, b], look_product)
     book.name(names.zoom_products(n), ws, product_block.data)
+    # in print, a channel's window and kernel stay together, and so do the products
+    for c in range(C):
+        left = GRID + c * (2 * span + 3)
+        ws.keep.append((grid_top, left, grid_top + span, left + 2 * span))
+        ws.keep.append((product_top - 1, GRID + c * k, product_top + k, GRID + c * k + k - 1))
+
     def taps(block):  # the cells a dilated kernel uses: the holes keep their grey look
         if d == 1:
             return [block.data]
