@@ -89,7 +89,7 @@ def candidates(plan: WorkbookPlan, kind: str) -> list[tuple[str, int, int]]:
         title = {"input": "Input", "conv": "Conv1", "relu": "ReLU1", "pool": "Pool1", "flatten": "Flatten",
                  "gradient": last_dense_gradients(titles)}[kind]
         if title in titles:
-            top, left, bottom, right = bounds(handout.one_page(plan[title]))
+            top, left, bottom, right = bounds(handout.printed_area(plan, title))
             cells = [(title, row, col) for (row, col), (formula, _, _) in plan[title].cells.items()
                      if top <= row <= bottom and left <= col <= right
                      and (kind != "gradient" or PRODUCT.fullmatch(formula or ""))]
@@ -484,7 +484,7 @@ def print_areas(book: Worksheet) -> dict:
             areas[sheet.title] = overview_table(sheet)
         elif sheet.title in wanted:  # the whole sheet when it is one page (a tiny network's), else its first
             one = not sheet.printing.row_breaks and not sheet.printing.col_breaks
-            areas[sheet.title] = sheet.printing.area if one else None  # None: the handout's page
+            areas[sheet.title] = sheet.printing.area if one else handout.printed_area(plan, sheet.title)
     for exercise in exercises:  # a blank's check (its number, on paper) is printed with it
         title, ref = split_target(plan.names[check_name(exercise.number)])
         top, left, bottom, right = bounds(areas[title])

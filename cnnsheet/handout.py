@@ -182,6 +182,25 @@ def merged_right(sheet: SheetPlan) -> int:
     return max(rights, default=1)
 
 
+def on_paper(plan: WorkbookPlan, sheet: SheetPlan) -> SheetPlan:
+    """A copy of a sheet as paper shows it: values without formulas, texts for a reader of paper
+    (plan.paper; an empty variant leaves the cell out), nothing to click or type."""
+    values = {}
+    for where, (_, value, look) in sheet.cells.items():
+        value = plan.paper.get(value, value) if isinstance(value, str) else value
+        if value != "":
+            values[where] = (None, value, look)
+    links = [link for link in sheet.links if link[:2] in values]
+    return dataclasses.replace(sheet, cells=values, links=links, drop_downs=[], whole_numbers=[],
+                               highlights=[], merges=list(sheet.merges), heights=dict(sheet.heights),
+                               widths=printed_widths(sheet))
+
+
+def printed_area(plan: WorkbookPlan, title: str) -> str:
+    """The area of a sheet that its page of the handout prints."""
+    return one_page(on_paper(plan, plan[title]), Texts(plan.lang)).area
+
+
 def handout_plan(plan: WorkbookPlan, areas: dict | None = None) -> WorkbookPlan:
     """The workbook as the handout prints it: the chosen sheets, each cut to a page, their
     formulas replaced by the engine's values (a printout needs no recalculation, and the sheets
@@ -195,15 +214,7 @@ def handout_plan(plan: WorkbookPlan, areas: dict | None = None) -> WorkbookPlan:
         chosen = areas is not None or (HANDOUT.match(sheet.title)
                                        and not (past_backward and sheet.title.startswith("Rotated")))
         if chosen:
-            values = {}
-            for where, (_, value, look) in sheet.cells.items():
-                value = plan.paper.get(value, value) if isinstance(value, str) else value
-                if value != "":
-                    values[where] = (None, value, look)
-            links = [link for link in sheet.links if link[:2] in values]
-            shown = dataclasses.replace(sheet, cells=values, links=links, drop_downs=[], whole_numbers=[],
-                                        highlights=[], merges=list(sheet.merges), heights=dict(sheet.heights),
-                                        widths=printed_widths(sheet))
+            shown = on_paper(plan, sheet)
             area = None if areas is None else areas[sheet.title]
             setup = (one_page(shown, texts) if area is None else
                      dataclasses.replace(sheet.printing, row_breaks=[], col_breaks=[], area=area))
