@@ -81,7 +81,7 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     book = Book(model, pixels, texts, predicted if target_index is None else target_index,
                 learning_rate, predicted if saliency_index is None else saliency_index,
                 untrained=untrained, saliency_mode=saliency_mode,
-                occlusion=occlusion, photo=uncovered)
+                occlusion=occlusion, photo=uncovered, drawings=bundled)
     # The pipeline: each sheet function plans its sheets and returns what later ones read.
     overview_ws = book.plan.sheet(OVERVIEW)  # shown first, filled last
     image_maps, occlusion_flags = image.image_sheet(book)

@@ -17,7 +17,8 @@ def image_sheet(book: Book) -> tuple[Maps, tuple[Vector, Vector]]:
     and the square's row and column flags."""
     size = book.model.input_size
     levels = reads_levels(book.model)  # --tiny: grey levels 0-9
-    keys = ("body_levels" if levels else "body", "body_occlusion")
+    keys = ("body_levels" if levels else "body", "body_occlusion",
+            "try_drawing" if book.drawings else "try_photo")
     white = brightest(book.model)
     ws, top = book.sheet("Image", "image", keys, colours=(style.channel_scale("R", white),), size=size)
     flags = occlusion_panel(book, ws, top)

@@ -1,0 +1,166 @@
+"""Grad-CAM, live: the plain gradient of the chosen class's score back to the last conv block's
+maps A, one weight per map (its mean gradient), the map max(0, sum_k a_k A_k), and that map
+brought up to the photo's size beside the photo in grey.
+
+The saliency pass's sheets follow saliency_mode at every ReLU, Grad-CAM never does, so the few
+steps from the score down to A are redone here with the plain rule, compactly: through the dense
+layers to the flattened maps, and from there to the weights in one sum per map. A max-pool hands
+each window's gradient whole to one cell of its input (overlapping windows or not, whichever
+cell wins a tie), so the gradient of map k of A sums to that of map k of the pooled maps: the
+sum over the pooled map is the sum over A_k, and A's own gradient need not be drawn.
+"""
+
+from __future__ import annotations
+
+from cnnsheet import names, style
+from cnnsheet.fields import covering
+from cnnsheet.gradcam import activation_index, gradcam, upsample_layers
+from cnnsheet.layers import Dense, Flatten, ReLU, onehot_formula
+from cnnsheet.layout import LEFT, Block, Vector, a1, area, on
+from cnnsheet.model import LUMA, grey
+from cnnsheet.sheets.common import Book, PassSheets, channel_names, square_cells, tensor
+from cnnsheet.untrained import brightest
+
+
+def gradcam_sheet(book: Book, first: PassSheets):
+    """The Grad-CAM sheet, at the end of the workbook, for the class of the Saliency sheet."""
+    model, trace = book.model, book.trace
+    cam = gradcam(model, trace, book.saliency_index)
+    a_index = activation_index(model)
+    a_blocks, a_sheet = first.maps[cam.layer]
+    size = model.input_size
+    field, jump = book.field_of(model.layers[a_index]) if a_index >= 0 else (1, 1)
+    ws, top = book.sheet("Grad-CAM", "gradcam", ("body", "body_pool", "body_upsample"), numbering=None,
+                         title="Grad-CAM", colours=(style.DIVERGING, style.SEQUENTIAL_SCALE),
+                         layer=a_sheet, field=field, jump=jump, size=size)
+    seed = seed_row(book, ws, top)
+    upstream, row = dense_rows(book, ws, first, cam, seed, top + 3)
+    flat_blocks, row = pooled_gradient(book, ws, first, cam, upstream, row)
+    weights, row = weight_row(book, ws, cam, flat_blocks, row)
+    cam_blocks, row = cam_map(book, ws, cam, weights, a_blocks, a_sheet, row)
+    heat_map(book, ws, cam, cam_blocks[0], row, first, top)
+    book.overview_row(ws.title, "gradcam", (size, size))
+
+
+def seed_row(book: Book, ws, top: int) -> Vector:
+    """The classes across and, below, 1 for the class of the Saliency sheet: d score / d logits."""
+    ws.label(top, LEFT, book.texts("labels", "class"))
+    ws.label(top + 1, LEFT, book.texts("gradcam", "seed"))
+    for k, name in enumerate(book.class_names):
+        ws.text(top, LEFT + 1 + k, name)
+        ws.formula(top + 1, LEFT + 1 + k, onehot_formula(a1(top, LEFT + 1 + k), names.SALIENCY_CLASS),
+                   float(k == book.saliency_index), style.key("value", "0"))
+    return Vector(ws.title, top + 1, LEFT + 1, len(book.class_names), across=True)
+
+
+def dense_rows(book: Book, ws, first: PassSheets, cam, seed: Vector, row: int) -> tuple[Vector, int]:
+    """d score / d each hidden dense layer's output, a row each from the last layer down, by the
+    plain rule at its ReLU; returns the first dense layer's row (the seed when there is one dense
+    layer) and the next free row."""
+    layers = book.model.layers
+    denses = [layer for layer in layers if isinstance(layer, Dense)]
+    upstream = seed
+    for layer, above in zip(reversed(denses[:-1]), reversed(denses[1:])):
+        g, g_above = first.dense[layer.name], first.dense[above.name]
+        relu_after = isinstance(layers[layers.index(layer) + 1], ReLU)
+        values = cam.gradients[layer.name][0]
+        ws.label(row, LEFT, book.texts("gradcam", "dense_row", sheet=g.sheet))
+        look = style.key("number", style.number_format(values))
+        for j in range(layer.units):
+            total = f"SUMPRODUCT({on(g_above.sheet, g_above.weight_row(j, above.units))},{upstream.data})"
+            formula = (f"=IF({on(g.sheet, a1(g.out_row, g.first + j))}>0,{total},0)" if relu_after
+                       else f"={total}")
+            ws.formula(row, LEFT + 1 + j, formula, values[j], look)
+        upstream = Vector(ws.title, row, LEFT + 1, layer.units, across=True)
+        ws.scale(upstream.data, style.DIVERGING)
+        row += 2
+    return upstream, row
+
+
+def pooled_gradient(book: Book, ws, first: PassSheets, cam, upstream: Vector, row: int):
+    """d score / d the flattened maps, laid out as the maps they flatten (the pooled maps)."""
+    layers = book.model.layers
+    flat = next(layer for layer in layers if isinstance(layer, Flatten))
+    dense = layers[layers.index(flat) + 1]
+    g = first.dense[dense.name]
+    source = book.previous_name(flat)
+    values = cam.gradients[source][0]  # (C, Ho, Wo)
+    C, Ho, Wo = values.shape
+    in_blocks, in_sheet = first.maps[source]
+    ws.label(row, LEFT, book.texts("gradcam", "pooled", sheet=in_sheet))
+    blocks = book.blocks(ws, row + 1, values, [b.label for b in in_blocks])
+
+    def formula(c, i, j):
+        index = (c * Ho + i) * Wo + j  # flatten's (C, H, W) order
+        return f"=SUMPRODUCT({on(g.sheet, g.weight_row(index, dense.units))},{upstream.data})"
+
+    tensor(ws, blocks, values, formula, style.DIVERGING)
+    return blocks, blocks[-1].top + Ho + 1
+
+
+def weight_row(book: Book, ws, cam, flat_blocks, row: int) -> tuple[Vector, int]:
+    """a_k: the sum of map k's gradient over the pooled map (the same as over A_k) / A's cells."""
+    C, H, W = cam.gradient.shape
+    ws.label(row, LEFT, book.texts("gradcam", "weights", cells=H * W))
+    look = style.key("heading", style.number_format(cam.weights))
+    for k, block in enumerate(flat_blocks):
+        ws.label(row + 1, LEFT + 1 + k, block.label)
+        ws.formula(row + 2, LEFT + 1 + k, f"=SUM({block.data})/{H * W}", cam.weights[k], look)
+    weights = Vector(ws.title, row + 2, LEFT + 1, C, across=True)
+    book.name(names.GRADCAM_WEIGHTS, ws, weights.data)
+    ws.scale(weights.data, style.DIVERGING)
+    return weights, row + 4
+
+
+def cam_map(book: Book, ws, cam, weights: Vector, a_blocks, a_sheet: str, row: int):
+    """max(0, sum_k a_k A_k) at A's resolution."""
+    H, W = cam.cam.shape
+    ws.label(row, LEFT, book.texts("gradcam", "map", sheet=a_sheet))
+    blocks = book.blocks(ws, row + 1, cam.cam[None], ["gradcam"])
+
+    def formula(c, i, j):
+        terms = "+".join(f"{weights.ref(k)}*{block.address(i, j)}" for k, block in enumerate(a_blocks))
+        return f"=MAX(0,{terms})"
+
+    tensor(ws, blocks, cam.cam[None], formula, style.SEQUENTIAL_SCALE)
+    book.name(names.GRADCAM, ws, blocks[0].data)
+    return blocks, blocks[0].top + H + 1
+
+
+def heat_map(book: Book, ws, cam, cam_block: Block, row: int, first: PassSheets, first_row: int):
+    """The map at the photo's size, each pixel the mean of the cells that can see it, and beside
+    it the photo in grey as the network sees it (the grey square included)."""
+    model = book.model
+    size = model.input_size
+    layers = upsample_layers(model)
+    H, W = cam.cam.shape
+    rows = [covering(layers, y, H) for y in range(size)]
+    cols = [covering(layers, x, W) for x in range(size)]
+    ws.label(row, LEFT, book.texts("gradcam", "image"))
+    ws.label(row, LEFT + size + 1, book.texts("gradcam", "photo"))
+    heat = Block(ws.title, row + 2, LEFT, size, size)
+    photo = Block(ws.title, row + 2, LEFT + size + 1, size, size)
+
+    def upsampled(c, y, x):
+        r, k = rows[y], cols[x]
+        if not (r and k):  # no receptive field reaches this pixel
+            return None
+        return f"=AVERAGE({cam_block.window(r.start, k.start, len(r), len(k))})"
+
+    tensor(ws, [heat], cam.image[None], upsampled, style.SEQUENTIAL_SCALE)
+    book.name(names.GRADCAM_IMAGE, ws, heat.data)
+    channels = channel_names(model.channels, True)
+    input_blocks = first.maps["input"].blocks
+    seen = grey(book.pixels)[None]  # (1, size, size): the covered photo
+
+    def pixel(c, y, x):  # back from the scaled input to 0-255, then to grey
+        levels = [f"({block.address(y, x)}*{names.std(name)}+{names.mean(name)})*255"
+                  for block, name in zip(input_blocks, channels)]
+        if len(levels) == 1:
+            return f"={levels[0]}"
+        return "=" + "+".join(f"{w}*{level}" for w, level in zip(LUMA, levels))
+
+    white = brightest(model)
+    tensor(ws, [photo], seen, pixel, style.channel_scale("grey", white), fmt="0")
+    square_cells(ws, first_row, row + 1 + size, photo.left + size)
+    ws.keep.append((row, LEFT, row + 1 + size, photo.left + size - 1))
