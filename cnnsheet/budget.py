@@ -215,7 +215,23 @@ def workbook_cells(model, with_backward: bool) -> int:
         backward_sheets = 3 * len(layers) + 6
         total += (stepped + 2 * chain + masks_and_rotated + saliency
                   + backward_sheets * SHEET_OVERHEAD)
+        total += gradcam_cells(model)
     return total
+
+
+def gradcam_cells(model) -> int:
+    """The Grad-CAM sheet: the classes and their seeds, a row per hidden dense layer, the pooled
+    maps' gradient, the weights, the map at A's resolution (A: the last layer before flatten that
+    is not a max-pool), and the photo's size twice (the map brought up, the grey photo)."""
+    layers, shapes = model.layers, model.shapes  # shapes[i] is the input of layers[i]
+    K, S = len(model.classes), model.input_size
+    flat = next(i for i, layer in enumerate(layers) if layer.kind == "flatten")
+    below = [i for i in range(flat) if layers[i].kind != "maxpool"]
+    activation = shapes[below[-1] + 1] if below else shapes[0]  # (C, H, W)
+    hidden = sum(shape[0] + 1 for layer, shape in zip(layers[flat + 1:], shapes[flat + 2:])
+                 if layer.kind == "dense")
+    return (2 * K + 2 + hidden + _spatial(shapes[flat], 0) + 1 + 2 * activation[0] + 2
+            + _spatial((1, *activation[1:]), 0) + 1 + 2 * (S * S + 1) + SHEET_OVERHEAD)
 
 
 def glance_cells(shapes) -> int:

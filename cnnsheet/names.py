@@ -24,7 +24,6 @@ SALIENCY = "saliency"
 SALIENCY_MODE = "saliency_mode"  # the drop-down: how the saliency pass goes back through a ReLU
 SALIENCY_MODES = "saliency_modes"  # its list
 SALIENCY_RULE = "saliency_rule"  # the mode's number in that list, which the ReLU formulas read
-GRADCAM_WEIGHTS = "gradcam_weights"  # a_k: the mean gradient of the class score over map k
 GRADCAM = "gradcam"  # max(0, sum_k a_k A_k) at the resolution of the last conv block
 GRADCAM_IMAGE = "gradcam_image"  # that map brought up to the photo's size
 OCCLUSION_KEYS = ("row", "col", "size", "value")  # the four cells of the grey square (Image sheet)

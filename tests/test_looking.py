@@ -10,6 +10,7 @@ from gnumeric import recalculate
 from helpers import default_case, small_model, zoom_choices
 from libreoffice import compare, convert
 from openpyxl.utils.cell import range_boundaries
+from test_gradcam import torch_case
 from torch_oracle import torch_forward, torch_params, torch_saliency
 
 from cnnsheet import names
@@ -58,7 +59,7 @@ def test_each_saliency_mode_typed_follows_the_engine_and_torch(tmp_path, calc_pr
     cell the engine's value for the typed rule, and the saliency map is torch's."""
     model, pixels = default_case() if case == "default" else two_blocks()
     paths, wanted = [], []
-    maps = {}
+    maps, cams = {}, {}
     for number, made_with in enumerate(RELU_RULES):
         mode = RELU_RULES[(number + 1) % len(RELU_RULES)]
         walkthrough = build_walkthrough(model, pixels, with_backward=True, saliency_mode=made_with)
@@ -75,8 +76,23 @@ def test_each_saliency_mode_typed_follows_the_engine_and_torch(tmp_path, calc_pr
         heat = np.abs(torch_saliency(model, pixels[None], chosen, mode)[0]).max(axis=0)
         maps[mode] = read_area(recalculated, expected, names.SALIENCY)
         np.testing.assert_allclose(maps[mode], heat, rtol=1e-9, atol=1e-12)
+        cams[mode] = assert_gradcam_is_torchs(recalculated, expected, model, pixels, chosen)
     assert not np.allclose(maps["gradient"], maps["guided"])
     assert not np.allclose(maps["guided"], maps["deconvnet"])
+    # Grad-CAM follows the plain gradient whatever the rule: the same numbers for the three
+    for mode in RELU_RULES[1:]:
+        np.testing.assert_allclose(cams[mode], cams[RELU_RULES[0]], rtol=1e-12, atol=1e-15)
+
+
+def assert_gradcam_is_torchs(recalculated, walkthrough, model, pixels, chosen):
+    """The recalculated gradcam and gradcam_image are torch's; returns them."""
+    _, heat, image = torch_case(model, pixels, chosen)
+    cam = read_area(recalculated, walkthrough, names.GRADCAM)
+    np.testing.assert_allclose(cam, heat, rtol=1e-9, atol=1e-12)
+    upsampled = read_area(recalculated, walkthrough, names.GRADCAM_IMAGE)
+    np.testing.assert_allclose(upsampled, image, rtol=1e-9, atol=1e-12)
+    assert cam.max() > 0 and (upsampled >= 0).all()
+    return np.concatenate([cam.ravel(), upsampled.ravel()])
 
 
 @pytest.mark.slow
@@ -86,8 +102,11 @@ def test_gnumeric_follows_the_deconvnet_rule(tmp_path):
     walkthrough.save(tmp_path / "made.xlsx")
     path = typed(walkthrough, tmp_path / "made.xlsx", tmp_path / "typed.xlsx",
                  **{names.SALIENCY_MODE: "deconvnet"})
-    expected = build_walkthrough(model, pixels, with_backward=True, saliency_mode="deconvnet").expected
-    assert compare(path, recalculate(path, tmp_path / "gnumeric.xlsx"), expected) > 1000
+    expected = build_walkthrough(model, pixels, with_backward=True, saliency_mode="deconvnet")
+    recalculated = recalculate(path, tmp_path / "gnumeric.xlsx")
+    assert compare(path, recalculated, expected.expected) > 1000
+    chosen = int(model.predict(pixels).probabilities[0].argmax())
+    assert_gradcam_is_torchs(recalculated, expected, model, pixels, chosen)
 
 
 def torch_probabilities(model, pixels) -> np.ndarray:
@@ -130,6 +149,7 @@ def test_the_grey_square_typed_on_and_off_follows_the_engine_and_torch(tmp_path,
         heat = np.abs(torch_saliency(model, seen[None], chosen, rule)[0]).max(axis=0)
         np.testing.assert_allclose(read_area(recalculated, expected, names.SALIENCY), heat,
                                    rtol=1e-9, atol=1e-12)
+        assert_gradcam_is_torchs(recalculated, expected, model, seen, chosen)
     covered, uncovered = (w[4].expected for w in wanted[:2])
     assert covered != uncovered
 

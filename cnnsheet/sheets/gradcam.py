@@ -34,7 +34,7 @@ def gradcam_sheet(book: Book, first: PassSheets):
                          title="Grad-CAM", colours=(style.DIVERGING, style.SEQUENTIAL_SCALE),
                          layer=a_sheet, field=field, jump=jump, size=size)
     seed = seed_row(book, ws, top)
-    upstream, row = dense_rows(book, ws, first, cam, seed, top + 3)
+    upstream, row = dense_rows(book, ws, first, cam, seed, top + 4)
     flat_blocks, row = pooled_gradient(book, ws, first, cam, upstream, row)
     weights, row = weight_row(book, ws, cam, flat_blocks, row)
     cam_blocks, row = cam_map(book, ws, cam, weights, a_blocks, a_sheet, row)
@@ -44,13 +44,12 @@ def gradcam_sheet(book: Book, first: PassSheets):
 
 def seed_row(book: Book, ws, top: int) -> Vector:
     """The classes across and, below, 1 for the class of the Saliency sheet: d score / d logits."""
-    ws.label(top, LEFT, book.texts("labels", "class"))
-    ws.label(top + 1, LEFT, book.texts("gradcam", "seed"))
+    ws.label(top, LEFT, book.texts("gradcam", "seed"))
     for k, name in enumerate(book.class_names):
-        ws.text(top, LEFT + 1 + k, name)
-        ws.formula(top + 1, LEFT + 1 + k, onehot_formula(a1(top, LEFT + 1 + k), names.SALIENCY_CLASS),
+        ws.text(top + 1, LEFT + k, name)
+        ws.formula(top + 2, LEFT + k, onehot_formula(a1(top + 1, LEFT + k), names.SALIENCY_CLASS),
                    float(k == book.saliency_index), style.key("value", "0"))
-    return Vector(ws.title, top + 1, LEFT + 1, len(book.class_names), across=True)
+    return Vector(ws.title, top + 2, LEFT, len(book.class_names), across=True)
 
 
 def dense_rows(book: Book, ws, first: PassSheets, cam, seed: Vector, row: int) -> tuple[Vector, int]:
@@ -65,13 +64,14 @@ def dense_rows(book: Book, ws, first: PassSheets, cam, seed: Vector, row: int) -
         relu_after = isinstance(layers[layers.index(layer) + 1], ReLU)
         values = cam.gradients[layer.name][0]
         ws.label(row, LEFT, book.texts("gradcam", "dense_row", sheet=g.sheet))
+        row += 1
         look = style.key("number", style.number_format(values))
         for j in range(layer.units):
             total = f"SUMPRODUCT({on(g_above.sheet, g_above.weight_row(j, above.units))},{upstream.data})"
             formula = (f"=IF({on(g.sheet, a1(g.out_row, g.first + j))}>0,{total},0)" if relu_after
                        else f"={total}")
-            ws.formula(row, LEFT + 1 + j, formula, values[j], look)
-        upstream = Vector(ws.title, row, LEFT + 1, layer.units, across=True)
+            ws.formula(row, LEFT + j, formula, values[j], look)
+        upstream = Vector(ws.title, row, LEFT, layer.units, across=True)
         ws.scale(upstream.data, style.DIVERGING)
         row += 2
     return upstream, row
@@ -98,31 +98,35 @@ def pooled_gradient(book: Book, ws, first: PassSheets, cam, upstream: Vector, ro
     return blocks, blocks[-1].top + Ho + 1
 
 
-def weight_row(book: Book, ws, cam, flat_blocks, row: int) -> tuple[Vector, int]:
-    """a_k: the sum of map k's gradient over the pooled map (the same as over A_k) / A's cells."""
+def weight_row(book: Book, ws, cam, flat_blocks, row: int) -> tuple[list, int]:
+    """a_k: the sum of map k's gradient over the pooled map (the same as over A_k) / A's cells;
+    each two cells wide, for the digits of a small number. Returns their cells."""
     C, H, W = cam.gradient.shape
     ws.label(row, LEFT, book.texts("gradcam", "weights", cells=H * W))
-    look = style.key("heading", style.number_format(cam.weights))
+    small = float(abs(cam.weights).max()) < 0.01
+    look = style.key("heading", "0.00E+00" if small else "0.0000")  # two cells: room for the digits
+    cells = []
     for k, block in enumerate(flat_blocks):
-        ws.label(row + 1, LEFT + 1 + k, block.label)
-        ws.formula(row + 2, LEFT + 1 + k, f"=SUM({block.data})/{H * W}", cam.weights[k], look)
-    weights = Vector(ws.title, row + 2, LEFT + 1, C, across=True)
-    book.name(names.GRADCAM_WEIGHTS, ws, weights.data)
-    ws.scale(weights.data, style.DIVERGING)
-    return weights, row + 4
+        col = LEFT + 2 * k
+        ws.label(row + 1, col, block.label)
+        ws.formula(row + 2, col, f"=SUM({block.data})/{H * W}", cam.weights[k], look)
+        ws.merges.append(area(row + 2, col, row + 2, col + 1))
+        cells.append(a1(row + 2, col))
+    ws.scale(cells, style.DIVERGING)
+    return cells, row + 4
 
 
-def cam_map(book: Book, ws, cam, weights: Vector, a_blocks, a_sheet: str, row: int):
+def cam_map(book: Book, ws, cam, weights: list, a_blocks, a_sheet: str, row: int):
     """max(0, sum_k a_k A_k) at A's resolution."""
     H, W = cam.cam.shape
     ws.label(row, LEFT, book.texts("gradcam", "map", sheet=a_sheet))
     blocks = book.blocks(ws, row + 1, cam.cam[None], ["gradcam"])
 
     def formula(c, i, j):
-        terms = "+".join(f"{weights.ref(k)}*{block.address(i, j)}" for k, block in enumerate(a_blocks))
+        terms = "+".join(f"{weights[k]}*{block.address(i, j)}" for k, block in enumerate(a_blocks))
         return f"=MAX(0,{terms})"
 
-    tensor(ws, blocks, cam.cam[None], formula, style.SEQUENTIAL_SCALE)
+    tensor(ws, blocks, cam.cam[None], formula, style.SEQUENTIAL_SCALE, fmt=map_format(cam.cam))
     book.name(names.GRADCAM, ws, blocks[0].data)
     return blocks, blocks[0].top + H + 1
 
@@ -137,9 +141,11 @@ def heat_map(book: Book, ws, cam, cam_block: Block, row: int, first: PassSheets,
     rows = [covering(layers, y, H) for y in range(size)]
     cols = [covering(layers, x, W) for x in range(size)]
     ws.label(row, LEFT, book.texts("gradcam", "image"))
-    ws.label(row, LEFT + size + 1, book.texts("gradcam", "photo"))
-    heat = Block(ws.title, row + 2, LEFT, size, size)
-    photo = Block(ws.title, row + 2, LEFT + size + 1, size, size)
+    heat = Block(ws.title, row + 1, LEFT, size, size)
+    ws.label(row + size + 2, LEFT, book.texts("gradcam", "photo"))
+    photo = Block(ws.title, row + size + 3, LEFT, size, size)
+    for block in (heat, photo):
+        ws.keep.append((block.top - 1, LEFT, block.top + size - 1, LEFT + size - 1))
 
     def upsampled(c, y, x):
         r, k = rows[y], cols[x]
@@ -147,7 +153,7 @@ def heat_map(book: Book, ws, cam, cam_block: Block, row: int, first: PassSheets,
             return None
         return f"=AVERAGE({cam_block.window(r.start, k.start, len(r), len(k))})"
 
-    tensor(ws, [heat], cam.image[None], upsampled, style.SEQUENTIAL_SCALE)
+    tensor(ws, [heat], cam.image[None], upsampled, style.SEQUENTIAL_SCALE, fmt=map_format(cam.image))
     book.name(names.GRADCAM_IMAGE, ws, heat.data)
     channels = channel_names(model.channels, True)
     input_blocks = first.maps["input"].blocks
@@ -162,5 +168,11 @@ def heat_map(book: Book, ws, cam, cam_block: Block, row: int, first: PassSheets,
 
     white = brightest(model)
     tensor(ws, [photo], seen, pixel, style.channel_scale("grey", white), fmt="0")
-    square_cells(ws, first_row, row + 1 + size, photo.left + size)
-    ws.keep.append((row, LEFT, row + 1 + size, photo.left + size - 1))
+    square_cells(ws, first_row, photo.top + size, LEFT + size)
+
+
+def map_format(values) -> str:
+    """A map's number format, one digit narrower than a tensor's: "0.0000" does not fit the cells
+    of a map as wide as the photo, and the colours carry the small differences."""
+    fmt = style.number_format(values)
+    return "0.000" if fmt == "0.0000" else fmt
