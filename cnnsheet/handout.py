@@ -29,7 +29,7 @@ from cnnsheet.sheets.overview import TABLE
 
 # sheets of the handout, by name: the forward steps, then the start of learning
 HANDOUT = re.compile(r"^(Overview|Image|Filters\d+|Conv\d+|ReLU\d+|Pool\d+|Flatten|Dense\d+|"
-                     r"Softmax|Loss|dLogits|dFilters1|Step|Saliency)$")
+                     r"Softmax|Loss|dLogits|dFilters1|Step|Saliency|Grad-CAM)$")
 INSTALL_HINT = ("--pdf needs LibreOffice, which was not found: install it (libreoffice.org; on Debian "
                 "or Ubuntu: apt-get install libreoffice-calc-nogui) or put soffice on the PATH")
 SLACK = 0.9  # of a page's height: rows print a little taller than planned, wrapped text may take a line more
