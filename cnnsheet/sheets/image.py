@@ -39,7 +39,7 @@ def image_sheet(book: Book) -> tuple[Maps, tuple[Vector, Vector]]:
     for block in blocks:  # the square's outline: the cells a covered row and column meet at
         above, before = block.top - 1, block.left - 1
         ws.highlight((block.data,), f"AND(INDEX({names.occlusion('rows')},ROW()-{above}),"
-                     f"INDEX({names.occlusion('cols')},COLUMN()-{before}))", "field", 2)
+                     f"INDEX({names.occlusion('cols')},COLUMN()-{before}))", "cover")
     book.overview_row(ws.title, book.texts("overview", "image_row"), (3, size, size))
     return Maps(blocks, ws.title), flags
 
