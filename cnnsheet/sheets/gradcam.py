@@ -68,7 +68,7 @@ def dense_rows(book: Book, ws, first: PassSheets, cam, seed: Vector, row: int) -
         look = style.key("number", style.number_format(values))
         for j in range(layer.units):
             total = f"SUMPRODUCT({on(g_above.sheet, g_above.weight_row(j, above.units))},{upstream.data})"
-            formula = (f"=IF({on(g.sheet, a1(g.out_row, g.first + j))}>0,{total},0)" if relu_after
+            formula = (ReLU.backward_formula(on(g.sheet, a1(g.out_row, g.first + j)), total) if relu_after
                        else f"={total}")
             ws.formula(row, LEFT + j, formula, values[j], look)
         upstream = Vector(ws.title, row, LEFT, layer.units, across=True)
