@@ -160,3 +160,20 @@ def test_the_square_is_cut_at_the_edge_and_off_at_size_0():
     seen = Occlusion(row=4, col=2, size=3, value=7).apply(pixels)
     changed = (seen != pixels).any(axis=2)
     assert changed.sum() == 2 * 3 and changed[3:, 1:4].all() and (seen[3:, 1:4] == 7).all()
+
+
+def test_two_blocks_has_windows_of_tied_zeros_that_the_deconvnet_rule_feeds():
+    """What makes the LibreOffice and Gnumeric cases above test the max-pool's tie rule (the Mask
+    sheets' formulas, the engine and torch pick the same cell): pooling windows of zeros only, each
+    handed a gradient by the deconvnet rule, which must land on the window's first cell."""
+    model, pixels = two_blocks()
+    trace = model.predict(pixels)
+    chosen = int(trace.probabilities[0].argmax())
+    seed = np.eye(len(model.classes))[chosen][None]
+    grads = model.backward(trace, seed, relu_rule="deconvnet").tensors
+    for relu, pool in (("relu1", "pool1"), ("relu2", "pool2")):
+        x = trace.tensors[relu][0]  # (C, H, W)
+        C, Ho, Wo = trace.tensors[pool][0].shape
+        windows = x[:, :2 * Ho, :2 * Wo].reshape(C, Ho, 2, Wo, 2)
+        zeros = windows.max(axis=(2, 4)) == 0  # (C, Ho, Wo)
+        assert (grads[pool][0][zeros] != 0).sum() >= 2
