@@ -33,13 +33,33 @@ def gradcam_sheet(book: Book, first: PassSheets):
     ws, top = book.sheet("Grad-CAM", "gradcam", ("body", "body_pool", "body_upsample"), numbering=None,
                          title="Grad-CAM", colours=(style.DIVERGING, style.SEQUENTIAL_SCALE),
                          layer=a_sheet, field=field, jump=jump, size=size)
-    seed = seed_row(book, ws, top)
-    upstream, row = dense_rows(book, ws, first, cam, seed, top + 4)
+    # what it shows first (the handout prints a sheet's first block), then how it is made
+    heat, photo, row = heat_places(book, ws, top)
+    seed = seed_row(book, ws, row)
+    upstream, row = dense_rows(book, ws, first, cam, seed, row + 4)
     flat_blocks, row = pooled_gradient(book, ws, first, cam, upstream, row)
     weights, row = weight_row(book, ws, cam, flat_blocks, row)
     cam_blocks, row = cam_map(book, ws, cam, weights, a_blocks, a_sheet, row)
-    heat_map(book, ws, cam, cam_blocks[0], row, first, top)
+    heat_map(book, ws, cam, cam_blocks[0], heat, photo, first)
+    square_cells(ws, top, row, max(LEFT + size, ws_right(ws)))
     book.overview_row(ws.title, "gradcam", (size, size))
+
+
+def ws_right(ws) -> int:
+    """The rightmost column that holds a cell."""
+    return max(col for _, col in ws.cells)
+
+
+def heat_places(book: Book, ws, top: int) -> tuple[Block, Block, int]:
+    """Where the map at the photo's size goes, and the grey photo beneath it; the next free row."""
+    size = book.model.input_size
+    ws.label(top, LEFT, book.texts("gradcam", "image"))
+    heat = Block(ws.title, top + 1, LEFT, size, size)
+    ws.label(top + size + 2, LEFT, book.texts("gradcam", "photo"))
+    photo = Block(ws.title, top + size + 3, LEFT, size, size)
+    for block in (heat, photo):
+        ws.keep.append((block.top - 1, LEFT, block.top + size - 1, LEFT + size - 1))
+    return heat, photo, photo.top + size + 1
 
 
 def seed_row(book: Book, ws, top: int) -> Vector:
@@ -131,8 +151,8 @@ def cam_map(book: Book, ws, cam, weights: list, a_blocks, a_sheet: str, row: int
     return blocks, blocks[0].top + H + 1
 
 
-def heat_map(book: Book, ws, cam, cam_block: Block, row: int, first: PassSheets, first_row: int):
-    """The map at the photo's size, each pixel the mean of the cells that can see it, and beside
+def heat_map(book: Book, ws, cam, cam_block: Block, heat: Block, photo: Block, first: PassSheets):
+    """The map at the photo's size, each pixel the mean of the cells that can see it, and beneath
     it the photo in grey as the network sees it (the grey square included)."""
     model = book.model
     size = model.input_size
@@ -140,12 +160,6 @@ def heat_map(book: Book, ws, cam, cam_block: Block, row: int, first: PassSheets,
     H, W = cam.cam.shape
     rows = [covering(layers, y, H) for y in range(size)]
     cols = [covering(layers, x, W) for x in range(size)]
-    ws.label(row, LEFT, book.texts("gradcam", "image"))
-    heat = Block(ws.title, row + 1, LEFT, size, size)
-    ws.label(row + size + 2, LEFT, book.texts("gradcam", "photo"))
-    photo = Block(ws.title, row + size + 3, LEFT, size, size)
-    for block in (heat, photo):
-        ws.keep.append((block.top - 1, LEFT, block.top + size - 1, LEFT + size - 1))
 
     def upsampled(c, y, x):
         r, k = rows[y], cols[x]
@@ -168,7 +182,6 @@ def heat_map(book: Book, ws, cam, cam_block: Block, row: int, first: PassSheets,
 
     white = brightest(model)
     tensor(ws, [photo], seen, pixel, style.channel_scale("grey", white), fmt="0")
-    square_cells(ws, first_row, photo.top + size, LEFT + size)
 
 
 def map_format(values) -> str:
