@@ -177,3 +177,14 @@ def test_two_blocks_has_windows_of_tied_zeros_that_the_deconvnet_rule_feeds():
         windows = x[:, :2 * Ho, :2 * Wo].reshape(C, Ho, 2, Wo, 2)
         zeros = windows.max(axis=(2, 4)) == 0  # (C, Ho, Wo)
         assert (grads[pool][0][zeros] != 0).sum() >= 2
+
+
+def test_the_image_sheets_hint_fits_drawings_and_photos():
+    """The bundled shapes model sees drawings: no eyes to cover there, a triangle's corner instead."""
+    model, pixels = default_case()
+    texts = {}
+    for bundled in (True, False):
+        sheet = build_walkthrough(model, pixels, bundled=bundled).plan["Image"]
+        texts[bundled] = " ".join(v for f, v, _ in sheet.cells.values() if isinstance(v, str))
+    assert "corner of the triangle" in texts[True] and "eyes" not in texts[True]
+    assert "eyes" in texts[False] and "triangle" not in texts[False]
