@@ -73,18 +73,20 @@ def test_the_handout_has_a_page_per_step_headers_footers_and_readable_numbers(ha
         text = page_text(page)
         assert footer.format(number, len(document)).replace(" ", "") in text.replace(" ", ""), text[-80:]
         first = page[0][1] + " " + page[1][1]
-        assert re.match(r"^(How|Step|Backward|One|Saliency|Grad-CAM|卷积|第|反向传播|梯度|显著图)", first), first
+        assert re.match(r"^(How|Step|Backward|One|Saliency|Grad-CAM|卷积|第|反向传播|梯度|显著图)",
+                        first), first
     assert smallest_number(document) >= 6.0 - 0.05
 
 
 def test_the_handout_shows_each_step_once_in_order(handouts):
     titles = []
     for page in handouts["default"]:
-        title = re.match(r"^(Step \d+|Backward \d+|One step|Saliency map|How)", page_text(page))[1]
+        title = re.match(r"^(Step \d+|Backward \d+|One step|Saliency map|Grad-CAM|How)", page_text(page))[1]
         if title not in titles:
             titles.append(title)
     assert titles == ["How", "Step 1", "Step 3", "Step 4", "Step 5", "Step 6", "Step 7", "Step 8", "Step 9",
-                      "Step 10", "Step 11", "Backward 1", "Backward 8", "One step", "Saliency map"]
+                      "Step 10", "Step 11", "Backward 1", "Backward 8", "One step", "Saliency map",
+                      "Grad-CAM"]
 
 
 def test_a_chinese_handout_prints_chinese_glyphs(handouts, tmp_path):
