@@ -178,6 +178,21 @@ def zoom_cells(layer, channels: int, shapes) -> int:
     return channels * (3 * span * span + 3 * span + 6) + 60 + (len(shapes) + 2) * (2 * widest + 4)
 
 
+def gradcam_cells(model) -> int:
+    """The Grad-CAM sheet: the classes and their seeds, a row per hidden dense layer, the pooled
+    maps' gradient, the weights, the map at A's resolution (A: the last layer before flatten that
+    is not a max-pool), and the photo's size twice (the map brought up, the grey photo)."""
+    layers, shapes = model.layers, model.shapes  # shapes[i] is the input of layers[i]
+    K, S = len(model.classes), model.input_size
+    flat = next(i for i, layer in enumerate(layers) if layer.kind == "flatten")
+    below = [i for i in range(flat) if layers[i].kind != "maxpool"]
+    activation = shapes[below[-1] + 1] if below else shapes[0]  # (C, H, W)
+    hidden = sum(shape[0] + 1 for layer, shape in zip(layers[flat + 1:], shapes[flat + 2:])
+                 if layer.kind == "dense")
+    return (2 * K + 2 + hidden + tensor_cells(shapes[flat]) + 1 + 2 * activation[0] + 2
+            + tensor_cells((1, *activation[1:])) + 1 + 2 * (S * S + 1))
+
+
 def glance_cells(shapes) -> int:
     """The Overview's heat maps. A map side s is drawn in at most 24 cells when s < 24 (magnified)
     and at most min(s, 32) otherwise (every k-th value); a vector of n values is a strip 3 cells
@@ -255,6 +270,7 @@ def workbook_sheets(model, with_backward: bool) -> dict[str, int]:
         add("Saliency", S * S + 2 * K + 20)
         chain(model, "s", False, True, where, shared, add)
         add("sImage", tensor_cells((3, S, S)))
+        add("Grad-CAM", gradcam_cells(model))
     sheets["Overview"] += 60 + glance_cells(shapes) + 9 * len(sheets)  # its table: a row a sheet
     return sheets
 

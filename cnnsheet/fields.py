@@ -38,3 +38,25 @@ def receptive_field_size(layers: list) -> tuple[int, int]:
         if isinstance(layer, (Conv, MaxPool)):
             size, jump = size + (layer.span - 1) * jump, jump * layer.stride
     return size, jump
+
+
+def field_origin(layers: list) -> int:
+    """The input row where the field of output row 0 begins, ignoring the edges: below 0 when a
+    conv's zero padding comes first. Each conv moves it back by its padding x the jump so far."""
+    origin, jump = 0, 1
+    for layer in layers:
+        if isinstance(layer, Conv):
+            origin -= layer.padding * jump
+        if isinstance(layer, (Conv, MaxPool)):
+            jump *= layer.stride
+    return origin
+
+
+def covering(layers: list, in_index: int, out_size: int) -> range:
+    """The output rows (or columns) whose receptive field, taken as its whole span (origin + row x
+    jump, size wide), holds input row `in_index`; empty where no field reaches it."""
+    size, jump = receptive_field_size(layers)
+    start = in_index - field_origin(layers)  # the row within the fields' frame
+    low = max(0, -(-(start - size + 1) // jump))  # ceiling division
+    high = min(out_size - 1, start // jump)
+    return range(low, high + 1)

@@ -32,7 +32,7 @@ from cnnsheet.texts import Texts
 # sheets of the handout, by name: the forward steps, then the start of learning
 HANDOUT = re.compile(r"^(Overview|Image|Input|Filters\d+|Conv\d+|Zoom\d+|ReLU\d+|Pool\d+|Flatten|Dense\d+|"
                      r"Softmax|Loss|dLogits|dDense\d+|dPool\d+|Mask\d+|dReLU\d+|dConv\d+|dSpread\d+|"
-                     r"Rotated\d+|dFilters\d+|Step|Saliency)$")
+                     r"Rotated\d+|dFilters\d+|Step|Saliency|Grad-CAM)$")
 ZOOM = re.compile(r"^Zoom\d+$")
 # the saliency pass has sheets named as the backward pass's (Rotated1): only those before it print
 LAST_OF_BACKWARD = "Step"

@@ -28,6 +28,11 @@ LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as Pillow's mode "L": grey from R, 
 REAL_KINDS = "fiu"  # numpy dtype kinds a weight may have: float, signed and unsigned integer
 
 
+def grey(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels (..., 3) -> their grey levels (...), by the luma weights, as floats."""
+    return np.asarray(pixels, dtype=np.float64) @ np.array(LUMA)
+
+
 @dataclass
 class Trace:
     """Every tensor of one forward pass by name, in order, and what the backward pass needs."""

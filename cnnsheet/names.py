@@ -24,6 +24,8 @@ SALIENCY = "saliency"
 SALIENCY_MODE = "saliency_mode"  # the drop-down: how the saliency pass goes back through a ReLU
 SALIENCY_MODES = "saliency_modes"  # its list
 SALIENCY_RULE = "saliency_rule"  # the mode's number in that list, which the ReLU formulas read
+GRADCAM = "gradcam"  # max(0, sum_k a_k A_k) at the resolution of the last conv block
+GRADCAM_IMAGE = "gradcam_image"  # that map brought up to the photo's size
 OCCLUSION_KEYS = ("row", "col", "size", "value")  # the four cells of the grey square (Image sheet)
 CHOICE_KEYS = ("filter", "row", "col")  # the three yellow cells of a Zoom sheet or a pool's choice
 

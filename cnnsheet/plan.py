@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.layout import MAX_COLUMNS, MAX_FORMULA, MAX_ROWS, a1, absolute, on, valid_name
+from cnnsheet.layout import MAX_COLUMNS, MAX_FORMULA, MAX_ROWS, a1, absolute, bounds, on, valid_name
 
 # Excel's limits on what the plan holds (its rows, columns and formulas: layout.py)
 MAX_TEXT = 32_767  # characters in a cell, counted as Excel counts them (UTF-16 code units)
@@ -190,6 +190,50 @@ class Highlight:
     formula: str
     look: str = "chosen"
     colour: int = 0  # which of style.HIGHLIGHT_COLOURS: one per choice, so that two do not mix
+
+
+def conditional_rules(sheet: SheetPlan) -> list[tuple[list, object]]:
+    """The sheet's colour scales and highlights as (areas, Scale or Highlight), in the order of
+    their priority; rules of the same areas make one conditional format (a writer groups them).
+
+    LibreOffice draws only the first conditional format of a cell that applies: a highlight in a
+    format of its own beside a colour scale's is not drawn (or, put first, hides the colours). So
+    a highlight is also written into the format of every colour scale it meets, on the scale's
+    areas, its formula made false outside its own; then, for its cells outside every scale, once
+    more on its own areas (Excel draws it twice where it meets a scale, the same border)."""
+    rules = [(list(areas), scale) for areas, scale in sheet.scales]
+    scale_boxes = [[bounds(ref) for text in areas for ref in text.split()] for areas, _ in sheet.scales]
+    for highlight in sheet.highlights:
+        own = [bounds(ref) for text in highlight.areas for ref in text.split()]
+        met = []
+        for (areas, _), boxes in zip(sheet.scales, scale_boxes):
+            if any(_overlap(a, b) for a in own for b in boxes):
+                whole = all(any(_inside(b, a) for a in own) for b in boxes)
+                rules.append((list(areas), highlight if whole else _within(highlight, own)))
+                met.extend(boxes)
+        if not all(any(_inside(a, b) for b in met) for a in own):
+            rules.append((list(highlight.areas), highlight))
+    return rules
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    """Two (top, left, bottom, right) boxes share a cell."""
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+
+def _inside(a: tuple, b: tuple) -> bool:
+    """Box a lies within box b."""
+    return b[0] <= a[0] and a[2] <= b[2] and b[1] <= a[1] and a[3] <= b[3]
+
+
+def _within(highlight: Highlight, boxes: list) -> Highlight:
+    """The highlight drawn on a larger area: false outside its own boxes (IF, so that its formula
+    is not even worked out there, where an INDEX could fall off its list)."""
+    tests = [f"AND(ROW()>={top},ROW()<={bottom},COLUMN()>={left},COLUMN()<={right})"
+             for top, left, bottom, right in boxes]
+    inside = tests[0] if len(tests) == 1 else f"OR({','.join(tests)})"
+    return Highlight(highlight.areas, f"IF({inside},{highlight.formula.removeprefix('=')},FALSE)",
+                     highlight.look, highlight.colour)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,15 @@ HIGHLIGHT_COLOURS = ("FF00FF", "00B0F0", "FF9900")
 HIGHLIGHTS = {
     "chosen": {"bold": True},  # the cells a choice reads or makes
     "field": {"bold": False},  # the pixels that can reach it
+    # the grey square on the photo: white, which no pixel grid shows (black to full red, green or
+    # blue) and which stands out from the gold frame of the pixels, as the orange did not
+    "cover": {"bold": False, "colour": "FFFFFF"},
 }
+
+
+def highlight_colour(look: str, colour: int) -> str:
+    """The border colour of a highlight: its look's own, or its choice's."""
+    return HIGHLIGHTS[look].get("colour") or HIGHLIGHT_COLOURS[colour % len(HIGHLIGHT_COLOURS)]
 
 
 def key(kind: str = "number", fmt: str = "General") -> tuple[str, str]:

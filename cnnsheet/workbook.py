@@ -94,7 +94,8 @@ def build_walkthrough(model: Model, pixels: np.ndarray, texts: Texts | None = No
     book = Book(model, pixels, texts, predicted if target_index is None else target_index,
                 learning_rate, predicted if saliency_index is None else saliency_index,
                 untrained=untrained, saliency_mode=saliency_mode,
-                occlusion=occlusion, photo=uncovered, budgeted=budgeted)
+                occlusion=occlusion, photo=uncovered, budgeted=budgeted,
+                drawings=bundled)
     # The pipeline: each sheet function plans its sheets and returns what later ones read, with
     # the rows of the Overview's table that describe its sheets.
     overview_ws = book.plan.sheet(OVERVIEW)  # shown first, filled last

@@ -28,7 +28,17 @@ from dataclasses import dataclass
 from cnnsheet import style
 from cnnsheet.files import write_atomically
 from cnnsheet.layout import COLUMNS, MAX_ROWS, a1, absolute, area, bounds
-from cnnsheet.plan import BarChart, Highlight, LineChart, Picture, PrintSetup, Scale, SheetPlan, WorkbookPlan
+from cnnsheet.plan import (
+    BarChart,
+    Highlight,
+    LineChart,
+    Picture,
+    PrintSetup,
+    Scale,
+    SheetPlan,
+    WorkbookPlan,
+    conditional_rules,
+)
 from cnnsheet.printing import MARGINS, PAGE_COUNT, PAPER_SIZES, THIS_PAGE, header_size
 from cnnsheet.resources import theme_path
 
@@ -348,7 +358,7 @@ def _cell_format(number: int, font: int, fill: int, border: int, alignment: str,
 
 def _differential(highlight: Highlight, font_name: str) -> str:
     """What a highlight draws: a thin border in its colour, and maybe bold figures."""
-    colour = style.HIGHLIGHT_COLOURS[highlight.colour % len(style.HIGHLIGHT_COLOURS)]
+    colour = style.highlight_colour(highlight.look, highlight.colour)
     bold = style.HIGHLIGHTS[highlight.look]["bold"]
     font = f'<font><name val="{_attribute(font_name)}"/><b val="1"/></font>' if bold else ""
     return f"<dxf>{font}{_border(colour)}</dxf>"
@@ -420,10 +430,10 @@ def _by_column(key):
 
 
 def _conditional_formats(sheet: SheetPlan, dxf_ids: dict) -> str:
-    """Colour scales, then the highlights that draw over them; rules on the same areas share one
-    <conditionalFormatting>, and each rule's priority is its place in that order."""
+    """Colour scales, then the highlights that draw over them (plan.conditional_rules); rules on the
+    same areas share one <conditionalFormatting>, and each rule's priority is its place in that order."""
     groups: dict[frozenset, tuple] = {}
-    rules = list(sheet.scales) + [(highlight.areas, highlight) for highlight in sheet.highlights]
+    rules = conditional_rules(sheet)
     for priority, (areas, rule) in enumerate(rules, 1):
         if isinstance(rule, Highlight):
             xml = _highlight_rule(rule, priority, dxf_ids[rule.look, rule.colour])

@@ -26,7 +26,7 @@ from openpyxl.worksheet.pagebreak import Break
 
 from cnnsheet import style
 from cnnsheet.layout import MAX_COLUMNS, absolute, area
-from cnnsheet.plan import Highlight, PrintSetup, Scale, SheetPlan, WorkbookPlan
+from cnnsheet.plan import Highlight, PrintSetup, Scale, SheetPlan, WorkbookPlan, conditional_rules
 from cnnsheet.plan import LineChart as PlanLineChart
 from cnnsheet.printing import MARGINS, PAGE_COUNT, PAPER_SIZES, THIS_PAGE, header_size
 from cnnsheet.writer import COMPRESSION, _columns, _dimension, _merges, _sheet_data
@@ -77,10 +77,10 @@ def _skeleton(plan: WorkbookPlan):
         if sheet.hidden:
             ws.sheet_state = "hidden"
         _print_setup(ws, sheet.printing)
-        for areas, scale in sheet.scales:
-            ws.conditional_formatting.add(" ".join(areas), _colour_rule(areas, scale))
-        for highlight in sheet.highlights:  # after the scales: they draw over them
-            ws.conditional_formatting.add(" ".join(highlight.areas), _highlight_rule(highlight, font_name))
+        for areas, rule in conditional_rules(sheet):  # the scales, then the highlights over them
+            made = (_highlight_rule(rule, font_name) if isinstance(rule, Highlight)
+                    else _colour_rule(areas, rule))
+            ws.conditional_formatting.add(" ".join(areas), made)
         for drop_down in sheet.drop_downs:
             validation = DataValidation(type="list", formula1=drop_down.source, allow_blank=False,
                                         showErrorMessage=True, errorStyle="stop",
@@ -183,7 +183,7 @@ def _highlight_rule(highlight: Highlight, font_name: str) -> Rule:
     """A formula rule drawing a border (and maybe bold figures) where the formula is true. A
     shared colour scale's range puts it in the same conditional format as the scale."""
     look = style.HIGHLIGHTS[highlight.look]
-    colour = style.HIGHLIGHT_COLOURS[highlight.colour % len(style.HIGHLIGHT_COLOURS)]
+    colour = style.highlight_colour(highlight.look, highlight.colour)
     side = Side(style="thin", color=colour)
     dxf = DifferentialStyle(border=Border(left=side, right=side, top=side, bottom=side),
                             font=Font(name=font_name, bold=True) if look["bold"] else None)

@@ -10,6 +10,7 @@ from gnumeric import recalculate
 from helpers import default_case, small_model, zoom_choices
 from libreoffice import compare, convert
 from openpyxl.utils.cell import range_boundaries
+from test_gradcam import torch_case
 from torch_oracle import torch_forward, torch_params, torch_saliency
 
 from cnnsheet import names
@@ -58,7 +59,7 @@ def test_each_saliency_mode_typed_follows_the_engine_and_torch(tmp_path, calc_pr
     cell the engine's value for the typed rule, and the saliency map is torch's."""
     model, pixels = default_case() if case == "default" else two_blocks()
     paths, wanted = [], []
-    maps = {}
+    maps, cams = {}, {}
     for number, made_with in enumerate(RELU_RULES):
         mode = RELU_RULES[(number + 1) % len(RELU_RULES)]
         walkthrough = build_walkthrough(model, pixels, with_backward=True, saliency_mode=made_with)
@@ -75,8 +76,23 @@ def test_each_saliency_mode_typed_follows_the_engine_and_torch(tmp_path, calc_pr
         heat = np.abs(torch_saliency(model, pixels[None], chosen, mode)[0]).max(axis=0)
         maps[mode] = read_area(recalculated, expected, names.SALIENCY)
         np.testing.assert_allclose(maps[mode], heat, rtol=1e-9, atol=1e-12)
+        cams[mode] = assert_gradcam_is_torchs(recalculated, expected, model, pixels, chosen)
     assert not np.allclose(maps["gradient"], maps["guided"])
     assert not np.allclose(maps["guided"], maps["deconvnet"])
+    # Grad-CAM follows the plain gradient whatever the rule: the same numbers for the three
+    for mode in RELU_RULES[1:]:
+        np.testing.assert_allclose(cams[mode], cams[RELU_RULES[0]], rtol=1e-12, atol=1e-15)
+
+
+def assert_gradcam_is_torchs(recalculated, walkthrough, model, pixels, chosen):
+    """The recalculated gradcam and gradcam_image are torch's; returns them."""
+    _, heat, image = torch_case(model, pixels, chosen)
+    cam = read_area(recalculated, walkthrough, names.GRADCAM)
+    np.testing.assert_allclose(cam, heat, rtol=1e-9, atol=1e-12)
+    upsampled = read_area(recalculated, walkthrough, names.GRADCAM_IMAGE)
+    np.testing.assert_allclose(upsampled, image, rtol=1e-9, atol=1e-12)
+    assert cam.max() > 0 and (upsampled >= 0).all()
+    return np.concatenate([cam.ravel(), upsampled.ravel()])
 
 
 @pytest.mark.slow
@@ -86,8 +102,11 @@ def test_gnumeric_follows_the_deconvnet_rule(tmp_path):
     walkthrough.save(tmp_path / "made.xlsx")
     path = typed(walkthrough, tmp_path / "made.xlsx", tmp_path / "typed.xlsx",
                  **{names.SALIENCY_MODE: "deconvnet"})
-    expected = build_walkthrough(model, pixels, with_backward=True, saliency_mode="deconvnet").expected
-    assert compare(path, recalculate(path, tmp_path / "gnumeric.xlsx"), expected) > 1000
+    expected = build_walkthrough(model, pixels, with_backward=True, saliency_mode="deconvnet")
+    recalculated = recalculate(path, tmp_path / "gnumeric.xlsx")
+    assert compare(path, recalculated, expected.expected) > 1000
+    chosen = int(model.predict(pixels).probabilities[0].argmax())
+    assert_gradcam_is_torchs(recalculated, expected, model, pixels, chosen)
 
 
 def torch_probabilities(model, pixels) -> np.ndarray:
@@ -130,6 +149,7 @@ def test_the_grey_square_typed_on_and_off_follows_the_engine_and_torch(tmp_path,
         heat = np.abs(torch_saliency(model, seen[None], chosen, rule)[0]).max(axis=0)
         np.testing.assert_allclose(read_area(recalculated, expected, names.SALIENCY), heat,
                                    rtol=1e-9, atol=1e-12)
+        assert_gradcam_is_torchs(recalculated, expected, model, seen, chosen)
     covered, uncovered = (w[4].expected for w in wanted[:2])
     assert covered != uncovered
 
@@ -140,3 +160,31 @@ def test_the_square_is_cut_at_the_edge_and_off_at_size_0():
     seen = Occlusion(row=4, col=2, size=3, value=7).apply(pixels)
     changed = (seen != pixels).any(axis=2)
     assert changed.sum() == 2 * 3 and changed[3:, 1:4].all() and (seen[3:, 1:4] == 7).all()
+
+
+def test_two_blocks_has_windows_of_tied_zeros_that_the_deconvnet_rule_feeds():
+    """What makes the LibreOffice and Gnumeric cases above test the max-pool's tie rule (the Mask
+    sheets' formulas, the engine and torch pick the same cell): pooling windows of zeros only, each
+    handed a gradient by the deconvnet rule, which must land on the window's first cell."""
+    model, pixels = two_blocks()
+    trace = model.predict(pixels)
+    chosen = int(trace.probabilities[0].argmax())
+    seed = np.eye(len(model.classes))[chosen][None]
+    grads = model.backward(trace, seed, relu_rule="deconvnet").tensors
+    for relu, pool in (("relu1", "pool1"), ("relu2", "pool2")):
+        x = trace.tensors[relu][0]  # (C, H, W)
+        C, Ho, Wo = trace.tensors[pool][0].shape
+        windows = x[:, :2 * Ho, :2 * Wo].reshape(C, Ho, 2, Wo, 2)
+        zeros = windows.max(axis=(2, 4)) == 0  # (C, Ho, Wo)
+        assert (grads[pool][0][zeros] != 0).sum() >= 2
+
+
+def test_the_image_sheets_hint_fits_drawings_and_photos():
+    """The bundled shapes model sees drawings: no eyes to cover there, a triangle's corner instead."""
+    model, pixels = default_case()
+    texts = {}
+    for bundled in (True, False):
+        sheet = build_walkthrough(model, pixels, bundled=bundled).plan["Image"]
+        texts[bundled] = " ".join(v for f, v, _ in sheet.cells.values() if isinstance(v, str))
+    assert "corner of the triangle" in texts[True] and "eyes" not in texts[True]
+    assert "eyes" in texts[False] and "triangle" not in texts[False]

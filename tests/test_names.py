@@ -58,7 +58,8 @@ def every_name(model, with_backward: bool) -> set:
     if with_backward:
         expected |= {names.DLOGITS, names.LEARNING_RATE, names.LOSS_AFTER_STEP, names.SALIENCY_CLASS,
                      names.used(names.SALIENCY_CLASS),
-                     names.SALIENCY, names.SALIENCY_MODE, names.SALIENCY_MODES, names.SALIENCY_RULE}
+                     names.SALIENCY, names.SALIENCY_MODE, names.SALIENCY_MODES, names.SALIENCY_RULE,
+                     names.GRADCAM, names.GRADCAM_IMAGE}
     return expected
 
 

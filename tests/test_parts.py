@@ -32,8 +32,18 @@ from PIL import Image
 from cnnsheet import shapes, writer
 from cnnsheet.cli import main
 from cnnsheet.errors import CnnsheetError
+from cnnsheet.layout import area, bounds
 from cnnsheet.model import Model
-from cnnsheet.plan import DropDown, Picture, WholeNumbers, WorkbookPlan
+from cnnsheet.plan import (
+    DropDown,
+    Highlight,
+    Picture,
+    Scale,
+    SheetPlan,
+    WholeNumbers,
+    WorkbookPlan,
+    conditional_rules,
+)
 from cnnsheet.printing import PAGE_COUNT, THIS_PAGE
 from cnnsheet.resources import default_photo_path
 from cnnsheet.texts import Texts
@@ -82,6 +92,11 @@ def _small():
     walkthrough = build_walkthrough(model, pixels, photo=Image.open(default_photo_path()), with_backward=True)
     walkthrough.plan["Image"].protected = True
     walkthrough.plan.sheets[-1].hidden = True
+    # highlights that no walkthrough has: one on part of a colour scale's areas, one half outside
+    conv = walkthrough.plan["Conv1"]
+    top, left, bottom, right = bounds(conv.scales[0][0][0].split()[0])
+    conv.highlight(area(top, left, top + 1, left + 1), "=TRUE", "chosen", 1)
+    conv.highlight(area(bottom, right, bottom + 2, right + 2), "=ROW()>0", "field", 2)
     return walkthrough
 
 
@@ -437,3 +452,35 @@ def test_calc_keeps_the_protection_the_unlocked_cells_and_the_hidden_sheet(small
     assert len(pixels) == 3 * 8 * 8 + 4 and not any(cell.protection.locked for cell in pixels)
     assert image["A1"].value and image["A1"].protection.locked  # the title
     assert last.sheet_state == "hidden" and book["Image"].sheet_state == "visible"
+
+
+# ---- conditional formats that LibreOffice draws ---------------------------------------------
+SCALE = Scale("sequential")
+
+
+@pytest.mark.parametrize("scales, highlight, rules", [
+    # the same areas: one format, as before
+    (["B2:D4"], "B2:D4", [("B2:D4", "X")]),
+    # part of a scale: drawn in the scale's format, false outside its own cells
+    (["B2:D4"], "C3", [("B2:D4", "IF(AND(ROW()>=3,ROW()<=3,COLUMN()>=3,COLUMN()<=3),X,FALSE)")]),
+    # half outside: also on its own areas, for the cells no scale holds
+    (["B2:D4"], "D4:E5", [("B2:D4", "IF(AND(ROW()>=4,ROW()<=5,COLUMN()>=4,COLUMN()<=5),X,FALSE)"),
+                          ("D4:E5", "X")]),
+    # two scales met, and none
+    (["B2:B3", "D2:D3"], "B2:D2", [("B2:B3", "IF(AND(ROW()>=2,ROW()<=2,COLUMN()>=2,COLUMN()<=4),X,FALSE)"),
+                                   ("D2:D3", "IF(AND(ROW()>=2,ROW()<=2,COLUMN()>=2,COLUMN()<=4),X,FALSE)"),
+                                   ("B2:D2", "X")]),
+    (["B2:B3"], "F9", [("F9", "X")]),
+])
+def test_a_highlight_joins_the_format_of_every_colour_scale_it_meets(scales, highlight, rules):
+    """LibreOffice draws the first conditional format of a cell only: a highlight in a format of
+    its own beside a colour scale's would not show (tried: a rendered page shows either the
+    colours or the outline, never both, unless the two rules share one format)."""
+    sheet = SheetPlan("S")
+    for ref in scales:
+        sheet.scale(ref, SCALE)
+    sheet.highlight(highlight, "=X")
+    made = conditional_rules(sheet)
+    assert made[:len(scales)] == [([ref], SCALE) for ref in scales]
+    assert [(" ".join(areas), rule.formula.removeprefix("=")) for areas, rule in made[len(scales):]] == rules
+    assert all(isinstance(rule, Highlight) for _, rule in made[len(scales):])

@@ -75,3 +75,28 @@ def torch_saliency(model, pixels, class_index, rule="gradient"):
     tensors = torch_forward(model, (x - mean) / std, torch_params(model, False), relu)
     tensors[model.layers[-1].name][:, class_index].sum().backward()
     return pixels.grad.permute(0, 3, 1, 2).numpy()
+
+
+def torch_gradcam(model, pixels, class_index, layer, field, jump, origin):
+    """Grad-CAM in torch for one picture (H, W, 3) uint8: a_k = the mean of d logit / d A_k over
+    the map A (the tensor named `layer`), max(0, sum a_k A_k); then brought up to the photo with
+    conv_transpose2d by a kernel of ones `field` wide and stride `jump`, divided by the same
+    transposed convolution of ones (how many fields cover each pixel), the fields' frame starting
+    at pixel `origin`. Returns (weights (C,), map (H, W), image (size, size))."""
+    x = torch.tensor(model.preprocess(pixels), dtype=torch.float64, requires_grad=True)
+    tensors = torch_forward(model, x, torch_params(model, False))
+    tensors[model.layers[-1].name][0, class_index].backward()
+    A = tensors[layer]
+    weights = A.grad[0].mean(dim=(1, 2))  # (C,)
+    cam = torch.relu((weights[:, None, None] * A[0]).sum(0)).detach()  # (H, W)
+    ones = torch.ones(1, 1, field, field, dtype=torch.float64)
+    summed = F.conv_transpose2d(cam[None, None], ones, stride=jump)[0, 0]
+    counts = F.conv_transpose2d(torch.ones_like(cam)[None, None], ones, stride=jump)[0, 0]
+    size = model.input_size
+    image = torch.zeros(size, size, dtype=torch.float64)
+    for y in range(size):  # the frame's row y - origin, where the frame reaches
+        for x_ in range(size):
+            fy, fx = y - origin, x_ - origin
+            if 0 <= fy < summed.shape[0] and 0 <= fx < summed.shape[1]:
+                image[y, x_] = summed[fy, fx] / counts[fy, fx]
+    return weights.detach().numpy(), cam.numpy(), image.numpy()

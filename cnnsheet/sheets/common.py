@@ -162,6 +162,7 @@ class Book:
     saliency_mode: str = "gradient"  # one of layers.RELU_RULES: the saliency pass's ReLU rule
     occlusion: Occlusion = field(default_factory=Occlusion)  # the grey square over the photo
     photo: np.ndarray | None = None  # the pixels before the square covers them (default: pixels)
+    drawings: bool = False  # the bundled shapes model: its pictures are drawings, not photos
     numbers: dict = field(default_factory=dict)  # numbering ("step", "d", "s", "Newstep") -> last
     budgeted: dict = field(default_factory=dict)  # every sheet's title -> its cells, as the budget counted
 

@@ -17,7 +17,8 @@ def image_sheet(book: Book) -> tuple[Maps, tuple[Vector, Vector], OverviewRow]:
     the square's row and column flags, and the Overview's row."""
     size = book.model.input_size
     levels = reads_levels(book.model)  # --tiny: grey levels 0-9
-    keys = ("body_levels" if levels else "body", "body_occlusion")
+    keys = ("body_levels" if levels else "body", "body_occlusion",
+            "try_drawing" if book.drawings else "try_photo")
     white = brightest(book.model)
     channels = book.texts("image", "channels_levels" if levels else "channels")
     ws, top = book.sheet("Image", "image", keys, colours=(style.channel_scale("R", white),), size=size,
@@ -40,7 +41,7 @@ def image_sheet(book: Book) -> tuple[Maps, tuple[Vector, Vector], OverviewRow]:
     for block in blocks:  # the square's outline: the cells a covered row and column meet at
         above, before = block.top - 1, block.left - 1
         ws.highlight((block.data,), f"AND(INDEX({names.occlusion('rows')},ROW()-{above}),"
-                     f"INDEX({names.occlusion('cols')},COLUMN()-{before}))", "field", 2)
+                     f"INDEX({names.occlusion('cols')},COLUMN()-{before}))", "cover")
     row = OverviewRow(ws.title, book.texts("overview", "image_row"), (3, size, size))
     return Maps(blocks, ws.title), flags, row
 

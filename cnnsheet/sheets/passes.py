@@ -14,7 +14,7 @@ from cnnsheet.layers import RELU_RULES, Conv, Dense, Flatten, MaxPool, ReLU, one
 from cnnsheet.layout import LEFT, Block, Vector, a1, area
 from cnnsheet.model import Descent
 from cnnsheet.plan import DropDown
-from cnnsheet.sheets import conv, dense, flatten, image, output, pool, relu
+from cnnsheet.sheets import conv, dense, flatten, gradcam, image, output, pool, relu
 from cnnsheet.sheets.common import Backward, Book, Maps, OverviewRow, Pass, PassSheets, square_cells
 
 DEFAULT_LEARNING_RATE = 0.01  # the default walkthrough: loss 0.053 -> 0.014
@@ -70,7 +70,8 @@ def backward(book: Book, first: PassSheets) -> tuple[Descent, list[OverviewRow]]
     seed, row = output.dlogits_sheet(book, first.probabilities, dlogits[0])
     _, rows = chain(book, loss, seed, with_params=True, to_input=False)
     descent, step_rows = gradient_step(book, first, loss)
-    return descent, [row, *rows, *step_rows, *saliency_sheets(book, first, shared)]
+    return descent, [row, *rows, *step_rows, *saliency_sheets(book, first, shared),
+                     gradcam.gradcam_sheet(book, first)]
 
 
 def chain(book: Book, back: Backward, seed: Vector, with_params: bool,
