@@ -134,4 +134,5 @@ def test_the_budget_counts_the_gradcam_sheet(case):
     model = small_model(seed=3, size=size, hidden=hidden, blocks=blocks, channels=channels)
     pixels = np.random.default_rng(5).integers(0, 256, (size, size, 3)).astype(np.uint8)
     sheet = build_walkthrough(model, pixels, with_backward=True).plan["Grad-CAM"]
-    assert len(sheet.cells) <= budget.gradcam_cells(model) <= 2 * len(sheet.cells)
+    counted = budget.workbook_sheets(model, True)["Grad-CAM"]  # its cells and SHEET_OVERHEAD for its texts
+    assert len(sheet.cells) <= counted <= 2 * len(sheet.cells)
