@@ -12,11 +12,9 @@ import sys
 import time
 import traceback
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import numpy as np
 
 from cnnsheet import __version__, budget, memory, modelfile, photos, shapes, threads
 from cnnsheet import untrained as untrained_networks
@@ -24,7 +22,8 @@ from cnnsheet.descent import LEARNING_RATE as DESCENT_RATE
 from cnnsheet.descent import STEPS as DESCENT_STEPS
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import EXTENSIONS, check_input, check_output, inside
-from cnnsheet.images import load_image, load_photo, square_and_resize
+from cnnsheet.images import load_image
+from cnnsheet.lesson import Lesson, Network, prediction
 from cnnsheet.model import Model
 from cnnsheet.modelfile import load_model
 from cnnsheet.printing import PAPER_SIZES, default_paper
@@ -187,25 +186,6 @@ def refuse_with_tiny(shaped: list[str], untrained: bool, model) -> None:
                             f"(--size and --filters can)")
 
 
-def draw_note(draw, seed: int, option: str) -> str:
-    """What the terminal says about random weights: which seed made them, and why not the one asked."""
-    kind = "whole numbers drawn at random" if option == "--tiny" else "random"
-    note = f"the weights are {kind} ({option}, seed {draw.seed}), so the prediction means nothing"
-    if draw.redrawn:
-        return note + f"; every seed from {seed} to {seed + draw.skipped - 1} left a filter dead (zero " \
-                      f"after the ReLU) on this picture, so {draw.redrawn} filter(s) of seed {seed} were " \
-                      f"drawn again"
-    if not draw.settled:
-        return note + f"; every seed from {seed} to {seed + draw.skipped - 1} leaves a filter dead " \
-                      f"(zero after the ReLU) on this picture"
-    if draw.skipped:
-        passed = {1: f"seed {seed}", 2: f"seeds {seed} and {seed + 1}"}.get(
-            draw.skipped, f"seeds {seed} to {draw.seed - 1}")
-        return note + f"; {passed} left a filter dead (zero after the ReLU) on this picture, " \
-                      f"so seed {draw.seed} was used"
-    return note
-
-
 def class_index(model, label: str | None) -> int | None:
     if label is None:
         return None
@@ -268,19 +248,6 @@ def predict(images, model, label, as_json):
     if true_index is not None:
         p_true = probabilities[true_index]
         echo(f"loss with true class {shown(repr(label))}: -ln({p_true:.4f}) = {result['loss']:.4f}")
-
-
-def prediction(network: Model, photo, true_index: int | None, notes: list) -> dict:
-    """The network's scores and probabilities for one photo, and its loss when the class is known."""
-    pixels = load_photo(photo, network.input_size, notes)
-    trace = network.predict(pixels)  # refuses scores that are not finite numbers
-    logits, probabilities = trace.logits[0], trace.probabilities[0]
-    result = {"classes": network.classes, "logits": logits.tolist(),
-              "probabilities": probabilities.tolist(),
-              "predicted": network.classes[int(probabilities.argmax())]}
-    if true_index is not None:
-        result["loss"] = float(network.loss(trace, [true_index])[0])
-    return result
 
 
 def predict_class(images, model, label, as_json) -> None:
@@ -462,6 +429,11 @@ def train(data_dir, output, samples, **options):
         written(validation_line(round(last.validation_accuracy * held), held), output)
 
 
+def verdict(made) -> str:
+    """'triangle (94.9%)': a workbook's predicted class and its probability."""
+    return f"{shown(made.predicted)} ({made.probability:.1%})"
+
+
 def written(line: str, output) -> None:
     """The line that reports a written file; when stdout fails, the error says the file is there."""
     try:
@@ -487,50 +459,6 @@ def epoch_line(event: EpochEnd) -> str:
     if event.validation_loss is not None:
         line += f"; validation loss {event.validation_loss:.3f}, accuracy {event.validation_accuracy:.1%}"
     return line
-
-
-@dataclass
-class Network:
-    """The network that explain (and exercise) show, as the options chose it: a model file's, read
-    when first asked for (after the output is checked), or the shape of one whose weights are drawn
-    for each photo (--untrained, --tiny)."""
-
-    shape: Model | None = None  # the drawn network's shape; None: a model file's
-    path: Path | None = None  # that model file; None: the bundled one
-    draws: str | None = None  # "--tiny" or "--untrained": weights drawn for the photo
-    seed: int = 0
-
-    @functools.cached_property
-    def model(self) -> Model:
-        return self.shape or load_model(self.path or default_model_path())
-
-    @property
-    def bundled(self) -> bool:
-        """The bundled shapes model."""
-        return self.shape is None and self.path is None
-
-    def for_photo(self, image):
-        """The photo's pixels as the network reads them, the network with its weights, and the
-        draw of those weights (None for a model file's)."""
-        draw = None
-        if self.draws == "--tiny":
-            pixels = untrained_networks.tiny_pixels(image, self.model.input_size)
-            draw = untrained_networks.tiny(self.model.classes, pixels, self.seed,
-                                           self.model.layers[0].weight.shape[0])
-        else:
-            pixels = np.asarray(square_and_resize(image, self.model.input_size), dtype=np.uint8)
-        if self.draws == "--untrained":
-            draw = untrained_networks.untrained(self.model.config, pixels, self.seed)
-        return pixels, (draw.model if draw else self.model), draw
-
-    def note(self, draw) -> str | None:
-        """What the terminal says about the weights, after the file is written."""
-        if draw:
-            return draw_note(draw, self.seed, self.draws)
-        if self.bundled:
-            return (f"the bundled model knows only {', '.join(self.model.classes)} and calls any photo "
-                    f"one of them; train your own with `cnnsheet train DATA_DIR`")
-        return None
 
 
 def lesson_options(seed_help: str):
@@ -650,10 +578,10 @@ def explain(ctx, paths, output, model, label, lang, templates, forward_only, unt
     if pdf:
         check_output(pdf, "pdf", inputs=[photo, model, output], option="--pdf")
         lesson.find_soffice()  # before any work
-    made = lesson.write(photo, output, pdf)
+    made = lesson.write(photo, output, pdf, shown(photo.name))
     for note in made.photo_notes:
         click.echo(f"note: {shown(note)}", err=True)
-    written(f"wrote {shown(output)}: {shown(photo.name)} -> {made.verdict}; {made.sheets} sheets, "
+    written(f"wrote {shown(output)}: {shown(photo.name)} -> {verdict(made)}; {made.sheets} sheets, "
             f"{made.formulas:,} formulas", output)
     if pdf:
         written(f"wrote {shown(pdf)}: the handout", pdf)
@@ -662,54 +590,6 @@ def explain(ctx, paths, output, model, label, lang, templates, forward_only, unt
     if bundled_photo:
         click.echo(f"note: no PHOTO was given, so the workbook explains the bundled drawing "
                    f"{photo.name}", err=True)
-
-
-@dataclass
-class Made:
-    """What one photo's workbook came to, for the terminal."""
-
-    verdict: str  # the predicted class and its probability
-    sheets: int
-    formulas: int
-    photo_notes: list  # what reading the photo noticed
-    note: str | None  # what the terminal says of the weights
-
-
-@dataclass
-class Lesson:
-    """What every photo of one explain shares: the network, the true class, texts and parts."""
-
-    network: Network
-    true_index: int | None
-    texts: Texts
-    forward_only: bool
-    paper: str
-    soffice: str | None = None
-
-    def find_soffice(self) -> None:
-        from cnnsheet import handout  # the workbook's modules are imported late: predict starts faster
-
-        self.soffice = handout.find_soffice()
-
-    def write(self, photo: Path, output: Path, pdf: Path | None) -> Made:
-        """Write the photo's workbook to `output` (and its handout to `pdf`)."""
-        from cnnsheet import handout
-        from cnnsheet.workbook import build_walkthrough
-
-        notes = []
-        image = load_image(photo, notes)  # the whole photo, for the overview
-        pixels, chosen, draw = self.network.for_photo(image)
-        walkthrough = build_walkthrough(chosen, pixels, self.texts, self.true_index, image,
-                                        shown(photo.name), with_backward=not self.forward_only,
-                                        untrained=self.network.draws is not None,
-                                        bundled=self.network.bundled, paper=self.paper)
-        walkthrough.save(output)
-        if pdf:
-            handout.save_pdf(walkthrough.plan, pdf, self.soffice)
-        probabilities = chosen.predict(pixels).probabilities[0]
-        best = int(probabilities.argmax())
-        return Made(f"{shown(chosen.classes[best])} ({probabilities[best]:.1%})", len(walkthrough.sheetnames),
-                    walkthrough.formula_count, notes, self.network.note(draw))
 
 
 def explain_class(lesson: Lesson, paths, folder: Path, pdf_folder: Path | None, model) -> None:
@@ -739,12 +619,12 @@ def explain_class(lesson: Lesson, paths, folder: Path, pdf_folder: Path | None, 
                     if pdf:
                         check_output(pdf, "pdf", inputs=[photo, model, output], option="--pdf")
                     with memory.no_cycle_collection():
-                        made = lesson.write(photo, output, pdf)
+                        made = lesson.write(photo, output, pdf, shown(photo.name))
                 except CnnsheetError as error:
                     failed.append((photo, str(error)))
                     continue
                 handout = f", handout {shown(pdf)}" if pdf else ""
-                done.append(f"wrote {shown(output)}: {shown(photo)} -> {made.verdict}{handout}")
+                done.append(f"wrote {shown(output)}: {shown(photo)} -> {verdict(made)}{handout}")
                 photo_notes.update(dict.fromkeys(made.photo_notes))
                 if made.note:
                     notes[made.note] = None
@@ -824,9 +704,12 @@ def exercise(ctx, photo, output, model, label, lang, templates, forward_only, un
     if key_pdf:
         worksheets.save_pdf(sheet, key_pdf, soffice, key=True)
     count = len(sheet.exercises)
+    # explain's --seed draws weights only: with a model file's, the key is written without it
+    seed_given = ctx.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT
+    same = "the same options" + (" but --seed" if seed_given and network.draws is None else "")
     written(f"wrote {shown(output)}: {count} exercise{'s' * (count != 1)} on {shown(photo.name)}; "
             f"{len(sheet.plan.sheets)} sheets, {sheet.formula_count:,} formulas; `cnnsheet explain` with "
-            f"the same options writes the key", output)
+            f"{same} writes the key", output)
     for path, what in ((pdf, "the worksheet to print"), (key_pdf, "the key to print")):
         if path:
             written(f"wrote {shown(path)}: {what}", path)

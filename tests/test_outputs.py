@@ -110,8 +110,9 @@ def test_the_cli_checks_the_output_before_any_work(tmp_path, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("the photo was read before the output was checked")
 
-    monkeypatch.setattr("cnnsheet.cli.load_image", never)
-    monkeypatch.setattr("cnnsheet.cli.load_model", never)
+    for module in ("cnnsheet.cli", "cnnsheet.lesson"):  # the command, and the work it calls
+        monkeypatch.setattr(f"{module}.load_image", never)
+        monkeypatch.setattr(f"{module}.load_model", never)
     result = CliRunner().invoke(main, ["explain", "-o", str(tmp_path / "out.csv")])
     assert result.exit_code == 1
     assert result.output.strip().endswith("a workbook file must end in .xlsx (for example out.xlsx)")
