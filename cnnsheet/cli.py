@@ -663,7 +663,7 @@ def exercise(ctx, photo, output, model, label, lang, templates, forward_only, un
              count, pdf, key_pdf, **options):
     """Write a worksheet: the walkthrough of PHOTO (as `explain` writes it with the same options)
     with some cells left empty for a student to work out, each checked as it is typed. `explain`
-    with the same options and --seed writes the key."""
+    with the same options (with --tiny or --untrained, the same --seed too) writes the key."""
     from cnnsheet import exercise as worksheets
     from cnnsheet import handout
 

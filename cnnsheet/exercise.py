@@ -27,6 +27,7 @@ import numpy as np
 
 from cnnsheet import handout, names, printing, record, style, writer
 from cnnsheet.errors import CnnsheetError
+from cnnsheet.layers import Conv, MaxPool, ReLU
 from cnnsheet.layout import a1, absolute, area, bounds, on, quote_sheet
 from cnnsheet.model import Model
 from cnnsheet.plan import SheetPlan, WholeNumbers, WorkbookPlan
@@ -34,7 +35,7 @@ from cnnsheet.record import Exercise
 from cnnsheet.sheets.common import OVERVIEW
 from cnnsheet.sheets.overview import TABLE
 from cnnsheet.texts import Texts
-from cnnsheet.workbook import Walkthrough, build_walkthrough
+from cnnsheet.workbook import Walkthrough, build_walkthrough, cell_of
 
 # The kinds of step, in the order of the pass (the keys of the texts' [exercise] section); a
 # default worksheet asks one of each, --forward-only the forward ones.
@@ -127,12 +128,15 @@ def decimals(value: float) -> int:
     return max(1, min(MOST_DECIMALS, wanted))
 
 
-def pick(plan: WorkbookPlan, count: int, seed: int, forward_only: bool) -> tuple[Exercise, ...]:
+def pick(plan: WorkbookPlan, count: int, seed: int, forward_only: bool,
+         shown: frozenset = frozenset()) -> tuple[Exercise, ...]:
     """`count` cells to blank, drawn with `seed`: one of each kind of step first (in the order of the
-    pass), then more of them in turn; with fewer than the kinds, a draw of the kinds."""
+    pass), then more of them in turn; with fewer than the kinds, a draw of the kinds. No cell of
+    `shown` (those a panel of the walkthrough takes apart: see given_away) is asked."""
     rng = np.random.default_rng(seed)
-    kinds = [kind for kind in (FORWARD_KINDS if forward_only else KINDS) if candidates(plan, kind)]
-    pools = {kind: candidates(plan, kind) for kind in kinds}
+    pools = {kind: [cell for cell in candidates(plan, kind) if cell not in shown]
+             for kind in (FORWARD_KINDS if forward_only else KINDS)}
+    kinds = [kind for kind in pools if pools[kind]]
     if count < len(kinds):
         kinds = [kinds[i] for i in sorted(rng.choice(len(kinds), count, replace=False))]
     for kind in kinds:
@@ -149,9 +153,44 @@ def pick(plan: WorkbookPlan, count: int, seed: int, forward_only: bool) -> tuple
     return tuple(exercises)
 
 
-def most_exercises(plan: WorkbookPlan, forward_only: bool) -> int:
+def most_exercises(plan: WorkbookPlan, forward_only: bool, shown: frozenset = frozenset()) -> int:
     kinds = FORWARD_KINDS if forward_only else KINDS
-    return sum(len(candidates(plan, kind)) for kind in kinds)
+    return sum(len([cell for cell in candidates(plan, kind) if cell not in shown]) for kind in kinds)
+
+
+def given_away(plan: WorkbookPlan, model: Model) -> frozenset:
+    """The cells whose values a panel of the walkthrough shows worked out: the Zoom sheet's conv cell
+    (Conv1), and the Pool sheet's chosen cell (Pool1) with its window on the ReLU sheet before it.
+    Asked, their answers would stand beside them."""
+    layers = model.layers
+    shown = set()
+
+    def chosen(prefix):  # the choice's (filter, row, col), 0-based
+        found = []
+        for key in names.CHOICE_KEYS:
+            sheet, row, col = cell_of(plan.names[names.choice(prefix, key)])
+            found.append(int(plan[sheet].cells[row, col][1]) - 1)
+        return found
+
+    def cell(sheet, layer, f, i, j):  # a cell of block f of the map a layer made, inside its border
+        after = layers.index(layer) + 1
+        border = layers[after].padding if after < len(layers) and isinstance(layers[after], Conv) else 0
+        top, left = plan[sheet].keep[f][:2]
+        return sheet, top + 1 + border + i, left + border + j
+
+    convs = [layer for layer in layers if isinstance(layer, Conv)]
+    if convs and names.choice(names.zoom(1), "filter") in plan.names and "Conv1" in plan.sheetnames:
+        shown.add(cell("Conv1", convs[0], *chosen(names.zoom(1))))
+    pools = [layer for layer in layers if isinstance(layer, MaxPool)]
+    if pools and names.choice(names.pool_choice(1), "filter") in plan.names and "ReLU1" in plan.sheetnames:
+        f, i, j = chosen(names.pool_choice(1))
+        pool = pools[0]
+        shown.add(cell("Pool1", pool, f, i, j))
+        before = layers[layers.index(pool) - 1]
+        if isinstance(before, ReLU) and before is next(layer for layer in layers if isinstance(layer, ReLU)):
+            shown.update(cell("ReLU1", before, f, i * pool.stride + a, j * pool.stride + b)
+                         for a in range(pool.size) for b in range(pool.size))
+    return frozenset(shown)
 
 
 # ---- the worksheet --------------------------------------------------------------------------
@@ -193,6 +232,7 @@ def worksheet(plan: WorkbookPlan, exercises, texts: Texts) -> WorkbookPlan:
     book.sheets.insert(1, book.sheets.pop(book.sheetnames.index(exercise_sheet.title)))
     for sheet in book.sheets:
         sheet.protected = True
+    book.paper = {**plan.paper, **texts.paper}  # the walkthrough's printed texts, and the exercises'
     return book
 
 
@@ -452,10 +492,11 @@ def build_worksheet(model: Model, pixels: np.ndarray, texts: Texts, count: int, 
     which the seed and the count are added."""
     key = build_walkthrough(model, pixels, texts, **walkthrough)
     forward_only = not walkthrough.get("with_backward", False)
-    most = most_exercises(key.plan, forward_only)
+    shown = given_away(key.plan, model)
+    most = most_exercises(key.plan, forward_only, shown)
     if count > most:
         raise CnnsheetError(f"--count {count}: this walkthrough has only {most} cells to ask for")
-    exercises = pick(key.plan, count, seed, forward_only)
+    exercises = pick(key.plan, count, seed, forward_only, shown)
     plan = worksheet(key.plan, exercises, texts)
     # what rebuilding the walkthrough needs beyond the cells (the pixels, weights and choices)
     build = {key: value for key, value in walkthrough.items() if key in record.BUILD_ARGUMENTS}
@@ -467,28 +508,34 @@ def build_worksheet(model: Model, pixels: np.ndarray, texts: Texts, count: int, 
 # ---- on paper -------------------------------------------------------------------------------
 # The sheets a student needs before an exercise of each kind, beside its own: the window and the
 # kernel for a conv cell, the map before for a ReLU or a pool, the pooled maps for a flatten.
+SMALL_SHEET = 400  # cells: a sheet of a tiny network, which prints whole on one page
 NEEDS = {"input": ("Image",), "conv": ("Input", "Filters1"), "relu": ("Conv1",), "pool": ("ReLU1",),
          "flatten": ("Pool1",)}
 
 
 def print_areas(book: Worksheet) -> dict:
-    """Sheet -> print area of the pages of the worksheet on paper: the list of exercises, then in
-    the workbook's order each sheet that holds a blank or a number one needs, cut to a page."""
+    """Sheet -> what the worksheet prints of it on paper (see handout.handout_plan): the list of
+    exercises, then in the workbook's order each sheet that holds a blank or a number one needs,
+    each on a page: the handout's page of it, reaching through every blank and check it holds, or
+    a small sheet whole (a tiny network's, whose second filter a conv cell may need)."""
     plan, exercises = book.plan, book.exercises
     wanted = {exercise.sheet for exercise in exercises}
     for exercise in exercises:
         wanted.update(title for title in NEEDS.get(exercise.kind, ()) if title in plan.sheetnames)
+    reach = {}
+    for exercise in exercises:  # a blank and its check (its number, on paper) print on its page
+        title, ref = split_target(plan.names[check_name(exercise.number)])
+        row, col = reach.get(title, (0, 0))
+        reach[title] = (max(row, exercise.row, bounds(ref)[0]), max(col, exercise.col, bounds(ref)[1]))
     areas = {SHEET: plan[SHEET].printing.area}
     for sheet in plan.sheets:
         if sheet.title == OVERVIEW and sheet.title in wanted:
-            areas[sheet.title] = overview_table(sheet)
-        elif sheet.title in wanted:  # the whole sheet when it is one page (a tiny network's), else its first
-            one = not sheet.printing.row_breaks and not sheet.printing.col_breaks
-            areas[sheet.title] = sheet.printing.area if one else handout.printed_area(plan, sheet.title)
-    for exercise in exercises:  # a blank's check (its number, on paper) is printed with it
-        title, ref = split_target(plan.names[check_name(exercise.number)])
-        top, left, bottom, right = bounds(areas[title])
-        areas[title] = area(top, left, bottom, max(right, bounds(ref)[1]))
+            top, left, bottom, right = bounds(overview_table(sheet))
+            row, col = reach.get(OVERVIEW, (0, 0))
+            areas[sheet.title] = area(top, left, max(bottom, row), max(right, col))
+        elif sheet.title in wanted:
+            small = len(sheet.cells) <= SMALL_SHEET
+            areas[sheet.title] = printing.last_cell(sheet) if small else reach.get(sheet.title)
     return areas
 
 
@@ -510,7 +557,7 @@ def on_paper(book: Worksheet, key: bool) -> WorkbookPlan:
     values, and an empty text shows nothing); with `key`, every answer filled in with the key's
     value, and its check a tick."""
     plan = WorkbookPlan([dataclasses.replace(sheet, cells=dict(sheet.cells)) for sheet in book.plan.sheets],
-                        dict(book.plan.names), book.plan.lang)
+                        dict(book.plan.names), book.plan.lang, dict(book.plan.paper))
     expected = book.key.expected
     for exercise in book.exercises:
         truth = expected[exercise.sheet, exercise.row, exercise.col]

@@ -83,13 +83,15 @@ def handout_area(sheet: SheetPlan) -> tuple[int, int]:
     return bottom, right
 
 
-def one_page(sheet: SheetPlan, texts: Texts) -> PrintSetup:
+def one_page(sheet: SheetPlan, texts: Texts, through: tuple | None = None) -> PrintSetup:
     """How a sheet prints in the handout: its area on one page, at the largest scale (up to 100%)
     that fits it, portrait or landscape. Where no page holds it with numbers of 6 pt, its blocks
     are shrunk onto one page down to SHRUNK percent (a grid of 28 x 28 keeps its colours), or else
     take pages of their own, broken between blocks; a long table is cut to a page, the footer
-    saying where the rest is."""
+    saying where the rest is. `through` (row, col): the page reaches at least to that cell."""
     bottom, right = handout_area(sheet)
+    if through:
+        bottom, right = max(bottom, through[0]), max(right, through[1])
     widths = printing.widths_in_points(sheet, right)
     rewrap(sheet, widths)  # across the page, which may be wider than the workbook's first page
     heights = printing.heights_in_points(sheet, bottom)
@@ -196,9 +198,9 @@ def on_paper(plan: WorkbookPlan, sheet: SheetPlan) -> SheetPlan:
                                widths=printed_widths(sheet))
 
 
-def printed_area(plan: WorkbookPlan, title: str) -> str:
-    """The area of a sheet that its page of the handout prints."""
-    return one_page(on_paper(plan, plan[title]), Texts(plan.lang)).area
+def printed_area(plan: WorkbookPlan, title: str, through: tuple | None = None) -> str:
+    """The area of a sheet that its page of the handout prints (reaching through a cell)."""
+    return one_page(on_paper(plan, plan[title]), Texts(plan.lang), through).area
 
 
 def handout_plan(plan: WorkbookPlan, areas: dict | None = None) -> WorkbookPlan:
@@ -206,8 +208,9 @@ def handout_plan(plan: WorkbookPlan, areas: dict | None = None) -> WorkbookPlan:
     formulas replaced by the engine's values (a printout needs no recalculation, and the sheets
     it leaves out are not there to be read), and texts that speak to a screen ("click a cell")
     replaced by their printed variants (plan.paper; an empty variant leaves the cell out).
-    `areas` (sheet -> print area, or None for the handout's page of it, in the order to print)
-    chooses other sheets and pages than the handout's (a worksheet's)."""
+    `areas` (sheet -> a print area, or the handout's page of it reaching through a cell (row, col),
+    or None for the handout's page, in the order to print) chooses other sheets and pages than the
+    handout's (a worksheet's)."""
     texts = Texts(plan.lang)
     sheets, past_backward = [], False
     for sheet in plan.sheets if areas is None else [plan[title] for title in areas]:
@@ -216,8 +219,10 @@ def handout_plan(plan: WorkbookPlan, areas: dict | None = None) -> WorkbookPlan:
         if chosen:
             shown = on_paper(plan, sheet)
             area = None if areas is None else areas[sheet.title]
-            setup = (one_page(shown, texts) if area is None else
-                     dataclasses.replace(sheet.printing, row_breaks=[], col_breaks=[], area=area))
+            if isinstance(area, str):
+                setup = dataclasses.replace(sheet.printing, row_breaks=[], col_breaks=[], area=area)
+            else:  # the handout's page, reaching through the cell `area` (row, col) if one is given
+                setup = one_page(shown, texts, area)
             sheets.append(dataclasses.replace(shown, printing=setup))
         past_backward = past_backward or sheet.title == LAST_OF_BACKWARD
     kept = {sheet.title for sheet in sheets}

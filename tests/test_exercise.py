@@ -14,9 +14,10 @@ from test_handout import page_text, pages
 
 from cnnsheet import exercise, record, shapes, style
 from cnnsheet import untrained as draws
-from cnnsheet.cli import Network, main
+from cnnsheet.cli import main
 from cnnsheet.images import load_image
 from cnnsheet.layout import a1, bounds
+from cnnsheet.lesson import Network
 from cnnsheet.model import Model
 from cnnsheet.resources import default_photo_path
 from cnnsheet.texts import Texts
@@ -78,6 +79,26 @@ def test_one_exercise_of_each_kind_whose_answer_is_the_walkthroughs_value(case, 
     rebuilt = build_walkthrough(again, pixels, Texts(kept.options["lang"]), **kept.options["build"]).expected
     for e in kept.exercises:
         assert rebuilt[e.sheet, e.row, e.col] == key.expected[e.sheet, e.row, e.col]
+
+
+@pytest.mark.parametrize("case", ["tiny", "default"])
+def test_no_exercise_asks_what_a_panel_shows_worked_out(case):
+    """The Zoom sheet takes its Conv1 cell apart and the Pool sheet's panel its Pool1 cell and that
+    cell's window on ReLU1: asked, their answers would stand beside them."""
+    model, pixels = tiny_case() if case == "tiny" else default_case()
+    key = build_walkthrough(model, pixels, Texts("en"), with_backward=True, untrained=True)
+    shown = exercise.given_away(key.plan, model)
+    values = {cell: key.expected[cell] for cell in shown}
+    pool = [cell for cell in shown if cell[0] == "Pool1"]
+    window = [values[cell] for cell in shown if cell[0] == "ReLU1"]
+    conv = [cell for cell in shown if cell[0] == "Conv1"]
+    pool_size = next(layer for layer in model.layers if layer.kind == "maxpool").size
+    assert len(pool) == 1 and len(conv) == 1 and len(window) == pool_size ** 2
+    assert values[pool[0]] == max(window)  # the geometry is right: the window's largest is the pool's
+    assert values[conv[0]] == pytest.approx(key.expected[cell_of(key.plan, "zoom1_value")], rel=1e-12)
+    for seed in range(12 if case == "tiny" else 3):
+        picked = {(e.sheet, e.row, e.col) for e in build(model, pixels, seed=seed).exercises}
+        assert not picked & shown, seed
 
 
 def test_seeds_pick_different_cells_and_count_asks_more_or_fewer():
