@@ -75,7 +75,7 @@ def compare(original: Path, recalculated: Path, expected: dict, rtol: float = 1e
         if isinstance(got, str) and got.startswith(ERRORS):
             failures.append(f"{sheet}!{row},{col}: {got}")
         elif isinstance(want, str):
-            if got != want:
+            if (got if got is not None else "") != want:  # a text "" reads back as an empty cell
                 failures.append(f"{sheet}!{row},{col}: {got!r} != {want!r}")
         elif not isinstance(got, (int, float)) or not math.isclose(got, want, rel_tol=rtol, abs_tol=1e-12):
             failures.append(f"{sheet}!{row},{col}: {got!r} != {want!r}")

@@ -1,6 +1,5 @@
 """`cnnsheet exercise`: the walkthrough with cells blanked, checked live, its key the walkthrough."""
 
-import math
 import re
 
 import openpyxl
@@ -9,14 +8,14 @@ from click.testing import CliRunner
 from gnumeric import recalculate
 from helpers import default_case, zoom_choices
 from hostile_inputs import NOISE, run_cli
-from libreoffice import ERRORS, convert, formula_cells, soffice
+from libreoffice import compare, convert, soffice
 from test_handout import page_text, pages
 
 from cnnsheet import exercise, record, shapes, style
 from cnnsheet import untrained as draws
 from cnnsheet.cli import main
 from cnnsheet.images import load_image
-from cnnsheet.layout import a1, bounds
+from cnnsheet.layout import bounds
 from cnnsheet.lesson import Network
 from cnnsheet.model import Model
 from cnnsheet.resources import default_photo_path
@@ -199,23 +198,6 @@ def expected_after(sheet, answers, truths):
     return expected, score
 
 
-def compare_cells(original, recalculated, expected, rtol=1e-9):
-    """Like libreoffice.compare; a text "" reads back as an empty cell."""
-    assert formula_cells(original) == set(expected)
-    values = openpyxl.load_workbook(recalculated, data_only=True)
-    failures = []
-    for (title, row, col), want in expected.items():
-        got = values[title].cell(row, col).value
-        if isinstance(got, str) and got.startswith(ERRORS):
-            failures.append(f"{title}!{a1(row, col)}: {got}")
-        elif isinstance(want, str):
-            if (got or "") != want:
-                failures.append(f"{title}!{a1(row, col)}: {got!r} != {want!r}")
-        elif not isinstance(got, (int, float)) or not math.isclose(got, want, rel_tol=rtol, abs_tol=1e-12):
-            failures.append(f"{title}!{a1(row, col)}: {got!r} != {want!r}")
-    assert not failures, f"{len(failures)} of {len(expected)} cells differ: {failures[:8]}"
-
-
 def edit_pixel(sheet, pixels, i, j, level):
     """Type a new grey level into pixel (i, j) of the worksheet; the pixels the engine then sees."""
     changed = pixels.copy()
@@ -256,8 +238,8 @@ def test_a_filled_worksheet_recalculates_to_the_walkthrough_and_counts_the_right
     changed_expected, changed_score = expected_after(edited, answers, truths)
 
     recalculated = convert([filled, changed], tmp_path / "calc", calc_profile)
-    compare_cells(filled, recalculated[0], expected)
-    compare_cells(changed, recalculated[1], changed_expected)
+    compare(filled, recalculated[0], expected)
+    compare(changed, recalculated[1], changed_expected)
     values = openpyxl.load_workbook(recalculated[0], data_only=True)
     title, row, col = cell_of(sheet.plan, exercise.SCORE)
     assert values[title].cell(row, col).value == score
@@ -273,7 +255,7 @@ def test_gnumeric_recalculates_a_filled_worksheet_alike(tmp_path):
     path = tmp_path / "filled.xlsx"
     sheet.save(path)
     expected, _ = expected_after(sheet, answers, sheet.key.expected)
-    compare_cells(path, recalculate(path, tmp_path / "gnumeric.xlsx"), expected)
+    compare(path, recalculate(path, tmp_path / "gnumeric.xlsx"), expected)
 
 
 def run(*args):
@@ -344,7 +326,7 @@ def test_the_default_worksheet_recalculates_to_the_walkthrough(tmp_path, calc_pr
     expected, score = expected_after(sheet, answers, sheet.key.expected)
     assert score == 3
     [recalculated] = convert([path], tmp_path / "calc", calc_profile)
-    compare_cells(path, recalculated, expected)
+    compare(path, recalculated, expected)
 
 
 def test_a_new_user_prints_a_tiny_worksheet_from_the_command_line(tmp_path):
