@@ -28,7 +28,7 @@ import numpy as np
 from cnnsheet import handout, names, printing, record, style, writer
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.layers import Conv, MaxPool, ReLU
-from cnnsheet.layout import a1, absolute, area, bounds, on, quote_sheet
+from cnnsheet.layout import a1, absolute, area, bounds, on, quote_sheet, split_target, unquote
 from cnnsheet.model import Model
 from cnnsheet.plan import SheetPlan, WholeNumbers, WorkbookPlan
 from cnnsheet.record import Exercise
@@ -108,15 +108,6 @@ def askable(cell) -> bool:
     if cell is None or cell[0] is None or isinstance(cell[1], str):
         return False
     return cell[1] == 0 or abs(cell[1]) >= SMALLEST
-
-
-def split_target(target: str) -> tuple[str, str]:
-    sheet, ref = target.rsplit("!", 1)
-    return unquote(sheet), ref.replace("$", "")
-
-
-def unquote(sheet: str) -> str:
-    return sheet[1:-1].replace("''", "'") if sheet.startswith("'") else sheet
 
 
 def decimals(value: float) -> int:

@@ -79,6 +79,18 @@ def on(sheet: str, ref: str) -> str:
     return f"{quote_sheet(sheet)}!{ref}"
 
 
+def unquote(sheet: str) -> str:
+    """A sheet name as a formula writes it -> the name: the inverse of `quote_sheet`."""
+    return sheet[1:-1].replace("''", "'") if sheet.startswith("'") else sheet
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """"'New Dense1'!$B$3:$C$4" (a defined name's target) -> ("New Dense1", "B3:C4"): the inverse of
+    `on`."""
+    sheet, ref = target.rsplit("!", 1)
+    return unquote(sheet), ref.replace("$", "")
+
+
 def valid_name(name: str) -> bool:
     """A defined name that Excel, LibreOffice, Gnumeric and Google Sheets all accept: letters,
     digits and underscores, beginning with a letter, no cell reference in A1 or R1C1 form, and not

@@ -16,7 +16,7 @@ from PIL import Image
 from cnnsheet import budget, names, printing, writer
 from cnnsheet.images import Occlusion
 from cnnsheet.layers import Conv, MaxPool
-from cnnsheet.layout import bounds
+from cnnsheet.layout import bounds, split_target
 from cnnsheet.model import Model
 from cnnsheet.plan import WorkbookPlan
 from cnnsheet.sheets import image, output, overview, passes, zoom
@@ -145,8 +145,6 @@ def choice_names(model: Model) -> set:
 
 def cell_of(ref: str) -> tuple[str, int, int]:
     """"'New Dense1'!$B$3" (a cell as formulas and defined names write it) -> ("New Dense1", 3, 2)."""
-    sheet, _, cell = ref.rpartition("!")
-    if sheet.startswith("'"):
-        sheet = sheet[1:-1].replace("''", "'")
-    top, left, _, _ = bounds(cell.replace("$", ""))
+    sheet, cell = split_target(ref)
+    top, left, _, _ = bounds(cell)
     return sheet, top, left

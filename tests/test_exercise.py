@@ -11,11 +11,11 @@ from hostile_inputs import NOISE, run_cli
 from libreoffice import compare, convert, soffice
 from test_handout import page_text, pages
 
-from cnnsheet import exercise, record, shapes, style
+from cnnsheet import exercise, record, shapes, style, workbook
 from cnnsheet import untrained as draws
 from cnnsheet.cli import main
 from cnnsheet.images import load_image
-from cnnsheet.layout import bounds
+from cnnsheet.layout import split_target
 from cnnsheet.lesson import Network
 from cnnsheet.model import Model
 from cnnsheet.resources import default_photo_path
@@ -38,9 +38,7 @@ def build(model, pixels, seed=0, forward_only=False, count=None, lang="en"):
 
 
 def cell_of(plan, name):
-    sheet, ref = plan.names[name].rsplit("!", 1)
-    top, left = bounds(ref.replace("$", ""))[:2]
-    return sheet.strip("'"), top, left
+    return workbook.cell_of(plan.names[name])
 
 
 @pytest.mark.parametrize("case, forward_only", [("tiny", False), ("tiny", True), ("default", False)])
@@ -147,7 +145,7 @@ def test_nothing_but_its_check_reads_a_blank_and_the_sheets_are_protected():
                 reads_blank = target in blanks and exercise.covers(ref, blanks[target])
                 assert not reads_blank, (ws.title, row, formula)
     for name, target in plan.names.items():
-        title, ref = exercise.split_target(target)
+        title, ref = split_target(target)
         assert not (title in blanks and exercise.covers(ref, blanks[title])) or name.startswith("exercise_")
     # the weights, the pixels and the choices take typing
     for name in ("conv1_f1_grey", "dense1_w1", "image_R", "zoom1_filter", "target_class"):
