@@ -37,7 +37,7 @@ from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import check_input
 from cnnsheet.images import Occlusion
 from cnnsheet.layers import RELU_RULES, Conv, MaxPool
-from cnnsheet.layout import a1, quote_sheet
+from cnnsheet.layout import a1, on
 from cnnsheet.model import Model
 from cnnsheet.record import BUILD_ARGUMENTS
 from cnnsheet.sheets.common import OVERVIEW
@@ -63,7 +63,7 @@ class Mark:
 
     @property
     def cell(self) -> str:
-        return f"{quote_sheet(self.exercise.sheet)}!{a1(self.exercise.row, self.exercise.col)}"
+        return on(self.exercise.sheet, a1(self.exercise.row, self.exercise.col))
 
 
 @dataclass(frozen=True)
@@ -259,7 +259,7 @@ def fits(layout: Walkthrough, rec: record.Record, sheets: list, name: str) -> No
     for exercise in rec.exercises:
         value = expected.get((exercise.sheet, exercise.row, exercise.col))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            cell = f"{quote_sheet(exercise.sheet)}!{a1(exercise.row, exercise.col)}"
+            cell = on(exercise.sheet, a1(exercise.row, exercise.col))
             raise CnnsheetError(f"{name}: its record does not fit its cells: exercise {exercise.number} is "
                                 f"at {cell}, which its walkthrough does not compute a number in")
 
@@ -290,7 +290,7 @@ def laid_out(marks: dict, cells: dict, name: str) -> None:
         misplaced = not (kind == "f" or typed_over) if formula else kind == "f"
         if misplaced:
             raise CnnsheetError(f"{name}: its sheets are not laid out as its record says: "
-                                f"{quote_sheet(sheet)}!{a1(row, col)} should hold "
+                                f"{on(sheet, a1(row, col))} should hold "
                                 f"{'a formula' if formula else 'no formula'}")
 
 
@@ -380,7 +380,7 @@ class Inputs:
 
     def refuse(self, cell, reason: str):
         sheet, row, col = cell
-        raise CnnsheetError(f"{self.name}: {quote_sheet(sheet)}!{a1(row, col)} {reason}")
+        raise CnnsheetError(f"{self.name}: {on(sheet, a1(row, col))} {reason}")
 
     def raw(self, cell):
         value, kind = self.cells[cell]

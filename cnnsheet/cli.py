@@ -483,6 +483,7 @@ def lesson_options(seed_help: str):
         functools.partial(architecture_options, explain=True),
         click.option("--seed", type=Whole(0), default=0, show_default=True, help=seed_help),
         click.option("--paper", type=click.Choice(sorted(PAPER_SIZES)), default=None,
+                     callback=lambda _ctx, _param, value: value or default_paper(os.environ),
                      help="The paper the workbook's pages (and a PDF) are set for. [default: from the "
                           "locale (LC_PAPER, LANG): letter in the US and Canada, else a4]"),
     ]
@@ -572,7 +573,7 @@ def explain(ctx, paths, output, model, label, lang, templates, forward_only, unt
         check_output(output, "workbook", inputs=[photo, model])
     budget.check_workbook(network.model, with_backward=not forward_only)
     lesson = Lesson(network, class_index(network.model, label), Texts(lang, templates), forward_only,
-                    paper or default_paper(os.environ))
+                    paper)
     if many:
         return explain_class(lesson, paths or [default_photo_path()], output, pdf, model)
     if pdf:
@@ -697,7 +698,7 @@ def exercise(ctx, photo, output, model, label, lang, templates, forward_only, un
     sheet = worksheets.build_worksheet(chosen, pixels, texts, count, seed, options,
                                        target_index=true_index, photo=image, photo_name=shown(photo.name),
                                        with_backward=not forward_only, untrained=network.draws is not None,
-                                       bundled=network.bundled, paper=paper or default_paper(os.environ))
+                                       bundled=network.bundled, paper=paper)
     sheet.save(output)
     if pdf:
         worksheets.save_pdf(sheet, pdf, soffice, key=False)

@@ -24,7 +24,7 @@ from pathlib import Path
 from cnnsheet import printing, writer
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import stops_held, write_atomically
-from cnnsheet.layout import area, column_number
+from cnnsheet.layout import area, column_number, split_target
 from cnnsheet.plan import PrintSetup, SheetPlan, WorkbookPlan
 from cnnsheet.sheets.common import OVERVIEW
 from cnnsheet.texts import Texts
@@ -226,7 +226,7 @@ def handout_plan(plan: WorkbookPlan, areas: dict | None = None) -> WorkbookPlan:
             sheets.append(dataclasses.replace(shown, printing=setup))
         past_backward = past_backward or sheet.title == LAST_OF_BACKWARD
     kept = {sheet.title for sheet in sheets}
-    names = {name: ref for name, ref in plan.names.items() if ref.split("!")[0].strip("'") in kept}
+    names = {name: ref for name, ref in plan.names.items() if split_target(ref)[0] in kept}
     return WorkbookPlan(sheets, names, plan.lang)
 
 
