@@ -18,12 +18,11 @@ import numpy as np
 
 from cnnsheet import budget
 from cnnsheet.errors import CnnsheetError
-from cnnsheet.images import load_photo
 from cnnsheet.layers import Conv, Dense, Flatten, MaxPool, ReLU, softmax_parts
 from cnnsheet.model import LUMA, Model
 from cnnsheet.modelfile import load_model
 from cnnsheet.resources import samples_dir
-from cnnsheet.train import list_folder
+from cnnsheet.train import list_folder, read_folder
 
 DESCENT_SAMPLES = "descent"  # the bundled pictures: samples/descent/<class>/<name>.png
 SIZE, FILTERS, KERNEL, POOL = 8, 2, 3, 2
@@ -196,28 +195,6 @@ def bundled_folder() -> Path:
     return samples_dir() / DESCENT_SAMPLES
 
 
-def list_pictures(folder) -> tuple[list[str], list[tuple[Path, int]]]:
-    """The classes (sub-folder names, sorted) and every picture with its class index, in the order
-    class folder, then file name; nothing is read yet, so that the count is checked first."""
-    classes, files = list_folder(folder)
-    return classes, [(path, label) for label, paths in enumerate(files) for path in paths]
-
-
-def read_pictures(pictures, size: int) -> tuple[np.ndarray, list, list]:
-    """Grey pixels (n, S, S) of the pictures that can be read, those pictures, and (path, reason)
-    of each file skipped, as `train` skips them: a picture already S x S is used unchanged, others
-    as `explain` does."""
-    read, kept, skipped = [], [], []
-    for path, label in pictures:
-        try:
-            read.append(load_photo(path, size))
-        except CnnsheetError as error:
-            skipped.append((path, str(error)))
-            continue
-        kept.append((path, label))
-    return grey(np.array(read)), kept, skipped  # (n, S, S)
-
-
 def start_model(classes, seed: int = 0) -> Model:
     """The default start: a small random network (He initialisation) for these classes."""
     return Model(descent_config(classes)).init(seed)
@@ -229,8 +206,9 @@ def prepare(folder=None, model_path=None, seed: int = 0, steps: int = STEPS, rat
     start (a model file, or a random network for their classes), every check before any picture is
     read, then the steps."""
     folder = Path(folder) if folder is not None else bundled_folder()
-    classes, pictures = list_pictures(folder)
-    if not pictures:
+    classes, files = list_folder(folder)
+    count = sum(map(len, files))
+    if not count:
         raise CnnsheetError(f"{folder}: its class folders hold no pictures")
     if model_path is not None:
         model = load_model(model_path)
@@ -240,16 +218,12 @@ def prepare(folder=None, model_path=None, seed: int = 0, steps: int = STEPS, rat
     else:
         model = start_model(classes, seed)
     # the files count as pictures here (none is read yet); a file that is no picture is skipped below
-    check_run(model, len(pictures), steps, min(batch or len(pictures), len(pictures)))
-    pixels, kept, skipped = read_pictures(pictures, model.input_size)
-    emptied = sorted({label for _, label in pictures} - {label for _, label in kept})
-    if emptied:
-        name = classes[emptied[0]]
-        raise CnnsheetError(f"{folder / name}: class {name!r} has no readable pictures")
-    pictures = kept
-    if batch is None or batch > len(pictures):  # a batch of all the pictures or more: the full batch
-        batch = len(pictures)
-    names = [f"{path.parent.name}/{path.name}" for path, _ in pictures]
-    descent = run(model, pixels, [label for _, label in pictures], steps, rate, batch, names)
-    descent.skipped = skipped
+    check_run(model, count, steps, min(batch or count, count))
+    # read as `train` reads, but whole: a picture of the network's size stays as drawn
+    pictures = read_folder(folder, model.input_size, (classes, files), quick=False)
+    if batch is None or batch > len(pictures.labels):  # a batch of all the pictures or more: the full batch
+        batch = len(pictures.labels)
+    names = [f"{path.parent.name}/{path.name}" for path in pictures.paths]
+    descent = run(model, grey(pictures.pixels), pictures.labels.tolist(), steps, rate, batch, names)
+    descent.skipped = pictures.skipped
     return descent

@@ -98,6 +98,7 @@ class Dataset:
     classes: list
     skipped: list  # (path, reason) of files that could not be read
     notes: list = field(default_factory=list)  # what the user should know of files that were read
+    paths: list = field(default_factory=list)  # the file of each picture read
 
 
 @dataclass
@@ -154,24 +155,26 @@ def _check_linked_classes(folder: Path, class_dirs: list[Path]) -> None:
                                     f"must hold only its own photos")
 
 
-def read_folder(folder, size: int, files=None) -> Dataset:
-    """One sub-folder per class (class name = folder name, sorted); unreadable files are skipped."""
+def read_folder(folder, size: int, files=None, quick: bool = True) -> Dataset:
+    """One sub-folder per class (class name = folder name, sorted); unreadable files are skipped.
+    quick: large JPEGs are decoded smaller (images.load_photo), as training can afford."""
     classes, class_files = files or list_folder(folder)
     pixels = np.empty((sum(map(len, class_files)), size, size, 3), dtype=np.uint8)  # (N, H, W, 3)
-    labels, skipped, notes = [], [], []
-    for index, (name, paths) in enumerate(zip(classes, class_files)):
+    labels, paths, skipped, notes = [], [], [], []
+    for index, (name, class_paths) in enumerate(zip(classes, class_files)):
         read = 0
-        for path in paths:
+        for path in class_paths:
             try:
-                pixels[len(labels)] = load_photo(path, size, notes, quick=True)
+                pixels[len(labels)] = load_photo(path, size, notes, quick)
             except CnnsheetError as error:
                 skipped.append((path, str(error)))
                 continue
             labels.append(index)
+            paths.append(path)
             read += 1
         if read == 0:
             raise CnnsheetError(f"{Path(folder) / name}: class {name!r} has no readable images")
-    return Dataset(pixels[:len(labels)], np.array(labels), classes, skipped, notes)
+    return Dataset(pixels[:len(labels)], np.array(labels), classes, skipped, notes, paths)
 
 
 def check_training(architecture: Architecture, samples: int, batch_size: int) -> None:

@@ -273,7 +273,7 @@ def test_a_file_that_is_no_picture_is_skipped_and_named_as_train_does(tmp_path):
     for path in (folder / "vertical").iterdir():  # a class with nothing readable left is refused
         if path.suffix != ".txt":
             path.write_bytes(b"not a picture")
-    with pytest.raises(CnnsheetError, match=r"vertical: class 'vertical' has no readable pictures"):
+    with pytest.raises(CnnsheetError, match=r"vertical: class 'vertical' has no readable images"):
         prepare(folder, steps=1)
 
 
