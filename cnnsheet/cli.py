@@ -22,7 +22,6 @@ from cnnsheet.descent import LEARNING_RATE as DESCENT_RATE
 from cnnsheet.descent import STEPS as DESCENT_STEPS
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import EXTENSIONS, check_input, check_output, inside
-from cnnsheet.images import load_image
 from cnnsheet.lesson import Lesson, Network, prediction
 from cnnsheet.model import Model
 from cnnsheet.modelfile import load_model
@@ -675,8 +674,7 @@ def exercise(ctx, photo, output, model, label, lang, templates, forward_only, un
     photo = photo or default_photo_path()
     check_output(output, "workbook", inputs=[photo, model])
     budget.check_workbook(network.model, with_backward=not forward_only)
-    true_index = class_index(network.model, label)
-    texts = Texts(lang, templates)
+    lesson = Lesson(network, class_index(network.model, label), Texts(lang, templates), forward_only, paper)
     soffice = None
     if pdf and key_pdf and pdf.resolve() == key_pdf.resolve():
         raise CnnsheetError(f"--key-pdf {shown(key_pdf)}: the same file as --pdf; the key needs its own")
@@ -684,21 +682,18 @@ def exercise(ctx, photo, output, model, label, lang, templates, forward_only, un
         if path:
             check_output(path, "pdf", inputs=[photo, model, output], option=option)
             soffice = handout.find_soffice()  # before any work
-    notes = []
-    image = load_image(photo, notes)
-    for note in notes:
+    read = lesson.read(photo)
+    for note in read.notes:
         click.echo(f"note: {shown(note)}", err=True)
-    pixels, chosen, draw = network.for_photo(image)
     count = count or len(worksheets.FORWARD_KINDS if forward_only else worksheets.KINDS)
     # what the record keeps of the options, for `check` (the texts' own folder, which sets where
     # the cells are, as its full path: check reads it again)
     options = {"tiny": tiny, "untrained": untrained, "bundled": network.bundled, "label": label,
                "photo_name": shown(photo.name),
                "templates": None if templates is None else str(Path(templates).resolve())}
-    sheet = worksheets.build_worksheet(chosen, pixels, texts, count, seed, options,
-                                       target_index=true_index, photo=image, photo_name=shown(photo.name),
-                                       with_backward=not forward_only, untrained=network.draws is not None,
-                                       bundled=network.bundled, paper=paper)
+    sheet = worksheets.build_worksheet(read.network, read.pixels, lesson.texts, count, seed, options,
+                                       target_index=lesson.true_index, photo=read.image,
+                                       photo_name=shown(photo.name), **lesson.workbook_options())
     sheet.save(output)
     if pdf:
         worksheets.save_pdf(sheet, pdf, soffice, key=False)
@@ -714,7 +709,7 @@ def exercise(ctx, photo, output, model, label, lang, templates, forward_only, un
     for path, what in ((pdf, "the worksheet to print"), (key_pdf, "the key to print")):
         if path:
             written(f"wrote {shown(path)}: {what}", path)
-    note = network.note(draw)
+    note = network.note(read.draw)
     if note:
         written(f"note: {note}", output)
     if bundled_photo:

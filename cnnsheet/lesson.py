@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from cnnsheet import untrained as untrained_networks
 from cnnsheet.images import load_image, load_photo, square_and_resize
@@ -94,6 +95,17 @@ def prediction(network: Model, photo, true_index: int | None, notes: list) -> di
 
 
 @dataclass
+class Read:
+    """One photo as a lesson reads it."""
+
+    image: Image.Image  # the whole photo, upright
+    pixels: np.ndarray  # as the network reads them
+    network: Model  # with its weights (drawn for this photo with --tiny or --untrained)
+    draw: object  # that draw (untrained.Draw), or None
+    notes: list  # what reading the photo noticed
+
+
+@dataclass
 class Made:
     """What one photo's workbook came to, for the terminal."""
 
@@ -121,23 +133,31 @@ class Lesson:
 
         self.soffice = handout.find_soffice()
 
+    def read(self, photo: Path) -> Read:
+        """The photo as this lesson's workbooks show it."""
+        notes = []
+        image = load_image(photo, notes)  # the whole photo, for the overview
+        pixels, network, draw = self.network.for_photo(image)
+        return Read(image, pixels, network, draw, notes)
+
+    def workbook_options(self) -> dict:
+        """What build_walkthrough (and exercise.build_worksheet) take from the options."""
+        return {"with_backward": not self.forward_only, "untrained": self.network.draws is not None,
+                "bundled": self.network.bundled, "paper": self.paper}
+
     def write(self, photo: Path, output: Path, pdf: Path | None, photo_name: str) -> Made:
         """Write the photo's workbook to `output` (and its handout to `pdf`); `photo_name` is how
         the workbook names the photo."""
         from cnnsheet import handout
         from cnnsheet.workbook import build_walkthrough
 
-        notes = []
-        image = load_image(photo, notes)  # the whole photo, for the overview
-        pixels, chosen, draw = self.network.for_photo(image)
-        walkthrough = build_walkthrough(chosen, pixels, self.texts, self.true_index, image,
-                                        photo_name, with_backward=not self.forward_only,
-                                        untrained=self.network.draws is not None,
-                                        bundled=self.network.bundled, paper=self.paper)
+        read = self.read(photo)
+        walkthrough = build_walkthrough(read.network, read.pixels, self.texts, self.true_index, read.image,
+                                        photo_name, **self.workbook_options())
         walkthrough.save(output)
         if pdf:
             handout.save_pdf(walkthrough.plan, pdf, self.soffice)
-        probabilities = chosen.predict(pixels).probabilities[0]
+        probabilities = read.network.predict(read.pixels).probabilities[0]
         best = int(probabilities.argmax())
-        return Made(chosen.classes[best], float(probabilities[best]), len(walkthrough.sheetnames),
-                    walkthrough.formula_count, notes, self.network.note(draw))
+        return Made(read.network.classes[best], float(probabilities[best]), len(walkthrough.sheetnames),
+                    walkthrough.formula_count, read.notes, self.network.note(read.draw))
