@@ -331,9 +331,11 @@ def rewrite(formula: str, twins: dict, twin: str | None, blanks) -> str:
 
 
 def check_formula(answer: str, truth: str) -> str:
-    """record.right as a formula: "" while the answer is blank, 1 right, 0 wrong (a text is wrong)."""
-    return (f'=IF(ISBLANK({answer}),"",IF(ISNUMBER({answer}),IF(ABS({answer}-{truth})<='
-            f'MAX({record.RELATIVE!r}*ABS({truth}),{record.ZERO:.0E}),1,0),0))')
+    """record.right as a formula: "" while the answer is blank, 1 right, 0 wrong. A text is wrong,
+    and so is a formula, as `check` counts it: it could copy the answer from a twin. (ISFORMULA
+    came with Excel 2013, so the file spells it _xlfn.ISFORMULA; LibreOffice and Gnumeric read it.)"""
+    return (f'=IF(ISBLANK({answer}),"",IF(_xlfn.ISFORMULA({answer}),0,IF(ISNUMBER({answer}),'
+            f'IF(ABS({answer}-{truth})<=MAX({record.RELATIVE!r}*ABS({truth}),{record.ZERO:.0E}),1,0),0)))')
 
 
 def check_format(number: int) -> str:

@@ -153,26 +153,37 @@ def test_nothing_but_its_check_reads_a_blank_and_the_sheets_are_protected():
         assert style.KINDS[plan[title].cells[row, col][2][0]].get("unlocked"), name
 
 
+class Typed(float):
+    """An answer typed as a formula (=0.25), whose value is right."""
+
+    def formula(self) -> str:
+        return f"={float(self)!r}"
+
+
 def fill(sheet, answers):
-    """The worksheet's plan with answers typed in: exercise number -> a number or a text."""
+    """The worksheet's plan with answers typed in: exercise number -> a number, a text or Typed."""
     for e in sheet.exercises:
         if e.number in answers:
-            cells = sheet.plan[e.sheet].cells
-            cells[e.row, e.col] = (None, answers[e.number], cells[e.row, e.col][2])
+            cells, answer = sheet.plan[e.sheet].cells, answers[e.number]
+            formula = answer.formula() if isinstance(answer, Typed) else None
+            cells[e.row, e.col] = (formula, answer, cells[e.row, e.col][2])
 
 
 def answers_for(sheet):
-    """Right (rounded to the decimals asked), 5% off and more (wrong), a text (wrong), or blank, in turn."""
+    """Right (rounded to the decimals asked), 5% off and more (wrong), a text (wrong), the right
+    value as a formula (wrong), or blank, in turn."""
     answers = {}
     for e in sheet.exercises:
         truth = sheet.key.expected[e.sheet, e.row, e.col]
-        kind = e.number % 4
+        kind = e.number % 5
         if kind == 1:
             answers[e.number] = round(truth, e.decimals)
         elif kind == 2:
             answers[e.number] = truth * 1.05 + 1
         elif kind == 3:
             answers[e.number] = "don't know"
+        elif kind == 4:
+            answers[e.number] = Typed(round(truth, e.decimals))
     return answers
 
 
@@ -186,7 +197,10 @@ def expected_after(sheet, answers, truths):
     score = 0
     for e in sheet.exercises:
         answer, truth = answers.get(e.number), truths[e.sheet, e.row, e.col]
-        check = "" if answer is None else int(record.right(answer, truth))
+        if isinstance(answer, Typed):  # a formula cell now, whose value is the answer
+            expected[e.sheet, e.row, e.col] = float(answer)
+        # a formula counts wrong, as `check` counts it
+        check = "" if answer is None else int(not isinstance(answer, Typed) and record.right(answer, truth))
         score += check == 1
         expected[cell_of(sheet.plan, exercise.check_name(e.number))] = check
         row = exercise.list_row(sheet.plan, e.number)
