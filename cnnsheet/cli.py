@@ -42,6 +42,7 @@ from cnnsheet.train import (
     new_model,
     read_folder,
     split,
+    starting_point,
     validation_line,
 )
 
@@ -366,8 +367,12 @@ def architecture_from(options: dict) -> Architecture:
 @click.option("--flips/--no-flips", default=None,
               help="Also train on pictures turned by 90 degrees and mirrored. "
                    "[default: on for the shapes, off for a folder]")
+@click.option("--start", default=None, metavar="bundled|random|MODEL",
+              help="Start from the bundled model's learned layers, from random weights, or from a "
+                   "model file's layers; the last layer always starts anew, for the folder's "
+                   "classes. [default: bundled for a folder where the options fit it, else random]")
 @user_errors
-def train(data_dir, output, samples, **options):
+def train(data_dir, output, samples, start, **options):
     """Train a model on DATA_DIR (one sub-folder of photos per class) or, without it, on
     synthetic circles, squares and triangles. Writes the model file atomically."""
     check_output(output, "model")
@@ -384,6 +389,7 @@ def train(data_dir, output, samples, **options):
                                 f"would replace or join the training photos; write the model elsewhere")
     count = samples if folder is None else sum(map(len, folder[1]))
     check_training(architecture, count, hp.batch_size)
+    start, start_line = starting_point(start, architecture, folder is not None)
     started = time.perf_counter()
     if folder is None:
         echo(f"drawing {samples} synthetic shapes ({', '.join(shapes.CLASSES)}) ...")
@@ -397,7 +403,8 @@ def train(data_dir, output, samples, **options):
             click.echo(f"note: {len(dataset.notes)} animated or multi-page picture(s), of which only the "
                        f"first frame is used, e.g. {shown(dataset.notes[0])}", err=True)
     training, validation = split(dataset, hp.validation_split, hp.seed)
-    model = new_model(architecture, dataset.classes, training[0], hp.seed)
+    model = new_model(architecture, dataset.classes, training[0], hp.seed, start)
+    echo(start_line)
     echo(f"training on {len(training[1])} pictures, validating on {len(validation[1])}; "
          f"{model.parameter_count:,} parameters")
     last = None

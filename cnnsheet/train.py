@@ -18,6 +18,8 @@ from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import check_input, inside
 from cnnsheet.images import load_photo
 from cnnsheet.model import Model
+from cnnsheet.modelfile import load_model
+from cnnsheet.resources import default_model_path
 
 DEFAULT_SAMPLES = 12000  # synthetic shapes drawn when no folder is given
 
@@ -344,7 +346,51 @@ def _turn_and_mirror(x: np.ndarray, rng) -> np.ndarray:
     return np.ascontiguousarray(x[..., ::-1] if rng.random() < 0.5 else x)
 
 
-def new_model(architecture: Architecture, classes, train_pixels, seed: int) -> Model:
-    """A He-initialised model whose input normalisation comes from the training pictures."""
-    mean, std = channel_statistics(train_pixels)
-    return Model(architecture.config(classes, mean, std)).init(seed)
+def new_model(architecture: Architecture, classes, train_pixels, seed: int,
+              start: Model | None = None) -> Model:
+    """A He-initialised model whose input normalisation comes from the training pictures; or, with
+    a `start` that fits (learned_layers), a model that starts as `start` learned, every layer but
+    the last, whose classes are new: transfer learning. It keeps `start`'s normalisation, the one
+    those layers learned with."""
+    if start is None:
+        mean, std = channel_statistics(train_pixels)
+        return Model(architecture.config(classes, mean, std)).init(seed)
+    model = Model(architecture.config(classes, start.mean, start.std)).init(seed)
+    kept = model.params()
+    for key, value in start.params().items():
+        if not key.startswith(f"{model.layers[-1].name}."):
+            kept[key][...] = value
+    return model
+
+
+def starting_point(choice: str | None, architecture: Architecture, folder: bool) -> tuple[Model | None, str]:
+    """What `train --start` chose: the model whose learned layers training starts from (None:
+    random weights), and a line that says so. By default a folder starts from the bundled model
+    where the options fit it: a few dozen photos a class teach filters little, and filters learned
+    on many pictures are a good start for others (transfer learning). The shapes start at random,
+    as the bundled model did."""
+    if choice is None:
+        fits = folder and learned_layers(architecture, load_model(default_model_path()))
+        if folder and not fits:
+            return None, "starting from random weights (the bundled model's layers do not fit these options)"
+        choice = "bundled" if fits else "random"
+    if choice == "random":
+        return None, "starting from random weights"
+    path = default_model_path() if choice == "bundled" else Path(choice)
+    start = load_model(path)
+    layers = learned_layers(architecture, start)
+    name = "the bundled model" if choice == "bundled" else str(path)
+    if layers is None:
+        raise CnnsheetError(f"--start {choice}: {name} has other layers or another input than these options "
+                            f"ask for; start from random weights with --start random")
+    return start, (f"starting from the learned layers {', '.join(layers)} of {name}; the last layer starts "
+                   f"anew, for these classes (--start random starts from random weights)")
+
+
+def learned_layers(architecture: Architecture, start: Model) -> list[str] | None:
+    """The layers a model of `architecture` takes from `start` (all with weights but the last), or
+    None when the two differ before their last layer."""
+    mine = Model(architecture.config(start.classes, start.mean, start.std)).config
+    if mine["input"] != start.config["input"] or mine["layers"] != start.config["layers"]:
+        return None
+    return [layer.name for layer in start.layers[:-1] if layer.params()]

@@ -12,6 +12,7 @@ from PIL import Image
 from strategies import models
 
 from cnnsheet import shapes, threads
+from cnnsheet import train as train_module
 from cnnsheet.cli import main
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.images import DRAFT_MARGIN, load_image, load_photo
@@ -280,3 +281,51 @@ def test_importing_the_library_leaves_the_thread_count_alone():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin"}, check=True)
     assert done.stdout.split() == ["3"]
+
+
+def draw_photos(root, per_class, seed):
+    """Phone-like photos of the shapes: each drawn square, its edges stretched to 4:3."""
+    rng = np.random.default_rng(seed)
+    for kind in shapes.CLASSES:
+        (root / kind).mkdir(parents=True)
+        for number in range(per_class):
+            square = shapes.draw_shape(kind, 60, rng)
+            photo = np.pad(square, ((0, 0), (10, 10), (0, 0)), mode="edge")
+            Image.fromarray(photo).save(root / kind / f"IMG_{number:04d}.jpg", quality=90)
+    return root
+
+
+def test_a_folder_starts_from_the_bundled_models_learned_layers(tmp_path):
+    """Twenty photos a class teach a random network little; starting from the bundled model's
+    filters (transfer learning), it recognises new photos of the kind."""
+    folder = draw_photos(tmp_path / "photos", 20, seed=0)
+    fresh = read_folder(draw_photos(tmp_path / "fresh", 20, seed=1), 28)
+    accuracy = {}
+    for start in ("bundled", "random"):
+        out = tmp_path / f"{start}.npz"
+        args = ["train", str(folder), "-o", str(out)] + ([] if start == "bundled" else ["--start", start])
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        accuracy[start] = evaluate(load_model(out), fresh.pixels, fresh.labels)[1]
+        said = ("the learned layers conv1, hidden of the bundled model" if start == "bundled"
+                else "random weights")
+        assert f"starting from {said}" in result.output
+    bundled, trained = load_model(default_model_path()), load_model(tmp_path / "bundled.npz")
+    assert trained.mean.tolist() == bundled.mean.tolist()  # the normalisation its filters learned with
+    assert np.corrcoef(trained.params()["conv1.weight"].ravel(),
+                       bundled.params()["conv1.weight"].ravel())[0, 1] > 0.9
+    assert accuracy["bundled"] >= 0.8 and accuracy["random"] < 0.6, accuracy
+
+
+def test_a_start_that_does_not_fit_the_options_is_refused(tmp_path):
+    folder = draw_photos(tmp_path / "photos", 2, seed=0)
+    bundled = load_model(default_model_path())
+    assert train_module.learned_layers(Architecture(), bundled) == ["conv1", "hidden"]
+    assert train_module.learned_layers(Architecture(filters=4), bundled) is None
+    result = CliRunner().invoke(main, ["train", str(folder), "-o", str(tmp_path / "m.npz"), "--filters", "4",
+                                       "--start", "bundled"])
+    assert result.exit_code == 1 and "--start bundled: the bundled model has other layers" in result.output
+    assert not (tmp_path / "m.npz").exists()
+    result = CliRunner().invoke(main, ["train", str(folder), "-o", str(tmp_path / "m.npz"), "--filters", "4",
+                                       "--epochs", "1"])
+    assert result.exit_code == 0 and "starting from random weights" in result.output
