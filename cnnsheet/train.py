@@ -369,6 +369,8 @@ def starting_point(choice: str | None, architecture: Architecture, folder: bool)
     where the options fit it: a few dozen photos a class teach filters little, and filters learned
     on many pictures are a good start for others (transfer learning). The shapes start at random,
     as the bundled model did."""
+    if choice == "":
+        raise CnnsheetError("--start: the name is empty; give bundled, random or a model file")
     if choice is None:
         fits = folder and learned_layers(architecture, load_model(default_model_path()))
         if folder and not fits:

@@ -609,6 +609,12 @@ FOLDERS = [
     Case("train-class-name-newline", train_on("a\nb", "b"), ("data",)),
     Case("train-class-name-blank", train_on("   ", "b"), ("data",)),
     Case("train-class-name-150-characters", train_on("c" * 150, "b"), ("data",)),
+    Case("train-start-empty", lambda p: p.train(p.classes("a", "b"), *TRAIN_SHAPE, "--start", ""),
+         ("--start",)),
+    Case("train-start-a-photo", lambda p: p.train(p.classes("a", "b"), *TRAIN_SHAPE, "--start", p.photo()),
+         ("photo.png",)),
+    Case("train-start-bundled-other-layers",
+         lambda p: p.train(p.classes("a", "b"), *TRAIN_SHAPE, "--start", "bundled"), ("--start",)),
 ]
 
 OPTIONS = [
