@@ -131,15 +131,21 @@ class FiniteFloat(CutValues, click.FloatRange):
         return number
 
 
-class InputPath(click.Path):
-    """A path the user names; an empty one is refused (pathlib would read it as '.')."""
+class NamedPath(click.Path):
+    """A path the user names. An empty one is refused (pathlib would read it as '.'), and so is
+    an option's value that is itself an option: in `--pdf -o out.xlsx` click gives --pdf the
+    value '-o', and the photo would be out.xlsx."""
 
-    def __init__(self):
-        super().__init__(path_type=Path)
+    def __init__(self, path_type=Path):
+        super().__init__(path_type=path_type)
 
     def convert(self, value, param, ctx):
         if isinstance(value, str) and not value:
             self.fail("the name is empty", param, ctx)
+        option = isinstance(param, click.Option) and isinstance(value, str)
+        if option and re.fullmatch(r"--?[A-Za-z][\w-]*", value):
+            self.fail(f"{value} is an option, not a name (for a file of that name write ./{value})",
+                      param, ctx)
         return super().convert(value, param, ctx)
 
 
@@ -208,13 +214,13 @@ def main():
 
 
 MODEL_OPTION = click.option(
-    "--model", type=InputPath(), default=None,
+    "--model", type=NamedPath(), default=None,
     help="Model file (.npz). Default: the bundled shapes model (circle, square, triangle).",
 )
 
 
 @main.command()
-@click.argument("images", metavar="PHOTO...", nargs=-1, required=True, type=InputPath())
+@click.argument("images", metavar="PHOTO...", nargs=-1, required=True, type=NamedPath())
 @MODEL_OPTION
 @click.option("--label", default=None, help="The true class, to report the cross-entropy loss.")
 @click.option("--json", "as_json", is_flag=True,
@@ -342,8 +348,8 @@ def architecture_from(options: dict) -> Architecture:
 
 
 @main.command()
-@click.argument("data_dir", required=False, type=InputPath())
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("model.npz"),
+@click.argument("data_dir", required=False, type=NamedPath())
+@click.option("-o", "--output", type=NamedPath(), default=Path("model.npz"),
               show_default=True, help="Where to write the model file.")
 @architecture_options
 @click.option("--epochs", type=Whole(1, 1000), default=Hyperparameters.epochs,
@@ -476,7 +482,7 @@ def lesson_options(seed_help: str):
                      help="The true class shown on the Loss sheet. [default: the predicted class]"),
         click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True,
                      help="Language of the explanations."),
-        click.option("--templates", type=InputPath(), default=None,
+        click.option("--templates", type=NamedPath(), default=None,
                      help="A folder with your own en.toml / zh.toml explanation texts."),
         click.option("--forward-only", is_flag=True,
                      help="Leave out the backward pass, the gradient-descent step and the saliency map."),
@@ -539,13 +545,13 @@ CLASS_FOLDER = Path("walkthroughs")  # where several photos' workbooks go withou
 
 
 @main.command()
-@click.argument("paths", metavar="[PHOTO]...", nargs=-1, type=InputPath())
-@click.option("-o", "--output", type=click.Path(), default=None,
+@click.argument("paths", metavar="[PHOTO]...", nargs=-1, type=NamedPath())
+@click.option("-o", "--output", type=NamedPath(str), default=None,
               help="Where to write the workbook; for several photos, a folder of them or a name "
                    "ending in /, the folder to write one workbook per photo into (made if missing). "
                    f"[default: walkthrough.xlsx; {CLASS_FOLDER}/ for several photos]")
 @lesson_options("Seed of the random weights (with --untrained or --tiny).")
-@click.option("--pdf", type=click.Path(path_type=Path), default=None,
+@click.option("--pdf", type=NamedPath(), default=None,
               help="Also print a handout to this PDF: the overview and one page per step "
                    "(needs LibreOffice). For several photos, the folder for one handout per photo.")
 @click.pass_context
@@ -652,17 +658,17 @@ def explain_class(lesson: Lesson, paths, folder: Path, pdf_folder: Path | None, 
 
 
 @main.command()
-@click.argument("photo", required=False, type=InputPath())
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("worksheet.xlsx"),
+@click.argument("photo", required=False, type=NamedPath())
+@click.option("-o", "--output", type=NamedPath(), default=Path("worksheet.xlsx"),
               show_default=True, help="Where to write the worksheet.")
 @lesson_options("Seed of the cells to blank (neighbours get different ones), and of the random weights "
                 "(with --untrained or --tiny).")
 @click.option("--count", type=Whole(1, 200), default=None,
               help="How many cells to blank. [default: one of each kind of step: 12, or 10 with "
                    "--forward-only]")
-@click.option("--pdf", type=click.Path(path_type=Path), default=None,
+@click.option("--pdf", type=NamedPath(), default=None,
               help="Also print the worksheet to this PDF, the answers as empty boxes (needs LibreOffice).")
-@click.option("--key-pdf", type=click.Path(path_type=Path), default=None,
+@click.option("--key-pdf", type=NamedPath(), default=None,
               help="Also print the same pages with the answers filled in (needs LibreOffice).")
 @click.pass_context
 @user_errors
@@ -725,10 +731,10 @@ def exercise(ctx, photo, output, model, label, lang, templates, forward_only, un
 
 
 @main.command()
-@click.argument("data_dir", required=False, type=InputPath())
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("learn.xlsx"),
+@click.argument("data_dir", required=False, type=NamedPath())
+@click.option("-o", "--output", type=NamedPath(), default=Path("learn.xlsx"),
               show_default=True, help="Where to write the workbook.")
-@click.option("--model", type=InputPath(), default=None,
+@click.option("--model", type=NamedPath(), default=None,
               help="The starting network (.npz: grey input, conv, relu, maxpool, flatten, dense). "
                    "[default: a small random one]")
 @click.option("--seed", type=Whole(0), default=0, show_default=True,
@@ -741,7 +747,7 @@ def exercise(ctx, photo, output, model, label, lang, templates, forward_only, un
               help="Pictures per step, taken in turn. [default: all of them]")
 @click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True,
               help="Language of the explanations.")
-@click.option("--templates", type=InputPath(), default=None,
+@click.option("--templates", type=NamedPath(), default=None,
               help="A folder with your own en.toml / zh.toml explanation texts.")
 @user_errors
 def descent(data_dir, output, model, seed, steps, learning_rate, batch, lang, templates):
@@ -770,7 +776,7 @@ def descent(data_dir, output, model, seed, steps, learning_rate, batch, lang, te
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=InputPath())
+@click.argument("files", nargs=-1, required=True, type=NamedPath())
 @click.option("--csv", "as_csv", is_flag=True,
               help="Print CSV: a header, then one row per file: file, score, count, wrong, blank, error.")
 @user_errors

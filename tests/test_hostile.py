@@ -578,7 +578,7 @@ OUTPUTS = [
     Case("output-is-the-model-named-xlsx", model_named_xlsx, ("net.xlsx",)),
     Case("output-is-a-folder", made_folder("book.xlsx", explain_to("book.xlsx")), ("book.xlsx",)),
     Case("output-is-dot", explain_to("."), ("-o", "'.'")),
-    Case("output-is-empty", explain_to(""), ("-o", "--output")),
+    Case("output-is-empty", explain_to(""), ("-o", "--output"), ONE_OR_USAGE),
     Case("output-is-a-device", output_device, ("dev.xlsx", "/dev/null")),
     Case("output-is-a-fifo", output_fifo, ("out.xlsx",), timeout=20),
     Case("output-is-read-only", read_only, ("out.xlsx",)),
@@ -618,6 +618,8 @@ FOLDERS = [
 ]
 
 OPTIONS = [
+    Case("option-pdf-swallows-an-option", lambda p: p.explain()[:-2] + ["--pdf", "-o", p.old("out.xlsx")],
+         ("--pdf",), USAGE),
     Case("option-untrained-with-model", lambda p: untrained("--model", p.model())(p),
          ("--untrained", "--model"), ONE_OR_USAGE),
     Case("option-shape-without-untrained", lambda p: p.explain(None, "--size", "32"), ("--size",),
