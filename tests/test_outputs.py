@@ -110,9 +110,9 @@ def test_the_cli_checks_the_output_before_any_work(tmp_path, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("the photo was read before the output was checked")
 
-    for module in ("cnnsheet.cli", "cnnsheet.lesson"):  # the command, and the work it calls
-        monkeypatch.setattr(f"{module}.load_image", never)
-        monkeypatch.setattr(f"{module}.load_model", never)
+    for where in ("cnnsheet.cli.load_model", "cnnsheet.lesson.load_image", "cnnsheet.lesson.load_model",
+                  "cnnsheet.train.load_model"):  # the commands, and the work they call
+        monkeypatch.setattr(where, never)
     result = CliRunner().invoke(main, ["explain", "-o", str(tmp_path / "out.csv")])
     assert result.exit_code == 1
     assert result.output.strip().endswith("a workbook file must end in .xlsx (for example out.xlsx)")
