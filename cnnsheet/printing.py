@@ -157,6 +157,24 @@ def unwrap_prose(sheet: SheetPlan) -> None:
         sheet.heights.pop(row, None)
 
 
+# Chinese punctuation a line may not start with (closing) or end with (opening). LibreOffice keeps to
+# that rule only in cells set to "apply the list of forbidden characters", which an .xlsx cannot say
+# and Calc leaves off: its Chinese line breaker then breaks before any character. A ZERO WIDTH
+# NO-BREAK SPACE glued to the punctuation holds it to its neighbour (LibreOffice 7.4 honours it,
+# later ones list it among the no-break marks; U+2060 WORD JOINER is ignored by 7.4). It is
+# invisible, and Excel applies this rule of itself.
+CLOSING = "、。，．：；？！）］｝〕〗〉》」』】”’…％"
+OPENING = "（［｛〔〖〈《「『【“‘"
+GLUE = "\ufeff"
+_GLUED = re.compile(f"(?<=[^{GLUE}])([{CLOSING}])|([{OPENING}])(?=[^{GLUE}])")
+
+
+def glue_punctuation(text: str) -> str:
+    """A wrapped text with its Chinese punctuation held to the character before (a closing mark)
+    or after (an opening one), so that no line starts with '。' or ends with '（'."""
+    return _GLUED.sub(lambda found: GLUE + found[1] if found[1] else found[2] + GLUE, text)
+
+
 def text_points(text: str, size: float) -> float:
     """About how wide a text prints: CJK characters are square, Latin ones about half as wide."""
     return sum(size if ord(ch) >= 0x2E80 else size * 0.53 for ch in text)
