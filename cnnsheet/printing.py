@@ -22,6 +22,11 @@ from cnnsheet.plan import SheetPlan
 
 MARGINS = {"side": 0.3, "top": 0.7, "header": 0.3}  # inches
 POINTS = 72
+# LibreOffice draws a column 7 points a character wide (read back from the .ods it converts the
+# workbook to), wider than column_points from 5 characters on: a page planned with narrower
+# columns overflows onto a page LibreOffice adds, holding a column or a line's end
+LIBREOFFICE_CHARACTER = 7.0
+LIBREOFFICE_DEFAULT_COLUMN = 59.8  # points: a column of no set width, as LibreOffice draws it
 # portrait: the narrower of A4 (8.27 in) and Letter (8.5 in) wide, the shorter of them (11 in) high
 PAGE = ((8.27 - 2 * MARGINS["side"]) * POINTS, (11.0 - 2 * MARGINS["top"]) * POINTS)
 # paper -> Excel's paperSize code; the layout fits both, the printer is told which
@@ -29,6 +34,9 @@ PAPER_SIZES = {"a4": 9, "letter": 1}
 LETTER_TERRITORIES = ("US", "CA")  # the locales that print on Letter by default
 SMALLEST_PRINTED = 6.0  # points
 DEFAULT_ROW = 15.0  # points
+# a sheet printed one page wide prints on one page if that takes no smaller a scale than this
+# share of the one page wide's: a page holding the last rows alone is worse than a little smaller
+ONE_PAGE_TALL = 0.8
 CHART_ROWS = math.ceil(style.CHART_SIZE[1] / 2.54 * POINTS / DEFAULT_ROW)  # rows a chart covers
 TITLE_ROWS = (1, 2)  # the title and the link back
 HEADER_CHARACTERS = 180  # of a header's text as Excel counts it; the codes of size and sheet take the rest
@@ -52,8 +60,17 @@ def default_paper(environment) -> str:
 
 def column_points(width: float) -> float:
     """A column's width in points: as LibreOffice draws it from one character on (Excel's are a
-    little narrower), as Excel draws it below (LibreOffice's are narrower)."""
+    little narrower), as Excel draws it below (LibreOffice's are narrower). The handout's measure,
+    taken with its own slack."""
     return 0.75 * (8.2 * width + 5.5) if width >= 1 else 0.75 * 12 * width
+
+
+def page_points(width: float | None) -> float:
+    """A column's width in points as the workbook's own pages are planned: no narrower than
+    LibreOffice draws it (None: a column of no set width)."""
+    if width is None:
+        return LIBREOFFICE_DEFAULT_COLUMN
+    return max(column_points(width), LIBREOFFICE_CHARACTER * width)
 
 
 def page_size(landscape: bool) -> tuple[float, float]:
@@ -167,7 +184,7 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
     """Choose the orientation (unless given) and the scale, wrap the prose, and place the page
     breaks of one sheet."""
     bottom, right = last_cell(sheet)
-    widths = widths_in_points(sheet, right)
+    widths = [0.0] + [page_points(sheet.widths.get(col)) for col in range(1, right + 1)]
     # the widest block (with column A; the first with all columns left of it), or without blocks
     # the whole sheet, fits the width if it can
     spans = [sum(widths[left:r + 1]) + widths[1] for _, left, _, r in sheet.keep[1:]]
@@ -178,19 +195,28 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
     if landscape is None:  # portrait, unless only a landscape page holds the widest block
         fits = [page_size(False)[0], page_size(True)[0]]
         landscape = widest * lowest / 100 > fits[0] and widest * lowest / 100 <= fits[1]
+    setup = sheet.printing
+    if setup.one_page_wide:  # every column on one page (in the orientation the handout reads too)
+        widest = sum(widths)
     page_width, page_height = page_size(landscape)
-    scale = int(max(lowest, min(100, math.floor(100 * page_width / widest))))
+    fitting = min(100, math.floor(100 * page_width / widest))
+    scale = int(fitting if setup.one_page_wide else max(lowest, fitting))
     capacity_w = page_width * 100 / scale
     col_units = [(left, r) for _, left, _, r in sheet.keep]
     col_breaks = breaks(widths, 1, capacity_w, col_units)
     # the title and the explanation wrap within the first page's columns: a page to the right
-    # would print the cut-off end of their lines
-    wrap_prose(sheet, sum(widths[1:col_breaks[0]]) + 0.01 if col_breaks else capacity_w, widths)
+    # would print the cut-off end of their lines; on a page shrunk below 6 pt, within what a page
+    # at 6 pt would hold (lines as long as the shrunk page's would be hard to read on screen)
+    prose = sum(widths[1:col_breaks[0]]) + 0.01 if col_breaks else min(capacity_w, page_width * 100 / lowest)
+    wrap_prose(sheet, prose, widths)
     heights = heights_in_points(sheet, bottom)
     title = sum(heights[TITLE_ROWS[0]:TITLE_ROWS[1] + 1])
+    if setup.one_page_wide:  # and one page tall, if that shrinks it but a little more
+        tall = math.floor(100 * page_height / sum(heights))
+        if tall >= ONE_PAGE_TALL * scale:
+            scale = min(scale, tall)
     capacity_h = page_height * 100 / scale - title
     row_units = [(top, b) for top, _, b, _ in sheet.keep]
-    setup = sheet.printing
     setup.area = area(1, 1, bottom, right)
     setup.title_rows = TITLE_ROWS
     setup.scale = scale
