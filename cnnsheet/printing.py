@@ -34,8 +34,8 @@ PAPER_SIZES = {"a4": 9, "letter": 1}
 LETTER_TERRITORIES = ("US", "CA")  # the locales that print on Letter by default
 SMALLEST_PRINTED = 6.0  # points
 DEFAULT_ROW = 15.0  # points
-# a sheet printed one page wide prints on one page if that takes no smaller a scale than this
-# share of the one page wide's: a page holding the last rows alone is worse than a little smaller
+# a sheet prints on a page of rows fewer if that takes no smaller a scale than this share of its
+# own: a page holding the last rows alone is worse than a little smaller
 ONE_PAGE_TALL = 0.8
 CHART_ROWS = math.ceil(style.CHART_SIZE[1] / 2.54 * POINTS / DEFAULT_ROW)  # rows a chart covers
 TITLE_ROWS = (1, 2)  # the title and the link back
@@ -198,34 +198,50 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
     setup = sheet.printing
     if setup.one_page_wide:  # every column on one page (in the orientation the handout reads too)
         widest = sum(widths)
-    page_width, page_height = page_size(landscape)
-    fitting = min(100, math.floor(100 * page_width / widest))
+    fitting = min(100, math.floor(100 * page_size(landscape)[0] / widest))
     scale = int(fitting if setup.one_page_wide else max(lowest, fitting))
-    capacity_w = page_width * 100 / scale
-    col_units = [(left, r) for _, left, _, r in sheet.keep]
-    col_breaks = breaks(widths, 1, capacity_w, col_units)
-    # the title and the explanation wrap within the first page's columns: a page to the right
-    # would print the cut-off end of their lines; on a page shrunk below 6 pt, within what a page
-    # at 6 pt would hold (lines as long as the shrunk page's would be hard to read on screen)
-    prose = sum(widths[1:col_breaks[0]]) + 0.01 if col_breaks else min(capacity_w, page_width * 100 / lowest)
-    wrap_prose(sheet, prose, widths)
-    heights = heights_in_points(sheet, bottom)
-    title = sum(heights[TITLE_ROWS[0]:TITLE_ROWS[1] + 1])
-    if setup.one_page_wide:  # and one page tall, if that shrinks it but a little more
-        tall = math.floor(100 * page_height / sum(heights))
-        if tall >= ONE_PAGE_TALL * scale:
-            scale = min(scale, tall)
-    capacity_h = page_height * 100 / scale - title
-    row_units = [(top, b) for top, _, b, _ in sheet.keep]
+    placed = place(sheet, widths, bottom, scale, page_size(landscape), lowest)
+    # rows that overflow the last page by a little: a little smaller, on a page of rows fewer (a
+    # page holding a table's last rows or a label alone is worse), never below 6 pt unless the
+    # sheet is printed one page wide anyway
+    least = math.ceil(ONE_PAGE_TALL * scale)
+    if not setup.one_page_wide:
+        least = max(lowest, least)
+    for smaller in range(scale - 1, least - 1, -1):
+        if not placed[1]:
+            break
+        trial = place(sheet, widths, bottom, smaller, page_size(landscape), lowest)
+        if len(trial[1]) < len(placed[1]) and len(trial[0]) <= len(placed[0]):
+            scale, placed = smaller, trial
+            break
+    else:
+        placed = place(sheet, widths, bottom, scale, page_size(landscape), lowest)  # the prose as it was
+    setup.col_breaks, setup.row_breaks = placed
     setup.area = area(1, 1, bottom, right)
     setup.title_rows = TITLE_ROWS
     setup.scale = scale
     setup.landscape = landscape
-    setup.col_breaks = col_breaks
-    setup.row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, row_units)
     setup.header = page_header(header, sheet.title, scale, landscape)
     setup.footer = fit_header(footer)
     setup.paper = paper
+
+
+def place(sheet: SheetPlan, widths: list[float], bottom: int, scale: int, page: tuple[float, float],
+          lowest: int) -> tuple[list[int], list[int]]:
+    """The (column, row) page breaks at a scale, the prose wrapped to suit them."""
+    page_width, page_height = page
+    capacity_w = page_width * 100 / scale
+    col_breaks = breaks(widths, 1, capacity_w, [(left, r) for _, left, _, r in sheet.keep])
+    # the title and the explanation wrap within the first page's columns: a page to the right
+    # would print the cut-off end of their lines; on a page shrunk below 6 pt, within what a page
+    # at 6 pt would hold (lines as long as the shrunk page's would be hard to read on screen)
+    unwrap_prose(sheet)
+    prose = sum(widths[1:col_breaks[0]]) + 0.01 if col_breaks else min(capacity_w, page_width * 100 / lowest)
+    wrap_prose(sheet, prose, widths)
+    heights = heights_in_points(sheet, bottom)
+    capacity_h = page_height * 100 / scale - sum(heights[TITLE_ROWS[0]:TITLE_ROWS[1] + 1])
+    row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, [(top, b) for top, _, b, _ in sheet.keep])
+    return col_breaks, row_breaks
 
 
 def page_header(text: str, sheet_name: str, scale: int, landscape: bool) -> str:
