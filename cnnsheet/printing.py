@@ -160,6 +160,33 @@ def wrap_prose(sheet: SheetPlan, width_points: float, widths: list[float]):
         sheet.heights[row] = max(sheet.heights.get(row, DEFAULT_ROW), line * lines)
 
 
+# a label right of column A -> its wrapped kind, the size it measures as, points per line
+LABELS_WRAPPED = {"heading": ("heading_prose", 12.0, 15.0)}
+
+
+def wrap_labels(sheet: SheetPlan, widths: list[float], col_breaks: list[int]) -> bool:
+    """Labels right of column A that run over a page break (the page to the right would print
+    their end alone), and have empty cells up to it: merged up to the break and wrapped, their
+    rows made tall enough. Returns whether any was."""
+    wrapped_any = False
+    for (row, col), (formula, value, (kind, fmt)) in list(sheet.cells.items()):
+        if col == 1 or formula is not None or kind not in LABELS_WRAPPED or not isinstance(value, str):
+            continue
+        end = next((start for start in col_breaks if start > col), None)
+        wrapped, size, line = LABELS_WRAPPED[kind]
+        room = sum(widths[col:end]) if end else 0.0
+        if not end or text_points(value, size) <= room:
+            continue
+        if any((row, right) in sheet.cells for right in range(col + 1, end)):
+            continue  # cut short by its neighbour on screen too: not the page's doing
+        lines = math.ceil(text_points(value, size) / (room * 0.95))
+        sheet.cells[row, col] = (None, value, (wrapped, fmt))
+        sheet.merges.append(area(row, col, row, end - 1))
+        sheet.heights[row] = max(sheet.heights.get(row, DEFAULT_ROW), line * lines)
+        wrapped_any = True
+    return wrapped_any
+
+
 def unwrap_prose(sheet: SheetPlan) -> None:
     """Undo wrap_prose, to wrap again across another width (the handout's page)."""
     plain = {wrapped: kind for kind, (wrapped, _, _) in WRAPPED.items()}
@@ -201,6 +228,9 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
     fitting = min(100, math.floor(100 * page_size(landscape)[0] / widest))
     scale = int(fitting if setup.one_page_wide else max(lowest, fitting))
     placed = place(sheet, widths, bottom, scale, page_size(landscape), lowest)
+    # (a smaller scale below moves no column break to the left of where a label was wrapped)
+    if wrap_labels(sheet, widths, placed[0]):  # taller rows: the rows' breaks again
+        placed = place(sheet, widths, bottom, scale, page_size(landscape), lowest)
     # rows that overflow the last page by a little: a little smaller, on a page of rows fewer (a
     # page holding a table's last rows or a label alone is worse), never below 6 pt unless the
     # sheet is printed one page wide anyway

@@ -12,20 +12,19 @@ from cnnsheet.cli import main
 from cnnsheet.plan import SheetPlan
 
 
-def pages_per_sheet(pdf, sheets: list[str]) -> dict[str, int]:
-    """Sheet name -> pages, from the header's right end (the sheet's name) of each page."""
+def printed_pages(pdf, sheets: list[str]) -> list[tuple[str, str]]:
+    """(sheet, text) of each page, the sheet named by the header's right end."""
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
                           check=True).stdout
-    counts = {}
+    found = []
     for page in text.split("\f"):
         lines = [line.rstrip() for line in page.splitlines() if line.strip()]
         if not lines:
             continue
         named = [sheet for sheet in sheets if lines[0].endswith(sheet)]
         assert named, f"a page whose header names no sheet: {lines[0]!r}"
-        sheet = max(named, key=len)  # "NewConv1" ends with "Conv1" too
-        counts[sheet] = counts.get(sheet, 0) + 1
-    return counts
+        found.append((max(named, key=len), " ".join(" ".join(lines).split())))  # "NewConv1" ends with "Conv1"
+    return found
 
 
 def planned_pages(sheet: SheetPlan) -> int:
@@ -36,7 +35,7 @@ def planned_pages(sheet: SheetPlan) -> int:
 def test_the_whole_workbook_prints_as_planned_and_each_zoom_on_one_page(tmp_path, calc_profile, monkeypatch):
     """Each Zoom sheet prints on one page (it took five, a patch or a label's end on each); no sheet
     takes a page LibreOffice adds beyond the plan's breaks (a column or a line's end alone, where
-    the plan's columns were narrower than LibreOffice draws them)."""
+    the plan's columns were narrower than LibreOffice draws them); no label's end prints alone."""
     plans = []
     save = printing.lay_out
 
@@ -50,7 +49,10 @@ def test_the_whole_workbook_prints_as_planned_and_each_zoom_on_one_page(tmp_path
     assert result.exit_code == 0, result.output
     [pdf] = convert([path], tmp_path / "pdf", calc_profile, to="pdf")
     sheets = {sheet.title: sheet for sheet in plans}
-    counts = pages_per_sheet(pdf, list(sheets))
+    printed = printed_pages(pdf, list(sheets))
+    counts = {}
+    for sheet, _ in printed:
+        counts[sheet] = counts.get(sheet, 0) + 1
     print("pages per sheet:", counts, "in all", sum(counts.values()))
     assert set(counts) == set(sheets)
     zooms = [title for title in sheets if title.startswith("Zoom")]
@@ -58,3 +60,6 @@ def test_the_whole_workbook_prints_as_planned_and_each_zoom_on_one_page(tmp_path
     beyond = {title: (counts[title], planned_pages(sheet)) for title, sheet in sheets.items()
               if counts[title] > planned_pages(sheet)}
     assert not beyond, f"sheets printed on more pages than planned (printed, planned): {beyond}"
+    # the pool panel's labels wrap within their page: the page to the right held "s)" and "by row)"
+    [pool] = [text for sheet, text in printed if sheet == "Pool1" and "Pick a cell of Pool1" in text]
+    assert "(outlined in magenta)" in pool and "reading row by row)" in pool, pool
