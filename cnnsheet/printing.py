@@ -2,11 +2,15 @@
 
 A page holds what fits on A4 and on US Letter alike. Each sheet prints at one fixed scale, the
 largest at which its widest block fits the page, but never below the scale at which its smallest
-digits would print under 6 pt: a wide sheet takes more pages instead of shrinking. Page breaks fall
-between blocks (a block and its heading stay together unless the block alone is larger than a
-page), the sheet's title rows repeat on every page, the header names the step and the sheet, and
-the footer counts the pages; pages run across, then down. Lines of explanation wrap within the
-first page's columns (a page to the right would print their cut-off ends). The paper, A4 or Letter,
+digits would print under 6 pt: a wide sheet takes more pages instead of shrinking. Two exceptions:
+a sheet whose rows overflow its last page by a little prints a little smaller (down to 6 pt) on a
+page of rows fewer, and a sheet that asks to print one page wide (a Zoom sheet: one picture) takes
+the scale at which all its columns fit, however small. Page breaks fall between blocks (a block and
+its heading stay together unless the block alone is larger than a page), the sheet's title rows
+repeat on every page, the header names the step and the sheet, and the footer counts the pages;
+pages run across, then down. Lines of explanation wrap within the first page's columns, and labels
+beside them within their page (a page to the right would print their cut-off ends). Columns are
+planned as wide as LibreOffice draws them, the wider of the two programs. The paper, A4 or Letter,
 is only named for the printer.
 """
 
@@ -223,7 +227,7 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
         fits = [page_size(False)[0], page_size(True)[0]]
         landscape = widest * lowest / 100 > fits[0] and widest * lowest / 100 <= fits[1]
     setup = sheet.printing
-    if setup.one_page_wide:  # every column on one page (in the orientation the handout reads too)
+    if setup.one_page_wide:  # every column on one page, in the orientation above (the handout reads it)
         widest = sum(widths)
     fitting = min(100, math.floor(100 * page_size(landscape)[0] / widest))
     scale = int(fitting if setup.one_page_wide else max(lowest, fitting))
