@@ -2,11 +2,15 @@
 
 A page holds what fits on A4 and on US Letter alike. Each sheet prints at one fixed scale, the
 largest at which its widest block fits the page, but never below the scale at which its smallest
-digits would print under 6 pt: a wide sheet takes more pages instead of shrinking. Page breaks fall
-between blocks (a block and its heading stay together unless the block alone is larger than a
-page), the sheet's title rows repeat on every page, the header names the step and the sheet, and
-the footer counts the pages; pages run across, then down. Lines of explanation wrap within the
-first page's columns (a page to the right would print their cut-off ends). The paper, A4 or Letter,
+digits would print under 6 pt: a wide sheet takes more pages instead of shrinking. Two exceptions:
+a sheet whose rows overflow its last page by a little prints a little smaller (down to 6 pt) on a
+page of rows fewer, and a sheet that asks to print one page wide (a Zoom sheet: one picture) takes
+the scale at which all its columns fit, however small. Page breaks fall between blocks (a block and
+its heading stay together unless the block alone is larger than a page), the sheet's title rows
+repeat on every page, the header names the step and the sheet, and the footer counts the pages;
+pages run across, then down. Lines of explanation wrap within the first page's columns, and labels
+beside them within their page (a page to the right would print their cut-off ends). Columns are
+planned as wide as LibreOffice draws them, the wider of the two programs. The paper, A4 or Letter,
 is only named for the printer.
 """
 
@@ -22,6 +26,11 @@ from cnnsheet.plan import SheetPlan
 
 MARGINS = {"side": 0.3, "top": 0.7, "header": 0.3}  # inches
 POINTS = 72
+# LibreOffice draws a column 7 points a character wide (read back from the .ods it converts the
+# workbook to), wider than column_points from 5 characters on: a page planned with narrower
+# columns overflows onto a page LibreOffice adds, holding a column or a line's end
+LIBREOFFICE_CHARACTER = 7.0
+LIBREOFFICE_DEFAULT_COLUMN = 59.8  # points: a column of no set width, as LibreOffice draws it
 # portrait: the narrower of A4 (8.27 in) and Letter (8.5 in) wide, the shorter of them (11 in) high
 PAGE = ((8.27 - 2 * MARGINS["side"]) * POINTS, (11.0 - 2 * MARGINS["top"]) * POINTS)
 # paper -> Excel's paperSize code; the layout fits both, the printer is told which
@@ -29,6 +38,9 @@ PAPER_SIZES = {"a4": 9, "letter": 1}
 LETTER_TERRITORIES = ("US", "CA")  # the locales that print on Letter by default
 SMALLEST_PRINTED = 6.0  # points
 DEFAULT_ROW = 15.0  # points
+# a sheet prints on a page of rows fewer if that takes no smaller a scale than this share of its
+# own: a page holding the last rows alone is worse than a little smaller
+ONE_PAGE_TALL = 0.8
 CHART_ROWS = math.ceil(style.CHART_SIZE[1] / 2.54 * POINTS / DEFAULT_ROW)  # rows a chart covers
 TITLE_ROWS = (1, 2)  # the title and the link back
 HEADER_CHARACTERS = 180  # of a header's text as Excel counts it; the codes of size and sheet take the rest
@@ -52,8 +64,17 @@ def default_paper(environment) -> str:
 
 def column_points(width: float) -> float:
     """A column's width in points: as LibreOffice draws it from one character on (Excel's are a
-    little narrower), as Excel draws it below (LibreOffice's are narrower)."""
+    little narrower), as Excel draws it below (LibreOffice's are narrower). The handout's measure,
+    taken with its own slack."""
     return 0.75 * (8.2 * width + 5.5) if width >= 1 else 0.75 * 12 * width
+
+
+def page_points(width: float | None) -> float:
+    """A column's width in points as the workbook's own pages are planned: no narrower than
+    LibreOffice draws it (None: a column of no set width)."""
+    if width is None:
+        return LIBREOFFICE_DEFAULT_COLUMN
+    return max(column_points(width), LIBREOFFICE_CHARACTER * width)
 
 
 def page_size(landscape: bool) -> tuple[float, float]:
@@ -143,6 +164,33 @@ def wrap_prose(sheet: SheetPlan, width_points: float, widths: list[float]):
         sheet.heights[row] = max(sheet.heights.get(row, DEFAULT_ROW), line * lines)
 
 
+# a label right of column A -> its wrapped kind, the size it measures as, points per line
+LABELS_WRAPPED = {"heading": ("heading_prose", 12.0, 15.0)}
+
+
+def wrap_labels(sheet: SheetPlan, widths: list[float], col_breaks: list[int]) -> bool:
+    """Labels right of column A that run over a page break (the page to the right would print
+    their end alone), and have empty cells up to it: merged up to the break and wrapped, their
+    rows made tall enough. Returns whether any was."""
+    wrapped_any = False
+    for (row, col), (formula, value, (kind, fmt)) in list(sheet.cells.items()):
+        if col == 1 or formula is not None or kind not in LABELS_WRAPPED or not isinstance(value, str):
+            continue
+        end = next((start for start in col_breaks if start > col), None)
+        wrapped, size, line = LABELS_WRAPPED[kind]
+        room = sum(widths[col:end]) if end else 0.0
+        if not end or text_points(value, size) <= room:
+            continue
+        if any((row, right) in sheet.cells for right in range(col + 1, end)):
+            continue  # cut short by its neighbour on screen too: not the page's doing
+        lines = math.ceil(text_points(value, size) / (room * 0.95))
+        sheet.cells[row, col] = (None, value, (wrapped, fmt))
+        sheet.merges.append(area(row, col, row, end - 1))
+        sheet.heights[row] = max(sheet.heights.get(row, DEFAULT_ROW), line * lines)
+        wrapped_any = True
+    return wrapped_any
+
+
 def unwrap_prose(sheet: SheetPlan) -> None:
     """Undo wrap_prose, to wrap again across another width (the handout's page)."""
     plain = {wrapped: kind for kind, (wrapped, _, _) in WRAPPED.items()}
@@ -185,7 +233,7 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
     """Choose the orientation (unless given) and the scale, wrap the prose, and place the page
     breaks of one sheet."""
     bottom, right = last_cell(sheet)
-    widths = widths_in_points(sheet, right)
+    widths = [0.0] + [page_points(sheet.widths.get(col)) for col in range(1, right + 1)]
     # the widest block (with column A; the first with all columns left of it), or without blocks
     # the whole sheet, fits the width if it can
     spans = [sum(widths[left:r + 1]) + widths[1] for _, left, _, r in sheet.keep[1:]]
@@ -196,28 +244,56 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
     if landscape is None:  # portrait, unless only a landscape page holds the widest block
         fits = [page_size(False)[0], page_size(True)[0]]
         landscape = widest * lowest / 100 > fits[0] and widest * lowest / 100 <= fits[1]
-    page_width, page_height = page_size(landscape)
-    scale = int(max(lowest, min(100, math.floor(100 * page_width / widest))))
-    capacity_w = page_width * 100 / scale
-    col_units = [(left, r) for _, left, _, r in sheet.keep]
-    col_breaks = breaks(widths, 1, capacity_w, col_units)
-    # the title and the explanation wrap within the first page's columns: a page to the right
-    # would print the cut-off end of their lines
-    wrap_prose(sheet, sum(widths[1:col_breaks[0]]) + 0.01 if col_breaks else capacity_w, widths)
-    heights = heights_in_points(sheet, bottom)
-    title = sum(heights[TITLE_ROWS[0]:TITLE_ROWS[1] + 1])
-    capacity_h = page_height * 100 / scale - title
-    row_units = [(top, b) for top, _, b, _ in sheet.keep]
     setup = sheet.printing
+    if setup.one_page_wide:  # every column on one page, in the orientation above (the handout reads it)
+        widest = sum(widths)
+    fitting = min(100, math.floor(100 * page_size(landscape)[0] / widest))
+    scale = int(fitting if setup.one_page_wide else max(lowest, fitting))
+    placed = place(sheet, widths, bottom, scale, page_size(landscape), lowest)
+    # (a smaller scale below moves no column break to the left of where a label was wrapped)
+    if wrap_labels(sheet, widths, placed[0]):  # taller rows: the rows' breaks again
+        placed = place(sheet, widths, bottom, scale, page_size(landscape), lowest)
+    # rows that overflow the last page by a little: a little smaller, on a page of rows fewer (a
+    # page holding a table's last rows or a label alone is worse), never below 6 pt unless the
+    # sheet is printed one page wide anyway
+    least = math.ceil(ONE_PAGE_TALL * scale)
+    if not setup.one_page_wide:
+        least = max(lowest, least)
+    for smaller in range(scale - 1, least - 1, -1):
+        if not placed[1]:
+            break
+        trial = place(sheet, widths, bottom, smaller, page_size(landscape), lowest)
+        if len(trial[1]) < len(placed[1]) and len(trial[0]) <= len(placed[0]):
+            scale, placed = smaller, trial
+            break
+    else:
+        placed = place(sheet, widths, bottom, scale, page_size(landscape), lowest)  # the prose as it was
+    setup.col_breaks, setup.row_breaks = placed
     setup.area = area(1, 1, bottom, right)
     setup.title_rows = TITLE_ROWS
     setup.scale = scale
     setup.landscape = landscape
-    setup.col_breaks = col_breaks
-    setup.row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, row_units)
     setup.header = page_header(header, sheet.title, scale, landscape)
     setup.footer = fit_header(footer)
     setup.paper = paper
+
+
+def place(sheet: SheetPlan, widths: list[float], bottom: int, scale: int, page: tuple[float, float],
+          lowest: int) -> tuple[list[int], list[int]]:
+    """The (column, row) page breaks at a scale, the prose wrapped to suit them."""
+    page_width, page_height = page
+    capacity_w = page_width * 100 / scale
+    col_breaks = breaks(widths, 1, capacity_w, [(left, r) for _, left, _, r in sheet.keep])
+    # the title and the explanation wrap within the first page's columns: a page to the right
+    # would print the cut-off end of their lines; on a page shrunk below 6 pt, within what a page
+    # at 6 pt would hold (lines as long as the shrunk page's would be hard to read on screen)
+    unwrap_prose(sheet)
+    prose = sum(widths[1:col_breaks[0]]) + 0.01 if col_breaks else min(capacity_w, page_width * 100 / lowest)
+    wrap_prose(sheet, prose, widths)
+    heights = heights_in_points(sheet, bottom)
+    capacity_h = page_height * 100 / scale - sum(heights[TITLE_ROWS[0]:TITLE_ROWS[1] + 1])
+    row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, [(top, b) for top, _, b, _ in sheet.keep])
+    return col_breaks, row_breaks
 
 
 def page_header(text: str, sheet_name: str, scale: int, landscape: bool) -> str:

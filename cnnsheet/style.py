@@ -38,6 +38,7 @@ KINDS = {
     "zero": {"size": 9, "color": "7F7F7F", "fill": ZERO_FILL, "centre": True},
     "hole": {"size": 9, "color": "A6A6A6", "fill": HOLE_FILL, "centre": True},
     "heading": {"size": 11, "bold": True},
+    "heading_prose": {"size": 11, "bold": True, "wrap": True},  # a label wrapped within its printed page
     "input": {"size": 11, "bold": True, "fill": INPUT_FILL, "frame": INPUT_FRAME, "unlocked": True},
     "mirror": {"size": 11, "bold": True, "color": "404040"},  # shows an input, not to be typed in
     "big": {"size": 14, "bold": True},

@@ -174,6 +174,9 @@ def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, laye
 
     square_cells(ws, grid_top, product_top + k + 1, max(GRID + C * (2 * span + 3), GRID + C * k))
     ws.width("ABC", (3, 46, 12))
+    # one cell taken apart reads as one picture: printed across one page, smaller than 6 pt if it
+    # must, rather than cut into pages of a patch or a label's end each
+    ws.printing.one_page_wide = True
     return highlights(book, first, image_maps, index, layer, n), OverviewRow(title, layer.name, (C, k, k))
 
 

@@ -1,0 +1,65 @@
+"""The workbook printed whole, as File > Print in LibreOffice prints it with each sheet's own print
+settings: the pages each sheet takes, counted in LibreOffice's PDF by the sheet name in each page's
+header."""
+
+import subprocess
+
+from click.testing import CliRunner
+from libreoffice import convert
+
+from cnnsheet import printing
+from cnnsheet.cli import main
+from cnnsheet.plan import SheetPlan
+
+
+def printed_pages(pdf, sheets: list[str]) -> list[tuple[str, str]]:
+    """(sheet, text) of each page, the sheet named by the header's right end."""
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    found = []
+    for page in text.split("\f"):
+        lines = [line.rstrip() for line in page.splitlines() if line.strip()]
+        if not lines:
+            continue
+        named = [sheet for sheet in sheets if lines[0].endswith(sheet)]
+        assert named, f"a page whose header names no sheet: {lines[0]!r}"
+        found.append((max(named, key=len), " ".join(" ".join(lines).split())))  # "NewConv1" ends with "Conv1"
+    return found
+
+
+def planned_pages(sheet: SheetPlan) -> int:
+    setup = sheet.printing
+    return (len(setup.row_breaks) + 1) * (len(setup.col_breaks) + 1)
+
+
+def test_the_whole_workbook_prints_as_planned_and_each_zoom_on_one_page(tmp_path, calc_profile, monkeypatch):
+    """Each Zoom sheet prints on one page (it took five, a patch or a label's end on each); no sheet
+    takes a page LibreOffice adds beyond the plan's breaks (a column or a line's end alone, where
+    the plan's columns were narrower than LibreOffice draws them); no label's end prints alone."""
+    plans = []
+    save = printing.lay_out
+
+    def recorded(sheet, *args, **kwargs):
+        save(sheet, *args, **kwargs)
+        plans.append(sheet)
+
+    monkeypatch.setattr(printing, "lay_out", recorded)
+    path = tmp_path / "walkthrough.xlsx"
+    result = CliRunner().invoke(main, ["explain", "-o", str(path)])
+    assert result.exit_code == 0, result.output
+    [pdf] = convert([path], tmp_path / "pdf", calc_profile, to="pdf")
+    sheets = {sheet.title: sheet for sheet in plans}
+    printed = printed_pages(pdf, list(sheets))
+    counts = {}
+    for sheet, _ in printed:
+        counts[sheet] = counts.get(sheet, 0) + 1
+    print("pages per sheet:", counts, "in all", sum(counts.values()))
+    assert set(counts) == set(sheets)
+    zooms = [title for title in sheets if title.startswith("Zoom")]
+    assert zooms and all(counts[title] == 1 for title in zooms), {title: counts[title] for title in zooms}
+    beyond = {title: (counts[title], planned_pages(sheet)) for title, sheet in sheets.items()
+              if counts[title] > planned_pages(sheet)}
+    assert not beyond, f"sheets printed on more pages than planned (printed, planned): {beyond}"
+    # the pool panel's labels wrap within their page: the page to the right held "s)" and "by row)"
+    [pool] = [text for sheet, text in printed if sheet == "Pool1" and "Pick a cell of Pool1" in text]
+    assert "(outlined in magenta)" in pool and "reading row by row)" in pool, pool
