@@ -34,6 +34,8 @@ HANDOUT = re.compile(r"^(Overview|Image|Input|Filters\d+|Conv\d+|Zoom\d+|ReLU\d+
                      r"Softmax|Loss|dLogits|dDense\d+|dPool\d+|Mask\d+|dReLU\d+|dConv\d+|dSpread\d+|"
                      r"Rotated\d+|dFilters\d+|Step|Saliency|Grad-CAM)$")
 ZOOM = re.compile(r"^Zoom\d+$")
+BANDS = re.compile(r"^d?Filters\d+$")  # sheets whose blocks are filters' bands, a kernel per channel
+LABEL = 24  # characters: a block's label the footer's note on blocks left out can quote
 # the saliency pass has sheets named as the backward pass's (Rotated1): only those before it print
 LAST_OF_BACKWARD = "Step"
 INSTALL_HINT = ("--pdf needs LibreOffice, which was not found: install it (libreoffice.org; on Debian "
@@ -90,6 +92,13 @@ def one_page(sheet: SheetPlan, texts: Texts, through: tuple | None = None) -> Pr
     take pages of their own, broken between blocks; a long table is cut to a page, the footer
     saying where the rest is. `through` (row, col): the page reaches at least to that cell."""
     bottom, right = handout_area(sheet)
+    if sheet.keep and sheet.title != OVERVIEW and not ZOOM.match(sheet.title):
+        # every block, or else the first row of them (a filter's channels), where a page holds them at 6 pt
+        first_row = [unit for unit in sheet.keep if unit[0] <= sheet.keep[0][2]]
+        for larger in (printing.last_cell(sheet), (bottom, max(unit[3] for unit in first_row))):
+            if larger[0] >= bottom and larger[1] >= right and fits_at_six_points(sheet, *larger):
+                bottom, right = larger
+                break
     if through:
         bottom, right = max(bottom, through[0]), max(right, through[1])
     widths = printing.widths_in_points(sheet, right)
@@ -136,8 +145,36 @@ def one_page(sheet: SheetPlan, texts: Texts, through: tuple | None = None) -> Pr
             setup.footer = printing.fit_header(" - ".join([sheet.printing.footer, *rest]))
         bottom, right = last_row, last_col
     setup.area = area(1, 1, max(bottom, 1), max(right, 1))
+    left_out = blocks_left_out(sheet, bottom, right, texts)
+    if left_out:
+        setup.footer = printing.fit_header(" - ".join([setup.footer, left_out]))
     setup.header = printing.page_header(sheet.cells[1, 1][1], sheet.title, setup.scale, setup.landscape)
     return setup
+
+
+def fits_at_six_points(sheet: SheetPlan, bottom: int, right: int) -> bool:
+    """Whether one page, portrait or landscape, holds a sheet through (bottom, right), numbers of 6 pt."""
+    widths = printing.widths_in_points(sheet, right)
+    rewrap(sheet, widths)
+    height = sum(printing.heights_in_points(sheet, bottom))
+    return any(fits_at(sum(widths), height, printing.lowest_scale(sheet), landscape) for landscape in (False, True))
+
+
+def blocks_left_out(sheet: SheetPlan, bottom: int, right: int, texts: Texts) -> str:
+    """The footer's note on the blocks (maps, channels, filters) a page leaves out or cuts, by their
+    labels: "7 more grids of this sheet (filter 2 to filter 8) are on the sheet Conv1 of the workbook"."""
+    left_out = [unit for unit in sheet.keep if unit[2] > bottom or unit[3] > right]
+    if not left_out or sheet.title == OVERVIEW:  # the Overview's heat maps are the steps' pages
+        return ""
+    labels = [label for label in (sheet.cells.get(unit[:2], (None, None))[1] for unit in left_out)
+              if isinstance(label, str) and 0 < len(label) <= LABEL]
+    if BANDS.match(sheet.title):  # a filter's band is labelled by its first kernel, "filter 2: R"
+        labels = [label.split(":")[0] for label in labels]
+    if len(labels) != len(left_out):  # blocks without a short label of their own: counted only
+        return texts("paper", "more_blocks", count=len(left_out), sheet=sheet.title)
+    which = (labels[0] if len(labels) == 1
+             else texts("paper", "blocks_range", first=labels[0], last=labels[-1]))
+    return texts("paper", "more_named_blocks", count=len(left_out), which=which, sheet=sheet.title)
 
 
 def printed_widths(sheet: SheetPlan) -> dict:

@@ -31,7 +31,9 @@ def gradcam_sheet(book: Book, first: PassSheets) -> OverviewRow:
     size = model.input_size
     field, jump = book.field_of(model.layers[a_index]) if a_index >= 0 else (1, 1)
     ws, top = book.sheet("Grad-CAM", "gradcam", ("body", "body_pool", "body_upsample"), numbering=None,
-                         title="Grad-CAM", colours=(style.DIVERGING, style.SEQUENTIAL_SCALE),
+                         title="Grad-CAM", colours=((style.DIVERGING, book.texts("gradcam", "grids_gradients")),
+                                  (style.SEQUENTIAL_SCALE,
+                                   book.texts("gradcam", "grids_maps"))),
                          layer=a_sheet, field=field, jump=jump, size=size)
     # what it shows first (the handout prints a sheet's first block), then how it is made
     heat, photo, row = heat_places(book, ws, top)
