@@ -157,7 +157,8 @@ def fits_at_six_points(sheet: SheetPlan, bottom: int, right: int) -> bool:
     widths = printing.widths_in_points(sheet, right)
     rewrap(sheet, widths)
     height = sum(printing.heights_in_points(sheet, bottom))
-    return any(fits_at(sum(widths), height, printing.lowest_scale(sheet), landscape) for landscape in (False, True))
+    lowest = printing.lowest_scale(sheet)
+    return any(fits_at(sum(widths), height, lowest, landscape) for landscape in (False, True))
 
 
 def blocks_left_out(sheet: SheetPlan, bottom: int, right: int, texts: Texts) -> str:
