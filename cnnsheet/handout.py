@@ -35,6 +35,8 @@ HANDOUT = re.compile(r"^(Overview|Image|Input|Filters\d+|Conv\d+|Zoom\d+|ReLU\d+
                      r"Rotated\d+|dFilters\d+|Step|Saliency|Grad-CAM)$")
 ZOOM = re.compile(r"^Zoom\d+$")
 BANDS = re.compile(r"^d?Filters\d+$")  # sheets whose blocks are filters' bands, a kernel per channel
+# the pixels' looks on paper: black digits over the pale paper scale (style.CHANNEL_ZERO)
+PRINTED_LOOKS = {"pixel": "number", "level": "number"}
 LABEL = 24  # characters: a block's label the footer's note on blocks left out can quote
 # the saliency pass has sheets named as the backward pass's (Rotated1): only those before it print
 LAST_OF_BACKWARD = "Step"
@@ -226,14 +228,16 @@ def on_paper(plan: WorkbookPlan, sheet: SheetPlan) -> SheetPlan:
     """A copy of a sheet as paper shows it: values without formulas, texts for a reader of paper
     (plan.paper; an empty variant leaves the cell out), nothing to click or type."""
     values = {}
-    for where, (_, value, look) in sheet.cells.items():
+    for where, (_, value, (kind, fmt)) in sheet.cells.items():
         value = plan.paper.get(value, value) if isinstance(value, str) else value
         if value != "":
-            values[where] = (None, value, look)
+            values[where] = (None, value, (PRINTED_LOOKS.get(kind, kind), fmt))
     links = [link for link in sheet.links if link[:2] in values]
-    return dataclasses.replace(sheet, cells=values, links=links, drop_downs=[], whole_numbers=[],
-                               highlights=[], merges=list(sheet.merges), heights=dict(sheet.heights),
-                               widths=printed_widths(sheet))
+    scales = [(areas, dataclasses.replace(scale, channel="paper " + scale.channel)
+               if scale.kind == "channel" else scale) for areas, scale in sheet.scales]
+    return dataclasses.replace(sheet, cells=values, links=links, scales=scales, drop_downs=[],
+                               whole_numbers=[], highlights=[], merges=list(sheet.merges),
+                               heights=dict(sheet.heights), widths=printed_widths(sheet))
 
 
 def printed_area(plan: WorkbookPlan, title: str, through: tuple | None = None) -> str:
