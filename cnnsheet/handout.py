@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cnnsheet import printing, writer
+from cnnsheet import printing, style, writer
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import stops_held, write_atomically
 from cnnsheet.layout import area, column_number, split_target
@@ -35,8 +35,9 @@ HANDOUT = re.compile(r"^(Overview|Image|Input|Filters\d+|Conv\d+|Zoom\d+|ReLU\d+
                      r"Rotated\d+|dFilters\d+|Step|Saliency|Grad-CAM)$")
 ZOOM = re.compile(r"^Zoom\d+$")
 BANDS = re.compile(r"^d?Filters\d+$")  # sheets whose blocks are filters' bands, a kernel per channel
-# the pixels' looks on paper: black digits over the pale paper scale (style.CHANNEL_ZERO)
-PRINTED_LOOKS = {"pixel": "number", "level": "number"}
+# looks on paper: the pixels' black digits over the pale paper scale (style.CHANNEL_ZERO); a
+# chosen value centred, off the range printed beside it ("11  1 to 24", not "111 to 24")
+PRINTED_LOOKS = {"pixel": "number", "level": "number", "input": "value"}
 LABEL = 24  # characters: a block's label the footer's note on blocks left out can quote
 # the saliency pass has sheets named as the backward pass's (Rotated1): only those before it print
 LAST_OF_BACKWARD = "Step"
@@ -103,6 +104,7 @@ def one_page(sheet: SheetPlan, texts: Texts, through: tuple | None = None) -> Pr
                 break
     if through:
         bottom, right = max(bottom, through[0]), max(right, through[1])
+    last_filled, right = right, text_reach(sheet, bottom, right)
     widths = printing.widths_in_points(sheet, right)
     rewrap(sheet, widths)  # across the page, which may be wider than the workbook's first page
     heights = printing.heights_in_points(sheet, bottom)
@@ -140,9 +142,11 @@ def one_page(sheet: SheetPlan, texts: Texts, through: tuple | None = None) -> Pr
         last_col = fitting(widths, WIDE_SLACK * page_width * 100 / lowest)
         rewrap(sheet, widths[:last_col + 1])
         last_row = fitting(printing.heights_in_points(sheet, bottom), SLACK * page_height * 100 / lowest)
-        rest = ([texts("paper", "more_rows", rows=bottom - last_row, sheet=sheet.title)] if last_row < bottom
-                else []) + ([texts("paper", "more_columns", columns=right - last_col, sheet=sheet.title)]
-                            if last_col < right else [])
+        rest = []
+        if last_row < bottom:
+            rest.append(texts("paper", "more_rows", rows=bottom - last_row, sheet=sheet.title))
+        if last_col < last_filled:
+            rest.append(texts("paper", "more_columns", columns=last_filled - last_col, sheet=sheet.title))
         if rest:
             setup.footer = printing.fit_header(" - ".join([sheet.printing.footer, *rest]))
         bottom, right = last_row, last_col
@@ -152,6 +156,25 @@ def one_page(sheet: SheetPlan, texts: Texts, through: tuple | None = None) -> Pr
         setup.footer = printing.fit_header(" - ".join([setup.footer, left_out]))
     setup.header = printing.page_header(sheet.cells[1, 1][1], sheet.title, setup.scale, setup.landscape)
     return setup
+
+
+def text_reach(sheet: SheetPlan, bottom: int, right: int) -> int:
+    """The last column that the page must hold so that no heading of the area runs past its edge
+    ("gradient of the input" over a narrow last column): a text left of `right` may spill over empty
+    cells to its right, which print only if they are in the area. Column A's prose is rewrapped."""
+    reach = right
+    for (row, col), (_, value, (kind, _)) in sheet.cells.items():
+        look = style.KINDS[kind]
+        if row > bottom or col == 1 or col > right or not isinstance(value, str) or look.get("wrap"):
+            continue
+        room = printing.text_points(value, look["size"] * (1.1 if look.get("bold") else 1))  # bold: wider
+        last = col
+        room -= printing.column_points(sheet.widths.get(col, 8.43))
+        while room > 0 and (row, last + 1) not in sheet.cells:
+            last += 1
+            room -= printing.column_points(sheet.widths.get(last, 8.43))
+        reach = max(reach, last)
+    return reach
 
 
 def fits_at_six_points(sheet: SheetPlan, bottom: int, right: int) -> bool:
