@@ -96,9 +96,12 @@ def one_page(sheet: SheetPlan, texts: Texts, through: tuple | None = None) -> Pr
     saying where the rest is. `through` (row, col): the page reaches at least to that cell."""
     bottom, right = handout_area(sheet)
     if sheet.keep and sheet.title != OVERVIEW and not ZOOM.match(sheet.title):
-        # every block, or else the first row of them (a filter's channels), where a page holds them at 6 pt
-        first_row = [unit for unit in sheet.keep if unit[0] <= sheet.keep[0][2]]
-        for larger in (printing.last_cell(sheet), (bottom, max(unit[3] for unit in first_row))):
+        # every block, or else as many of the first blocks as a page holds at 6 pt (a pool's small maps,
+        # a conv's filters)
+        units = sheet.keep
+        firsts = [(max(unit[2] for unit in units[:count]), max(unit[3] for unit in units[:count]))
+                  for count in range(len(units) - 1, 1, -1)]
+        for larger in [printing.last_cell(sheet), *firsts]:
             if larger[0] >= bottom and larger[1] >= right and fits_at_six_points(sheet, *larger):
                 bottom, right = larger
                 break
