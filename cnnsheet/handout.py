@@ -34,11 +34,14 @@ HANDOUT = re.compile(r"^(Overview|Image|Input|Filters\d+|Conv\d+|Zoom\d+|ReLU\d+
                      r"Softmax|Loss|dLogits|dDense\d+|dPool\d+|Mask\d+|dReLU\d+|dConv\d+|dSpread\d+|"
                      r"Rotated\d+|dFilters\d+|Step|Saliency|Grad-CAM)$")
 ZOOM = re.compile(r"^Zoom\d+$")
-BANDS = re.compile(r"^d?Filters\d+$")  # sheets whose blocks are filters' bands, a kernel per channel
+# How a page's footer names the blocks it leaves out, by the kind of sheet: a series of maps or
+# channels by its first and last label ("filter 2 to filter 8", "G to B"); filters, a kernel per
+# channel, by the label of their first kernel up to its colon ("filter 2: R"); other blocks counted.
+SERIES = re.compile(r"^(Image|Input|Conv\d+|ReLU\d+|Pool\d+|Mask\d+|dReLU\d+|dConv\d+|dPool\d+)$")
+BANDS = re.compile(r"^(d?Filters|Rotated)\d+$")
 # looks on paper: the pixels' black digits over the pale paper scale (style.CHANNEL_ZERO); a
 # chosen value centred, off the range printed beside it ("11  1 to 24", not "111 to 24")
 PRINTED_LOOKS = {"pixel": "number", "level": "number", "input": "value"}
-LABEL = 24  # characters: a block's label the footer's note on blocks left out can quote
 # the saliency pass has sheets named as the backward pass's (Rotated1): only those before it print
 LAST_OF_BACKWARD = "Step"
 INSTALL_HINT = ("--pdf needs LibreOffice, which was not found: install it (libreoffice.org; on Debian "
@@ -195,11 +198,11 @@ def blocks_left_out(sheet: SheetPlan, bottom: int, right: int, texts: Texts) -> 
     left_out = [unit for unit in sheet.keep if unit[2] > bottom or unit[3] > right]
     if not left_out or sheet.title == OVERVIEW:  # the Overview's heat maps are the steps' pages
         return ""
-    labels = [label for label in (sheet.cells.get(unit[:2], (None, None))[1] for unit in left_out)
-              if isinstance(label, str) and 0 < len(label) <= LABEL]
-    if BANDS.match(sheet.title):  # a filter's band is labelled by its first kernel, "filter 2: R"
-        labels = [label.split(":")[0] for label in labels]
-    if len(labels) != len(left_out):  # blocks without a short label of their own: counted only
+    labels = [sheet.cells.get(unit[:2], (None, None))[1] for unit in left_out]
+    if BANDS.match(sheet.title):
+        labels = [label.split(":")[0] if isinstance(label, str) else label for label in labels]
+    named = SERIES.match(sheet.title) or BANDS.match(sheet.title)
+    if not named or not all(isinstance(label, str) and label for label in labels):
         return texts("paper", "more_blocks", count=len(left_out), sheet=sheet.title)
     which = (labels[0] if len(labels) == 1
              else texts("paper", "blocks_range", first=labels[0], last=labels[-1]))

@@ -178,14 +178,18 @@ def test_a_row_of_rotated_kernels_holds_whole_filters(handouts):
     _, plan, _ = handouts["two_blocks"]
     sheet = plan["Rotated2"]
     rows = {}
-    for top, left, _, _ in sheet.keep:
-        filter_name, channel = sheet.cells[top, left][1].split(": ")
-        rows.setdefault(top, []).append((filter_name, channel))
+    for (row, _), (_, value, _) in sorted(sheet.cells.items()):
+        if isinstance(value, str) and re.match(r"^filter \d+: c\d+$", value):
+            rows.setdefault(row, []).append(tuple(value.split(": ")))
     channels = [channel for filter_name, channel in next(iter(rows.values())) if filter_name == "filter 1"]
     assert len(rows) > 1 and len(channels) == 8
     for row in rows.values():
         filters = {filter_name for filter_name, _ in row}
         assert len(row) == len(filters) * len(channels), row  # no filter split between two rows
+    top, left, bottom, right = bounds(sheet.printing.area)  # and the page prints filter 1 whole
+    printed = {value for (row, col), (_, value, _) in sheet.cells.items()
+               if top <= row <= bottom and left <= col <= right and isinstance(value, str)}
+    assert {f"filter 1: {channel}" for channel in channels} <= printed
 
 
 @pytest.mark.parametrize("name", ["default", "zh", "two_blocks"])
