@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cnnsheet import printing, writer
+from cnnsheet import printing, style, writer
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.files import stops_held, write_atomically
 from cnnsheet.layout import area, column_number, split_target
@@ -34,6 +34,14 @@ HANDOUT = re.compile(r"^(Overview|Image|Input|Filters\d+|Conv\d+|Zoom\d+|ReLU\d+
                      r"Softmax|Loss|dLogits|dDense\d+|dPool\d+|Mask\d+|dReLU\d+|dConv\d+|dSpread\d+|"
                      r"Rotated\d+|dFilters\d+|Step|Saliency|Grad-CAM)$")
 ZOOM = re.compile(r"^Zoom\d+$")
+# How a page's footer names the blocks it leaves out, by the kind of sheet: a series of maps or
+# channels by its first and last label ("filter 2 to filter 8", "G to B"); filters, a kernel per
+# channel, by the label of their first kernel up to its colon ("filter 2: R"); other blocks counted.
+SERIES = re.compile(r"^(Image|Input|Conv\d+|ReLU\d+|Pool\d+|Mask\d+|dReLU\d+|dConv\d+|dPool\d+)$")
+BANDS = re.compile(r"^(d?Filters|Rotated)\d+$")
+# looks on paper: the pixels' black digits over the pale paper scale (style.CHANNEL_ZERO); a
+# chosen value centred, off the range printed beside it ("11  1 to 24", not "111 to 24")
+PRINTED_LOOKS = {"pixel": "number", "level": "number", "input": "value"}
 # the saliency pass has sheets named as the backward pass's (Rotated1): only those before it print
 LAST_OF_BACKWARD = "Step"
 INSTALL_HINT = ("--pdf needs LibreOffice, which was not found: install it (libreoffice.org; on Debian "
@@ -90,8 +98,19 @@ def one_page(sheet: SheetPlan, texts: Texts, through: tuple | None = None) -> Pr
     take pages of their own, broken between blocks; a long table is cut to a page, the footer
     saying where the rest is. `through` (row, col): the page reaches at least to that cell."""
     bottom, right = handout_area(sheet)
+    if sheet.keep and sheet.title != OVERVIEW and not ZOOM.match(sheet.title):
+        # every block, or else as many of the first blocks as a page holds at 6 pt (a pool's small maps,
+        # a conv's filters)
+        units = sheet.keep
+        firsts = [(max(unit[2] for unit in units[:count]), max(unit[3] for unit in units[:count]))
+                  for count in range(len(units) - 1, 1, -1)]
+        for larger in [printing.last_cell(sheet), *firsts]:
+            if larger[0] >= bottom and larger[1] >= right and fits_at_six_points(sheet, *larger):
+                bottom, right = larger
+                break
     if through:
         bottom, right = max(bottom, through[0]), max(right, through[1])
+    last_filled, right = right, text_reach(sheet, bottom, right)
     widths = printing.widths_in_points(sheet, right)
     rewrap(sheet, widths)  # across the page, which may be wider than the workbook's first page
     heights = printing.heights_in_points(sheet, bottom)
@@ -129,15 +148,65 @@ def one_page(sheet: SheetPlan, texts: Texts, through: tuple | None = None) -> Pr
         last_col = fitting(widths, WIDE_SLACK * page_width * 100 / lowest)
         rewrap(sheet, widths[:last_col + 1])
         last_row = fitting(printing.heights_in_points(sheet, bottom), SLACK * page_height * 100 / lowest)
-        rest = ([texts("paper", "more_rows", rows=bottom - last_row, sheet=sheet.title)] if last_row < bottom
-                else []) + ([texts("paper", "more_columns", columns=right - last_col, sheet=sheet.title)]
-                            if last_col < right else [])
+        rest = []
+        if last_row < bottom:
+            rest.append(texts("paper", "more_rows", rows=bottom - last_row, sheet=sheet.title))
+        if last_col < last_filled:
+            rest.append(texts("paper", "more_columns", columns=last_filled - last_col, sheet=sheet.title))
         if rest:
             setup.footer = printing.fit_header(" - ".join([sheet.printing.footer, *rest]))
         bottom, right = last_row, last_col
     setup.area = area(1, 1, max(bottom, 1), max(right, 1))
+    left_out = blocks_left_out(sheet, bottom, right, texts)
+    if left_out:
+        setup.footer = printing.fit_header(" - ".join([setup.footer, left_out]))
     setup.header = printing.page_header(sheet.cells[1, 1][1], sheet.title, setup.scale, setup.landscape)
     return setup
+
+
+def text_reach(sheet: SheetPlan, bottom: int, right: int) -> int:
+    """The last column that the page must hold so that no heading of the area runs past its edge
+    ("gradient of the input" over a narrow last column): a text left of `right` may spill over empty
+    cells to its right, which print only if they are in the area. Column A's prose is rewrapped."""
+    reach = right
+    for (row, col), (_, value, (kind, _)) in sheet.cells.items():
+        look = style.KINDS[kind]
+        if row > bottom or col == 1 or col > right or not isinstance(value, str) or look.get("wrap"):
+            continue
+        room = printing.text_points(value, look["size"] * (1.1 if look.get("bold") else 1))  # bold: wider
+        last = col
+        room -= printing.column_points(sheet.widths.get(col, 8.43))
+        while room > 0 and (row, last + 1) not in sheet.cells:
+            last += 1
+            room -= printing.column_points(sheet.widths.get(last, 8.43))
+        reach = max(reach, last)
+    return reach
+
+
+def fits_at_six_points(sheet: SheetPlan, bottom: int, right: int) -> bool:
+    """Whether one page, portrait or landscape, holds a sheet through (bottom, right), numbers of 6 pt."""
+    widths = printing.widths_in_points(sheet, right)
+    rewrap(sheet, widths)
+    height = sum(printing.heights_in_points(sheet, bottom))
+    lowest = printing.lowest_scale(sheet)
+    return any(fits_at(sum(widths), height, lowest, landscape) for landscape in (False, True))
+
+
+def blocks_left_out(sheet: SheetPlan, bottom: int, right: int, texts: Texts) -> str:
+    """The footer's note on the blocks (maps, channels, filters) a page leaves out or cuts, by their
+    labels: "7 more grids of this sheet (filter 2 to filter 8) are on the sheet Conv1 of the workbook"."""
+    left_out = [unit for unit in sheet.keep if unit[2] > bottom or unit[3] > right]
+    if not left_out or sheet.title == OVERVIEW:  # the Overview's heat maps are the steps' pages
+        return ""
+    labels = [sheet.cells.get(unit[:2], (None, None))[1] for unit in left_out]
+    if BANDS.match(sheet.title):
+        labels = [label.split(":")[0] if isinstance(label, str) else label for label in labels]
+    named = SERIES.match(sheet.title) or BANDS.match(sheet.title)
+    if not named or not all(isinstance(label, str) and label for label in labels):
+        return texts("paper", "more_blocks", count=len(left_out), sheet=sheet.title)
+    which = (labels[0] if len(labels) == 1
+             else texts("paper", "blocks_range", first=labels[0], last=labels[-1]))
+    return texts("paper", "more_named_blocks", count=len(left_out), which=which, sheet=sheet.title)
 
 
 def printed_widths(sheet: SheetPlan) -> dict:
@@ -188,14 +257,16 @@ def on_paper(plan: WorkbookPlan, sheet: SheetPlan) -> SheetPlan:
     """A copy of a sheet as paper shows it: values without formulas, texts for a reader of paper
     (plan.paper; an empty variant leaves the cell out), nothing to click or type."""
     values = {}
-    for where, (_, value, look) in sheet.cells.items():
+    for where, (_, value, (kind, fmt)) in sheet.cells.items():
         value = plan.paper.get(value, value) if isinstance(value, str) else value
         if value != "":
-            values[where] = (None, value, look)
+            values[where] = (None, value, (PRINTED_LOOKS.get(kind, kind), fmt))
     links = [link for link in sheet.links if link[:2] in values]
-    return dataclasses.replace(sheet, cells=values, links=links, drop_downs=[], whole_numbers=[],
-                               highlights=[], merges=list(sheet.merges), heights=dict(sheet.heights),
-                               widths=printed_widths(sheet))
+    scales = [(areas, dataclasses.replace(scale, channel="paper " + scale.channel)
+               if scale.kind == "channel" else scale) for areas, scale in sheet.scales]
+    return dataclasses.replace(sheet, cells=values, links=links, scales=scales, drop_downs=[],
+                               whole_numbers=[], highlights=[], merges=list(sheet.merges),
+                               heights=dict(sheet.heights), widths=printed_widths(sheet))
 
 
 def printed_area(plan: WorkbookPlan, title: str, through: tuple | None = None) -> str:

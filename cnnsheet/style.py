@@ -11,6 +11,11 @@ from cnnsheet.plan import Scale
 BLUE, WHITE, RED = "2166AC", "FFFFFF", "B2182B"
 SEQUENTIAL = "E6550D"  # white -> orange for values that cannot be negative
 CHANNEL_COLOURS = {"R": "FF0000", "G": "00B000", "B": "0000FF", "grey": "FFFFFF"}
+# the pixels on paper (the handout): a pale scale from grey to a tint of the channel, under black
+# digits that a black-and-white printer keeps readable on every pixel
+CHANNEL_COLOURS.update({"paper R": "FFC8C8", "paper G": "C8F0C8", "paper B": "C8C8FF",
+                        "paper grey": "FFFFFF"})
+CHANNEL_ZERO = {f"paper {channel}": "9A9A9A" for channel in ("R", "G", "B", "grey")}
 LINK_COLOUR = "0563C1"
 INPUT_FILL = "FFF2CC"  # cells a student is invited to change
 INPUT_FRAME = "BF9000"  # the gold frame of every cell a student may change (pixels included)

@@ -450,7 +450,8 @@ def _colour_rule(areas: list[str], scale: Scale, priority: int) -> str:
     """The rule of a Scale, as (type, value, colour) stops. Bounds that follow the values are cfvo
     formulas or the maximum."""
     if scale.kind == "channel":
-        stops = [("num", 0, "000000"), ("num", scale.high, style.CHANNEL_COLOURS[scale.channel])]
+        stops = [("num", 0, style.CHANNEL_ZERO.get(scale.channel, "000000")),
+                 ("num", scale.high, style.CHANNEL_COLOURS[scale.channel])]
     elif scale.kind == "fixed":
         stops = [("num", scale.low, style.WHITE), ("num", scale.high, style.SEQUENTIAL)]
     elif scale.kind == "sequential":

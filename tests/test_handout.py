@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from helpers import default_case
 from libreoffice import convert, soffice
 
-from cnnsheet import handout, printing
+from cnnsheet import handout, printing, style
 from cnnsheet.cli import main
 from cnnsheet.layout import bounds
 from cnnsheet.texts import Texts
@@ -144,9 +144,10 @@ def test_no_page_holds_a_cut_block_unless_it_says_where_the_rest_is(handouts):
             top, left, bottom, right = bounds(setup.area)
             for unit_top, unit_left, unit_bottom, unit_right in sheet.keep:
                 inside = top <= unit_top <= unit_bottom <= bottom and left <= unit_left <= unit_right <= right
-                outside = unit_top > bottom or unit_left > right
                 said = "more" in setup.footer or "其余" in setup.footer
-                assert inside or outside or said, (name, sheet.title, unit_top, unit_left)
+                # a block left out (a map, a channel, a filter) is named in the footer too; the
+                # Overview's heat maps are the steps' pages
+                assert inside or said or sheet.title == "Overview", (name, sheet.title, unit_top, unit_left)
                 if inside:  # and no page break inside it
                     rows = [b for b in setup.row_breaks if unit_top < b <= unit_bottom]
                     cols = [b for b in setup.col_breaks if unit_left < b <= unit_right]
@@ -156,9 +157,80 @@ def test_no_page_holds_a_cut_block_unless_it_says_where_the_rest_is(handouts):
                     "其余" in setup.footer and sheet.title in setup.footer), (name, sheet.title, setup.footer)
 
 
-SCREEN_ONLY = {"en": re.compile(r"click|\(change me\)|pick one|->|<-|type (a|its|or)|when you change",
-                                re.IGNORECASE),
-               "zh": re.compile(r"点击|请选择|可修改|->|<-|修改数字后")}
+SCREEN_ONLY = {"en": re.compile(r"click|\(change me\)|pick one|pick a cell|->|<-|type (a|its|or)|"
+                                r"when you change|follow your edits|live:|\(cover the eyes", re.IGNORECASE),
+               "zh": re.compile(r"点击|请选择|可修改|->|<-|修改数字后|挑一个格子|你的修改|实时：|（试着遮住")}
+
+
+def test_a_page_that_leaves_maps_out_names_them_in_its_footer(handouts):
+    document, plan, _ = handouts["default"]
+    titles = [sheet.title for sheet in plan.sheets]
+    for title, said in (("Image", "2 more grids of this sheet (G to B) are on the sheet Image"),
+                        ("Conv1", "7 more grids of this sheet (filter 2 to filter 8) are on the sheet Conv1"),
+                        ("dConv1", "(filter 2 to filter 8) are on the sheet dConv1")):
+        assert said.replace(" ", "") in page_text(document[titles.index(title)]).replace(" ", ""), title
+    document, plan, _ = handouts["zh"]
+    titles = [sheet.title for sheet in plan.sheets]
+    assert "其余7个方格" in page_text(document[titles.index("Conv1")]).replace(" ", "")
+
+
+def test_a_row_of_rotated_kernels_holds_whole_filters(handouts):
+    _, plan, _ = handouts["two_blocks"]
+    sheet = plan["Rotated2"]
+    rows = {}
+    for (row, _), (_, value, _) in sorted(sheet.cells.items()):
+        if isinstance(value, str) and re.match(r"^filter \d+: c\d+$", value):
+            rows.setdefault(row, []).append(tuple(value.split(": ")))
+    channels = [channel for filter_name, channel in next(iter(rows.values())) if filter_name == "filter 1"]
+    assert len(rows) > 1 and len(channels) == 8
+    for row in rows.values():
+        filters = {filter_name for filter_name, _ in row}
+        assert len(row) == len(filters) * len(channels), row  # no filter split between two rows
+    top, left, bottom, right = bounds(sheet.printing.area)  # and the page prints filter 1 whole
+    printed = {value for (row, col), (_, value, _) in sheet.cells.items()
+               if top <= row <= bottom and left <= col <= right and isinstance(value, str)}
+    assert {f"filter 1: {channel}" for channel in channels} <= printed
+
+
+@pytest.mark.parametrize("name", ["default", "zh", "two_blocks"])
+def test_a_sheet_of_two_colour_scales_says_which_grids_each_colours(handouts, name):
+    _, plan, _ = handouts[name]
+    legend = {"en": re.compile(r"^Colours\b"), "zh": re.compile(r"^[^，。：]{0,16}颜色：")}[plan.lang]
+    named = {"en": re.compile(r"^Colours of .+: "), "zh": re.compile(r"^[^：]+的颜色：")}[plan.lang]
+    twice = []
+    for sheet in plan.sheets:
+        lines = [value for (row, col), (_, value, _) in sheet.cells.items()
+                 if col == 1 and isinstance(value, str) and legend.match(value)]
+        if len(lines) > 1 and not sheet.title.startswith("Zoom"):  # a Zoom's text names its grids
+            twice.append(sheet.title)
+            assert all(named.match(line) for line in lines), (sheet.title, lines)
+    assert {"Dense1", "Grad-CAM"} <= set(twice), twice
+
+
+def grey(colour: str) -> float:
+    """The relative luminance of a colour printed in grey (WCAG's formula)."""
+    def linear(channel):
+        channel = int(channel, 16) / 255
+        return channel / 12.92 if channel <= 0.03928 else ((channel + 0.055) / 1.055) ** 2.4
+    red, green, blue = (linear(colour[i:i + 2]) for i in (0, 2, 4))
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+@pytest.mark.parametrize("name", ["default", "zh"])
+def test_the_printed_pixels_stay_readable_on_a_grey_printer(handouts, name):
+    _, plan, _ = handouts[name]
+    sheet = plan["Image"]
+    areas = [bounds(ref) for refs, scale in sheet.scales if scale.kind == "channel" for ref in refs]
+    assert areas
+    for top, left, bottom, right in areas:
+        for row in range(top, bottom + 1):
+            for col in range(left, right + 1):
+                kind, _ = sheet.cells[row, col][2]
+                digits = grey(style.KINDS[kind].get("color", "000000"))
+                for channel in {scale.channel for _, scale in sheet.scales if scale.kind == "channel"}:
+                    for fill in (style.CHANNEL_ZERO.get(channel, "000000"), style.CHANNEL_COLOURS[channel]):
+                        lighter, darker = sorted((digits, grey(fill)), reverse=True)
+                        assert (lighter + 0.05) / (darker + 0.05) >= 4.5, (row, col, kind, channel, fill)
 
 
 @pytest.mark.parametrize("name", CASES)

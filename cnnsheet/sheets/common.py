@@ -190,11 +190,15 @@ class Book:
         return self.texts("gradients", "saliency_title", number=number, title=heading)
 
     def legend(self, scale) -> str:
-        """What the colours of a sheet mean, from its Scale."""
+        """What the colours of a sheet mean, from its Scale, or a (Scale, grids) pair: a sheet of
+        two scales names the grids each colours."""
+        scale, grids = scale if isinstance(scale, tuple) else (scale, None)
         kind = {"fixed": "probability"}.get(scale.kind, scale.kind)
         if kind == "channel" and scale.high != 255:  # a tiny network's grey levels
             kind = "channel_levels"
-        return self.texts("colours", kind)
+        if grids is None:
+            return self.texts("colours", kind)
+        return self.texts("colours", f"{kind}_of", grids=grids)
 
     # ---- sheets ------------------------------------------------------------------------------
     def sheet(self, kind: str, section: str, body_keys=("body",), fp: Pass | None = None,
@@ -239,10 +243,12 @@ class Book:
     def name(self, name: str, sheet: SheetPlan | str, ref: str) -> str:
         return self.plan.name(name, sheet if isinstance(sheet, str) else sheet.title, ref)
 
-    def blocks(self, ws: SheetPlan, top: int, values: np.ndarray, labels, border: int = 0) -> list[Block]:
-        """Lay out a (C, H, W) tensor as labelled blocks with their zero borders drawn."""
+    def blocks(self, ws: SheetPlan, top: int, values: np.ndarray, labels, border: int = 0,
+               group: int = 1) -> list[Block]:
+        """Lay out a (C, H, W) tensor as labelled blocks with their zero borders drawn; a row of
+        blocks holds whole groups of `group` (a filter's kernels stay on one row)."""
         C, H, W = values.shape
-        per_row = blocks_per_row(C, W, border)
+        per_row = max(group, blocks_per_row(C, W, border) // group * group)
         blocks = grid(ws.title, C, H, W, top, LEFT, per_row, border, labels)
         zero = style.key("zero", "0")
         for block in blocks:

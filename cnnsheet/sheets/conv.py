@@ -201,7 +201,10 @@ def rotated_kernels(book: Book, back: Backward, layer: Conv) -> tuple[Maps, list
               for f in range(F) for c in range(C)]
     ws, top = book.sheet("Rotated", "rotated", title=f"Rotated{number}", numbering=back.tag,
                          colours=(style.DIVERGING,), layer=layer.name)
-    blocks = book.blocks(ws, top, turned, labels)
+    blocks = book.blocks(ws, top, turned, labels, group=C)
+    # a filter's kernels print together, never split between pages: one unit per filter
+    ws.keep[:] = [(ws.keep[f * C][0], ws.keep[f * C][1], ws.keep[f * C + C - 1][2], ws.keep[f * C + C - 1][3])
+                  for f in range(F)]
     tensor(ws, blocks, turned, lambda n, u, v: (
         f"={kernels[n // C][n % C].address(span - 1 - u, span - 1 - v)}"),
         style.DIVERGING)

@@ -26,7 +26,9 @@ def dense_sheet(book: Book, fp: Pass, made: PassSheets, layer: Dense, source: Ve
     m, n = layer.units, layer.inputs
     keys = ("body",) + (("body_relu",) if relu_next else ()) + (("body_logits",) if last else ())
     number = book.counts.get(fp.sheet_prefix + "Dense", 0) + 1
-    colours = (style.DIVERGING,) + ((style.SEQUENTIAL_SCALE,) if relu_next else ())
+    colours = (style.DIVERGING,) if not relu_next else (  # two scales: each legend names its grids
+        (style.DIVERGING, book.texts("dense", "grids_weights")),
+        (style.SEQUENTIAL_SCALE, book.texts("dense", "grids_relu")))
     ws, top = book.sheet("Dense", "dense", keys, fp, colours=colours, layer=f"Dense{number}",
                          units=f"{m:,}", inputs=f"{n:,}", weights=f"{m * n:,}")
     g = DenseGeometry(ws.title, top + 1, top + 2, top + 3, top + 5, LEFT + 1, LEFT + 2)

@@ -30,8 +30,10 @@ def gradcam_sheet(book: Book, first: PassSheets) -> OverviewRow:
     a_blocks, a_sheet = first.maps[cam.layer]
     size = model.input_size
     field, jump = book.field_of(model.layers[a_index]) if a_index >= 0 else (1, 1)
+    colours = ((style.DIVERGING, book.texts("gradcam", "grids_gradients")),  # each legend names its grids
+               (style.SEQUENTIAL_SCALE, book.texts("gradcam", "grids_maps")))
     ws, top = book.sheet("Grad-CAM", "gradcam", ("body", "body_pool", "body_upsample"), numbering=None,
-                         title="Grad-CAM", colours=(style.DIVERGING, style.SEQUENTIAL_SCALE),
+                         title="Grad-CAM", colours=colours,
                          layer=a_sheet, field=field, jump=jump, size=size)
     # what it shows first (the handout prints a sheet's first block), then how it is made
     heat, photo, row = heat_places(book, ws, top)
