@@ -20,15 +20,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnsheet import shapes, threads
+from cnnsheet import memory, shapes, threads
 from cnnsheet.train import (
     DEFAULT_SAMPLES,
     Architecture,
     Dataset,
     Hyperparameters,
+    batch_input,
     evaluate,
     fit,
-    network_input,
     new_model,
     pixel_table,
     split,
@@ -54,12 +54,7 @@ def torch_training(model, train, hp: Hyperparameters) -> None:
         order = rng.permutation(len(labels))
         for start in range(0, len(labels), hp.batch_size):
             chosen = order[start:start + hp.batch_size]
-            x = torch.from_numpy(network_input(model, table, pixels[chosen], hp.dtype))
-            if hp.flips:
-                x = torch.from_numpy(np.ascontiguousarray(
-                    np.rot90(x.numpy(), k=int(rng.integers(4)), axes=(2, 3))))
-                if rng.random() < 0.5:
-                    x = x.flip(-1)
+            x = torch.from_numpy(batch_input(model, table, pixels[chosen], hp, rng))  # as fit's
             h = F.relu(F.conv2d(x, params["conv1.weight"], params["conv1.bias"], conv.stride))
             h = torch.flatten(F.max_pool2d(h, pool.size, pool.stride), 1)
             h = F.relu(F.linear(h, params["hidden.weight"], params["hidden.bias"]))
@@ -75,6 +70,7 @@ UNUSED_SEED = 2026  # as tests/test_train.py: the training shapes were drawn wit
 
 def main():
     chooser = threads.choose_blas_threads()  # as `cnnsheet train` does
+    memory.keep_freed_memory()  # as `cnnsheet train` does; for torch's loop too, in this process
     count = threads.blas_threads() or 1
     torch.set_num_threads(count)
     architecture, hp = Architecture(), Hyperparameters(flips=True)
