@@ -273,14 +273,36 @@ class MaxPool:
             winners.append(winner)
         return y, (winners, x.shape)
 
+    def window_rows(self, a: np.ndarray, Ho: int, Wo: int) -> np.ndarray | None:
+        """A view (q, N, C, Ho, Wo) of a (N, C, H, W) whose items are the windows' rows, q numbers
+        of bytes each, by their row in the window; None unless the windows tile the rows of a
+        with nothing between them nor dropped at the right (stride = size) and a is C-contiguous."""
+        q = self.size
+        N, C, H, W = a.shape
+        if self.stride != q or W != Wo * q or not a.flags.c_contiguous:
+            return None
+        rows = a.view(np.dtype((np.void, q * a.itemsize)))[:, :, :Ho * q]  # (N, C, Ho*q, Wo)
+        return rows.reshape(N, C, Ho, q, Wo).transpose(3, 0, 1, 2, 4)
+
+    def by_offset(self, x: np.ndarray, Ho: int, Wo: int) -> np.ndarray:
+        """x's disjoint windows (stride >= size) copied out as q*q maps (q*q, N, C, Ho, Wo), one per
+        offset in the window, in row-major order."""
+        q = self.size
+        rows = self.window_rows(x, Ho, Wo)
+        if rows is None:
+            maps = np.ascontiguousarray(self.tiles(x, Ho, Wo).transpose(3, 5, 0, 1, 2, 4))
+        else:  # each window row moved as one item, then its q numbers apart: a third faster (measured)
+            rows = np.ascontiguousarray(rows).view(x.dtype).reshape(q, -1, q)  # (q, N*C*Ho*Wo, q)
+            maps = np.ascontiguousarray(rows.transpose(0, 2, 1))
+        return maps.reshape(q * q, *x.shape[:2], Ho, Wo)
+
     def forward_disjoint(self, x, Ho, Wo):
         """The forward pass of windows that do not overlap, the same numbers and winners as the
         general one in half its time (measured, default network): the window offsets are first
         copied out as q*q whole maps, so every step after runs over long rows, where each of q*q
         strided views ran over rows of Wo numbers."""
         q = self.size
-        views = np.ascontiguousarray(self.tiles(x, Ho, Wo).transpose(3, 5, 0, 1, 2, 4))
-        views = views.reshape(q * q, *x.shape[:2], Ho, Wo)
+        views = self.by_offset(x, Ho, Wo)
         y = views.max(axis=0)
         # The first maximum in row-major order wins a tie: each maximum scores its offset's rank
         # counted from the last, and the best score of a window is its first maximum.
@@ -293,13 +315,20 @@ class MaxPool:
         winners, input_shape = cache
         dx = np.zeros(input_shape, dtype=dy.dtype)
         q, t = self.size, self.stride
-        if t >= q:  # disjoint windows: write each offset's share straight into a view of dx
-            tiles = self.tiles(dx, *dy.shape[2:])
+        Ho, Wo = dy.shape[2:]
+        rows = self.window_rows(dx, Ho, Wo) if t >= q else None
+        if rows is not None:  # by_offset backwards: each offset's share into window rows, those into dx
+            shares = np.empty((q, dy.size, q), dtype=dy.dtype)  # (q, N*C*Ho*Wo, q)
+            for offset, winner in enumerate(winners):
+                np.multiply(winner.reshape(-1), dy.reshape(-1), out=shares[offset // q, :, offset % q])
+            rows[...] = shares.view(rows.dtype).reshape(rows.shape)
+        elif t >= q:  # disjoint windows: write each offset's share straight into a view of dx
+            tiles = self.tiles(dx, Ho, Wo)
             for offset, winner in enumerate(winners):
                 np.multiply(winner, dy, out=tiles[:, :, :, offset // q, :, offset % q])
-            return dx, {}
-        for (rows, cols), winner in zip(self.offsets(*dy.shape[2:]), winners):
-            dx[:, :, rows, cols] += np.where(winner, dy, 0.0)
+        else:
+            for (row_slice, col_slice), winner in zip(self.offsets(Ho, Wo), winners):
+                dx[:, :, row_slice, col_slice] += np.where(winner, dy, 0.0)
         return dx, {}
 
     def one_output(self, x: np.ndarray, f: int, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:

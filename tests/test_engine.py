@@ -66,12 +66,14 @@ def test_pooling_ties_go_to_the_first_maximum_in_row_major_order():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("size, stride, height, width", [(4, 4, 24, 24), (2, 2, 7, 9), (2, 3, 8, 11),
-                                                         (3, 5, 13, 12), (1, 1, 3, 4), (2, 1, 6, 5)])
+@pytest.mark.parametrize("size, stride, height, width", [(4, 4, 24, 24), (2, 2, 7, 8), (2, 2, 7, 9),
+                                                         (2, 3, 8, 11), (3, 5, 13, 12), (1, 1, 3, 4),
+                                                         (2, 1, 6, 5)])
 def test_the_pool_alone_matches_torch_with_ties(dtype, size, stride, height, width):
-    """Every path of MaxPool (disjoint windows, gaps between them, a dropped border, overlapping
-    windows) against torch's max_pool2d, in both dtypes: small integers and a ReLU's zeros make
-    ties in most windows, where torch and the engine give the gradient to the first maximum."""
+    """Every path of MaxPool (windows tiling whole rows, a dropped row or column, gaps between
+    windows, overlapping windows) against torch's max_pool2d, in both dtypes: small integers and a
+    ReLU's zeros make ties in most windows, where torch and the engine give the gradient to the
+    first maximum."""
     rng = np.random.default_rng(size * 100 + stride * 10 + height)
     x = np.maximum(rng.integers(-3, 3, (3, 4, height, width)), 0).astype(dtype)
     pool = MaxPool("pool1", size, stride)
