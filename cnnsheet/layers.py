@@ -319,8 +319,9 @@ class MaxPool:
         rows = self.window_rows(dx, Ho, Wo) if t >= q else None
         if rows is not None:  # by_offset backwards: each offset's share into window rows, those into dx
             shares = np.empty((q, dy.size, q), dtype=dy.dtype)  # (q, N*C*Ho*Wo, q)
+            every_dy = dy.reshape(-1)
             for offset, winner in enumerate(winners):
-                np.multiply(winner.reshape(-1), dy.reshape(-1), out=shares[offset // q, :, offset % q])
+                np.multiply(winner.reshape(-1), every_dy, out=shares[offset // q, :, offset % q])
             rows[...] = shares.view(rows.dtype).reshape(rows.shape)
         elif t >= q:  # disjoint windows: write each offset's share straight into a view of dx
             tiles = self.tiles(dx, Ho, Wo)
