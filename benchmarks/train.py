@@ -4,8 +4,9 @@ Same data (the synthetic shapes, drawn once), batches (turned and mirrored by th
 cnnsheet.train.batch_input), architecture, epochs, batch size, optimiser (SGD with momentum and
 weight decay, cosine learning rate), arithmetic (the engine's training dtype, float32), running
 loss and accuracy, memory setting and thread count in both: freed memory kept and the BLAS
-threads `cnnsheet train` chooses (cnnsheet.memory, cnnsheet.threads), and as many torch threads. Prints the threads, seconds for drawing the shapes, for each training loop
-(and pictures a second), the end-to-end time of `cnnsheet train`, the accuracy on 1,000 freshly
+threads `cnnsheet train` chooses (cnnsheet.memory, cnnsheet.threads), and as many torch threads.
+Prints the threads, seconds for drawing the shapes, for each training loop (and pictures a
+second), the end-to-end time of `cnnsheet train`, the accuracy on 1,000 freshly
 drawn shapes (as samples/README.md counts it), and the ratio engine / torch last. Each time is given
 as wall seconds and as this process's processor seconds: on a machine that others share, the wall
 time of a loop grows with whatever else runs meanwhile, its processor time much less, so the ratio
