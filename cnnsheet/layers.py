@@ -249,9 +249,17 @@ class MaxPool:
         q, t = self.size, self.stride
         return [(window_slice(i, t, Ho), window_slice(j, t, Wo)) for i in range(q) for j in range(q)]
 
+    def tiles(self, x: np.ndarray, Ho: int, Wo: int) -> np.ndarray:
+        """A view (N, C, Ho, q, Wo, q) of the disjoint windows (stride >= size) of x (N, C, H, W)."""
+        q, t = self.size, self.stride
+        sn, sc, sh, sw = x.strides
+        return as_strided(x, (*x.shape[:2], Ho, q, Wo, q), (sn, sc, sh * t, sh, sw * t, sw))
+
     def forward(self, x):
         N, C, H, W = x.shape
         _, Ho, Wo = self.output_shape((C, H, W))
+        if self.stride >= self.size:
+            return self.forward_disjoint(x, Ho, Wo)
         views = [x[:, :, rows, cols] for rows, cols in self.offsets(Ho, Wo)]  # q*q of (N, C, Ho, Wo)
         y = views[0].copy()
         for view in views[1:]:
@@ -265,19 +273,63 @@ class MaxPool:
             winners.append(winner)
         return y, (winners, x.shape)
 
+    def window_rows(self, a: np.ndarray, Ho: int, Wo: int) -> np.ndarray | None:
+        """A view (q, N, C, Ho, Wo) of a (N, C, H, W) whose items are the windows' rows, q numbers
+        of bytes each, by their row in the window; None unless the windows tile the rows of a
+        with nothing between them nor dropped at the right (stride = size) and a is C-contiguous."""
+        q = self.size
+        N, C, H, W = a.shape
+        if self.stride != q or W != Wo * q or not a.flags.c_contiguous:
+            return None
+        rows = a.view(np.dtype((np.void, q * a.itemsize)))[:, :, :Ho * q]  # (N, C, Ho*q, Wo)
+        return rows.reshape(N, C, Ho, q, Wo).transpose(3, 0, 1, 2, 4)
+
+    def by_offset(self, x: np.ndarray, Ho: int, Wo: int) -> np.ndarray:
+        """x's disjoint windows (stride >= size) copied out as q*q maps (q*q, N, C, Ho, Wo), one per
+        offset in the window, in row-major order."""
+        q = self.size
+        rows = self.window_rows(x, Ho, Wo)
+        if rows is None:
+            maps = np.ascontiguousarray(self.tiles(x, Ho, Wo).transpose(3, 5, 0, 1, 2, 4))
+        else:  # each window row moved as one item, then its q numbers apart: a third faster (measured)
+            rows = np.ascontiguousarray(rows).view(x.dtype).reshape(q, -1, q)  # (q, N*C*Ho*Wo, q)
+            maps = np.ascontiguousarray(rows.transpose(0, 2, 1))
+        return maps.reshape(q * q, *x.shape[:2], Ho, Wo)
+
+    def forward_disjoint(self, x, Ho, Wo):
+        """The forward pass of windows that do not overlap, the same numbers and winners as the
+        general one in half its time (measured, default network): the window offsets are first
+        copied out as q*q whole maps, so every step after runs over long rows, where each of q*q
+        strided views ran over rows of Wo numbers."""
+        q = self.size
+        views = self.by_offset(x, Ho, Wo)
+        y = views.max(axis=0)
+        # The first maximum in row-major order wins a tie: each maximum scores its offset's rank
+        # counted from the last, and the best score of a window is its first maximum.
+        found = views == y
+        score = found * np.arange(q * q, 0, -1, dtype=np.min_scalar_type(q * q))[:, None, None, None, None]
+        winners = (score == score.max(axis=0)) & found  # & found: a window of nan has no winner
+        return y, (winners, x.shape)
+
     def backward(self, dy, cache, need_input_grad=True):
         winners, input_shape = cache
         dx = np.zeros(input_shape, dtype=dy.dtype)
         q, t = self.size, self.stride
-        if t >= q:  # disjoint windows: write each offset's share straight into a view of dx
-            N, C, Ho, Wo = dy.shape
-            sn, sc, sh, sw = dx.strides
-            tiles = as_strided(dx, (N, C, Ho, q, Wo, q), (sn, sc, sh * t, sh, sw * t, sw))
+        Ho, Wo = dy.shape[2:]
+        rows = self.window_rows(dx, Ho, Wo) if t >= q else None
+        if rows is not None:  # by_offset backwards: each offset's share into window rows, those into dx
+            shares = np.empty((q, dy.size, q), dtype=dy.dtype)  # (q, N*C*Ho*Wo, q)
+            every_dy = dy.reshape(-1)
+            for offset, winner in enumerate(winners):
+                np.multiply(winner.reshape(-1), every_dy, out=shares[offset // q, :, offset % q])
+            rows[...] = shares.view(rows.dtype).reshape(rows.shape)
+        elif t >= q:  # disjoint windows: write each offset's share straight into a view of dx
+            tiles = self.tiles(dx, Ho, Wo)
             for offset, winner in enumerate(winners):
                 np.multiply(winner, dy, out=tiles[:, :, :, offset // q, :, offset % q])
-            return dx, {}
-        for (rows, cols), winner in zip(self.offsets(*dy.shape[2:]), winners):
-            dx[:, :, rows, cols] += np.where(winner, dy, 0.0)
+        else:
+            for (row_slice, col_slice), winner in zip(self.offsets(Ho, Wo), winners):
+                dx[:, :, row_slice, col_slice] += np.where(winner, dy, 0.0)
         return dx, {}
 
     def one_output(self, x: np.ndarray, f: int, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:

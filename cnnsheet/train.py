@@ -255,31 +255,33 @@ def fit(model: Model, train, validation, hp: Hyperparameters):
     """Train `model` in place; yields a BatchEnd after each batch and an EpochEnd after each epoch."""
     pixels, labels = train
     rng = np.random.default_rng(np.random.SeedSequence([hp.seed, 2]))
-    work = working_copy(model, hp.dtype)
+    work, weights = working_copy(model, hp.dtype)
     table = pixel_table(model, hp.dtype)
     params = work.params()
-    velocity = {name: np.zeros_like(value) for name, value in params.items()}
+    # Every parameter is a view into `weights`, so that a step is a few operations on one array
+    # rather than a few for each parameter. Weight decay pulls weights to 0, not biases.
+    decay = np.concatenate([np.full(value.size, hp.weight_decay if name.endswith(".weight") else 0.0)
+                            for name, value in params.items()]).astype(hp.dtype)
+    velocity, step, pull = np.zeros_like(weights), np.empty_like(weights), np.empty_like(weights)
     batches = -(-len(labels) // hp.batch_size)
     for epoch in range(1, hp.epochs + 1):
-        # cosine decay: large steps first, then settle (measured: 93.5% -> 98.5% on fresh shapes)
-        learning_rate = hp.learning_rate * 0.5 * (1 + np.cos(np.pi * (epoch - 1) / hp.epochs))
+        # cosine decay: large steps first, then settle (measured: 93.5% -> 98.5% on fresh shapes);
+        # a Python float, so that the step is worked out in hp.dtype (a NumPy float64 made it float64)
+        learning_rate = hp.learning_rate * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / hp.epochs))
         order = rng.permutation(len(labels))
         total, seen, correct = 0.0, 0, 0
         for batch in range(batches):
             chosen = order[batch * hp.batch_size:(batch + 1) * hp.batch_size]
-            x = network_input(model, table, pixels[chosen], hp.dtype)
-            if hp.flips:
-                x = _turn_and_mirror(x, rng)
+            x = batch_input(model, table, pixels[chosen], hp, rng)
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
                 trace, losses, grads = work.gradients(x, labels[chosen], need_input_grad=False)
-                for name, value in params.items():
-                    step = grads.params[name]
-                    if name.endswith(".weight"):
-                        step = step + hp.weight_decay * value
-                    velocity[name] *= hp.momentum
-                    velocity[name] -= learning_rate * step
-                    value += velocity[name]
-            if not np.all(np.isfinite(losses)) or largest_weight(params) > DIVERGED:
+                np.concatenate([grads.params[name].ravel() for name in params], out=step)
+                step += np.multiply(decay, weights, out=pull)  # the gradient of the decay
+                step *= learning_rate
+                velocity *= hp.momentum
+                velocity -= step
+                weights += velocity
+            if not np.all(np.isfinite(losses)) or largest_weight(weights) > DIVERGED:
                 raise CnnsheetError(f"training diverged in epoch {epoch}, batch {batch + 1}: lower "
                                     f"the learning rate (--lr, now {hp.learning_rate:g})")
             total += float(losses.sum())
@@ -291,6 +293,17 @@ def fit(model: Model, train, validation, hp: Hyperparameters):
         if len(validation[1]):
             val_loss, val_acc = evaluate(model, *validation, batch_size=hp.batch_size)
         yield EpochEnd(epoch, hp.epochs, total / seen, correct / seen, val_loss, val_acc)
+
+
+def batch_input(model: Model, table, pixels: np.ndarray, hp: Hyperparameters, rng) -> np.ndarray:
+    """The network's input (N, C, H, W) in hp.dtype for a batch of pixels (N, H, W, 3); with
+    hp.flips turned by a random multiple of 90 degrees and maybe mirrored: 8 views of a shape.
+    The pixels are turned before they become numbers, in the copy network_input makes anyway."""
+    if hp.flips:
+        pixels = np.rot90(pixels, k=int(rng.integers(4)), axes=(1, 2))
+        if rng.random() < 0.5:
+            pixels = pixels[:, :, ::-1]
+    return network_input(model, table, pixels, hp.dtype)
 
 
 def pixel_table(model: Model, dtype: str) -> np.ndarray | None:
@@ -308,19 +321,26 @@ def network_input(model: Model, table, pixels: np.ndarray, dtype: str) -> np.nda
     """model.preprocess(pixels) in `dtype`, through the table when there is one."""
     if table is None:
         return model.preprocess(pixels).astype(dtype, copy=False)
-    x = np.empty((len(pixels), 3, *pixels.shape[1:3]), dtype=dtype)  # (N, C, H, W)
+    # the channels first, as bytes: each look-up then reads and writes whole pictures (measured:
+    # 0.14 ms a default batch, against 0.2 looking up each channel's every third byte)
+    pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))  # (N, C, H, W)
+    x = np.empty(pixels.shape, dtype=dtype)
     for channel in range(3):
-        np.take(table[channel], pixels[..., channel], out=x[:, channel])
+        np.take(table[channel], pixels[:, channel], out=x[:, channel])
     return x
 
 
-def working_copy(model: Model, dtype: str) -> Model:
-    """The model with its parameters in `dtype`, for the steps of training."""
+def working_copy(model: Model, dtype: str) -> tuple[Model, np.ndarray]:
+    """The model with its parameters in `dtype`, for the steps of training, each a view into one
+    flat array of them all, which is returned too (in the order of `params()`)."""
     work = Model(model.config)
+    weights = np.concatenate([value.ravel() for value in model.params().values()]).astype(dtype)
+    start = 0
     for layer, source in zip(work.layers, model.layers):
         for key, value in source.params().items():
-            setattr(layer, key, value.astype(dtype))
-    return work
+            setattr(layer, key, weights[start:start + value.size].reshape(value.shape))
+            start += value.size
+    return work, weights
 
 
 # Weights this large mean the steps overshoot: He initialisation starts them below 1 and weight
@@ -328,22 +348,10 @@ def working_copy(model: Model, dtype: str) -> Model:
 DIVERGED = 1e6
 
 
-def largest_weight(params: dict) -> float:
-    """The largest |value| of any parameter (inf or nan when one is not finite)."""
-    largest = 0.0
-    for value in params.values():
-        if value.size:
-            here = float(np.max(np.abs(value)))
-            if not np.isfinite(here):  # nan too, which max() would pass over
-                return float("inf")
-            largest = max(largest, here)
-    return largest
-
-
-def _turn_and_mirror(x: np.ndarray, rng) -> np.ndarray:
-    """The batch turned by a random multiple of 90 degrees and maybe mirrored: 8 views of a shape."""
-    x = np.rot90(x, k=int(rng.integers(4)), axes=(2, 3))
-    return np.ascontiguousarray(x[..., ::-1] if rng.random() < 0.5 else x)
+def largest_weight(weights: np.ndarray) -> float:
+    """The largest |value| of an array of parameters (inf when one is not finite)."""
+    largest = float(np.max(np.abs(weights), initial=0.0))
+    return largest if np.isfinite(largest) else float("inf")  # nan too, which a comparison passes over
 
 
 def new_model(architecture: Architecture, classes, train_pixels, seed: int,

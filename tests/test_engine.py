@@ -65,6 +65,33 @@ def test_pooling_ties_go_to_the_first_maximum_in_row_major_order():
     np.testing.assert_array_equal(dx[0, 0], expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("size, stride, height, width", [(4, 4, 24, 24), (2, 2, 7, 8), (2, 2, 7, 9),
+                                                         (2, 3, 8, 11), (3, 5, 13, 12), (1, 1, 3, 4),
+                                                         (2, 1, 6, 5)])
+def test_the_pool_alone_matches_torch_with_ties(dtype, size, stride, height, width):
+    """Every path of MaxPool (windows tiling whole rows, a dropped row or column, gaps between
+    windows, overlapping windows) against torch's max_pool2d, in both dtypes: small integers and a
+    ReLU's zeros make ties in most windows, where torch and the engine give the gradient to the
+    first maximum."""
+    rng = np.random.default_rng(size * 100 + stride * 10 + height)
+    x = np.maximum(rng.integers(-3, 3, (3, 4, height, width)), 0).astype(dtype)
+    pool = MaxPool("pool1", size, stride)
+    y, cache = pool.forward(x)
+    dy = rng.normal(size=y.shape).astype(dtype)
+    dx, _ = pool.backward(dy, cache)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.max_pool2d(tx, size, stride)
+    ty.backward(torch.tensor(dy))
+    assert y.dtype == dx.dtype == dtype
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    # overlapping windows add their shares in another order than torch's: the last bit may differ
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-6 if dtype == np.float32 else 1e-12)
+    tx.grad = None
+    torch.nn.functional.max_pool2d(tx, size, stride).sum().backward()
+    np.testing.assert_array_equal(pool.windows_won(cache), tx.grad.numpy())  # the winners alone
+
+
 def test_gradients_match_central_finite_differences():
     rng = np.random.default_rng(3)
     model = small_model(seed=4, size=7, blocks=[{"filters": 2, "kernel": 3, "stride": 2,

@@ -130,7 +130,7 @@ def test_a_float32_step_stays_float32_and_matches_the_float64_step(model):
     model.init(3)
     rng = np.random.default_rng(0)
     pixels, labels = random_pixels(rng, 4, model.input_size), rng.integers(0, len(model.classes), 4)
-    work = working_copy(model, "float32")
+    work, _ = working_copy(model, "float32")
     x32 = network_input(model, pixel_table(model, "float32"), pixels, "float32")
     np.testing.assert_array_equal(x32, model.preprocess(pixels).astype(np.float32))
     trace32, losses32, grads32 = work.gradients(x32, labels, need_input_grad=False)
