@@ -131,10 +131,15 @@ class FiniteFloat(CutValues, click.FloatRange):
         return number
 
 
+def looks_like_option(value) -> bool:
+    """Whether an option's value is an option itself: in `--pdf -o out.xlsx` click gives --pdf
+    the value '-o', and out.xlsx becomes the photo."""
+    return isinstance(value, str) and re.fullmatch(r"--?[A-Za-z][\w-]*", value) is not None
+
+
 class NamedPath(click.Path):
-    """A path the user names. An empty one is refused (pathlib would read it as '.'), and so is
-    an option's value that is itself an option: in `--pdf -o out.xlsx` click gives --pdf the
-    value '-o', and the photo would be out.xlsx."""
+    """A path the user names: not empty (pathlib would read it as '.'), and, as an option's
+    value, not something that looks like an option."""
 
     def __init__(self, path_type=Path):
         super().__init__(path_type=path_type)
@@ -142,11 +147,21 @@ class NamedPath(click.Path):
     def convert(self, value, param, ctx):
         if isinstance(value, str) and not value:
             self.fail("the name is empty", param, ctx)
-        option = isinstance(param, click.Option) and isinstance(value, str)
-        if option and re.fullmatch(r"--?[A-Za-z][\w-]*", value):
-            self.fail(f"{value} is an option, not a name (for a file of that name write ./{value})",
+        if isinstance(param, click.Option) and looks_like_option(value):
+            self.fail(f"{value} looks like an option, not a name (a file of that name is ./{value})",
                       param, ctx)
         return super().convert(value, param, ctx)
+
+
+class Word(click.ParamType):
+    """An option's text value (a class name, --start's choice) that does not look like an option."""
+
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        if looks_like_option(value):
+            self.fail(f"{value} looks like an option, not a value", param, ctx)
+        return value
 
 
 def stop(signum, _frame):
@@ -222,7 +237,7 @@ MODEL_OPTION = click.option(
 @main.command()
 @click.argument("images", metavar="PHOTO...", nargs=-1, required=True, type=NamedPath())
 @MODEL_OPTION
-@click.option("--label", default=None, help="The true class, to report the cross-entropy loss.")
+@click.option("--label", type=Word(), default=None, help="The true class, to report the cross-entropy loss.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object instead of a table (for several photos: one a line, with "
                    "the photo's name).")
@@ -373,10 +388,10 @@ def architecture_from(options: dict) -> Architecture:
 @click.option("--flips/--no-flips", default=None,
               help="Also train on pictures turned by 90 degrees and mirrored. "
                    "[default: on for the shapes, off for a folder]")
-@click.option("--start", default=None, metavar="bundled|random|MODEL",
-              help="Start from the bundled model's learned layers, from random weights, or from a "
-                   "model file's layers; the last layer always starts anew, for the folder's "
-                   "classes. [default: bundled for a folder where the options fit it, else random]")
+@click.option("--start", type=Word(), default="random", show_default=True, metavar="random|bundled|MODEL",
+              help="Start from random weights, or from the learned layers of the bundled model or of "
+                   "a model file with these options' layers; the last layer then starts at zero, "
+                   "for the folder's classes.")
 @user_errors
 def train(data_dir, output, samples, start, **options):
     """Train a model on DATA_DIR (one sub-folder of photos per class) or, without it, on
@@ -395,7 +410,7 @@ def train(data_dir, output, samples, start, **options):
                                 f"would replace or join the training photos; write the model elsewhere")
     count = samples if folder is None else sum(map(len, folder[1]))
     check_training(architecture, count, hp.batch_size)
-    start, start_line = starting_point(start, architecture, folder is not None)
+    start, start_line = starting_point(start, architecture)
     started = time.perf_counter()
     if folder is None:
         echo(f"drawing {samples} synthetic shapes ({', '.join(shapes.CLASSES)}) ...")
@@ -478,7 +493,7 @@ def lesson_options(seed_help: str):
     exercise."""
     options = [
         MODEL_OPTION,
-        click.option("--label", default=None,
+        click.option("--label", type=Word(), default=None,
                      help="The true class shown on the Loss sheet. [default: the predicted class]"),
         click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True,
                      help="Language of the explanations."),

@@ -356,51 +356,62 @@ def largest_weight(weights: np.ndarray) -> float:
 
 def new_model(architecture: Architecture, classes, train_pixels, seed: int,
               start: Model | None = None) -> Model:
-    """A He-initialised model whose input normalisation comes from the training pictures; or, with
-    a `start` that fits (learned_layers), a model that starts as `start` learned, every layer but
-    the last, whose classes are new: transfer learning. It keeps `start`'s normalisation, the one
-    those layers learned with."""
+    """A He-initialised model whose input normalisation comes from the training pictures; or, from
+    a `start` that fits (start_difference), a model that starts as `start` learned, every layer but
+    the last, with `start`'s normalisation (the one those layers learned with). Its last layer,
+    for the new classes, starts at zero: every class equally likely, the loss ln(classes), where a
+    random last layer on learned features starts far off (a loss of 3 to 9 for 3 classes)."""
     if start is None:
         mean, std = channel_statistics(train_pixels)
         return Model(architecture.config(classes, mean, std)).init(seed)
-    model = Model(architecture.config(classes, start.mean, start.std)).init(seed)
-    kept = model.params()
+    model = Model(architecture.config(classes, start.mean, start.std))
+    kept, last = model.params(), f"{model.layers[-1].name}."
     for key, value in start.params().items():
-        if not key.startswith(f"{model.layers[-1].name}."):
+        if not key.startswith(last):
             kept[key][...] = value
     return model
 
 
-def starting_point(choice: str | None, architecture: Architecture, folder: bool) -> tuple[Model | None, str]:
-    """What `train --start` chose: the model whose learned layers training starts from (None:
-    random weights), and a line that says so. By default a folder starts from the bundled model
-    where the options fit it: a few dozen photos a class teach filters little, and filters learned
-    on many pictures are a good start for others (transfer learning). The shapes start at random,
-    as the bundled model did."""
-    if choice == "":
-        raise CnnsheetError("--start: the name is empty; give bundled, random or a model file")
-    if choice is None:
-        fits = folder and learned_layers(architecture, load_model(default_model_path()))
-        if folder and not fits:
-            return None, "starting from random weights (the bundled model's layers do not fit these options)"
-        choice = "bundled" if fits else "random"
-    if choice == "random":
+START_WORDS = ("random", "bundled")
+
+
+def starting_point(choice: str | None, architecture: Architecture) -> tuple[Model | None, str]:
+    """What `train --start` chose: the model whose learned layers training starts from (None, the
+    default: random weights), and a line that says so."""
+    if choice is None or choice.lower() == "random":
         return None, "starting from random weights"
-    path = default_model_path() if choice == "bundled" else Path(choice)
+    if not choice:
+        raise CnnsheetError("--start: the name is empty; give bundled, random or a model file")
+    bundled = choice.lower() == "bundled"
+    path = default_model_path() if bundled else Path(choice)
+    if not bundled and not path.exists() and not path.is_symlink():
+        raise CnnsheetError(f"--start {choice}: no such model file (--start takes bundled, random or a "
+                            f"model file)")
     start = load_model(path)
-    layers = learned_layers(architecture, start)
-    name = "the bundled model" if choice == "bundled" else str(path)
-    if layers is None:
-        raise CnnsheetError(f"--start {choice}: {name} has other layers or another input than these options "
-                            f"ask for; start from random weights with --start random")
+    name = "the bundled model" if bundled else str(path)
+    difference = start_difference(architecture, start)
+    if difference:
+        raise CnnsheetError(f"--start {choice}: {name} differs from these options: {difference}")
+    layers = [layer.name for layer in start.layers[:-1] if layer.params()]
     return start, (f"starting from the learned layers {', '.join(layers)} of {name}; the last layer starts "
-                   f"anew, for these classes (--start random starts from random weights)")
+                   f"at zero, for these classes")
 
 
-def learned_layers(architecture: Architecture, start: Model) -> list[str] | None:
-    """The layers a model of `architecture` takes from `start` (all with weights but the last), or
-    None when the two differ before their last layer."""
+def start_difference(architecture: Architecture, start: Model) -> str | None:
+    """Where a model of `architecture` differs from `start` before its last layer, in words; None
+    when it takes every learned layer but the last from `start`."""
     mine = Model(architecture.config(start.classes, start.mean, start.std)).config
-    if mine["input"] != start.config["input"] or mine["layers"] != start.config["layers"]:
-        return None
-    return [layer.name for layer in start.layers[:-1] if layer.params()]
+    if mine["input"]["size"] != start.input_size:
+        return f"its input is {start.input_size} pixels a side, the options ask for {mine['input']['size']}"
+    if mine["input"] != start.config["input"]:
+        return f"its input has {start.channels} channel(s), the options ask for 3"
+    layers, theirs = mine["layers"], start.config["layers"]
+    if [layer["name"] for layer in layers] != [layer["name"] for layer in theirs]:
+        return (f"its layers are {', '.join(layer['name'] for layer in theirs)}, the options make "
+                f"{', '.join(layer['name'] for layer in layers)}")
+    for mine_layer, their_layer in zip(layers[:-1], theirs):
+        differ = [(key, value) for key, value in mine_layer.items() if value != their_layer.get(key)]
+        if differ:
+            return "; ".join(f"{their_layer['name']} has {key} {their_layer.get(key)}, the options ask for "
+                             f"{value}" for key, value in differ)
+    return None

@@ -618,6 +618,8 @@ FOLDERS = [
 ]
 
 OPTIONS = [
+    Case("option-label-swallows-an-option", lambda p: p.explain(None, "--label", "--pdf", p.old("q.pdf")),
+         ("--label",), USAGE),
     Case("option-pdf-swallows-an-option", lambda p: p.explain()[:-2] + ["--pdf", "-o", p.old("out.xlsx")],
          ("--pdf",), USAGE),
     Case("option-untrained-with-model", lambda p: untrained("--model", p.model())(p),
