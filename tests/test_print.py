@@ -32,7 +32,7 @@ def planned_pages(sheet: SheetPlan) -> int:
     return (len(setup.row_breaks) + 1) * (len(setup.col_breaks) + 1)
 
 
-def test_the_whole_workbook_prints_as_planned_and_each_zoom_in_bands_of_6_pt(tmp_path, calc_profile, monkeypatch):
+def test_the_whole_workbook_prints_as_planned_and_each_zoom_in_bands(tmp_path, calc_profile, monkeypatch):
     """Each Zoom sheet prints one page wide with numbers of 6 pt, its channels' bands whole (it took
     five pages, a patch or a label's end on each, and then one page of 3 pt numbers); no sheet
     takes a page LibreOffice adds beyond the plan's breaks (a column or a line's end alone, where
@@ -60,7 +60,8 @@ def test_the_whole_workbook_prints_as_planned_and_each_zoom_in_bands_of_6_pt(tmp
     assert zooms
     for title in zooms:
         setup = sheets[title].printing
-        assert setup.scale >= printing.lowest_scale(sheets[title]) and not setup.col_breaks, (title, setup.scale)
+        assert setup.scale >= printing.lowest_scale(sheets[title]), (title, setup.scale)  # numbers of 6 pt
+        assert not setup.col_breaks, title
         assert counts[title] == len(setup.row_breaks) + 1, (title, counts[title])
     beyond = {title: (counts[title], planned_pages(sheet)) for title, sheet in sheets.items()
               if counts[title] > planned_pages(sheet)}

@@ -11,7 +11,9 @@ carries down through every earlier conv and pool.
 
 from __future__ import annotations
 
-from cnnsheet import names, style
+import math
+
+from cnnsheet import names, printing, style
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.fields import reached_by, receptive_field
 from cnnsheet.layers import Conv, MaxPool, ReLU
@@ -102,7 +104,12 @@ def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, laye
     look_w = style.key("number", style.number_format(weight))
     look_product = style.key("number", style.number_format(products))
     hole, zero = style.key("hole", style.number_format(x)), style.key("zero", "0")
-    ws.label(grid_top, product_left, t("zoom", "products", count=C * k * k))
+    # the products' label wraps within their columns: running on, it would widen every page of the sheet
+    label = t("zoom", "products", count=C * k * k)
+    ws.text(grid_top, product_left, label, ("heading_prose", "General"))
+    ws.merges.append(area(grid_top, product_left, grid_top, product_left + k - 1))
+    room = 0.9 * k * printing.page_points(style.TENSOR_CELL[0])
+    lines = math.ceil(printing.text_points(label, 12) / room)
     window_blocks, kernel_blocks = [], []
     for c in range(C):
         label_row = grid_top + c * band
@@ -181,6 +188,7 @@ def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, laye
     for c in range(C):  # a band's labels and the row after it are text rows: a page holds more bands
         ws.heights.pop(grid_top + c * band)
         ws.heights.pop(grid_top + c * band + span + 1, None)
+    ws.heights[grid_top] = lines * printing.DEFAULT_ROW
     ws.width("ABC", (3, 46, 12))
     return highlights(book, first, image_maps, index, layer, n), OverviewRow(title, layer.name, (C, k, k))
 
