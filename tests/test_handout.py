@@ -167,19 +167,19 @@ SCREEN_ONLY = {"en": re.compile(r"click|\(change me\)|pick one|pick a cell|->|<-
 
 
 def test_a_page_that_leaves_maps_out_names_them_in_its_footer(handouts):
-    document, plan, _ = handouts["default"]
+    document, plan, *_ = handouts["default"]
     titles = [sheet.title for sheet in plan.sheets]
     for title, said in (("Image", "2 more grids of this sheet (G to B) are on the sheet Image"),
                         ("Conv1", "7 more grids of this sheet (filter 2 to filter 8) are on the sheet Conv1"),
                         ("dConv1", "(filter 2 to filter 8) are on the sheet dConv1")):
         assert said.replace(" ", "") in page_text(document[titles.index(title)]).replace(" ", ""), title
-    document, plan, _ = handouts["zh"]
+    document, plan, *_ = handouts["zh"]
     titles = [sheet.title for sheet in plan.sheets]
     assert "其余7个方格" in page_text(document[titles.index("Conv1")]).replace(" ", "")
 
 
 def test_a_row_of_rotated_kernels_holds_whole_filters(handouts):
-    _, plan, _ = handouts["two_blocks"]
+    _, plan, *_ = handouts["two_blocks"]
     sheet = plan["Rotated2"]
     rows = {}
     for (row, _), (_, value, _) in sorted(sheet.cells.items()):
@@ -198,7 +198,7 @@ def test_a_row_of_rotated_kernels_holds_whole_filters(handouts):
 
 @pytest.mark.parametrize("name", ["default", "zh", "two_blocks"])
 def test_a_sheet_of_two_colour_scales_says_which_grids_each_colours(handouts, name):
-    _, plan, _ = handouts[name]
+    _, plan, *_ = handouts[name]
     legend = {"en": re.compile(r"^Colours\b"), "zh": re.compile(r"^[^，。：]{0,16}颜色：")}[plan.lang]
     named = {"en": re.compile(r"^Colours of .+: "), "zh": re.compile(r"^[^：]+的颜色：")}[plan.lang]
     twice = []
@@ -222,7 +222,7 @@ def grey(colour: str) -> float:
 
 @pytest.mark.parametrize("name", ["default", "zh"])
 def test_the_printed_pixels_stay_readable_on_a_grey_printer(handouts, name):
-    _, plan, _ = handouts[name]
+    _, plan, *_ = handouts[name]
     sheet = plan["Image"]
     areas = [bounds(ref) for refs, scale in sheet.scales if scale.kind == "channel" for ref in refs]
     assert areas
