@@ -33,12 +33,12 @@ from cnnsheet.texts import Texts
 HANDOUT = re.compile(r"^(Overview|Image|Input|Filters\d+|Conv\d+|Zoom\d+|ReLU\d+|Pool\d+|Flatten|Dense\d+|"
                      r"Softmax|Loss|dLogits|dDense\d+|dPool\d+|Mask\d+|dReLU\d+|dConv\d+|dSpread\d+|"
                      r"Rotated\d+|dFilters\d+|Step|Saliency|Grad-CAM)$")
-ZOOM = re.compile(r"^Zoom\d+$")
 # How a page's footer names the blocks it leaves out, by the kind of sheet: a series of maps or
 # channels by its first and last label ("filter 2 to filter 8", "G to B"); filters, a kernel per
 # channel, by the label of their first kernel up to its colon ("filter 2: R"); other blocks counted.
 SERIES = re.compile(r"^(Image|Input|Conv\d+|ReLU\d+|Pool\d+|Mask\d+|dReLU\d+|dConv\d+|dPool\d+)$")
-BANDS = re.compile(r"^(d?Filters|Rotated)\d+$")
+BANDS = re.compile(r"^(d?Filters|Rotated|Zoom)\d+$")
+ZOOM = re.compile(r"^Zoom\d+$")  # a Zoom's band of a channel: its window, kernel and products, three grids
 # looks on paper: the pixels' black digits over the pale paper scale (style.CHANNEL_ZERO); a
 # chosen value centred, off the range printed beside it ("11  1 to 24", not "111 to 24")
 PRINTED_LOOKS = {"pixel": "number", "level": "number", "input": "value"}
@@ -81,8 +81,6 @@ def handout_area(sheet: SheetPlan) -> tuple[int, int]:
         return (sheet.keep[0][0] - 1 if sheet.keep else bottom), right
     if not sheet.keep:
         return bottom, right
-    if ZOOM.match(sheet.title):  # one cell taken apart: every window, kernel and product
-        return max(unit[2] for unit in sheet.keep), max(unit[3] for unit in sheet.keep)
     top, _, bottom, right = sheet.keep[0]
     right = max(right, merged_right(sheet))
     for unit_top, left, unit_bottom, unit_right in sheet.keep:
@@ -98,9 +96,9 @@ def one_page(sheet: SheetPlan, texts: Texts, through: tuple | None = None) -> Pr
     take pages of their own, broken between blocks; a long table is cut to a page, the footer
     saying where the rest is. `through` (row, col): the page reaches at least to that cell."""
     bottom, right = handout_area(sheet)
-    if sheet.keep and sheet.title != OVERVIEW and not ZOOM.match(sheet.title):
+    if sheet.keep and sheet.title != OVERVIEW:
         # every block, or else as many of the first blocks as a page holds at 6 pt (a pool's small maps,
-        # a conv's filters)
+        # a conv's filters, a Zoom's bands: the sum, the bias and the total are above them)
         units = sheet.keep
         firsts = [(max(unit[2] for unit in units[:count]), max(unit[3] for unit in units[:count]))
                   for count in range(len(units) - 1, 1, -1)]
@@ -200,13 +198,14 @@ def blocks_left_out(sheet: SheetPlan, bottom: int, right: int, texts: Texts) -> 
         return ""
     labels = [sheet.cells.get(unit[:2], (None, None))[1] for unit in left_out]
     if BANDS.match(sheet.title):
-        labels = [label.split(":")[0] if isinstance(label, str) else label for label in labels]
+        labels = [re.split("[:：]", label)[0] if isinstance(label, str) else label for label in labels]
     named = SERIES.match(sheet.title) or BANDS.match(sheet.title)
     if not named or not all(isinstance(label, str) and label for label in labels):
         return texts("paper", "more_blocks", count=len(left_out), sheet=sheet.title)
+    count = len(left_out) * (3 if ZOOM.match(sheet.title) else 1)
     which = (labels[0] if len(labels) == 1
              else texts("paper", "blocks_range", first=labels[0], last=labels[-1]))
-    return texts("paper", "more_named_blocks", count=len(left_out), which=which, sheet=sheet.title)
+    return texts("paper", "more_named_blocks", count=count, which=which, sheet=sheet.title)
 
 
 def printed_widths(sheet: SheetPlan) -> dict:

@@ -32,8 +32,9 @@ def planned_pages(sheet: SheetPlan) -> int:
     return (len(setup.row_breaks) + 1) * (len(setup.col_breaks) + 1)
 
 
-def test_the_whole_workbook_prints_as_planned_and_each_zoom_on_one_page(tmp_path, calc_profile, monkeypatch):
-    """Each Zoom sheet prints on one page (it took five, a patch or a label's end on each); no sheet
+def test_the_whole_workbook_prints_as_planned_and_each_zoom_in_bands(tmp_path, calc_profile, monkeypatch):
+    """Each Zoom sheet prints one page wide with numbers of 6 pt, its channels' bands whole (it took
+    five pages, a patch or a label's end on each, and then one page of 3 pt numbers); no sheet
     takes a page LibreOffice adds beyond the plan's breaks (a column or a line's end alone, where
     the plan's columns were narrower than LibreOffice draws them); no label's end prints alone."""
     plans = []
@@ -56,7 +57,12 @@ def test_the_whole_workbook_prints_as_planned_and_each_zoom_on_one_page(tmp_path
     print("pages per sheet:", counts, "in all", sum(counts.values()))
     assert set(counts) == set(sheets)
     zooms = [title for title in sheets if title.startswith("Zoom")]
-    assert zooms and all(counts[title] == 1 for title in zooms), {title: counts[title] for title in zooms}
+    assert zooms
+    for title in zooms:
+        setup = sheets[title].printing
+        assert setup.scale >= printing.lowest_scale(sheets[title]), (title, setup.scale)  # numbers of 6 pt
+        assert not setup.col_breaks, title
+        assert counts[title] == len(setup.row_breaks) + 1, (title, counts[title])
     beyond = {title: (counts[title], planned_pages(sheet)) for title, sheet in sheets.items()
               if counts[title] > planned_pages(sheet)}
     assert not beyond, f"sheets printed on more pages than planned (printed, planned): {beyond}"

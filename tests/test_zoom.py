@@ -110,8 +110,18 @@ def check_by_hand(walkthrough, recalculated, model, pixels, prefix, choice):
     values = openpyxl.load_workbook(recalculated, data_only=True)
     sheet, top, left = cell_of(walkthrough, f"zoom{number}_products")
     C, k, _ = products.shape
-    got = np.array([[[values[sheet].cell(top + a, left + c * k + b).value for b in range(k)]
+    # one band of rows per channel, its k rows of products level with it: the rectangle is
+    # (C - 1) bands and k rows tall, the rows between bands empty
+    _, first_row, _, last_row = range_boundaries(
+        walkthrough.names[f"zoom{number}_products"].rsplit("!", 1)[1].replace("$", ""))
+    height = last_row - first_row + 1
+    band = (height - k) // (C - 1) if C > 1 else 0
+    assert height == (C - 1) * band + k
+    got = np.array([[[values[sheet].cell(top + c * band + a, left + b).value for b in range(k)]
                      for a in range(k)] for c in range(C)], dtype=float)
+    between = [values[sheet].cell(top + c * band + a, left + b).value
+               for c in range(C - 1) for a in range(k, band) for b in range(k)]
+    assert between == [None] * len(between)  # nothing else is summed
     np.testing.assert_allclose(got, products, rtol=1e-9, atol=1e-12)
     sheet, row, col = cell_of(walkthrough, f"zoom{number}_value")
     assert values[sheet].cell(row, col).value == pytest.approx(total, rel=1e-9, abs=1e-12)
@@ -234,7 +244,8 @@ def test_the_default_choice_is_the_strongest_cell_of_filter_one():
               (cell_of(walkthrough, f"zoom1_{key}") for key in ("filter", "row", "col"))]
     assert values == [1, i + 1, j + 1]
     sheet, top, left = cell_of(walkthrough, "zoom1_products")
-    assert walkthrough.names["zoom1_products"].endswith(f"$R${top + 4}")  # 5 rows x 3 x 5 columns
+    # the R, G and B bands one under another, 5 rows of 5 products each, a band of 7 rows apart
+    assert walkthrough.names["zoom1_products"].endswith(f"$T${top + 2 * 7 + 4}")
     assert walkthrough.expected[cell_of(walkthrough, "zoom1_value")] == pytest.approx(out[i, j])
     assert walkthrough.sheetnames.index("Zoom1") == walkthrough.sheetnames.index("Conv1") + 1
 

@@ -11,7 +11,9 @@ carries down through every earlier conv and pool.
 
 from __future__ import annotations
 
-from cnnsheet import names, style
+import math
+
+from cnnsheet import names, printing, style
 from cnnsheet.errors import CnnsheetError
 from cnnsheet.fields import reached_by, receptive_field
 from cnnsheet.layers import Conv, MaxPool, ReLU
@@ -87,22 +89,34 @@ def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, laye
     pick, row_name, col_name = choice_cells(book, ws, top + 1, LABELS, VALUES, names.zoom(n), (f, i, j),
                                             (F, Ho, Wo))
 
-    # ---- the window, the kernel and the products, channel by channel ----------------------------
+    # ---- the window, the kernel and the products, one band of rows per channel -----------------
+    # band c: its labels, then its window, kernel and products side by side ("window x kernel =
+    # products"), the bands one under another, so the sheet is three grids wide at any channel
+    # count; the products of every channel stay one rectangle (the named range the sum reads),
+    # each channel's k rows level with its band, the rows between bands empty
     weight = layer.weight  # (F, C, k, k)
     neuron = layer.one_output(x, f, i, j)
     window, kernel, products = neuron.window, neuron.kernel, neuron.products
     grid_top = top + 12
+    band = span + 2  # rows of a band: its labels, its grids, an empty row
+    kernel_left, product_left = GRID + span + 1, GRID + 2 * span + 2
     look_x = style.key("number", style.number_format(x))
     look_w = style.key("number", style.number_format(weight))
     look_product = style.key("number", style.number_format(products))
     hole, zero = style.key("hole", style.number_format(x)), style.key("zero", "0")
+    # the products' label wraps within their columns: running on, it would widen every page of the sheet
+    label = t("zoom", "products", count=C * k * k)
+    ws.text(grid_top, product_left, label, ("heading_prose", "General"))
+    ws.merges.append(area(grid_top, product_left, grid_top, product_left + k - 1))
+    room = 0.9 * k * printing.page_points(style.TENSOR_CELL[0])
+    lines = math.ceil(printing.text_points(label, 12) / room)
     window_blocks, kernel_blocks = [], []
     for c in range(C):
-        left = GRID + c * (2 * span + 3)
-        window_block = Block(title, grid_top + 1, left, span, span)
-        kernel_block = Block(title, grid_top + 1, left + span + 1, span, span)
-        ws.label(grid_top, left, t("zoom", "window", channel=channels[c]))
-        ws.label(grid_top, left + span + 1, t("zoom", "kernel", channel=channels[c]))
+        label_row = grid_top + c * band
+        window_block = Block(title, label_row + 1, GRID, span, span)
+        kernel_block = Block(title, label_row + 1, kernel_left, span, span)
+        ws.label(label_row, GRID, t("zoom", "window", channel=channels[c]))
+        ws.label(label_row, kernel_left, t("zoom", "kernel", channel=channels[c]))
         outer = in_blocks[c].outer
         cells = (outer[2] - outer[0] + 1) * (outer[3] - outer[1] + 1)
         source = quote_sheet(in_sheet) + "!" + area(*outer)
@@ -122,22 +136,19 @@ def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, laye
                     ws.number(*kernel_block.cell(a, b), 0, zero)
         window_blocks.append(window_block)
         kernel_blocks.append(kernel_block)
-    product_top = grid_top + span + 3
-    ws.label(product_top - 1, GRID, t("zoom", "products", count=C * k * k))
-    product_block = Block(title, product_top + 1, GRID, k, C * k)
+    product_block = Block(title, grid_top + 1, product_left, (C - 1) * band + k, k)
     for c in range(C):
-        ws.label(product_top, GRID + c * k, channels[c])
         for a in range(k):
             for b in range(k):
-                ws.formula(*product_block.cell(a, c * k + b),
+                ws.formula(*product_block.cell(c * band + a, b),
                            f"={window_blocks[c].ref(a * d, b * d)}*{kernel_blocks[c].ref(a * d, b * d)}",
                            products[c, a, b], look_product)
     book.name(names.zoom_products(n), ws, product_block.data)
-    # in print, a channel's window and kernel stay together, and so do the products
+    # in print, a channel's band stays together; pages break between bands
     for c in range(C):
-        left = GRID + c * (2 * span + 3)
-        ws.keep.append((grid_top, left, grid_top + span, left + 2 * span))
-        ws.keep.append((product_top - 1, GRID + c * k, product_top + k, GRID + c * k + k - 1))
+        label_row = grid_top + c * band
+        ws.keep.append((label_row, GRID, label_row + span, product_left + k - 1))
+    bands_bottom = grid_top + C * band - 2  # the last band's last row
 
     def taps(block):  # the cells a dilated kernel uses: the holes keep their grey look
         if d == 1:
@@ -145,7 +156,8 @@ def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, laye
         return [block.ref(a * d, b * d) for a in range(k) for b in range(k)]
 
     ws.scale([cell for b in window_blocks for cell in taps(b)], sheet_scale(book, in_sheet))
-    ws.scale([cell for b in kernel_blocks for cell in taps(b)] + [product_block.data], style.DIVERGING)
+    ws.scale([cell for b in kernel_blocks for cell in taps(b)]
+             + [product_block.window(c * band, 0, k, k) for c in range(C)], style.DIVERGING)
 
     # ---- sum, bias, total, and the same cell on the Conv sheet ----------------------------------
     look = style.key("value", "0.0000")
@@ -165,18 +177,19 @@ def zoom_sheet(book: Book, first: PassSheets, image_maps: Maps, index: int, laye
         ws.formula(row + offset, VALUES, formula, value, look_)
     book.name(names.zoom_value(n), ws, a1(row + 2, VALUES))
 
-    field_top = product_top + k + 3
+    field_top = bands_bottom + 3
     field = receptive_field_table(book, first, ws, index, layer, n, (i, j), field_top)
     ws.text(top + 10, LABELS, t("zoom", "field"))
     rows_name, cols_name = names.zoom_field(n, "rows"), names.zoom_field(n, "cols")
     ws.formula(top + 10, VALUES, f"=SUM({rows_name})&\" x \"&SUM({cols_name})",
                f"{len(field[0])} x {len(field[1])}", style.key("heading"))
 
-    square_cells(ws, grid_top, product_top + k + 1, max(GRID + C * (2 * span + 3), GRID + C * k))
+    square_cells(ws, grid_top, bands_bottom, product_left + k - 1)
+    for c in range(C):  # a band's labels and the row after it are text rows: a page holds more bands
+        ws.heights.pop(grid_top + c * band)
+        ws.heights.pop(grid_top + c * band + span + 1, None)
+    ws.heights[grid_top] = lines * printing.DEFAULT_ROW
     ws.width("ABC", (3, 46, 12))
-    # one cell taken apart reads as one picture: printed across one page, smaller than 6 pt if it
-    # must, rather than cut into pages of a patch or a label's end each
-    ws.printing.one_page_wide = True
     return highlights(book, first, image_maps, index, layer, n), OverviewRow(title, layer.name, (C, k, k))
 
 
