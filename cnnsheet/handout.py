@@ -102,6 +102,9 @@ def one_page(sheet: SheetPlan, texts: Texts, through: tuple | None = None) -> Pr
         units = sheet.keep
         firsts = [(max(unit[2] for unit in units[:count]), max(unit[3] for unit in units[:count]))
                   for count in range(len(units) - 1, 1, -1)]
+        if ZOOM.match(sheet.title):  # one conv cell recomputed by hand needs every channel's band
+            bottom = max(bottom, *(unit[2] for unit in units))
+            right = max(right, *(unit[3] for unit in units))
         for larger in [printing.last_cell(sheet), *firsts]:
             if larger[0] >= bottom and larger[1] >= right and fits_at_six_points(sheet, *larger):
                 bottom, right = larger
