@@ -306,8 +306,20 @@ def place(sheet: SheetPlan, widths: list[float], bottom: int, scale: int, page: 
     wrap_prose(sheet, prose, widths)
     heights = heights_in_points(sheet, bottom)
     capacity_h = page_height * 100 / scale - sum(heights[TITLE_ROWS[0]:TITLE_ROWS[1] + 1])
-    row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, [(top, b) for top, _, b, _ in sheet.keep])
+    units = kept_rows(sheet, heights, capacity_h)
+    row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, units)
     return col_breaks, row_breaks
+
+
+def kept_rows(sheet: SheetPlan, heights: list[float], capacity: float) -> list[tuple[int, int]]:
+    """The (top, bottom) rows of the blocks kept on one page, but for the first blocks when they
+    are taller than a page: split anyway, they start below the explanation rather than on a page
+    of their own, which would leave the explanation alone on the first page."""
+    rows = [(top, bottom) for top, _, bottom, _ in sheet.keep]
+    first = min((top for top, _ in rows), default=None)
+    if first is None or not all(sum(heights[top:bottom + 1]) > capacity for top, bottom in rows if top == first):
+        return rows
+    return [(top, bottom) for top, bottom in rows if top != first]
 
 
 def page_header(text: str, sheet_name: str, scale: int, landscape: bool) -> str:

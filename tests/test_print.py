@@ -80,7 +80,8 @@ def band(starts: list[int], index: int) -> int:
 def test_a_block_taller_than_a_page_prints_its_parts_one_after_another(tmp_path, monkeypatch):
     """The top and the bottom half of a 28-row channel (Input, sConv1's filters) printed three pages
     apart, the bottom halves unlabelled, when pages ran across first: every block's pages are
-    consecutive in the sheet's page order (in the default walkthrough and in one of two blocks)."""
+    consecutive in the sheet's page order (in the default walkthrough and in one of two blocks).
+    And the explanation above such a block printed on a page alone (Input, sImage, Grad-CAM)."""
     plans = []
     save = printing.lay_out
 
@@ -93,7 +94,7 @@ def test_a_block_taller_than_a_page_prints_its_parts_one_after_another(tmp_path,
         plans.clear()
         result = CliRunner().invoke(main, ["explain", "-o", str(tmp_path / "w.xlsx"), *options])
         assert result.exit_code == 0, result.output
-        apart, cut = {}, 0
+        apart, cut, alone = {}, 0, []
         for sheet in plans:
             setup, pages = sheet.printing, page_numbers(sheet)
             for top, left, bottom, right in sheet.keep:
@@ -103,5 +104,11 @@ def test_a_block_taller_than_a_page_prints_its_parts_one_after_another(tmp_path,
                 cut += len(numbers) > 1
                 if numbers != list(range(numbers[0], numbers[-1] + 1)):
                     apart.setdefault(sheet.title, []).append((top, left, numbers))
+            # a first block split anyway starts below the explanation, not on the page after it
+            first = min(sheet.keep, default=None)
+            split = first and band(setup.row_breaks, first[0]) != band(setup.row_breaks, first[2])
+            if split and band(setup.row_breaks, first[0]) > 0:
+                alone.append(sheet.title)
         assert cut, "no block split between pages: the check checks nothing"
         assert not apart, f"blocks printed on pages apart (top row, left column, pages): {apart}"
+        assert not alone, f"sheets whose explanation prints alone before a block split anyway: {alone}"
