@@ -98,9 +98,9 @@ def test_a_block_taller_than_a_page_prints_its_parts_one_after_another(tmp_path,
         for sheet in plans:
             setup, pages = sheet.printing, page_numbers(sheet)
             for top, left, bottom, right in sheet.keep:
-                numbers = sorted({pages[col, row]
-                                  for col in range(band(setup.col_breaks, left), band(setup.col_breaks, right) + 1)
-                                  for row in range(band(setup.row_breaks, top), band(setup.row_breaks, bottom) + 1)})
+                cols = range(band(setup.col_breaks, left), band(setup.col_breaks, right) + 1)
+                rows = range(band(setup.row_breaks, top), band(setup.row_breaks, bottom) + 1)
+                numbers = sorted({pages[col, row] for col in cols for row in rows})
                 cut += len(numbers) > 1
                 if numbers != list(range(numbers[0], numbers[-1] + 1)):
                     apart.setdefault(sheet.title, []).append((top, left, numbers))
