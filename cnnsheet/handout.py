@@ -126,7 +126,8 @@ def one_page(sheet: SheetPlan, texts: Texts, through: tuple | None = None) -> Pr
     lowest = printing.lowest_scale(sheet)
     if scale < lowest and fits_at(width, height, lowest, landscape):
         scale = lowest  # a page that holds it only with less room to spare: 6 pt numbers first
-    setup = dataclasses.replace(sheet.printing, row_breaks=[], col_breaks=[], landscape=landscape)
+    setup = dataclasses.replace(sheet.printing, row_breaks=[], col_breaks=[], landscape=landscape,
+                                down_then_over=False)  # its pages run across, as they always did
     if scale >= lowest or (sheet.keep and scale >= SHRUNK):
         setup.scale = scale
     elif sheet.keep:  # blocks too many for a page: pages of 6 pt numbers, broken between blocks

@@ -2,16 +2,18 @@
 
 A page holds what fits on A4 and on US Letter alike. Each sheet prints at one fixed scale, the
 largest at which its widest block fits the page, but never below the scale at which its smallest
-digits would print under 6 pt: a wide sheet takes more pages instead of shrinking. Two exceptions:
-a sheet whose rows overflow its last page by a little prints a little smaller (down to 6 pt) on a
-page of rows fewer, and a sheet that asks to print one page wide (a Zoom sheet: one picture) takes
-the scale at which all its columns fit, however small. Page breaks fall between blocks (a block and
-its heading stay together unless the block alone is larger than a page), the sheet's title rows
-repeat on every page, the header names the step and the sheet, and the footer counts the pages;
-pages run across, then down. Lines of explanation wrap within the first page's columns, and labels
-beside them within their page (a page to the right would print their cut-off ends). Columns are
-planned as wide as LibreOffice draws them, the wider of the two programs. The paper, A4 or Letter,
-is only named for the printer.
+digits would print under 6 pt: a wide sheet takes more pages instead of shrinking. Two exceptions: a
+sheet whose rows or columns overflow its last page by a little prints a little smaller (down to 6
+pt) on a page of rows or columns fewer, and a sheet that asks to print one page wide (a Zoom sheet:
+one picture) takes the scale at which all its columns fit, however small. Page breaks fall between
+blocks (a block and its heading stay together unless the block alone is larger than a page), the
+sheet's title rows repeat on every page, the header names the step and the sheet, and the footer
+counts the pages; pages run across, then down (maps in rows come in their order), unless a row break
+cuts through a block: then down, then across, so that the parts of a block taller than a page print
+one after another. Lines of explanation wrap within the first page's columns, and labels beside them
+within their page (a page to the right would print their cut-off ends). Columns are planned as wide
+as LibreOffice draws them, the wider of the two programs. The paper, A4 or Letter, is only named for
+the printer.
 """
 
 from __future__ import annotations
@@ -253,22 +255,23 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
     # (a smaller scale below moves no column break to the left of where a label was wrapped)
     if wrap_labels(sheet, widths, placed[0]):  # taller rows: the rows' breaks again
         placed = place(sheet, widths, bottom, scale, page_size(landscape), lowest)
-    # rows that overflow the last page by a little: a little smaller, on a page of rows fewer (a
-    # page holding a table's last rows or a label alone is worse), never below 6 pt unless the
-    # sheet is printed one page wide anyway
+    # rows or columns that overflow the last page by a little: a little smaller, on a page of rows
+    # or columns fewer (a page holding a table's last rows, last units or a label alone is worse),
+    # never below 6 pt unless the sheet is printed one page wide anyway
     least = math.ceil(ONE_PAGE_TALL * scale)
     if not setup.one_page_wide:
         least = max(lowest, least)
     for smaller in range(scale - 1, least - 1, -1):
-        if not placed[1]:
+        if not placed[0] and not placed[1]:
             break
         trial = place(sheet, widths, bottom, smaller, page_size(landscape), lowest)
-        if len(trial[1]) < len(placed[1]) and len(trial[0]) <= len(placed[0]):
+        if fewer_pages(trial, placed):
             scale, placed = smaller, trial
             break
     else:
         placed = place(sheet, widths, bottom, scale, page_size(landscape), lowest)  # the prose as it was
     setup.col_breaks, setup.row_breaks = placed
+    setup.down_then_over = bool(placed[0]) and cuts_blocks(sheet, placed[1])
     setup.area = area(1, 1, bottom, right)
     setup.title_rows = TITLE_ROWS
     setup.scale = scale
@@ -276,6 +279,18 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
     setup.header = page_header(header, sheet.title, scale, landscape)
     setup.footer = fit_header(footer)
     setup.paper = paper
+
+
+def fewer_pages(trial: tuple[list[int], list[int]], placed: tuple[list[int], list[int]]) -> bool:
+    """Whether page breaks (columns, rows) make a page row or column fewer, and none more."""
+    fewer = [len(new) < len(old) for new, old in zip(trial, placed)]
+    return any(fewer) and all(len(new) <= len(old) for new, old in zip(trial, placed))
+
+
+def cuts_blocks(sheet: SheetPlan, row_breaks: list[int]) -> bool:
+    """Whether a row break falls inside a block (a block taller than a page): its parts print
+    pages apart when the pages run across first."""
+    return any(top < start <= bottom for start in row_breaks for top, _, bottom, _ in sheet.keep)
 
 
 def place(sheet: SheetPlan, widths: list[float], bottom: int, scale: int, page: tuple[float, float],
@@ -292,8 +307,21 @@ def place(sheet: SheetPlan, widths: list[float], bottom: int, scale: int, page: 
     wrap_prose(sheet, prose, widths)
     heights = heights_in_points(sheet, bottom)
     capacity_h = page_height * 100 / scale - sum(heights[TITLE_ROWS[0]:TITLE_ROWS[1] + 1])
-    row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, [(top, b) for top, _, b, _ in sheet.keep])
+    units = kept_rows(sheet, heights, capacity_h)
+    row_breaks = breaks(heights, TITLE_ROWS[1] + 1, capacity_h, units)
     return col_breaks, row_breaks
+
+
+def kept_rows(sheet: SheetPlan, heights: list[float], capacity: float) -> list[tuple[int, int]]:
+    """The (top, bottom) rows of the blocks kept on one page, but for the first blocks when they
+    are taller than a page: split anyway, they start below the explanation rather than on a page
+    of their own, which would leave the explanation alone on the first page."""
+    rows = [(top, bottom) for top, _, bottom, _ in sheet.keep]
+    first = min((top for top, _ in rows), default=None)  # the first row of blocks
+    tall = [sum(heights[top:bottom + 1]) > capacity for top, bottom in rows if top == first]
+    if not tall or not all(tall):
+        return rows
+    return [(top, bottom) for top, bottom in rows if top != first]
 
 
 def page_header(text: str, sheet_name: str, scale: int, landscape: bool) -> str:

@@ -514,9 +514,9 @@ def _print_setup(setup: PrintSetup) -> str:
     margins = (f'<pageMargins left="{side}" right="{side}" top="{top}" bottom="{top}" header="{around}" '
                f'footer="{around}"/>')
     orientation = "landscape" if setup.landscape else "portrait"
-    # pages in reading order: across, then down (the maps of a sheet come in their order)
+    order = "downThenOver" if setup.down_then_over else "overThenDown"
     page = (f'<pageSetup paperSize="{PAPER_SIZES[setup.paper]}" scale="{setup.scale}" '
-            f'pageOrder="overThenDown" orientation="{orientation}"/>')
+            f'pageOrder="{order}" orientation="{orientation}"/>')
     # codes: &L, &C, &R a part; &9 a size; &A the sheet's name, &P the page, &N the pages; && an &
     size = f"&{header_size(setup.scale)} "
     header = (f"&L{size}{setup.header.replace('&', '&&')}" if setup.header else "") + f"&R{size}&A"

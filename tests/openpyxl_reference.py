@@ -136,7 +136,7 @@ def _print_setup(ws, setup: PrintSetup) -> None:
     ws.page_setup.orientation = "landscape" if setup.landscape else "portrait"
     ws.page_setup.scale = setup.scale
     ws.page_setup.paperSize = PAPER_SIZES[setup.paper]
-    ws.page_setup.pageOrder = "overThenDown"
+    ws.page_setup.pageOrder = "downThenOver" if setup.down_then_over else "overThenDown"
     ws.sheet_properties.pageSetUpPr.fitToPage = False
     ws.page_margins = PageMargins(left=MARGINS["side"], right=MARGINS["side"], top=MARGINS["top"],
                                   bottom=MARGINS["top"], header=MARGINS["header"], footer=MARGINS["header"])

@@ -69,3 +69,52 @@ def test_the_whole_workbook_prints_as_planned_and_each_zoom_in_bands(tmp_path, c
     # the pool panel's labels wrap within their page: the page to the right held "s)" and "by row)"
     [pool] = [text for sheet, text in printed if sheet == "Pool1" and "Pick a cell of Pool1" in text]
     assert "(outlined in magenta)" in pool and "reading row by row)" in pool, pool
+
+
+def page_numbers(sheet: SheetPlan) -> dict[tuple[int, int], int]:
+    """(column band, row band) -> the page's number within the sheet, in the sheet's page order."""
+    setup = sheet.printing
+    across, down = len(setup.col_breaks) + 1, len(setup.row_breaks) + 1
+    return {(col, row): (col * down + row if setup.down_then_over else row * across + col)
+            for col in range(across) for row in range(down)}
+
+
+def band(starts: list[int], index: int) -> int:
+    return sum(start <= index for start in starts)
+
+
+def test_a_block_taller_than_a_page_prints_its_parts_one_after_another(tmp_path, monkeypatch):
+    """The top and the bottom half of a 28-row channel (Input, sConv1's filters) printed three pages
+    apart, the bottom halves unlabelled, when pages ran across first: every block's pages are
+    consecutive in the sheet's page order (in the default walkthrough and in one of two blocks).
+    And the explanation above such a block printed on a page alone (Input, sImage, Grad-CAM)."""
+    plans = []
+    save = printing.lay_out
+
+    def recorded(sheet, *args, **kwargs):
+        save(sheet, *args, **kwargs)
+        plans.append(sheet)
+
+    monkeypatch.setattr(printing, "lay_out", recorded)
+    for options in ([], ["--untrained", "--blocks", "2"]):
+        plans.clear()
+        result = CliRunner().invoke(main, ["explain", "-o", str(tmp_path / "w.xlsx"), *options])
+        assert result.exit_code == 0, result.output
+        apart, cut, alone = {}, 0, []
+        for sheet in plans:
+            setup, pages = sheet.printing, page_numbers(sheet)
+            for top, left, bottom, right in sheet.keep:
+                cols = range(band(setup.col_breaks, left), band(setup.col_breaks, right) + 1)
+                rows = range(band(setup.row_breaks, top), band(setup.row_breaks, bottom) + 1)
+                numbers = sorted({pages[col, row] for col in cols for row in rows})
+                cut += len(numbers) > 1
+                if numbers != list(range(numbers[0], numbers[-1] + 1)):
+                    apart.setdefault(sheet.title, []).append((top, left, numbers))
+            # a first block split anyway starts below the explanation, not on the page after it
+            first = min(sheet.keep, default=None)
+            split = first and band(setup.row_breaks, first[0]) != band(setup.row_breaks, first[2])
+            if split and band(setup.row_breaks, first[0]) > 0:
+                alone.append(sheet.title)
+        assert cut, "no block split between pages: the check checks nothing"
+        assert not apart, f"blocks printed on pages apart (top row, left column, pages): {apart}"
+        assert not alone, f"sheets whose explanation prints alone before a block split anyway: {alone}"
