@@ -297,9 +297,7 @@ class PrintSetup:
     """How a sheet prints: its area, the rows repeated on every page, the page breaks (a new page
     starts at each of these rows and columns), the orientation, a fixed scale in percent (never
     fit-to-page, which would shrink numbers), the texts of the header and the footer (the footer's
-    {page} and {pages} become the page number and the page count) and the order of the pages. A
-    sheet that shows one thing whole (a Zoom sheet) asks to print `one_page_wide`: then its scale is
-    the largest at which all its columns fit one page, even below 6 pt, and only its rows break."""
+    {page} and {pages} become the page number and the page count) and the order of the pages."""
 
     area: str | None = None
     title_rows: tuple | None = None  # (first, last)
@@ -310,7 +308,6 @@ class PrintSetup:
     header: str = ""
     footer: str = ""
     paper: str = "a4"  # a key of printing.PAPER_SIZES
-    one_page_wide: bool = False  # set by the sheet's code, read by printing.lay_out
     down_then_over: bool = False  # the page order: down the first pages' columns first, else across
 
 

@@ -247,20 +247,16 @@ def lay_out(sheet: SheetPlan, header: str, footer: str, landscape: bool | None =
         fits = [page_size(False)[0], page_size(True)[0]]
         landscape = widest * lowest / 100 > fits[0] and widest * lowest / 100 <= fits[1]
     setup = sheet.printing
-    if setup.one_page_wide:  # every column on one page, in the orientation above (the handout reads it)
-        widest = sum(widths)
     fitting = min(100, math.floor(100 * page_size(landscape)[0] / widest))
-    scale = int(fitting if setup.one_page_wide else max(lowest, fitting))
+    scale = int(max(lowest, fitting))
     placed = place(sheet, widths, bottom, scale, page_size(landscape), lowest)
     # (a smaller scale below moves no column break to the left of where a label was wrapped)
     if wrap_labels(sheet, widths, placed[0]):  # taller rows: the rows' breaks again
         placed = place(sheet, widths, bottom, scale, page_size(landscape), lowest)
     # rows or columns that overflow the last page by a little: a little smaller, on a page of rows
     # or columns fewer (a page holding a table's last rows, last units or a label alone is worse),
-    # never below 6 pt unless the sheet is printed one page wide anyway
-    least = math.ceil(ONE_PAGE_TALL * scale)
-    if not setup.one_page_wide:
-        least = max(lowest, least)
+    # never below 6 pt
+    least = max(lowest, math.ceil(ONE_PAGE_TALL * scale))
     for smaller in range(scale - 1, least - 1, -1):
         if not placed[0] and not placed[1]:
             break
