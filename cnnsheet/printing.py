@@ -2,18 +2,16 @@
 
 A page holds what fits on A4 and on US Letter alike. Each sheet prints at one fixed scale, the
 largest at which its widest block fits the page, but never below the scale at which its smallest
-digits would print under 6 pt: a wide sheet takes more pages instead of shrinking. Two exceptions: a
-sheet whose rows or columns overflow its last page by a little prints a little smaller (down to 6
-pt) on a page of rows or columns fewer, and a sheet that asks to print one page wide (a Zoom sheet:
-one picture) takes the scale at which all its columns fit, however small. Page breaks fall between
-blocks (a block and its heading stay together unless the block alone is larger than a page), the
-sheet's title rows repeat on every page, the header names the step and the sheet, and the footer
-counts the pages; pages run across, then down (maps in rows come in their order), unless a row break
-cuts through a block: then down, then across, so that the parts of a block taller than a page print
-one after another. Lines of explanation wrap within the first page's columns, and labels beside them
-within their page (a page to the right would print their cut-off ends). Columns are planned as wide
-as LibreOffice draws them, the wider of the two programs. The paper, A4 or Letter, is only named for
-the printer.
+digits would print under 6 pt: a wide sheet takes more pages instead of shrinking. A sheet whose
+rows or columns overflow its last page by a little prints a little smaller (still 6 pt) on a page
+of rows or columns fewer. Page breaks fall between blocks (a block and its heading stay together
+unless the block alone is larger than a page), the sheet's title rows repeat on every page, the
+header names the step and the sheet, and the footer counts the pages; pages run across, then down
+(maps in rows come in their order), unless a row break cuts through a block: then down, then
+across, so that the parts of a block taller than a page print one after another. Lines of
+explanation wrap within the first page's columns, and labels beside them within their page (a page
+to the right would print their cut-off ends). Columns are planned as wide as LibreOffice draws
+them, the wider of the two programs. The paper, A4 or Letter, is only named for the printer.
 """
 
 from __future__ import annotations

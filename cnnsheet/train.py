@@ -372,9 +372,6 @@ def new_model(architecture: Architecture, classes, train_pixels, seed: int,
     return model
 
 
-START_WORDS = ("random", "bundled")
-
-
 def starting_point(choice: str | None, architecture: Architecture) -> tuple[Model | None, str]:
     """What `train --start` chose: the model whose learned layers training starts from (None, the
     default: random weights), and a line that says so."""
