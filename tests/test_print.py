@@ -4,6 +4,7 @@ header."""
 
 import subprocess
 
+import pytest
 from click.testing import CliRunner
 from libreoffice import convert
 
@@ -27,16 +28,9 @@ def printed_pages(pdf, sheets: list[str]) -> list[tuple[str, str]]:
     return found
 
 
-def planned_pages(sheet: SheetPlan) -> int:
-    setup = sheet.printing
-    return (len(setup.row_breaks) + 1) * (len(setup.col_breaks) + 1)
-
-
-def test_the_whole_workbook_prints_as_planned_and_each_zoom_in_bands(tmp_path, calc_profile, monkeypatch):
-    """Each Zoom sheet prints one page wide with numbers of 6 pt, its channels' bands whole (it took
-    five pages, a patch or a label's end on each, and then one page of 3 pt numbers); no sheet
-    takes a page LibreOffice adds beyond the plan's breaks (a column or a line's end alone, where
-    the plan's columns were narrower than LibreOffice draws them); no label's end prints alone."""
+@pytest.fixture
+def laid_out(monkeypatch) -> list[SheetPlan]:
+    """Every sheet printing.lay_out plans from here on, in order, with its page setup."""
     plans = []
     save = printing.lay_out
 
@@ -45,11 +39,24 @@ def test_the_whole_workbook_prints_as_planned_and_each_zoom_in_bands(tmp_path, c
         plans.append(sheet)
 
     monkeypatch.setattr(printing, "lay_out", recorded)
+    return plans
+
+
+def planned_pages(sheet: SheetPlan) -> int:
+    setup = sheet.printing
+    return (len(setup.row_breaks) + 1) * (len(setup.col_breaks) + 1)
+
+
+def test_the_whole_workbook_prints_as_planned_and_each_zoom_in_bands(tmp_path, calc_profile, laid_out):
+    """Each Zoom sheet prints one page wide with numbers of 6 pt, its channels' bands whole (it took
+    five pages, a patch or a label's end on each, and then one page of 3 pt numbers); no sheet
+    takes a page LibreOffice adds beyond the plan's breaks (a column or a line's end alone, where
+    the plan's columns were narrower than LibreOffice draws them); no label's end prints alone."""
     path = tmp_path / "walkthrough.xlsx"
     result = CliRunner().invoke(main, ["explain", "-o", str(path)])
     assert result.exit_code == 0, result.output
     [pdf] = convert([path], tmp_path / "pdf", calc_profile, to="pdf")
-    sheets = {sheet.title: sheet for sheet in plans}
+    sheets = {sheet.title: sheet for sheet in laid_out}
     printed = printed_pages(pdf, list(sheets))
     counts = {}
     for sheet, _ in printed:
@@ -83,25 +90,17 @@ def band(starts: list[int], index: int) -> int:
     return sum(start <= index for start in starts)
 
 
-def test_a_block_taller_than_a_page_prints_its_parts_one_after_another(tmp_path, monkeypatch):
+def test_a_block_taller_than_a_page_prints_its_parts_one_after_another(tmp_path, laid_out):
     """The top and the bottom half of a 28-row channel (Input, sConv1's filters) printed three pages
     apart, the bottom halves unlabelled, when pages ran across first: every block's pages are
     consecutive in the sheet's page order (in the default walkthrough and in one of two blocks).
     And the explanation above such a block printed on a page alone (Input, sImage, Grad-CAM)."""
-    plans = []
-    save = printing.lay_out
-
-    def recorded(sheet, *args, **kwargs):
-        save(sheet, *args, **kwargs)
-        plans.append(sheet)
-
-    monkeypatch.setattr(printing, "lay_out", recorded)
     for options in ([], ["--untrained", "--blocks", "2"]):
-        plans.clear()
+        laid_out.clear()
         result = CliRunner().invoke(main, ["explain", "-o", str(tmp_path / "w.xlsx"), *options])
         assert result.exit_code == 0, result.output
         apart, cut, alone = {}, 0, []
-        for sheet in plans:
+        for sheet in laid_out:
             setup, pages = sheet.printing, page_numbers(sheet)
             for top, left, bottom, right in sheet.keep:
                 cols = range(band(setup.col_breaks, left), band(setup.col_breaks, right) + 1)
